@@ -1,0 +1,1 @@
+//! flowcat-engine: the flow model, loading, validation and compiling to a DAG.

@@ -1,0 +1,1 @@
+//! flowcat-nodes: the node kinds and integrations, Duo request signing among them.

@@ -1,0 +1,1 @@
+//! flowcat-sim: a Duo API simulator, an independent implementation of Duo's side.
