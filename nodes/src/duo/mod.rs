@@ -1,0 +1,1 @@
+//! Duo: request signing, secrets and the retry schedule of the official clients.
