@@ -1,1 +1,38 @@
-//! flowcat-sim: a Duo API simulator, an independent implementation of Duo's side.
+//! flowcat-sim: a Duo Admin API and Auth API simulator, an independent implementation of Duo's side.
+//!
+//! Start one with [`Sim::start`] (or [`Sim::start_seed`]) on a loopback address, point clients at
+//! [`Sim::addr`], and read what happened through [`Sim::audit`] or the `/sim/` control API. The
+//! verifier ([`verify`], [`canon`]) shares no code with the client-side signer on purpose.
+
+mod admin;
+mod app;
+pub mod audit;
+mod authapi;
+pub mod canon;
+pub mod cli;
+mod control;
+pub mod date;
+mod duo;
+mod error;
+pub mod fault;
+pub mod ids;
+pub mod integrations;
+pub mod keys;
+pub mod model;
+mod ops;
+pub mod params;
+pub mod push;
+pub mod routes;
+pub mod seed;
+mod server;
+pub mod state;
+pub mod verify;
+
+pub use app::Options;
+pub use audit::AuditEntry;
+pub use error::{ApiError, Error};
+pub use fault::Faults;
+pub use keys::{Kind, SecretKey};
+pub use seed::Seed;
+pub use server::Sim;
+pub use state::State;

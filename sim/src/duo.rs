@@ -1,0 +1,169 @@
+//! The Duo API request pipeline: route, count, fault, verify, apply, answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::app::{App, lock, now_ms};
+use crate::audit::Origin;
+use crate::authapi;
+use crate::error::ApiError;
+use crate::fault::Action;
+use crate::keys::Kind;
+use crate::ops::{self, Ctx, Reply};
+use crate::params::Params;
+use crate::push::{self, Outcome, Status};
+use crate::routes::{self, Api, Found, Op, Route};
+use crate::verify::{self, RequestParts};
+
+/// Marks a response whose connection must close without sending it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DropConnection;
+
+/// The fallback handler: every request that is not for `/sim/`.
+pub(crate) async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+    let (route, ids) = match routes::find(req.method().as_str(), req.uri().path()) {
+        Found::Route(route, ids) => (route, ids),
+        Found::WrongMethod => return error(&ApiError::method_not_allowed()),
+        Found::NotFound => return error(&ApiError::not_found()),
+    };
+    *lock(&app.stats).entry(route.pattern.to_string()).or_default() += 1;
+    let latency = lock(&app.faults).latency_ms(route.pattern);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let action = lock(&app.faults).take_before(route.pattern);
+    match action {
+        Action::Proceed => {}
+        Action::TooMany { retry_after, header } => return too_many(retry_after, header.name()),
+        Action::ServerError(status) => return error(&ApiError::server(status)),
+    }
+    let result = serve(&app, route, &ids, req).await;
+    let mut response = match result {
+        Ok(reply) => success(reply),
+        Err(err) => error(&err),
+    };
+    if lock(&app.faults).take_drop(route.pattern) {
+        response.extensions_mut().insert(DropConnection);
+    }
+    response
+}
+
+/// Verifies and applies one request.
+async fn serve(app: &App, route: &'static Route, ids: &[String], req: Request) -> Result<Reply, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, app.options.max_body_bytes).await.map_err(|_| ApiError::too_large())?;
+    let headers: Vec<(String, Vec<u8>)> =
+        parts.headers.iter().map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec())).collect();
+    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let host = host.or_else(|| parts.uri.authority().map(|a| a.as_str())).unwrap_or_default();
+    let request = RequestParts {
+        method: parts.method.as_str(),
+        host,
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or_default(),
+        headers: &headers,
+        body: &body,
+    };
+    let ikey = match route.api {
+        Api::Public => String::new(),
+        Api::Admin | Api::Auth => authorise(app, route, &request)?,
+    };
+    let params = Params::from_request(&request)?;
+    let origin = Origin { time: 0, method: route.method(), route: route.pattern, ikey: &ikey };
+    match route.op {
+        Op::Auth => auth(app, origin, &params).await,
+        Op::AuthStatus => auth_status(app, &params).await,
+        op => {
+            let now_ms = now_ms();
+            let mut state = lock(&app.state);
+            let mut ctx = Ctx { state: &mut state, origin: Origin { time: now_ms, ..origin }, now_ms };
+            ops::run(op, &mut ctx, &params, ids)
+        }
+    }
+}
+
+/// Checks the signature and that the integration may call this API; returns the ikey.
+fn authorise(app: &App, route: &Route, request: &RequestParts<'_>) -> Result<String, ApiError> {
+    let skew = i64::try_from(app.options.skew.as_secs()).unwrap_or(i64::MAX);
+    let verified = verify::verify(request, &app.keyring, now_ms().div_euclid(1000), skew)?;
+    let allowed = match route.api {
+        Api::Admin => verified.kind == Kind::DuoAdmin,
+        Api::Auth => verified.kind == Kind::DuoAuth,
+        Api::Public => true,
+    };
+    if !allowed {
+        return Err(ApiError::wrong_kind());
+    }
+    Ok(verified.ikey)
+}
+
+/// `POST /auth/v2/auth`: `{txid}` with `async=1`, otherwise the outcome once the user answers.
+async fn auth(app: &App, origin: Origin<'_>, params: &Params) -> Result<Reply, ApiError> {
+    let started = {
+        let now_ms = now_ms();
+        let mut state = lock(&app.state);
+        let mut ctx = Ctx { state: &mut state, origin: Origin { time: now_ms, ..origin }, now_ms };
+        authapi::start_auth(&mut ctx, params)?
+    };
+    if params.flag("async") {
+        return Ok(Reply::plain(json!({ "txid": started.txid })));
+    }
+    let limit = u64::try_from(app.options.sync_auth_limit.as_millis()).unwrap_or(u64::MAX);
+    wait_ms(started.poll_wait_ms(now_ms(), limit)).await;
+    let status = match started.status(now_ms()) {
+        // The user never answered within the limit: the push expired.
+        Status::Waiting => Status::Done(Outcome::Timeout),
+        done => done,
+    };
+    Ok(Reply::plain(push::render(status)))
+}
+
+/// `GET /auth/v2/auth_status`: long-polls until the push resolves or the bound passes.
+async fn auth_status(app: &App, params: &Params) -> Result<Reply, ApiError> {
+    let found = authapi::find_push(&lock(&app.state), params)?;
+    let bound = u64::try_from(app.options.long_poll.as_millis()).unwrap_or(u64::MAX);
+    wait_ms(found.poll_wait_ms(now_ms(), bound)).await;
+    Ok(Reply::plain(push::render(found.status(now_ms()))))
+}
+
+async fn wait_ms(ms: u64) {
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+fn success(reply: Reply) -> Response {
+    let mut body = json!({ "stat": "OK", "response": reply.response });
+    if let Some(metadata) = reply.metadata {
+        body["metadata"] = metadata;
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+/// Duo's error envelope with the status its code implies.
+pub(crate) fn error(err: &ApiError) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, &err.body())
+}
+
+fn too_many(retry_after: Option<u64>, header_name: &'static str) -> Response {
+    let mut response = error(&ApiError::too_many());
+    if let Some(secs) = retry_after {
+        response.headers_mut().insert(header_name, HeaderValue::from(secs));
+    }
+    response
+}
+
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,67 @@
+//! The context every Duo operation runs in, what it answers, and the dispatch by operation.
+
+use serde_json::Value;
+
+use crate::audit::Origin;
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::routes::Op;
+use crate::state::State;
+use crate::{admin, authapi};
+
+/// What an operation may touch: the state (under the server's lock) and who is asking.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub state: &'a mut State,
+    pub origin: Origin<'a>,
+    /// Unix milliseconds, read once per request so one request sees one time.
+    pub now_ms: i64,
+}
+
+impl Ctx<'_> {
+    /// Records a state change in the audit log.
+    pub fn record(&mut self, change: &str, detail: Value) {
+        self.state.audit.record(&self.origin, change, detail);
+    }
+
+    /// Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.now_ms.div_euclid(1000)
+    }
+}
+
+/// A success: the `response` and, for paged lists, the `metadata`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub response: Value,
+    pub metadata: Option<Value>,
+}
+
+impl Reply {
+    /// A reply without metadata.
+    pub fn plain(response: Value) -> Self {
+        Self { response, metadata: None }
+    }
+}
+
+/// Runs every operation that answers at once. Push (`auth`, `auth_status`) waits on the clock and
+/// is driven by the server; it reaches here only to be started.
+pub fn run(op: Op, ctx: &mut Ctx<'_>, params: &Params, ids: &[String]) -> Result<Reply, ApiError> {
+    let id = |i: usize| ids.get(i).map_or("", String::as_str);
+    match op {
+        Op::UsersList => admin::users_list(ctx, params),
+        Op::UserGet => admin::user_get(ctx, id(0)),
+        Op::UserCreate => admin::user_create(ctx, params),
+        Op::UserEnroll => admin::user_enroll(ctx, params),
+        Op::UserPhones => admin::user_phones(ctx, id(0), params),
+        Op::UserPhoneAssociate => admin::associate(ctx, id(0), params),
+        Op::UserPhoneDisassociate => admin::disassociate(ctx, id(0), id(1)),
+        Op::PhonesList => admin::phones_list(ctx, params),
+        Op::PhoneCreate => admin::phone_create(ctx, params),
+        Op::PhoneDelete => admin::phone_delete(ctx, id(0)),
+        Op::PhoneSmsActivation => admin::sms_activation(ctx, id(0), params),
+        Op::Ping | Op::Check => Ok(Reply::plain(serde_json::json!({ "time": ctx.now() }))),
+        Op::Preauth => authapi::preauth(ctx, params),
+        Op::Auth | Op::AuthStatus => Err(ApiError::server(500)),
+    }
+}

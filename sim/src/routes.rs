@@ -1,0 +1,144 @@
+//! The Duo routes the simulator serves, as one table: method, path pattern, API and operation.
+
+/// Which credentials a route wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Admin API keys.
+    Admin,
+    /// Auth API keys.
+    Auth,
+    /// No signature (`/auth/v2/ping`).
+    Public,
+}
+
+/// What a route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Op {
+    UsersList,
+    UserGet,
+    UserCreate,
+    UserEnroll,
+    UserPhones,
+    UserPhoneAssociate,
+    UserPhoneDisassociate,
+    PhonesList,
+    PhoneCreate,
+    PhoneDelete,
+    PhoneSmsActivation,
+    Ping,
+    Check,
+    Preauth,
+    Auth,
+    AuthStatus,
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct Route {
+    /// `METHOD /path/{param}`: the name faults, stats and the audit log use.
+    pub pattern: &'static str,
+    pub api: Api,
+    pub op: Op,
+}
+
+impl Route {
+    /// The method half of the pattern.
+    pub fn method(&self) -> &'static str {
+        self.pattern.split_once(' ').map_or("", |(m, _)| m)
+    }
+
+    fn path(&self) -> &'static str {
+        self.pattern.split_once(' ').map_or("", |(_, p)| p)
+    }
+}
+
+/// Literal paths come before patterns that could also match them (`users/enroll` before
+/// `users/{user_id}`), because the first match wins.
+pub static ROUTES: &[Route] = &[
+    Route { pattern: "GET /admin/v1/users", api: Api::Admin, op: Op::UsersList },
+    Route { pattern: "POST /admin/v1/users", api: Api::Admin, op: Op::UserCreate },
+    Route { pattern: "POST /admin/v1/users/enroll", api: Api::Admin, op: Op::UserEnroll },
+    Route { pattern: "GET /admin/v1/users/{user_id}", api: Api::Admin, op: Op::UserGet },
+    Route { pattern: "GET /admin/v1/users/{user_id}/phones", api: Api::Admin, op: Op::UserPhones },
+    Route { pattern: "POST /admin/v1/users/{user_id}/phones", api: Api::Admin, op: Op::UserPhoneAssociate },
+    Route {
+        pattern: "DELETE /admin/v1/users/{user_id}/phones/{phone_id}",
+        api: Api::Admin,
+        op: Op::UserPhoneDisassociate,
+    },
+    Route { pattern: "GET /admin/v1/phones", api: Api::Admin, op: Op::PhonesList },
+    Route { pattern: "POST /admin/v1/phones", api: Api::Admin, op: Op::PhoneCreate },
+    Route { pattern: "DELETE /admin/v1/phones/{phone_id}", api: Api::Admin, op: Op::PhoneDelete },
+    Route {
+        pattern: "POST /admin/v1/phones/{phone_id}/send_sms_activation",
+        api: Api::Admin,
+        op: Op::PhoneSmsActivation,
+    },
+    Route { pattern: "GET /auth/v2/ping", api: Api::Public, op: Op::Ping },
+    Route { pattern: "GET /auth/v2/check", api: Api::Auth, op: Op::Check },
+    Route { pattern: "POST /auth/v2/preauth", api: Api::Auth, op: Op::Preauth },
+    Route { pattern: "POST /auth/v2/auth", api: Api::Auth, op: Op::Auth },
+    Route { pattern: "GET /auth/v2/auth_status", api: Api::Auth, op: Op::AuthStatus },
+];
+
+/// Every pattern, for validating fault configuration.
+pub fn patterns() -> Vec<&'static str> {
+    ROUTES.iter().map(|r| r.pattern).collect()
+}
+
+/// The outcome of routing a request.
+#[derive(Debug)]
+pub enum Found {
+    /// A route, with the values of its `{…}` segments in order.
+    Route(&'static Route, Vec<String>),
+    /// The path exists, with other methods: 405.
+    WrongMethod,
+    /// No such path: 404.
+    NotFound,
+}
+
+/// Finds the route for a method and path.
+pub fn find(method: &str, path: &str) -> Found {
+    let mut path_known = false;
+    for route in ROUTES {
+        if let Some(ids) = match_path(route.path(), path) {
+            if route.method().eq_ignore_ascii_case(method) {
+                return Found::Route(route, ids);
+            }
+            path_known = true;
+        }
+    }
+    if path_known { Found::WrongMethod } else { Found::NotFound }
+}
+
+fn match_path(pattern: &str, path: &str) -> Option<Vec<String>> {
+    let mut want = pattern.split('/');
+    let mut got = path.split('/');
+    let mut ids = Vec::new();
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return Some(ids),
+            (Some(w), Some(g)) if w.starts_with('{') && !g.is_empty() => ids.push(g.to_string()),
+            (Some(w), Some(g)) if w == g => {}
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_routes_win_and_ids_are_captured() {
+        let Found::Route(route, ids) = find("POST", "/admin/v1/users/enroll") else { panic!("no route") };
+        assert_eq!((route.op, ids.len()), (Op::UserEnroll, 0));
+        let Found::Route(route, ids) = find("DELETE", "/admin/v1/users/DU1/phones/DP2") else { panic!("no route") };
+        assert_eq!(route.op, Op::UserPhoneDisassociate);
+        assert_eq!(ids, ["DU1", "DP2"]);
+        assert!(matches!(find("PUT", "/admin/v1/users"), Found::WrongMethod));
+        assert!(matches!(find("GET", "/admin/v1/users/"), Found::NotFound));
+        assert!(matches!(find("GET", "/nope"), Found::NotFound));
+    }
+}

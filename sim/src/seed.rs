@@ -1,0 +1,201 @@
+//! The seed: integrations, users and phones a simulator starts from, and a demo seed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{Kind, SecretKey};
+use crate::model::{PhoneType, PushBehaviour, UserStatus, default_push_delay_ms};
+
+/// What a fresh simulator holds. Read from JSON by `--seed FILE`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    /// The API applications whose keys the simulator accepts.
+    pub integrations: Vec<IntegrationSeed>,
+    /// Users, each with the numbers of its phones.
+    #[serde(default)]
+    pub users: Vec<UserSeed>,
+    /// Phones, attached or not.
+    #[serde(default)]
+    pub phones: Vec<PhoneSeed>,
+    /// What preauth answers for a username Duo does not know.
+    #[serde(default)]
+    pub new_user_policy: NewUserPolicy,
+    /// Seeds the id generator so ids repeat from run to run.
+    #[serde(default = "default_id_seed")]
+    pub id_seed: u64,
+}
+
+fn default_id_seed() -> u64 {
+    1
+}
+
+/// An Admin or Auth API application.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationSeed {
+    /// The name the integrations file gives it (`duo_admin`).
+    pub name: String,
+    /// Which API it may call.
+    pub kind: Kind,
+    /// Integration key: `DI` + 18 upper-case letters or digits.
+    pub ikey: String,
+    /// Secret key (40 characters at Duo).
+    pub skey: SecretKey,
+}
+
+/// A seeded user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSeed {
+    pub username: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub realname: String,
+    #[serde(default)]
+    pub status: UserStatus,
+    /// Numbers of phones from `phones`, attached in this order.
+    #[serde(default)]
+    pub phones: Vec<String>,
+    /// How the user answers a push.
+    #[serde(default)]
+    pub push: PushBehaviour,
+    /// How long the user takes to answer (or, for `timeout`, until the push expires).
+    #[serde(default = "default_push_delay_ms")]
+    pub push_delay_ms: u64,
+}
+
+/// A seeded phone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneSeed {
+    /// E.164, e.g. `+15555550100`.
+    pub number: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: PhoneType,
+    #[serde(default = "default_platform")]
+    pub platform: String,
+    /// Whether Duo Mobile is activated on it (needed for push).
+    #[serde(default = "default_true")]
+    pub activated: bool,
+}
+
+fn default_platform() -> String {
+    "google android".to_string()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Preauth's answer for an unknown username (Duo's "new user policy").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NewUserPolicy {
+    /// `enroll`: the user may enrol.
+    #[default]
+    Enroll,
+    /// `deny`.
+    Deny,
+    /// `allow` without a second factor.
+    Allow,
+}
+
+/// The demo integration keys, fixed so docs and examples can name them.
+pub const DEMO_ADMIN_IKEY: &str = "DISIMADMIN0000000001";
+/// The demo Auth API integration key.
+pub const DEMO_AUTH_IKEY: &str = "DISIMAUTH00000000001";
+
+impl Seed {
+    /// A small, deterministic world: one Admin and one Auth integration, and a user for every
+    /// preauth answer and push behaviour.
+    pub fn demo() -> Self {
+        let integration = |name: &str, kind, ikey: &str, skey: &str| IntegrationSeed {
+            name: name.to_string(),
+            kind,
+            ikey: ikey.to_string(),
+            skey: SecretKey::new(skey),
+        };
+        Seed {
+            integrations: vec![
+                integration("duo_admin", Kind::DuoAdmin, DEMO_ADMIN_IKEY, "simadminsecretkey0000000000000000000000a"),
+                integration("duo_auth", Kind::DuoAuth, DEMO_AUTH_IKEY, "simauthsecretkey00000000000000000000000b"),
+            ],
+            users: demo_users(),
+            phones: demo_phones(),
+            new_user_policy: NewUserPolicy::Enroll,
+            id_seed: 1,
+        }
+    }
+}
+
+fn demo_users() -> Vec<UserSeed> {
+    let user = |name: &str, status, phones: &[&str], push, delay| UserSeed {
+        username: name.to_string(),
+        email: format!("{name}@example.com"),
+        realname: format!("{}{} Example", name[..1].to_ascii_uppercase(), &name[1..]),
+        status,
+        phones: phones.iter().map(|p| p.to_string()).collect(),
+        push,
+        push_delay_ms: delay,
+    };
+    use PushBehaviour::{Approve, Deny, Fraud, Timeout};
+    use UserStatus::{Active, Bypass, Disabled, LockedOut};
+    vec![
+        user("alice", Active, &["+15555550100"], Approve, 200),
+        user("bob", Active, &["+15555550101"], Deny, 200),
+        user("carol", Active, &["+15555550102"], Timeout, 1000),
+        user("dave", Active, &["+15555550103"], Fraud, 200),
+        user("erin", Bypass, &[], Approve, 200),
+        user("frank", Disabled, &["+15555550105"], Approve, 200),
+        user("grace", Active, &[], Approve, 200),
+        user("henry", Active, &["+15555550104"], Approve, 200),
+        user("ivan", LockedOut, &["+15555550106"], Approve, 200),
+    ]
+}
+
+fn demo_phones() -> Vec<PhoneSeed> {
+    let phone = |number: &str, name: &str, kind, platform: &str| PhoneSeed {
+        number: number.to_string(),
+        name: name.to_string(),
+        kind,
+        platform: platform.to_string(),
+        activated: kind == PhoneType::Mobile,
+    };
+    vec![
+        phone("+15555550100", "Alice's Pixel", PhoneType::Mobile, "google android"),
+        phone("+15555550101", "Bob's iPhone", PhoneType::Mobile, "apple ios"),
+        phone("+15555550102", "Carol's iPhone", PhoneType::Mobile, "apple ios"),
+        phone("+15555550103", "Dave's Pixel", PhoneType::Mobile, "google android"),
+        phone("+15555550104", "Henry's desk", PhoneType::Landline, "unknown"),
+        phone("+15555550105", "Frank's Pixel", PhoneType::Mobile, "google android"),
+        phone("+15555550106", "Ivan's iPhone", PhoneType::Mobile, "apple ios"),
+        phone("+15555550199", "Spare Android", PhoneType::Mobile, "google android"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_keys_have_duo_shapes() {
+        let seed = Seed::demo();
+        for integration in &seed.integrations {
+            assert_eq!(integration.ikey.len(), 20);
+            assert!(integration.ikey.starts_with("DI"));
+            assert!(integration.ikey.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+            assert_eq!(integration.skey.expose().len(), 40);
+        }
+        assert!(!format!("{seed:?}").contains("secretkey"));
+    }
+
+    #[test]
+    fn seed_round_trips_through_json() {
+        let seed = Seed::demo();
+        let text = serde_json::to_string(&seed).expect("serialise");
+        assert_eq!(serde_json::from_str::<Seed>(&text).expect("parse"), seed);
+    }
+}
