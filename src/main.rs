@@ -1,5 +1,97 @@
 //! The `flowcat` binary: validate, draw, list and run flows.
+//!
+//! Exit codes: 0 clean, 1 problems found (or the flow failed), 2 usage errors: the arguments,
+//! an unknown flow, a catalog that cannot be read.
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "flowcat", version, about = "Declarative workflows for Duo Security administration")]
+struct Cli {
+    /// The folder holding the flow catalog; flows are found in it by id.
+    #[arg(long, global = true, default_value = "flows", value_name = "DIR")]
+    catalog: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check flow files and report every problem with its line and column.
+    Validate {
+        /// Flow files or folders (default: the catalog and `examples/`).
+        paths: Vec<PathBuf>,
+        /// Treat warnings as errors (exit 1).
+        #[arg(long)]
+        deny_warnings: bool,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
+    },
+    /// Draw a flow's graph.
+    Graph {
+        /// A flow id from the catalog, or the path of a flow file.
+        flow: String,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+        /// Draw each subflow's nodes inside the node that calls it.
+        #[arg(long)]
+        expand_subflows: bool,
+    },
+    /// List every flow in the catalog with its inputs, outputs and integrations.
+    List {
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Print the JSON Schema (draft-07) of the flow format, for editors.
+    Schema,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ReportFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ListFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { paths, deny_warnings, format } => {
+            commands::validate(&cli.catalog, paths, deny_warnings, matches!(format, ReportFormat::Json))
+        }
+        Command::Graph { flow, format, expand_subflows } => {
+            let format = match format {
+                GraphFormat::Dot => commands::Drawing::Dot,
+                GraphFormat::Mermaid => commands::Drawing::Mermaid,
+                GraphFormat::Json => commands::Drawing::Json,
+            };
+            commands::graph(&cli.catalog, &flow, format, expand_subflows)
+        }
+        Command::List { format } => commands::list(&cli.catalog, matches!(format, ListFormat::Json)),
+        Command::Schema => commands::schema(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -1,1 +1,26 @@
 //! flowcat-engine: the flow model, loading, validation and compiling to a DAG.
+//!
+//! A flow travels through passes, each with its own type: text → [`yaml::Node`] (spanned
+//! tree) → [`load::Parsed`] (checked against the format, with its [`model::Signature`]) →
+//! [`compile::Flow`] (templates compiled, references resolved) holding a [`plan::Plan`] (the
+//! DAG). The engine knows flows, not Duo: node kinds plug in through [`kind::NodeKind`].
+
+pub mod catalog;
+pub mod compile;
+pub mod diag;
+pub mod format;
+pub mod kind;
+pub mod load;
+pub mod model;
+pub mod plan;
+pub mod shape;
+pub mod template;
+pub mod yaml;
+
+pub use catalog::Catalog;
+pub use compile::Flow;
+pub use diag::{Diagnostic, Severity};
+pub use kind::{NodeKind, Registry};
+pub use plan::Plan;
+pub mod draw;
+pub mod schema;

@@ -14,10 +14,7 @@ const DATE: &str = "Tue, 21 Aug 2012 17:29:18 -0000";
 const HOST: &str = "api-xxxxxxxx.duosecurity.com";
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    items.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 /// Median over `SAMPLES` of the mean time per call within a sample of `ITERATIONS` calls.
@@ -41,25 +38,10 @@ fn median_ns(mut call: impl FnMut()) -> f64 {
 fn main() {
     let skey = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
     let get_params = pairs(&[("username", "jsmith")]);
-    let post_params = pairs(&[
-        ("username", "jsmith"),
-        ("factor", "push"),
-        ("device", "auto"),
-        ("async", "1"),
-    ]);
+    let post_params = pairs(&[("username", "jsmith"), ("factor", "push"), ("device", "auto"), ("async", "1")]);
     let cases = [
-        (
-            "v2 sha1",
-            SigVersion::V2 {
-                digest: Digest::Sha1,
-            },
-        ),
-        (
-            "v2 sha512",
-            SigVersion::V2 {
-                digest: Digest::Sha512,
-            },
-        ),
+        ("v2 sha1", SigVersion::V2 { digest: Digest::Sha1 }),
+        ("v2 sha512", SigVersion::V2 { digest: Digest::Sha512 }),
         ("v5", SigVersion::V5),
     ];
     for (name, version) in cases {
@@ -70,10 +52,8 @@ fn main() {
                 std::process::exit(1);
             }
         };
-        for (method, path, params) in [
-            ("GET", "/admin/v1/users", &get_params),
-            ("POST", "/auth/v2/auth", &post_params),
-        ] {
+        for (method, path, params) in [("GET", "/admin/v1/users", &get_params), ("POST", "/auth/v2/auth", &post_params)]
+        {
             let ns = median_ns(|| {
                 let signed = signer.sign(
                     black_box(method),

@@ -10,6 +10,6 @@ pub mod sign;
 pub use retry::{Failure, RetryPolicy, delay, may_retry, parse_retry_after, retry_after};
 pub use secret::Secret;
 pub use sign::{
-    CanonicalRequest, Digest, ParseSigVersionError, SigVersion, SignError, SignedRequest, Signer,
-    canon_json, canon_params, canonical_string, rfc2822_date, rfc2822_now,
+    CanonicalRequest, Digest, ParseSigVersionError, SigVersion, SignError, SignedRequest, Signer, canon_json,
+    canon_params, canonical_string, rfc2822_date, rfc2822_now,
 };

@@ -40,12 +40,7 @@ impl Default for RetryPolicy {
 ///   is exactly that, neither capped nor jittered.
 /// - `jitter_unit`: a random number in `[0, 1]` (out-of-range values are clamped, NaN counts as 0);
 ///   the wait is `min(initial × 2^(attempt−1), max) + jitter × jitter_unit`.
-pub fn delay(
-    policy: &RetryPolicy,
-    attempt: u32,
-    retry_after: Option<Duration>,
-    jitter_unit: f64,
-) -> Option<Duration> {
+pub fn delay(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>, jitter_unit: f64) -> Option<Duration> {
     if attempt >= policy.max_attempts {
         return None;
     }
@@ -55,11 +50,7 @@ pub fn delay(
     let doublings = attempt.saturating_sub(1);
     let factor = 2u32.checked_pow(doublings).unwrap_or(u32::MAX);
     let base = policy.initial.saturating_mul(factor).min(policy.max);
-    let unit = if jitter_unit.is_nan() {
-        0.0
-    } else {
-        jitter_unit.clamp(0.0, 1.0)
-    };
+    let unit = if jitter_unit.is_nan() { 0.0 } else { jitter_unit.clamp(0.0, 1.0) };
     Some(base.saturating_add(policy.jitter.mul_f64(unit)))
 }
 
@@ -91,11 +82,7 @@ pub fn may_retry(method: &str, failure: Failure) -> bool {
 /// The wait a 429 asks for: `Retry-After` if it parses, else `X-Retry-After` (Duo's C client
 /// honours both). Each is either delay seconds (`120`, also `1.5`) or an HTTP date (any of the
 /// three RFC 9110 forms), which is counted from `now`; a date in the past means no wait.
-pub fn retry_after(
-    retry_after: Option<&str>,
-    x_retry_after: Option<&str>,
-    now: SystemTime,
-) -> Option<Duration> {
+pub fn retry_after(retry_after: Option<&str>, x_retry_after: Option<&str>, now: SystemTime) -> Option<Duration> {
     retry_after
         .and_then(|value| parse_retry_after(value, now))
         .or_else(|| x_retry_after.and_then(|value| parse_retry_after(value, now)))
@@ -125,30 +112,13 @@ mod tests {
     #[test]
     fn default_schedule_doubles_to_32_then_gives_up_at_attempt_7() {
         let policy = RetryPolicy::default();
-        let waits: Vec<Option<Duration>> = (1..=8)
-            .map(|attempt| delay(&policy, attempt, None, 0.0))
-            .collect();
-        assert_eq!(
-            waits,
-            [
-                Some(S(1)),
-                Some(S(2)),
-                Some(S(4)),
-                Some(S(8)),
-                Some(S(16)),
-                Some(S(32)),
-                None,
-                None
-            ]
-        );
+        let waits: Vec<Option<Duration>> = (1..=8).map(|attempt| delay(&policy, attempt, None, 0.0)).collect();
+        assert_eq!(waits, [Some(S(1)), Some(S(2)), Some(S(4)), Some(S(8)), Some(S(16)), Some(S(32)), None, None]);
     }
 
     #[test]
     fn doubling_is_capped_at_max() {
-        let policy = RetryPolicy {
-            max_attempts: 100,
-            ..RetryPolicy::default()
-        };
+        let policy = RetryPolicy { max_attempts: 100, ..RetryPolicy::default() };
         assert_eq!(delay(&policy, 7, None, 0.0), Some(S(32)));
         assert_eq!(delay(&policy, 40, None, 0.0), Some(S(32)));
         assert_eq!(delay(&policy, 99, None, 0.0), Some(S(32)));
@@ -159,21 +129,8 @@ mod tests {
     fn jitter_stays_within_bounds() {
         let policy = RetryPolicy::default();
         assert_eq!(delay(&policy, 1, None, 1.0), Some(S(2)));
-        assert_eq!(
-            delay(&policy, 3, None, 0.5),
-            Some(Duration::from_millis(4500))
-        );
-        for unit in [
-            0.0,
-            0.25,
-            0.999,
-            1.0,
-            -3.0,
-            7.0,
-            f64::NAN,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-        ] {
+        assert_eq!(delay(&policy, 3, None, 0.5), Some(Duration::from_millis(4500)));
+        for unit in [0.0, 0.25, 0.999, 1.0, -3.0, 7.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             let wait = delay(&policy, 6, None, unit).expect("attempt 6 retries");
             assert!(wait >= S(32) && wait <= S(33), "{unit}: {wait:?}");
         }
@@ -184,10 +141,7 @@ mod tests {
     fn retry_after_wins_but_not_over_max_attempts() {
         let policy = RetryPolicy::default();
         assert_eq!(delay(&policy, 1, Some(S(90)), 0.9), Some(S(90)));
-        assert_eq!(
-            delay(&policy, 5, Some(Duration::ZERO), 0.9),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(delay(&policy, 5, Some(Duration::ZERO), 0.9), Some(Duration::ZERO));
         assert_eq!(delay(&policy, 7, Some(S(1)), 0.0), None);
     }
 
@@ -200,18 +154,8 @@ mod tests {
             jitter: Duration::ZERO,
         };
         let waits: Vec<_> = (1..=3).map(|a| delay(&policy, a, None, 1.0)).collect();
-        assert_eq!(
-            waits,
-            [
-                Some(Duration::from_millis(100)),
-                Some(Duration::from_millis(150)),
-                None
-            ]
-        );
-        let never = RetryPolicy {
-            max_attempts: 1,
-            ..policy
-        };
+        assert_eq!(waits, [Some(Duration::from_millis(100)), Some(Duration::from_millis(150)), None]);
+        let never = RetryPolicy { max_attempts: 1, ..policy };
         assert_eq!(delay(&never, 1, Some(S(1)), 0.0), None);
     }
 
@@ -221,33 +165,15 @@ mod tests {
         assert_eq!(retry_after(Some("120"), None, now), Some(S(120)));
         assert_eq!(retry_after(Some(" 3 "), Some("60"), now), Some(S(3)));
         assert_eq!(retry_after(None, Some("60"), now), Some(S(60)));
-        assert_eq!(
-            retry_after(Some("soon"), Some("2.5"), now),
-            Some(Duration::from_millis(2500))
-        );
-        assert_eq!(
-            retry_after(Some("Sun, 06 Nov 1994 08:50:07 GMT"), None, now),
-            Some(S(30))
-        );
-        assert_eq!(
-            retry_after(Some("Sunday, 06-Nov-94 08:50:37 GMT"), None, now),
-            Some(S(60))
-        );
-        assert_eq!(
-            retry_after(Some("Sun Nov  6 08:49:47 1994"), None, now),
-            Some(S(10))
-        );
-        assert_eq!(
-            retry_after(Some("Sat, 05 Nov 1994 08:49:37 GMT"), None, now),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(retry_after(Some("soon"), Some("2.5"), now), Some(Duration::from_millis(2500)));
+        assert_eq!(retry_after(Some("Sun, 06 Nov 1994 08:50:07 GMT"), None, now), Some(S(30)));
+        assert_eq!(retry_after(Some("Sunday, 06-Nov-94 08:50:37 GMT"), None, now), Some(S(60)));
+        assert_eq!(retry_after(Some("Sun Nov  6 08:49:47 1994"), None, now), Some(S(10)));
+        assert_eq!(retry_after(Some("Sat, 05 Nov 1994 08:49:37 GMT"), None, now), Some(Duration::ZERO));
         assert_eq!(retry_after(None, None, now), None);
         assert_eq!(retry_after(Some(""), Some("-5"), now), None);
         assert_eq!(retry_after(Some("1e999"), None, now), None);
-        assert_eq!(
-            retry_after(Some("99999999999999999999999999"), None, now),
-            None
-        );
+        assert_eq!(retry_after(Some("99999999999999999999999999"), None, now), None);
         assert_eq!(retry_after(Some("1.2.3"), None, now), None);
     }
 

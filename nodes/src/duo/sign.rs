@@ -53,12 +53,8 @@ impl FromStr for SigVersion {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "v5" => Ok(Self::V5),
-            "v2" | "v2-sha512" => Ok(Self::V2 {
-                digest: Digest::Sha512,
-            }),
-            "v2-sha1" => Ok(Self::V2 {
-                digest: Digest::Sha1,
-            }),
+            "v2" | "v2-sha512" => Ok(Self::V2 { digest: Digest::Sha512 }),
+            "v2-sha1" => Ok(Self::V2 { digest: Digest::Sha1 }),
             // Cap what we echo: the value came from a file and could be anything.
             other => Err(ParseSigVersionError(other.chars().take(32).collect())),
         }
@@ -69,12 +65,8 @@ impl fmt::Display for SigVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::V5 => "v5",
-            Self::V2 {
-                digest: Digest::Sha512,
-            } => "v2",
-            Self::V2 {
-                digest: Digest::Sha1,
-            } => "v2-sha1",
+            Self::V2 { digest: Digest::Sha512 } => "v2",
+            Self::V2 { digest: Digest::Sha1 } => "v2-sha1",
         })
     }
 }
@@ -104,9 +96,7 @@ pub enum SignError {
     InvalidHost(String),
     /// The path does not start with `/`, or holds `?`, `#`, spaces, control or non-ASCII
     /// characters: what is signed must be exactly what goes on the wire.
-    #[error(
-        "invalid path `{0}`: it must start with `/` and be printable ASCII without `?`, `#` or spaces"
-    )]
+    #[error("invalid path `{0}`: it must start with `/` and be printable ASCII without `?`, `#` or spaces")]
     InvalidPath(String),
     /// The date is empty or not printable ASCII (it is sent as the `Date` header).
     #[error("invalid `Date` value `{0}`")]
@@ -118,9 +108,7 @@ pub enum SignError {
     #[error("duplicate header `{0}` (names are compared lower-cased)")]
     DuplicateHeader(String),
     /// A header name or value holds a NUL, a control character or non-ASCII text.
-    #[error(
-        "header `{0}` has a name or value that cannot be sent (NUL, control or non-ASCII characters)"
-    )]
+    #[error("header `{0}` has a name or value that cannot be sent (NUL, control or non-ASCII characters)")]
     InvalidHeader(String),
     /// An `x-duo-date` header differs from the date that is signed: the server would read it first
     /// and find the signature wrong.
@@ -157,10 +145,8 @@ pub const MAX_JSON_DEPTH: usize = 128;
 /// Sorting the encoded pairs, not the joined `k=v` strings, matters: `foo` sorts before `foo-bar`
 /// although `foo=` sorts after `foo-`.
 pub fn canon_params(params: &[(String, String)]) -> String {
-    let mut encoded: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (percent_encode(k), percent_encode(v)))
-        .collect();
+    let mut encoded: Vec<(String, String)> =
+        params.iter().map(|(k, v)| (percent_encode(k), percent_encode(v))).collect();
     encoded.sort_unstable();
     let mut out = String::with_capacity(encoded.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
     for (i, (k, v)) in encoded.iter().enumerate() {
@@ -204,11 +190,7 @@ pub fn canon_json(object: &Map<String, Value>) -> Result<String, SignError> {
     Ok(out)
 }
 
-fn write_json_object(
-    out: &mut String,
-    object: &Map<String, Value>,
-    depth: usize,
-) -> Result<(), SignError> {
+fn write_json_object(out: &mut String, object: &Map<String, Value>, depth: usize) -> Result<(), SignError> {
     if depth > MAX_JSON_DEPTH {
         return Err(SignError::JsonTooDeep);
     }
@@ -338,12 +320,7 @@ fn python_float_repr(f: f64) -> String {
             out.push_str(rest);
         }
         let e = decpt - 1;
-        let _ = write!(
-            out,
-            "e{}{:02}",
-            if e < 0 { '-' } else { '+' },
-            e.unsigned_abs()
-        );
+        let _ = write!(out, "e{}{:02}", if e < 0 { '-' } else { '+' }, e.unsigned_abs());
     }
     out
 }
@@ -376,10 +353,7 @@ pub struct CanonicalRequest<'a> {
 /// the Python client refuses too: a name that is not `x-duo-…`, a NUL, a repeated name. (Python
 /// silently keeps the last of two names that differ only in case; we refuse them, since both
 /// would go on the wire.)
-pub fn canonical_string(
-    version: SigVersion,
-    request: &CanonicalRequest<'_>,
-) -> Result<String, SignError> {
+pub fn canonical_string(version: SigVersion, request: &CanonicalRequest<'_>) -> Result<String, SignError> {
     build_canonical(version, request, &canon_params(request.params))
 }
 
@@ -390,13 +364,7 @@ fn build_canonical(
 ) -> Result<String, SignError> {
     let host = canonical_host(request.host);
     let mut out = String::with_capacity(
-        request.date.len()
-            + request.method.len()
-            + host.len()
-            + request.path.len()
-            + params_line.len()
-            + 2 * 129
-            + 4,
+        request.date.len() + request.method.len() + host.len() + request.path.len() + params_line.len() + 2 * 129 + 4,
     );
     out.push_str(request.date);
     out.push('\n');
@@ -412,10 +380,7 @@ fn build_canonical(
         out.push('\n');
         push_hex(&mut out, &Sha512::digest(request.body));
         out.push('\n');
-        push_hex(
-            &mut out,
-            &Sha512::digest(canon_x_duo_headers(request.x_duo_headers)?.as_bytes()),
-        );
+        push_hex(&mut out, &Sha512::digest(canon_x_duo_headers(request.x_duo_headers)?.as_bytes()));
     }
     Ok(out)
 }
@@ -489,9 +454,7 @@ pub fn rfc2822_date(unix_seconds: i64) -> Option<String> {
     const MIN: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
     const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     if !(MIN..=MAX).contains(&unix_seconds) {
         return None;
     }
@@ -580,10 +543,7 @@ pub struct SignedRequest {
 impl SignedRequest {
     /// The first header of that name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// `path?query`, or the path alone.
@@ -602,11 +562,7 @@ impl fmt::Debug for SignedRequest {
             .headers
             .iter()
             .map(|(n, v)| {
-                let shown = if n.eq_ignore_ascii_case("authorization") {
-                    "Basic ****"
-                } else {
-                    v.as_str()
-                };
+                let shown = if n.eq_ignore_ascii_case("authorization") { "Basic ****" } else { v.as_str() };
                 (n.as_str(), shown)
             })
             .collect();
@@ -623,11 +579,7 @@ impl fmt::Debug for SignedRequest {
 impl Signer {
     /// A signer for one application. Fails on an empty secret, or an integration key that could
     /// not stand before the `:` of a Basic credential.
-    pub fn new(
-        ikey: impl Into<String>,
-        skey: Secret,
-        version: SigVersion,
-    ) -> Result<Self, SignError> {
+    pub fn new(ikey: impl Into<String>, skey: Secret, version: SigVersion) -> Result<Self, SignError> {
         let ikey = ikey.into();
         if ikey.is_empty() || ikey.contains(':') || ikey.chars().any(char::is_control) {
             return Err(SignError::InvalidIkey);
@@ -638,21 +590,12 @@ impl Signer {
         let key = skey.expose().as_bytes();
         // HMAC takes keys of any length, so keying cannot fail; map it anyway rather than unwrap.
         let mac = match version {
-            SigVersion::V2 {
-                digest: Digest::Sha1,
-            } => KeyedMac::Sha1(
-                <Hmac<Sha1> as Mac>::new_from_slice(key).map_err(|_| SignError::EmptySecret)?,
-            ),
-            _ => KeyedMac::Sha512(
-                <Hmac<Sha512> as Mac>::new_from_slice(key).map_err(|_| SignError::EmptySecret)?,
-            ),
+            SigVersion::V2 { digest: Digest::Sha1 } => {
+                KeyedMac::Sha1(<Hmac<Sha1> as Mac>::new_from_slice(key).map_err(|_| SignError::EmptySecret)?)
+            }
+            _ => KeyedMac::Sha512(<Hmac<Sha512> as Mac>::new_from_slice(key).map_err(|_| SignError::EmptySecret)?),
         };
-        Ok(Self {
-            ikey,
-            skey,
-            version,
-            mac,
-        })
+        Ok(Self { ikey, skey, version, mac })
     }
 
     /// The integration key.
@@ -708,21 +651,12 @@ impl Signer {
         x_duo_headers: &[(String, String)],
     ) -> Result<SignedRequest, SignError> {
         let method = self.check_call(method, host, path, date, x_duo_headers)?;
-        let form = Wire {
-            method: &method,
-            host,
-            path,
-            date,
-            x_duo_headers,
-        };
+        let form = Wire { method: &method, host, path, date, x_duo_headers };
         match (self.version, carries_body(&method)) {
             (SigVersion::V5, true) => {
                 let mut object = Map::with_capacity(params.len());
                 for (key, value) in params {
-                    if object
-                        .insert(key.clone(), Value::String(value.clone()))
-                        .is_some()
-                    {
+                    if object.insert(key.clone(), Value::String(value.clone())).is_some() {
                         return Err(SignError::DuplicateBodyKey(key.clone()));
                     }
                 }
@@ -732,13 +666,7 @@ impl Signer {
             (SigVersion::V2 { .. }, true) => {
                 let line = canon_params(params);
                 let body = line.clone().into_bytes();
-                self.finish(
-                    &form,
-                    &line,
-                    None,
-                    body,
-                    Some("application/x-www-form-urlencoded"),
-                )
+                self.finish(&form, &line, None, body, Some("application/x-www-form-urlencoded"))
             }
             (_, false) => {
                 let line = canon_params(params);
@@ -762,19 +690,10 @@ impl Signer {
     ) -> Result<SignedRequest, SignError> {
         let method = self.check_call(method, host, path, date, x_duo_headers)?;
         if self.version != SigVersion::V5 || !carries_body(&method) {
-            return Err(SignError::JsonBodyNotAllowed {
-                method,
-                version: self.version,
-            });
+            return Err(SignError::JsonBodyNotAllowed { method, version: self.version });
         }
         let body = canon_json(body)?;
-        let form = Wire {
-            method: &method,
-            host,
-            path,
-            date,
-            x_duo_headers,
-        };
+        let form = Wire { method: &method, host, path, date, x_duo_headers };
         self.finish(&form, "", None, body.into_bytes(), Some("application/json"))
     }
 
@@ -792,18 +711,10 @@ impl Signer {
         if method.is_empty() || !method.bytes().all(is_tchar) {
             return Err(SignError::InvalidMethod(method.to_owned()));
         }
-        if host.is_empty()
-            || !host
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && !b"/?#@\\".contains(&b))
-        {
+        if host.is_empty() || !host.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@\\".contains(&b)) {
             return Err(SignError::InvalidHost(host.to_owned()));
         }
-        if !path.starts_with('/')
-            || !path
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
-        {
+        if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#') {
             return Err(SignError::InvalidPath(path.to_owned()));
         }
         if date.is_empty() || !date.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
@@ -815,9 +726,7 @@ impl Signer {
         for (name, value) in x_duo_headers {
             if name.is_empty()
                 || !name.bytes().all(is_tchar)
-                || !value
-                    .bytes()
-                    .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+                || !value.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
             {
                 return Err(SignError::InvalidHeader(name.chars().take(64).collect()));
             }
@@ -856,13 +765,7 @@ impl Signer {
             headers.push(("Content-Type".to_owned(), content_type.to_owned()));
         }
         headers.extend(wire.x_duo_headers.iter().cloned());
-        Ok(SignedRequest {
-            method: wire.method.to_owned(),
-            path: wire.path.to_owned(),
-            query,
-            body,
-            headers,
-        })
+        Ok(SignedRequest { method: wire.method.to_owned(), path: wire.path.to_owned(), query, body, headers })
     }
 }
 
@@ -887,10 +790,7 @@ mod tests {
     use serde_json::json;
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        items.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn object(value: Value) -> Map<String, Value> {
@@ -903,12 +803,8 @@ mod tests {
     const SHA512_EMPTY: &str = "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e";
 
     fn signer(version: SigVersion) -> Signer {
-        Signer::new(
-            "DIWJ8X6AEYOR5OMC6TQ1",
-            Secret::new("Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep"),
-            version,
-        )
-        .expect("valid keys")
+        Signer::new("DIWJ8X6AEYOR5OMC6TQ1", Secret::new("Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep"), version)
+            .expect("valid keys")
     }
 
     const DATE: &str = "Tue, 21 Aug 2012 17:29:18 -0000";
@@ -918,19 +814,13 @@ mod tests {
     #[test]
     fn json_non_ascii_is_escaped_lower_case() {
         let body = object(json!({"name": "Zoë Ünal", "city": "東京"}));
-        assert_eq!(
-            canon_json(&body).expect("encodes"),
-            r#"{"city":"\u6771\u4eac","name":"Zo\u00eb \u00dcnal"}"#
-        );
+        assert_eq!(canon_json(&body).expect("encodes"), r#"{"city":"\u6771\u4eac","name":"Zo\u00eb \u00dcnal"}"#);
     }
 
     #[test]
     fn json_astral_characters_become_surrogate_pairs() {
         let body = object(json!({"e": "ok 👍🏽", "m": "𝄞"}));
-        assert_eq!(
-            canon_json(&body).expect("encodes"),
-            r#"{"e":"ok \ud83d\udc4d\ud83c\udffd","m":"\ud834\udd1e"}"#
-        );
+        assert_eq!(canon_json(&body).expect("encodes"), r#"{"e":"ok \ud83d\udc4d\ud83c\udffd","m":"\ud834\udd1e"}"#);
     }
 
     #[test]
@@ -1014,14 +904,8 @@ mod tests {
     #[test]
     fn host_is_lower_cased_without_port() {
         for (given, signed) in [
-            (
-                "API-XXXXXXXX.DuoSecurity.com:443",
-                "api-xxxxxxxx.duosecurity.com",
-            ),
-            (
-                "api-xxxxxxxx.duosecurity.com:8443",
-                "api-xxxxxxxx.duosecurity.com",
-            ),
+            ("API-XXXXXXXX.DuoSecurity.com:443", "api-xxxxxxxx.duosecurity.com"),
+            ("api-xxxxxxxx.duosecurity.com:8443", "api-xxxxxxxx.duosecurity.com"),
             ("Example.COM", "example.com"),
             ("[::1]:8443", "[::1]"),
             ("[::1]", "[::1]"),
@@ -1039,17 +923,8 @@ mod tests {
             body: b"",
             x_duo_headers: &[],
         };
-        let v2 = canonical_string(
-            SigVersion::V2 {
-                digest: Digest::Sha512,
-            },
-            &request,
-        )
-        .expect("v2");
-        assert_eq!(
-            v2,
-            format!("{DATE}\nGET\napi-xxxxxxxx.duosecurity.com\n/Admin/v1/users\n")
-        );
+        let v2 = canonical_string(SigVersion::V2 { digest: Digest::Sha512 }, &request).expect("v2");
+        assert_eq!(v2, format!("{DATE}\nGET\napi-xxxxxxxx.duosecurity.com\n/Admin/v1/users\n"));
         let v5 = canonical_string(SigVersion::V5, &request).expect("v5");
         assert_eq!(v5, format!("{v2}\n{SHA512_EMPTY}\n{SHA512_EMPTY}"));
     }
@@ -1058,29 +933,12 @@ mod tests {
     fn lower_case_method_signs_as_upper_case_and_still_carries_a_body() {
         let s = signer(SigVersion::V5);
         let params = pairs(&[("username", "jsmith"), ("email", "jsmith@example.com")]);
-        let lower = s.sign(
-            "post",
-            "api-xxxxxxxx.duosecurity.com",
-            "/admin/v1/users/enroll",
-            &params,
-            DATE,
-            &[],
-        );
-        let upper = s.sign(
-            "POST",
-            "api-xxxxxxxx.duosecurity.com",
-            "/admin/v1/users/enroll",
-            &params,
-            DATE,
-            &[],
-        );
+        let lower = s.sign("post", "api-xxxxxxxx.duosecurity.com", "/admin/v1/users/enroll", &params, DATE, &[]);
+        let upper = s.sign("POST", "api-xxxxxxxx.duosecurity.com", "/admin/v1/users/enroll", &params, DATE, &[]);
         let lower = lower.expect("signs");
         assert_eq!(Ok(&lower), upper.as_ref());
         assert_eq!(lower.method, "POST");
-        assert_eq!(
-            lower.body,
-            br#"{"email":"jsmith@example.com","username":"jsmith"}"#
-        );
+        assert_eq!(lower.body, br#"{"email":"jsmith@example.com","username":"jsmith"}"#);
         assert_eq!(lower.query, None);
         assert_eq!(lower.header("content-type"), Some("application/json"));
         // The vector "flow call: enroll user", computed by duo_client 5.7.0.
@@ -1106,54 +964,32 @@ mod tests {
             )
             .expect("signs");
         assert_eq!(signed.query.as_deref(), Some("number=%2B15555550100"));
-        assert_eq!(
-            signed.path_and_query(),
-            "/admin/v1/phones?number=%2B15555550100"
-        );
+        assert_eq!(signed.path_and_query(), "/admin/v1/phones?number=%2B15555550100");
         assert!(signed.body.is_empty());
         assert_eq!(signed.header("Content-Type"), None);
         assert_eq!(signed.header("Date"), Some(DATE));
-        let no_params = s
-            .sign("DELETE", "h.example", "/x", &[], DATE, &[])
-            .expect("signs");
+        let no_params = s.sign("DELETE", "h.example", "/x", &[], DATE, &[]).expect("signs");
         assert_eq!(no_params.query, None);
     }
 
     #[test]
     fn v5_post_without_params_sends_empty_object() {
-        let signed = signer(SigVersion::V5)
-            .sign("PUT", "h.example", "/x", &[], DATE, &[])
-            .expect("signs");
+        let signed = signer(SigVersion::V5).sign("PUT", "h.example", "/x", &[], DATE, &[]).expect("signs");
         assert_eq!(signed.body, b"{}");
     }
 
     #[test]
     fn v2_post_form_encodes_the_body_and_signs_the_params_line() {
-        let s = signer(SigVersion::V2 {
-            digest: Digest::Sha1,
-        });
+        let s = signer(SigVersion::V2 { digest: Digest::Sha1 });
         let params = pairs(&[("username", "root"), ("realname", "First Last")]);
-        let signed = s
-            .sign(
-                "POST",
-                "api-xxxxxxxx.duosecurity.com",
-                "/admin/v1/users",
-                &params,
-                DATE,
-                &[],
-            )
-            .expect("signs");
+        let signed =
+            s.sign("POST", "api-xxxxxxxx.duosecurity.com", "/admin/v1/users", &params, DATE, &[]).expect("signs");
         assert_eq!(signed.body, b"realname=First%20Last&username=root");
-        assert_eq!(
-            signed.header("Content-Type"),
-            Some("application/x-www-form-urlencoded")
-        );
+        assert_eq!(signed.header("Content-Type"), Some("application/x-www-form-urlencoded"));
         // Duo's Admin API documentation example (HMAC-SHA1).
         assert_eq!(
             signed.header("Authorization"),
-            Some(
-                "Basic RElXSjhYNkFFWU9SNU9NQzZUUTE6YzFlZjQzNzY3YzNlYjNiMzI1OGRiZGRjYTZmOGQwOTQxZTA4NWI5Mg=="
-            )
+            Some("Basic RElXSjhYNkFFWU9SNU9NQzZUUTE6YzFlZjQzNzY3YzNlYjNiMzI1OGRiZGRjYTZmOGQwOTQxZTA4NWI5Mg==")
         );
     }
 
@@ -1161,66 +997,40 @@ mod tests {
     fn sign_json_takes_any_json_values() {
         let s = signer(SigVersion::V5);
         let body = object(json!({"valid_secs": 3600, "install": true, "tags": ["a", "é"]}));
-        let signed = s
-            .sign_json("POST", "h.example", "/x", &body, DATE, &[])
-            .expect("signs");
-        assert_eq!(
-            signed.body,
-            br#"{"install":true,"tags":["a","\u00e9"],"valid_secs":3600}"#
-        );
+        let signed = s.sign_json("POST", "h.example", "/x", &body, DATE, &[]).expect("signs");
+        assert_eq!(signed.body, br#"{"install":true,"tags":["a","\u00e9"],"valid_secs":3600}"#);
         let refused = s.sign_json("GET", "h.example", "/x", &body, DATE, &[]);
-        assert!(
-            matches!(refused, Err(SignError::JsonBodyNotAllowed { .. })),
-            "{refused:?}"
-        );
-        let v2 = signer(SigVersion::V2 {
-            digest: Digest::Sha512,
-        })
-        .sign_json("POST", "h.example", "/x", &body, DATE, &[]);
-        assert!(
-            matches!(v2, Err(SignError::JsonBodyNotAllowed { .. })),
-            "{v2:?}"
-        );
+        assert!(matches!(refused, Err(SignError::JsonBodyNotAllowed { .. })), "{refused:?}");
+        let v2 =
+            signer(SigVersion::V2 { digest: Digest::Sha512 }).sign_json("POST", "h.example", "/x", &body, DATE, &[]);
+        assert!(matches!(v2, Err(SignError::JsonBodyNotAllowed { .. })), "{v2:?}");
     }
 
     #[test]
     fn x_duo_headers_are_checked_and_sent() {
         let s = signer(SigVersion::V5);
         let headers = pairs(&[("X-Duo-Date", DATE), ("x-duo-foo", "bar")]);
-        let signed = s
-            .sign("GET", "h.example", "/x", &[], DATE, &headers)
-            .expect("signs");
+        let signed = s.sign("GET", "h.example", "/x", &[], DATE, &headers).expect("signs");
         assert_eq!(signed.header("x-duo-foo"), Some("bar"));
         assert_eq!(signed.header("X-DUO-DATE"), Some(DATE));
 
         let cases: [(&[(&str, &str)], SignError); 4] = [
-            (
-                &[("X-Other", "1")],
-                SignError::NotXDuoHeader("x-other".into()),
-            ),
-            (
-                &[("X-Duo-A", "1"), ("x-duo-a", "2")],
-                SignError::DuplicateHeader("x-duo-a".into()),
-            ),
-            (
-                &[("x-duo-a", "line\r\nInjected: 1")],
-                SignError::InvalidHeader("x-duo-a".into()),
-            ),
-            (
-                &[("x-duo-date", "Wed, 22 Aug 2012 17:29:18 -0000")],
-                SignError::XDuoDateMismatch,
-            ),
+            (&[("X-Other", "1")], SignError::NotXDuoHeader("x-other".into())),
+            (&[("X-Duo-A", "1"), ("x-duo-a", "2")], SignError::DuplicateHeader("x-duo-a".into())),
+            (&[("x-duo-a", "line\r\nInjected: 1")], SignError::InvalidHeader("x-duo-a".into())),
+            (&[("x-duo-date", "Wed, 22 Aug 2012 17:29:18 -0000")], SignError::XDuoDateMismatch),
         ];
         for (headers, expected) in cases {
-            assert_eq!(
-                s.sign("GET", "h.example", "/x", &[], DATE, &pairs(headers)),
-                Err(expected)
-            );
+            assert_eq!(s.sign("GET", "h.example", "/x", &[], DATE, &pairs(headers)), Err(expected));
         }
-        let v2 = signer(SigVersion::V2 {
-            digest: Digest::Sha512,
-        })
-        .sign("GET", "h", "/x", &[], DATE, &pairs(&[("x-duo-a", "1")]));
+        let v2 = signer(SigVersion::V2 { digest: Digest::Sha512 }).sign(
+            "GET",
+            "h",
+            "/x",
+            &[],
+            DATE,
+            &pairs(&[("x-duo-a", "1")]),
+        );
         assert_eq!(v2, Err(SignError::HeadersNeedV5));
     }
 
@@ -1236,155 +1046,65 @@ mod tests {
             body: b"",
             x_duo_headers: &headers,
         };
-        assert_eq!(
-            canonical_string(SigVersion::V5, &request),
-            Err(SignError::InvalidHeader("x-duo-a".into()))
-        );
+        assert_eq!(canonical_string(SigVersion::V5, &request), Err(SignError::InvalidHeader("x-duo-a".into())));
     }
 
     #[test]
     fn wire_unsafe_inputs_are_refused_without_panicking() {
         let s = signer(SigVersion::V5);
         let ok = "h.example";
-        assert!(matches!(
-            s.sign("GE T", ok, "/x", &[], DATE, &[]),
-            Err(SignError::InvalidMethod(_))
-        ));
-        assert!(matches!(
-            s.sign("", ok, "/x", &[], DATE, &[]),
-            Err(SignError::InvalidMethod(_))
-        ));
-        assert!(matches!(
-            s.sign("GET", "", "/x", &[], DATE, &[]),
-            Err(SignError::InvalidHost(_))
-        ));
-        assert!(matches!(
-            s.sign("GET", "a b", "/x", &[], DATE, &[]),
-            Err(SignError::InvalidHost(_))
-        ));
-        assert!(matches!(
-            s.sign("GET", ok, "x", &[], DATE, &[]),
-            Err(SignError::InvalidPath(_))
-        ));
-        assert!(matches!(
-            s.sign("GET", ok, "/x?y=1", &[], DATE, &[]),
-            Err(SignError::InvalidPath(_))
-        ));
-        assert!(matches!(
-            s.sign("GET", ok, "/é", &[], DATE, &[]),
-            Err(SignError::InvalidPath(_))
-        ));
-        assert!(matches!(
-            s.sign("GET", ok, "/x", &[], "now\n", &[]),
-            Err(SignError::InvalidDate(_))
-        ));
+        assert!(matches!(s.sign("GE T", ok, "/x", &[], DATE, &[]), Err(SignError::InvalidMethod(_))));
+        assert!(matches!(s.sign("", ok, "/x", &[], DATE, &[]), Err(SignError::InvalidMethod(_))));
+        assert!(matches!(s.sign("GET", "", "/x", &[], DATE, &[]), Err(SignError::InvalidHost(_))));
+        assert!(matches!(s.sign("GET", "a b", "/x", &[], DATE, &[]), Err(SignError::InvalidHost(_))));
+        assert!(matches!(s.sign("GET", ok, "x", &[], DATE, &[]), Err(SignError::InvalidPath(_))));
+        assert!(matches!(s.sign("GET", ok, "/x?y=1", &[], DATE, &[]), Err(SignError::InvalidPath(_))));
+        assert!(matches!(s.sign("GET", ok, "/é", &[], DATE, &[]), Err(SignError::InvalidPath(_))));
+        assert!(matches!(s.sign("GET", ok, "/x", &[], "now\n", &[]), Err(SignError::InvalidDate(_))));
         let dup = pairs(&[("a", "1"), ("a", "2")]);
-        assert_eq!(
-            s.sign("POST", ok, "/x", &dup, DATE, &[]),
-            Err(SignError::DuplicateBodyKey("a".into()))
-        );
+        assert_eq!(s.sign("POST", ok, "/x", &dup, DATE, &[]), Err(SignError::DuplicateBodyKey("a".into())));
     }
 
     #[test]
     fn signer_rejects_bad_keys_and_hides_the_secret() {
         let skey = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
-        assert_eq!(
-            Signer::new("", Secret::new(skey), SigVersion::V5).err(),
-            Some(SignError::InvalidIkey)
-        );
-        assert_eq!(
-            Signer::new("DI:X", Secret::new(skey), SigVersion::V5).err(),
-            Some(SignError::InvalidIkey)
-        );
-        assert_eq!(
-            Signer::new("DIX", Secret::new(""), SigVersion::V5).err(),
-            Some(SignError::EmptySecret)
-        );
+        assert_eq!(Signer::new("", Secret::new(skey), SigVersion::V5).err(), Some(SignError::InvalidIkey));
+        assert_eq!(Signer::new("DI:X", Secret::new(skey), SigVersion::V5).err(), Some(SignError::InvalidIkey));
+        assert_eq!(Signer::new("DIX", Secret::new(""), SigVersion::V5).err(), Some(SignError::EmptySecret));
         let s = signer(SigVersion::V5);
         let debug = format!("{s:?}");
-        assert!(
-            !debug.contains(skey) && debug.contains("DIWJ8X6AEYOR5OMC6TQ1"),
-            "{debug}"
-        );
+        assert!(!debug.contains(skey) && debug.contains("DIWJ8X6AEYOR5OMC6TQ1"), "{debug}");
         let signed = s.sign("GET", "h", "/x", &[], DATE, &[]).expect("signs");
         let auth = signed.header("Authorization").expect("has one").to_owned();
         let debug = format!("{signed:?}");
-        assert!(
-            !debug.contains(skey) && !debug.contains(&auth[6..]),
-            "{debug}"
-        );
+        assert!(!debug.contains(skey) && !debug.contains(&auth[6..]), "{debug}");
     }
 
     #[test]
     fn sig_version_parses_from_config_strings() {
         assert_eq!("v5".parse(), Ok(SigVersion::V5));
-        assert_eq!(
-            "v2".parse(),
-            Ok(SigVersion::V2 {
-                digest: Digest::Sha512
-            })
-        );
-        assert_eq!(
-            "v2-sha1".parse(),
-            Ok(SigVersion::V2 {
-                digest: Digest::Sha1
-            })
-        );
+        assert_eq!("v2".parse(), Ok(SigVersion::V2 { digest: Digest::Sha512 }));
+        assert_eq!("v2-sha1".parse(), Ok(SigVersion::V2 { digest: Digest::Sha1 }));
         let err = "v3".parse::<SigVersion>().expect_err("unknown");
-        assert_eq!(
-            err.to_string(),
-            "unknown signature version `v3`: expected `v5`, `v2` (HMAC-SHA512) or `v2-sha1`"
-        );
+        assert_eq!(err.to_string(), "unknown signature version `v3`: expected `v5`, `v2` (HMAC-SHA512) or `v2-sha1`");
         for version in ["v5", "v2", "v2-sha1"] {
-            assert_eq!(
-                version
-                    .parse::<SigVersion>()
-                    .map(|v| v.to_string())
-                    .as_deref(),
-                Ok(version)
-            );
+            assert_eq!(version.parse::<SigVersion>().map(|v| v.to_string()).as_deref(), Ok(version));
         }
         let from_json: SigVersion = serde_json::from_str("\"v2-sha1\"").expect("parses");
-        assert_eq!(
-            from_json,
-            SigVersion::V2 {
-                digest: Digest::Sha1
-            }
-        );
+        assert_eq!(from_json, SigVersion::V2 { digest: Digest::Sha1 });
         assert_eq!(SigVersion::default(), SigVersion::V5);
     }
 
     #[test]
     fn date_matches_python_formatdate() {
         // Values from CPython's email.utils.formatdate(t).
-        assert_eq!(
-            rfc2822_date(1_345_570_158).as_deref(),
-            Some("Tue, 21 Aug 2012 17:29:18 -0000")
-        );
-        assert_eq!(
-            rfc2822_date(0).as_deref(),
-            Some("Thu, 01 Jan 1970 00:00:00 -0000")
-        );
-        assert_eq!(
-            rfc2822_date(951_782_400).as_deref(),
-            Some("Tue, 29 Feb 2000 00:00:00 -0000")
-        );
-        assert_eq!(
-            rfc2822_date(-1).as_deref(),
-            Some("Wed, 31 Dec 1969 23:59:59 -0000")
-        );
-        assert_eq!(
-            rfc2822_date(4_107_542_399).as_deref(),
-            Some("Sun, 28 Feb 2100 23:59:59 -0000")
-        );
-        assert_eq!(
-            rfc2822_date(253_402_300_799).as_deref(),
-            Some("Fri, 31 Dec 9999 23:59:59 -0000")
-        );
-        assert_eq!(
-            rfc2822_date(-62_135_596_800).as_deref(),
-            Some("Mon, 01 Jan 0001 00:00:00 -0000")
-        );
+        assert_eq!(rfc2822_date(1_345_570_158).as_deref(), Some("Tue, 21 Aug 2012 17:29:18 -0000"));
+        assert_eq!(rfc2822_date(0).as_deref(), Some("Thu, 01 Jan 1970 00:00:00 -0000"));
+        assert_eq!(rfc2822_date(951_782_400).as_deref(), Some("Tue, 29 Feb 2000 00:00:00 -0000"));
+        assert_eq!(rfc2822_date(-1).as_deref(), Some("Wed, 31 Dec 1969 23:59:59 -0000"));
+        assert_eq!(rfc2822_date(4_107_542_399).as_deref(), Some("Sun, 28 Feb 2100 23:59:59 -0000"));
+        assert_eq!(rfc2822_date(253_402_300_799).as_deref(), Some("Fri, 31 Dec 9999 23:59:59 -0000"));
+        assert_eq!(rfc2822_date(-62_135_596_800).as_deref(), Some("Mon, 01 Jan 0001 00:00:00 -0000"));
         assert_eq!(rfc2822_date(253_402_300_800), None);
         assert_eq!(rfc2822_date(i64::MIN), None);
         let now = rfc2822_now();

@@ -1,0 +1,209 @@
+//! The catalog: every flow file under some folders, found by id, each validated against the
+//! others' signatures so that subflow calls are checked like function calls.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::DiGraph;
+
+use crate::compile::{Flow, compile};
+use crate::diag::{Diagnostic, Diags, Source};
+use crate::kind::{Registry, Signatures};
+use crate::load::{Parsed, parse};
+use crate::model::Signature;
+
+/// Failing to read the catalog itself (not a problem inside a flow).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read `{path}`: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("`{0}` is neither a flow file nor a folder")]
+    NotFound(String),
+}
+
+/// One flow file of the catalog.
+#[derive(Debug)]
+pub struct Entry {
+    pub path: String,
+    pub source: Arc<Source>,
+    pub flow: Option<Flow>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Flows by id, with every diagnostic found while loading them.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub entries: Vec<Entry>,
+    signatures: HashMap<String, Signature>,
+    ids: Vec<String>,
+}
+
+impl Signatures for Catalog {
+    fn signature(&self, flow_id: &str) -> Option<&Signature> {
+        self.signatures.get(flow_id)
+    }
+
+    fn flow_ids(&self) -> Vec<&str> {
+        self.ids.iter().map(String::as_str).collect()
+    }
+}
+
+/// The flow files under `paths` (files, or folders searched recursively), sorted, deduplicated.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            walk(path, &mut out)?;
+        } else if path.is_file() {
+            out.push(path.clone());
+        } else {
+            return Err(Error::NotFound(path.display().to_string()));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+    let read = |e| Error::Read { path: dir.display().to_string(), source: e };
+    for entry in std::fs::read_dir(dir).map_err(read)? {
+        let path = entry.map_err(read)?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the files; a file that cannot be read is an error, a flow with problems is not.
+pub fn read(paths: &[PathBuf]) -> Result<Vec<Arc<Source>>, Error> {
+    paths
+        .iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| Error::Read { path: p.display().to_string(), source: e })?;
+            Ok(Arc::new(Source { path: p.display().to_string(), text }))
+        })
+        .collect()
+}
+
+impl Catalog {
+    /// Validates every source against the others.
+    pub fn load(sources: Vec<Arc<Source>>, registry: &Registry) -> Catalog {
+        let mut catalog = Catalog::default();
+        let mut parsed: Vec<Result<Parsed, Diags>> = sources.into_iter().map(|s| parse(s, registry)).collect();
+        catalog.index_signatures(&mut parsed);
+        for p in parsed {
+            let entry = match p {
+                Ok(mut p) => {
+                    let flow = compile(&mut p, registry, &catalog);
+                    Entry {
+                        path: p.diags.source.path.clone(),
+                        source: p.diags.source.clone(),
+                        flow,
+                        diagnostics: p.diags.list,
+                    }
+                }
+                Err(d) => {
+                    Entry { path: d.source.path.clone(), source: d.source.clone(), flow: None, diagnostics: d.list }
+                }
+            };
+            catalog.entries.push(entry);
+        }
+        catalog.check_subflow_cycles();
+        catalog
+    }
+
+    /// Records each signature; a second flow with the same id is an error in its own file.
+    fn index_signatures(&mut self, parsed: &mut [Result<Parsed, Diags>]) {
+        for p in parsed.iter_mut().flatten() {
+            let id = p.signature.id.clone();
+            if let Some(first) = self.signatures.get(&id) {
+                let span = p.root.get("id").map(|n| n.span);
+                p.diags
+                    .error("duplicate-flow", span, format!("flow id `{id}` is already used by `{}`", first.path))
+                    .label("a second flow with this id")
+                    .help("flow ids are unique in the catalog: rename one of them");
+                continue;
+            }
+            self.ids.push(id.clone());
+            self.signatures.insert(id, p.signature.clone());
+        }
+    }
+
+    /// Subflows that call each other in a loop would never finish: report each loop in every
+    /// flow on it, at the node that makes the call.
+    fn check_subflow_cycles(&mut self) {
+        let mut graph = DiGraph::<usize, ()>::new();
+        let index: HashMap<String, _> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((e.flow.as_ref()?.id().to_owned(), graph.add_node(i))))
+            .collect();
+        for e in &self.entries {
+            let Some(flow) = &e.flow else { continue };
+            for n in &flow.plan.nodes {
+                if let Some(to) = n.calls.as_ref().and_then(|c| index.get(&c.flow)) {
+                    graph.add_edge(index[flow.id()], *to, ());
+                }
+            }
+        }
+        for scc in tarjan_scc(&graph) {
+            let looped = scc.len() > 1 || graph.find_edge(scc[0], scc[0]).is_some();
+            if !looped {
+                continue;
+            }
+            let members: Vec<usize> = scc.iter().map(|n| graph[*n]).collect();
+            let ids: Vec<String> =
+                members.iter().filter_map(|i| Some(self.entries[*i].flow.as_ref()?.id().to_owned())).collect();
+            for &i in &members {
+                self.report_cycle(i, &ids);
+            }
+        }
+    }
+
+    fn report_cycle(&mut self, entry: usize, ids: &[String]) {
+        let Some(flow) = self.entries[entry].flow.take() else { return };
+        let mut diags = Diags::new(self.entries[entry].source.clone());
+        for n in &flow.plan.nodes {
+            let Some(call) = n.calls.as_ref().filter(|c| ids.contains(&c.flow)) else { continue };
+            let mut path: Vec<&str> = vec![flow.id()];
+            path.extend(ids.iter().map(String::as_str).filter(|i| *i != flow.id()));
+            path.push(flow.id());
+            diags
+                .error(
+                    "subflow-cycle",
+                    Some(call.span),
+                    format!("subflows call each other in a loop: {}", path.join(" → ")),
+                )
+                .label(format!("`{}` leads back to `{}`", call.flow, flow.id()))
+                .help("a flow cannot run itself, directly or through other flows");
+        }
+        self.entries[entry].diagnostics.extend(diags.list);
+    }
+
+    /// A valid flow by id.
+    pub fn get(&self, id: &str) -> Option<&Flow> {
+        self.entries.iter().filter_map(|e| e.flow.as_ref()).find(|f| f.id() == id)
+    }
+
+    /// The entry of a flow by id, whether it compiled or not.
+    pub fn entry(&self, id: &str) -> Option<&Entry> {
+        let path = &self.signatures.get(id)?.path;
+        self.entries.iter().find(|e| &e.path == path)
+    }
+
+    pub fn flows(&self) -> impl Iterator<Item = &Flow> {
+        self.entries.iter().filter_map(|e| e.flow.as_ref())
+    }
+
+    pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.entries.iter().flat_map(|e| e.diagnostics.iter())
+    }
+}

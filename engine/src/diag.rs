@@ -1,0 +1,229 @@
+//! Diagnostics that point into the user's YAML: a position, a caret, what was expected, a hint.
+//!
+//! Rendering is ours, not a library's: the format is small, stable for snapshot tests, and the
+//! same with or without colour except for the escape codes.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::yaml::Span;
+
+/// A source file as read from disk; diagnostics keep it alive to print the offending line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Source {
+    /// The path as the user gave it or as found under the catalog, for `file:line:col`.
+    pub path: String,
+    pub text: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem found in a flow file.
+#[derive(Clone, Debug)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// A stable slug such as `unknown-key`, for editors, CI and the docs.
+    pub code: &'static str,
+    pub message: String,
+    pub source: Arc<Source>,
+    pub span: Option<Span>,
+    /// Printed under the caret: what was expected there.
+    pub label: Option<String>,
+    /// "did you mean …" or the fix.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// `file:line:col` of the diagnostic.
+    pub fn location(&self) -> String {
+        match self.span {
+            Some(span) => format!("{}:{}:{}", self.source.path, span.start.line, span.start.col),
+            None => self.source.path.clone(),
+        }
+    }
+
+    /// Renders like a compiler: headline, location, the source line with a caret, help.
+    pub fn render(&self, colour: bool) -> String {
+        let (sev, paint) = match self.severity {
+            Severity::Error => ("error", "\x1b[1;31m"),
+            Severity::Warning => ("warning", "\x1b[1;33m"),
+        };
+        let (on, off, bold) = if colour { (paint, "\x1b[0m", "\x1b[1m") } else { ("", "", "") };
+        let mut out = format!("{on}{sev}[{}]{off}{bold}: {}{off}\n", self.code, self.message);
+        let Some(span) = self.span else {
+            let _ = writeln!(out, "  --> {}", self.source.path);
+            if let Some(help) = &self.help {
+                let _ = writeln!(out, "  = help: {help}");
+            }
+            return out;
+        };
+        let line_no = span.start.line.to_string();
+        let pad = " ".repeat(line_no.len());
+        let _ = writeln!(out, "{pad}--> {}", self.location());
+        let _ = writeln!(out, "{pad} |");
+        let line = self.source.text.lines().nth(span.start.line.saturating_sub(1) as usize);
+        if let Some(line) = line {
+            let _ = writeln!(out, "{line_no} | {line}");
+            let start = span.start.col.saturating_sub(1) as usize;
+            let width = if span.end.line == span.start.line && span.end.col > span.start.col {
+                (span.end.col - span.start.col) as usize
+            } else {
+                line.chars().count().saturating_sub(start).max(1)
+            };
+            let label = self.label.as_deref().map(|l| format!(" {l}")).unwrap_or_default();
+            let indent = caret_indent(line, start);
+            let _ = writeln!(out, "{pad} | {indent}{on}{}{label}{off}", "^".repeat(width));
+        }
+        if let Some(help) = &self.help {
+            let _ = writeln!(out, "{pad} |");
+            let _ = writeln!(out, "{pad} = help: {help}");
+        }
+        out
+    }
+
+    /// The machine-readable form used by `--format json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let (line, col, end_line, end_col) = match self.span {
+            Some(s) => (s.start.line, s.start.col, s.end.line, s.end.col),
+            None => (0, 0, 0, 0),
+        };
+        serde_json::json!({
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "file": self.source.path,
+            "line": line,
+            "column": col,
+            "end_line": end_line,
+            "end_column": end_col,
+            "label": self.label,
+            "help": self.help,
+        })
+    }
+}
+
+/// Keeps tabs in the caret line so that the caret lines up under tab-indented text.
+fn caret_indent(line: &str, chars: usize) -> String {
+    line.chars().take(chars).map(|c| if c == '\t' { '\t' } else { ' ' }).collect()
+}
+
+/// Collects diagnostics for one file; every pass adds to it and none stops at the first.
+#[derive(Debug)]
+pub struct Diags {
+    pub source: Arc<Source>,
+    pub list: Vec<Diagnostic>,
+}
+
+impl Diags {
+    pub fn new(source: Arc<Source>) -> Self {
+        Diags { source, list: Vec::new() }
+    }
+
+    /// Starts an error at `span`; finish it with the builder's methods.
+    pub fn error(&mut self, code: &'static str, span: Option<Span>, message: impl Into<String>) -> &mut Diagnostic {
+        self.push(Severity::Error, code, span, message.into())
+    }
+
+    pub fn warning(&mut self, code: &'static str, span: Option<Span>, message: impl Into<String>) -> &mut Diagnostic {
+        self.push(Severity::Warning, code, span, message.into())
+    }
+
+    fn push(&mut self, severity: Severity, code: &'static str, span: Option<Span>, message: String) -> &mut Diagnostic {
+        self.list.push(Diagnostic {
+            severity,
+            code,
+            message,
+            source: self.source.clone(),
+            span,
+            label: None,
+            help: None,
+        });
+        let last = self.list.len() - 1;
+        &mut self.list[last]
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.list.iter().any(Diagnostic::is_error)
+    }
+}
+
+impl Diagnostic {
+    pub fn label(&mut self, label: impl Into<String>) -> &mut Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn help(&mut self, help: impl Into<String>) -> &mut Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Sets `help` to "did you mean `x`?" when a near name exists.
+    pub fn suggest<'a>(&mut self, wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> &mut Self {
+        if let Some(near) = did_you_mean(wrong, candidates) {
+            self.help = Some(format!("did you mean `{near}`?"));
+        }
+        self
+    }
+}
+
+/// The closest candidate to `wrong`, if it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let wrong_lower = wrong.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(&wrong_lower, &c.to_lowercase()), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// "`a`, `b` or `c`", for "expected one of" labels.
+pub fn one_of<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.into_iter().map(|n| format!("`{n}`")).collect();
+    match names.as_slice() {
+        [] => "nothing".to_owned(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::Pos;
+
+    #[test]
+    fn renders_a_caret_under_the_span() {
+        let source = Arc::new(Source { path: "f.yaml".into(), text: "id: x\nnodes: 3\n".into() });
+        let mut diags = Diags::new(source);
+        let span = Span { start: Pos { line: 2, col: 8 }, end: Pos { line: 2, col: 9 } };
+        diags
+            .error("wrong-type", Some(span), "`nodes` must be a list")
+            .label("expected a list")
+            .help("write `- id: ...`");
+        let text = diags.list[0].render(false);
+        assert_eq!(
+            text,
+            "error[wrong-type]: `nodes` must be a list\n --> f.yaml:2:8\n  |\n2 | nodes: 3\n  |        ^ expected a list\n  |\n  = help: write `- id: ...`\n"
+        );
+    }
+
+    #[test]
+    fn suggests_near_names_only() {
+        assert_eq!(did_you_mean("methdo", ["method", "path"]), Some("method"));
+        assert_eq!(did_you_mean("zzz", ["method", "path"]), None);
+        assert_eq!(one_of(["a", "b", "c"]), "`a`, `b` or `c`");
+    }
+}

@@ -1,0 +1,234 @@
+//! Drawing a plan: DOT, Mermaid and JSON, optionally with subflows expanded in place.
+//!
+//! Both text formats are rendered from one neutral drawing (boxes, clusters, edges), so they
+//! always show the same graph. Solid edges carry data, dotted ones are `after:` orderings,
+//! labelled ones are branches; a dashed box may be skipped.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::catalog::Catalog;
+use crate::compile::Flow;
+use crate::plan::EdgeKind;
+
+/// Subflows nest at most this deep in a drawing (the catalog has no loops, but be safe).
+const MAX_DEPTH: usize = 8;
+
+struct Box_ {
+    key: String,
+    lines: Vec<String>,
+    dashed: bool,
+}
+
+enum Item {
+    Node(Box_),
+    Cluster { key: String, title: String, items: Vec<Item> },
+}
+
+struct Arrow {
+    from: String,
+    to: String,
+    kind: EdgeKind,
+    label: Option<String>,
+}
+
+#[derive(Default)]
+struct Drawing {
+    items: Vec<Item>,
+    arrows: Vec<Arrow>,
+}
+
+/// Keys of the boxes a node's incoming and outgoing arrows attach to.
+struct Ends {
+    entries: Vec<String>,
+    exits: Vec<String>,
+}
+
+fn build(
+    flow: &Flow,
+    catalog: Option<&Catalog>,
+    prefix: &str,
+    depth: usize,
+    out: &mut Vec<Item>,
+    arrows: &mut Vec<Arrow>,
+) -> Vec<Ends> {
+    let plan = &flow.plan;
+    let mut ends = Vec::new();
+    for node in &plan.nodes {
+        let key = format!("{prefix}{}", node.id);
+        let mut lines = vec![node.id.clone(), node.exec.label()];
+        if let Some(w) = &node.when {
+            lines.push(format!("when {}", w.source));
+        }
+        let callee = node.calls.as_ref().and_then(|c| catalog?.get(&c.flow)).filter(|_| depth < MAX_DEPTH);
+        match callee {
+            Some(sub) => {
+                let mut items = Vec::new();
+                let inner = build(sub, catalog, &format!("{key}/"), depth + 1, &mut items, arrows);
+                let entries = entry_keys(sub, &inner, true);
+                let exits = entry_keys(sub, &inner, false);
+                out.push(Item::Cluster { key: key.clone(), title: lines.join(": "), items });
+                ends.push(Ends { entries, exits });
+            }
+            None => {
+                out.push(Item::Node(Box_ { key: key.clone(), lines, dashed: node.may_skip }));
+                ends.push(Ends { entries: vec![key.clone()], exits: vec![key] });
+            }
+        }
+    }
+    for e in plan.graph.raw_edges() {
+        let (from, to) = (e.source().index(), e.target().index());
+        let label = (e.weight.kind == EdgeKind::Branch).then(|| {
+            let g = plan.nodes[to].guards.iter().find(|g| g.switch == from);
+            g.map(|g| g.branches.join(" | ")).unwrap_or_default()
+        });
+        for a in &ends[from].exits {
+            for b in &ends[to].entries {
+                arrows.push(Arrow { from: a.clone(), to: b.clone(), kind: e.weight.kind, label: label.clone() });
+            }
+        }
+    }
+    ends
+}
+
+/// The boxes of a subflow with no predecessor (`first`) or no successor inside it.
+fn entry_keys(flow: &Flow, inner: &[Ends], first: bool) -> Vec<String> {
+    let plan = &flow.plan;
+    (0..plan.nodes.len())
+        .filter(|&i| if first { plan.deps(i).next().is_none() } else { plan.dependents(i).next().is_none() })
+        .flat_map(|i| if first { inner[i].entries.clone() } else { inner[i].exits.clone() })
+        .collect()
+}
+
+fn drawing(flow: &Flow, catalog: Option<&Catalog>) -> Drawing {
+    let mut d = Drawing::default();
+    build(flow, catalog, "", 0, &mut d.items, &mut d.arrows);
+    d
+}
+
+/// Graphviz DOT.
+pub fn dot(flow: &Flow, expand: Option<&Catalog>) -> String {
+    let d = drawing(flow, expand);
+    let mut out =
+        format!("digraph {} {{\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n", quote(flow.id()));
+    dot_items(&d.items, 1, &mut out);
+    for a in &d.arrows {
+        let mut attrs = Vec::new();
+        if a.kind == EdgeKind::After {
+            attrs.push("style=dotted".to_owned());
+        }
+        if let Some(l) = &a.label {
+            attrs.push(format!("label={}", quote(l)));
+        }
+        let attrs = if attrs.is_empty() { String::new() } else { format!(" [{}]", attrs.join(", ")) };
+        let _ = writeln!(out, "  {} -> {}{attrs};", quote(&a.from), quote(&a.to));
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn dot_items(items: &[Item], depth: usize, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    for item in items {
+        match item {
+            Item::Node(b) => {
+                let style = if b.dashed { ", style=dashed" } else { "" };
+                let _ = writeln!(out, "{pad}{} [label={}{style}];", quote(&b.key), quote(&b.lines.join("\n")));
+            }
+            Item::Cluster { key, title, items } => {
+                let _ = writeln!(out, "{pad}subgraph {} {{", quote(&format!("cluster_{key}")));
+                let _ = writeln!(out, "{pad}  label={};", quote(title));
+                dot_items(items, depth + 1, out);
+                let _ = writeln!(out, "{pad}}}");
+            }
+        }
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+}
+
+/// Mermaid `flowchart`.
+pub fn mermaid(flow: &Flow, expand: Option<&Catalog>) -> String {
+    let d = drawing(flow, expand);
+    let mut out = String::from("flowchart TD\n");
+    mermaid_items(&d.items, 1, &mut out);
+    for a in &d.arrows {
+        let (from, to) = (mermaid_id(&a.from), mermaid_id(&a.to));
+        let _ = match (&a.label, a.kind) {
+            (Some(l), _) => writeln!(out, "  {from} -- \"{}\" --> {to}", mermaid_text(l)),
+            (None, EdgeKind::After) => writeln!(out, "  {from} -.-> {to}"),
+            (None, _) => writeln!(out, "  {from} --> {to}"),
+        };
+    }
+    out
+}
+
+fn mermaid_items(items: &[Item], depth: usize, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    for item in items {
+        match item {
+            Item::Node(b) => {
+                let text: Vec<String> = b.lines.iter().map(|l| mermaid_text(l)).collect();
+                let _ = writeln!(out, "{pad}{}[\"{}\"]", mermaid_id(&b.key), text.join("<br/>"));
+                if b.dashed {
+                    let _ = writeln!(out, "{pad}style {} stroke-dasharray: 5 5", mermaid_id(&b.key));
+                }
+            }
+            Item::Cluster { key, title, items } => {
+                let _ = writeln!(out, "{pad}subgraph {}[\"{}\"]", mermaid_id(key), mermaid_text(title));
+                mermaid_items(items, depth + 1, out);
+                let _ = writeln!(out, "{pad}end");
+            }
+        }
+    }
+}
+
+/// Mermaid ids are words: `lookup/find` becomes `lookup__find`.
+fn mermaid_id(key: &str) -> String {
+    key.replace('/', "__")
+}
+
+fn mermaid_text(s: &str) -> String {
+    s.replace('"', "#quot;").replace('<', "#lt;").replace('>', "#gt;")
+}
+
+/// The plan as JSON, for tools.
+pub fn json(flow: &Flow, expand: Option<&Catalog>) -> serde_json::Value {
+    json_at(flow, expand, 0)
+}
+
+fn json_at(flow: &Flow, expand: Option<&Catalog>, depth: usize) -> serde_json::Value {
+    let plan = &flow.plan;
+    let nodes: Vec<_> = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let guards: Vec<_> =
+                n.guards.iter().map(|g| json!({"node": plan.nodes[g.switch].id, "branches": g.branches})).collect();
+            let sub = n.calls.as_ref().and_then(|c| expand?.get(&c.flow)).filter(|_| depth < MAX_DEPTH);
+            json!({
+                "id": n.id,
+                "kind": n.kind,
+                "label": n.exec.label(),
+                "when": n.when.as_ref().map(|w| &w.source),
+                "may_skip": n.may_skip,
+                "ends_run": n.ends_run,
+                "guards": guards,
+                "fields": n.fields,
+                "settings": n.exec.describe(),
+                "subflow": sub.map(|s| json_at(s, expand, depth + 1)),
+            })
+        })
+        .collect();
+    let edges: Vec<_> = plan
+        .graph
+        .raw_edges()
+        .iter()
+        .map(|e| json!({"from": plan.nodes[e.source().index()].id, "to": plan.nodes[e.target().index()].id, "kind": e.weight.kind}))
+        .collect();
+    let order: Vec<&str> = plan.order.iter().map(|&i| plan.nodes[i].id.as_str()).collect();
+    json!({ "id": flow.id(), "nodes": nodes, "edges": edges, "order": order })
+}

@@ -1,0 +1,175 @@
+//! The compiled form of a flow's nodes: a petgraph DAG with, for every node, what it waits for,
+//! what guards it, and whether it may be skipped.
+//!
+//! Invariants once a `Plan` exists: the graph is acyclic; `order` is a topological order; every
+//! edge's source is a node the target reads, names in `after:`, or is guarded by; a node's
+//! `may_skip` is true exactly when some run could skip it (see the skip rule in
+//! `docs/flow-format.md`). Nodes are indexed by position, so a run can record a result per node
+//! and resume from the first one that did not finish.
+
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+
+use crate::diag::Diags;
+use crate::kind::{Branch, Call, NodeExec};
+use crate::template::{Ref, Template};
+use crate::yaml::Span;
+
+/// Why one node waits for another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeKind {
+    /// Named in `after:`: ordering only. A skipped predecessor counts as finished.
+    After,
+    /// A template reads the predecessor's result. A skipped predecessor skips this node.
+    Data,
+    /// The predecessor branches, and this node is one of its targets.
+    Branch,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Edge {
+    pub kind: EdgeKind,
+    /// Where the author made the edge: the `after:` entry, the template path, the branch target.
+    pub span: Span,
+}
+
+/// A branch of node `switch` that lets a guarded node run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guard {
+    pub switch: usize,
+    /// The node runs when the switch takes any of these branches.
+    pub branches: Vec<String>,
+}
+
+/// One node of the plan.
+#[derive(Debug)]
+pub struct PlanNode {
+    pub id: String,
+    pub kind: &'static str,
+    pub description: Option<String>,
+    pub span: Span,
+    pub when: Option<Template>,
+    pub exec: Box<dyn NodeExec>,
+    /// The result names later nodes may read.
+    pub fields: Vec<String>,
+    pub calls: Option<Call>,
+    pub branches: Vec<Branch>,
+    pub ends_run: bool,
+    pub pure: bool,
+    pub guards: Vec<Guard>,
+    /// Every path the node's templates read.
+    pub reads: Vec<Ref>,
+    pub may_skip: bool,
+}
+
+/// The DAG of a flow's nodes.
+#[derive(Debug)]
+pub struct Plan {
+    pub nodes: Vec<PlanNode>,
+    /// Node weights are indexes into `nodes`, which equal the graph's own indexes.
+    pub graph: DiGraph<usize, Edge>,
+    pub order: Vec<usize>,
+}
+
+impl Plan {
+    pub fn index(&self, id: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id)
+    }
+
+    /// The nodes `node` waits for, with why.
+    pub fn deps(&self, node: usize) -> impl Iterator<Item = (usize, EdgeKind)> + '_ {
+        self.graph
+            .edges_directed(NodeIndex::new(node), petgraph::Direction::Incoming)
+            .map(|e| (e.source().index(), e.weight().kind))
+    }
+
+    /// The nodes that wait for `node`.
+    pub fn dependents(&self, node: usize) -> impl Iterator<Item = (usize, EdgeKind)> + '_ {
+        self.graph
+            .edges_directed(NodeIndex::new(node), petgraph::Direction::Outgoing)
+            .map(|e| (e.target().index(), e.weight().kind))
+    }
+
+    /// Builds the graph from nodes and edges `(from, to, edge)`. Reports cycles, naming the
+    /// path, and returns `None` when there is one.
+    pub fn build(nodes: Vec<PlanNode>, edges: Vec<(usize, usize, Edge)>, diags: &mut Diags) -> Option<Plan> {
+        let mut graph: DiGraph<usize, Edge> = DiGraph::with_capacity(nodes.len(), edges.len());
+        for i in 0..nodes.len() {
+            graph.add_node(i);
+        }
+        for (from, to, edge) in edges {
+            let exists = graph.find_edge(NodeIndex::new(from), NodeIndex::new(to));
+            if exists.is_none_or(|e| graph[e].kind != edge.kind) {
+                graph.add_edge(NodeIndex::new(from), NodeIndex::new(to), edge);
+            }
+        }
+        let order = match toposort(&graph, None) {
+            Ok(order) => order.into_iter().map(NodeIndex::index).collect(),
+            Err(_) => {
+                report_cycles(&graph, &nodes, diags);
+                return None;
+            }
+        };
+        let mut plan = Plan { nodes, graph, order };
+        plan.mark_skippable();
+        Some(plan)
+    }
+
+    /// The skip rule, statically: a node may be skipped when it has `when:`, is a branch target,
+    /// or reads a node that may be skipped. `after:` alone never propagates a skip.
+    fn mark_skippable(&mut self) {
+        for i in self.order.clone() {
+            let reads_skippable = self.deps(i).any(|(d, kind)| kind == EdgeKind::Data && self.nodes[d].may_skip);
+            let node = &mut self.nodes[i];
+            node.may_skip = node.when.is_some() || !node.guards.is_empty() || reads_skippable;
+        }
+    }
+
+    /// Whether `ancestor` always finishes before `node` starts.
+    pub fn precedes(&self, ancestor: usize, node: usize) -> bool {
+        petgraph::algo::has_path_connecting(&self.graph, NodeIndex::new(ancestor), NodeIndex::new(node), None)
+    }
+}
+
+/// Reports each cycle once, as `a → b → a`, at the edge that closes it.
+fn report_cycles(graph: &DiGraph<usize, Edge>, nodes: &[PlanNode], diags: &mut Diags) {
+    for scc in tarjan_scc(graph) {
+        let self_loop = scc.len() == 1 && graph.find_edge(scc[0], scc[0]).is_some();
+        if scc.len() < 2 && !self_loop {
+            continue;
+        }
+        let path = cycle_path(graph, &scc);
+        let names: Vec<&str> = path.iter().map(|i| nodes[i.index()].id.as_str()).collect();
+        let closing = graph.find_edge(path[path.len() - 2], path[path.len() - 1]);
+        let span = closing.map(|e| graph[e].span).unwrap_or(nodes[scc[0].index()].span);
+        diags
+            .error("cycle", Some(span), format!("the nodes form a cycle: {}", names.join(" → ")))
+            .label("this edge closes the cycle")
+            .help("a flow is a DAG: remove an `after:` entry or a template read so that one node no longer waits for the other");
+    }
+}
+
+/// A walk around a strongly connected component, from its first node back to it.
+fn cycle_path(graph: &DiGraph<usize, Edge>, scc: &[NodeIndex]) -> Vec<NodeIndex> {
+    let start = *scc.iter().min().unwrap_or(&scc[0]);
+    let mut path = vec![start];
+    let mut seen = vec![start];
+    let mut at = start;
+    loop {
+        let next =
+            graph.neighbors(at).filter(|n| scc.contains(n)).min_by_key(|n| (*n != start, seen.contains(n), n.index()));
+        let Some(next) = next else { break };
+        path.push(next);
+        if next == start || seen.contains(&next) {
+            break;
+        }
+        seen.push(next);
+        at = next;
+    }
+    // A walk that met an earlier node rather than the start: keep only the loop itself.
+    let last = path[path.len() - 1];
+    let first = path.iter().position(|n| *n == last).unwrap_or(0);
+    path.split_off(first)
+}

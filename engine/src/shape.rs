@@ -1,0 +1,358 @@
+//! The shapes of the flow format, declared once: they check a YAML tree (unknown keys, wrong
+//! types, missing fields), generate the JSON Schema and feed the reference docs.
+//!
+//! A node kind declares its fields as `&'static [Field]`, the flow format declares its own the
+//! same way; nothing else knows which keys exist, so the checker, the schema and the docs cannot
+//! drift apart.
+
+use crate::diag::{Diags, one_of};
+use crate::kind::Registry;
+use crate::yaml::{Node, Style, Value};
+
+/// What a value must look like.
+#[derive(Debug)]
+pub enum Shape {
+    /// Any scalar, taken as its text (`NO` and `0123` stay as written).
+    Str,
+    /// A name usable in templates: a letter or `_`, then letters, digits or `_`.
+    Name,
+    /// A string that is a handlebars template.
+    Template,
+    /// A template that must come out `true` or `false`, or a plain `true`/`false`.
+    Condition,
+    Bool,
+    /// A non-negative integer.
+    Int,
+    /// A duration with a unit: `500ms`, `2s`, `5m`, `1h`.
+    Duration,
+    /// One of these words.
+    Enum(&'static [&'static str]),
+    /// Any YAML value; strings inside it are templates.
+    Value,
+    List(&'static Shape),
+    /// A mapping from names to values of one shape.
+    Map(&'static Shape),
+    Object(&'static [Field]),
+    /// The first alternative whose kind of YAML value (scalar, list, mapping) matches.
+    OneOf(&'static [Shape]),
+    /// An integration kind from the registry.
+    IntegrationKind,
+    /// The list of nodes: each is checked against its kind's fields.
+    Nodes,
+}
+
+/// A key of an object, with its documentation.
+#[derive(Debug)]
+pub struct Field {
+    pub name: &'static str,
+    pub shape: Shape,
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+impl Field {
+    pub const fn required(name: &'static str, shape: Shape, doc: &'static str) -> Field {
+        Field { name, shape, required: true, doc }
+    }
+
+    pub const fn optional(name: &'static str, shape: Shape, doc: &'static str) -> Field {
+        Field { name, shape, required: false, doc }
+    }
+}
+
+/// Whether `s` is a valid name: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parses `500ms`, `2s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n.checked_mul(1_000)?,
+        "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(ms))
+}
+
+/// Checks YAML trees against shapes, reporting every mismatch.
+#[derive(Debug)]
+pub struct Checker<'a> {
+    pub registry: &'a Registry,
+    pub diags: &'a mut Diags,
+}
+
+impl Checker<'_> {
+    /// Checks `node` against `shape`; `what` names the place for messages ("`inputs.username`").
+    pub fn check(&mut self, node: &Node, shape: &Shape, what: &str) {
+        match shape {
+            Shape::Str | Shape::Template => self.scalar(node, what, "a string"),
+            Shape::Name => self.name(node, what),
+            Shape::Condition => self.scalar(node, what, "a condition such as `{{eq inputs.mode \"x\"}}`"),
+            Shape::Bool => {
+                if node.as_bool().is_none() {
+                    self.mismatch(node, what, "`true` or `false`");
+                }
+            }
+            Shape::Int => {
+                let ok = node.as_number().is_some_and(|n| n.as_u64().is_some());
+                if !ok {
+                    self.mismatch(node, what, "a whole number");
+                }
+            }
+            Shape::Duration => self.duration(node, what),
+            Shape::Enum(words) => self.word(node, what, words.iter().copied()),
+            Shape::Value => {}
+            Shape::List(item) => self.list(node, item, what),
+            Shape::Map(value) => self.map(node, value, what),
+            Shape::Object(fields) => self.object(node, fields, &[], what),
+            Shape::OneOf(alts) => self.one_of(node, alts, what),
+            Shape::IntegrationKind => {
+                let kinds: Vec<&str> = self.registry.integration_kinds.iter().map(|k| k.name).collect();
+                self.word(node, what, kinds.iter().copied());
+            }
+            Shape::Nodes => self.nodes(node),
+        }
+    }
+
+    fn mismatch(&mut self, node: &Node, what: &str, expected: &str) {
+        let found = node.describe();
+        self.diags
+            .error("wrong-type", Some(node.span), format!("{what} must be {expected}, found {found}"))
+            .label(format!("expected {expected}"));
+    }
+
+    fn scalar(&mut self, node: &Node, what: &str, expected: &str) {
+        if node.as_str().is_none() || node.is_null() {
+            self.mismatch(node, what, expected);
+        }
+    }
+
+    fn name(&mut self, node: &Node, what: &str) {
+        match node.as_str() {
+            Some(s) if is_name(s) => {}
+            Some(s) if !node.is_null() => {
+                self.diags
+                    .error("bad-name", Some(node.span), format!("{what} `{s}` is not a valid name"))
+                    .label("expected letters, digits and `_`, starting with a letter")
+                    .help(format!("try `{}`", to_name(s)));
+            }
+            _ => self.mismatch(node, what, "a name"),
+        }
+    }
+
+    fn duration(&mut self, node: &Node, what: &str) {
+        let ok = matches!(&node.value, Value::Scalar { text, .. } if parse_duration(text).is_some());
+        if !ok {
+            self.diags
+                .error("bad-duration", Some(node.span), format!("{what} must be a duration"))
+                .label("expected a number with a unit: `ms`, `s`, `m` or `h`")
+                .help("write for example `500ms`, `2s` or `1m`");
+        }
+    }
+
+    fn word<'w>(&mut self, node: &Node, what: &str, words: impl Iterator<Item = &'w str> + Clone) {
+        let Some(s) = node.as_str().filter(|_| !node.is_null()) else {
+            self.mismatch(node, what, &format!("one of {}", one_of(words)));
+            return;
+        };
+        if !words.clone().any(|w| w == s) {
+            self.diags
+                .error("unknown-value", Some(node.span), format!("{what} cannot be `{s}`"))
+                .label(format!("expected {}", one_of(words.clone())))
+                .suggest(s, words);
+        }
+    }
+
+    fn list(&mut self, node: &Node, item: &Shape, what: &str) {
+        match node.as_seq() {
+            Some(items) => {
+                for (i, it) in items.iter().enumerate() {
+                    self.check(it, item, &format!("{what}[{i}]"));
+                }
+            }
+            None => self.mismatch(node, what, "a list"),
+        }
+    }
+
+    fn map(&mut self, node: &Node, value: &Shape, what: &str) {
+        let Some(pairs) = node.as_map() else {
+            if !node.is_null() {
+                self.mismatch(node, what, "a mapping");
+            }
+            return;
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for (k, v) in pairs {
+            let key = k.as_str().unwrap_or_default();
+            if seen.contains(&key) {
+                self.duplicate_key(k, key, what);
+                continue;
+            }
+            seen.push(key);
+            self.name(k, &format!("the key in {what}"));
+            self.check(v, value, &format!("`{}.{key}`", what.trim_matches('`')));
+        }
+    }
+
+    fn duplicate_key(&mut self, k: &Node, key: &str, what: &str) {
+        self.diags
+            .error("duplicate-key", Some(k.span), format!("`{key}` is given twice in {what}"))
+            .label("second definition here")
+            .help("remove one of them: YAML keeps only one");
+    }
+
+    /// Checks a mapping against `fields` plus `extra` (for nodes: common then kind fields).
+    pub fn object(&mut self, node: &Node, fields: &[Field], extra: &[Field], what: &str) {
+        let Some(pairs) = node.as_map() else {
+            self.mismatch(node, what, "a mapping");
+            return;
+        };
+        let all = || fields.iter().chain(extra);
+        let mut seen: Vec<&str> = Vec::new();
+        for (k, v) in pairs {
+            let key = k.as_str().unwrap_or_default();
+            if seen.contains(&key) {
+                self.duplicate_key(k, key, what);
+                continue;
+            }
+            seen.push(key);
+            match all().find(|f| f.name == key) {
+                Some(field) => self.check(v, &field.shape, &format!("`{key}`")),
+                None => {
+                    let names: Vec<&str> = all().map(|f| f.name).collect();
+                    self.diags
+                        .error("unknown-key", Some(k.span), format!("unknown key `{key}` in {what}"))
+                        .label(format!("expected one of {}", one_of(names.iter().copied())))
+                        .suggest(key, names.iter().copied());
+                }
+            }
+        }
+        for field in all().filter(|f| f.required && !seen.contains(&f.name)) {
+            self.diags
+                .error("missing-field", Some(first_key_span(node)), format!("{what} is missing `{}`", field.name))
+                .label(format!("`{}` is required here", field.name))
+                .help(format!("add `{}:` ({})", field.name, field.doc));
+        }
+    }
+
+    fn one_of(&mut self, node: &Node, alts: &[Shape], what: &str) {
+        let matches = |shape: &Shape| match (&node.value, shape) {
+            (Value::Map(_), Shape::Object(_) | Shape::Map(_)) => true,
+            (Value::Seq(_), Shape::List(_)) => true,
+            (Value::Scalar { .. }, s) => !matches!(s, Shape::Object(_) | Shape::Map(_) | Shape::List(_)),
+            _ => false,
+        };
+        match alts.iter().find(|s| matches(s)) {
+            Some(shape) => self.check(node, shape, what),
+            None => {
+                let expected: Vec<&str> = alts.iter().map(describe).collect();
+                self.mismatch(node, what, &expected.join(" or "));
+            }
+        }
+    }
+
+    fn nodes(&mut self, node: &Node) {
+        let Some(items) = node.as_seq() else {
+            self.mismatch(node, "`nodes`", "a list of nodes");
+            return;
+        };
+        for item in items {
+            let id = item.get("id").and_then(Node::as_str).unwrap_or("?");
+            let kind_node = item.get("kind");
+            let kind = kind_node.and_then(Node::as_str).and_then(|k| self.registry.kind(k));
+            let what = match kind {
+                Some(k) => format!("`{}` node `{id}`", k.name()),
+                None => format!("node `{id}`"),
+            };
+            let extra = kind.map(|k| k.fields()).unwrap_or(&[]);
+            if item.as_map().is_some() && kind.is_none() {
+                self.unknown_kind(item, kind_node);
+            }
+            self.object(item, crate::format::NODE_FIELDS, extra, &what);
+        }
+    }
+
+    fn unknown_kind(&mut self, item: &Node, kind_node: Option<&Node>) {
+        let names: Vec<&str> = self.registry.kinds.iter().map(|k| k.name()).collect();
+        // A missing `kind` is reported by the object check as a missing field.
+        let Some(kind_node) = kind_node else { return };
+        let kind = kind_node.as_str().unwrap_or_default();
+        let d = self
+            .diags
+            .error("unknown-kind", Some(kind_node.span), format!("unknown node kind `{kind}`"))
+            .label(format!("expected {}", one_of(names.iter().copied())));
+        d.suggest(kind, names.iter().copied());
+        let _ = item;
+    }
+}
+
+/// The span of a mapping's first key: where "missing field" points.
+fn first_key_span(node: &Node) -> crate::yaml::Span {
+    node.as_map().and_then(|p| p.first()).map(|(k, _)| k.span).unwrap_or(node.span)
+}
+
+/// A human word for a shape, for "expected a string or a mapping".
+pub fn describe(shape: &Shape) -> &'static str {
+    match shape {
+        Shape::Str | Shape::Template => "a string",
+        Shape::Name => "a name",
+        Shape::Condition => "a condition",
+        Shape::Bool => "a boolean",
+        Shape::Int => "a whole number",
+        Shape::Duration => "a duration",
+        Shape::Enum(_) | Shape::IntegrationKind => "a word",
+        Shape::Value => "any value",
+        Shape::List(_) | Shape::Nodes => "a list",
+        Shape::Map(_) | Shape::Object(_) => "a mapping",
+        Shape::OneOf(_) => "a value",
+    }
+}
+
+/// Turns `my-node name` into `my_node_name`, for the "try" hint of a bad name.
+fn to_name(s: &str) -> String {
+    let mut out: String = s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// Whether a scalar was quoted, which moves its text one column right of its span.
+pub fn text_offset(node: &Node) -> usize {
+    match &node.value {
+        Value::Scalar { style: Style::Quoted, .. } => 1,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(std::time::Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Some(std::time::Duration::from_secs(2)));
+        assert_eq!(parse_duration("1h"), Some(std::time::Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("2 s"), None);
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_name("user_id"));
+        assert!(is_name("_x1"));
+        assert!(!is_name("1x"));
+        assert!(!is_name("user-id"));
+        assert_eq!(to_name("user-id"), "user_id");
+    }
+}

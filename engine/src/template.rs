@@ -1,0 +1,305 @@
+//! Templates: handlebars text compiled once, with the names it reads listed for checking and
+//! for inferring edges.
+//!
+//! A template reads `inputs.<name>`, `vars.<name>`, `nodes.<id>.<field>…` and, in a few places
+//! (a poll's `until`), `self.<field>…`. Paths inside `{{#each}}` and `{{#with}}` blocks are
+//! relative to the block's item and are not checked, except `@root.` paths.
+
+use handlebars::template::{HelperTemplate, Parameter, TemplateElement};
+use handlebars::{Path, PathSeg};
+
+use crate::yaml::{Node, Span, Style, Value};
+
+/// The helpers a template may call: handlebars' built-ins that make sense in a flow.
+pub const HELPERS: &[&str] =
+    &["if", "unless", "each", "with", "lookup", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or", "not", "len"];
+
+/// A compiled template and what it reads.
+#[derive(Clone, Debug)]
+pub struct Template {
+    pub source: String,
+    pub span: Span,
+    pub compiled: handlebars::Template,
+    pub refs: Vec<Ref>,
+    /// Set when the whole template is one `{{path}}`: then the value keeps its JSON type.
+    pub single: Option<Vec<String>>,
+}
+
+/// One path a template reads, such as `nodes.lookup.user_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ref {
+    pub path: Vec<String>,
+    pub span: Span,
+}
+
+impl Ref {
+    pub fn dotted(&self) -> String {
+        self.path.join(".")
+    }
+}
+
+/// A template that failed to compile, or that calls an unknown helper.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateError {
+    pub message: String,
+    pub span: Span,
+    pub help: Option<String>,
+}
+
+/// A JSON-shaped value whose strings may be templates: a body, a query, a `with:` block.
+#[derive(Clone, Debug)]
+pub enum ValueTemplate {
+    Literal(serde_json::Value),
+    Template(Box<Template>),
+    List(Vec<ValueTemplate>),
+    Object(Vec<(String, ValueTemplate)>),
+}
+
+impl ValueTemplate {
+    /// Every template inside, depth first.
+    pub fn templates(&self) -> Vec<&Template> {
+        let mut out = Vec::new();
+        self.collect(&mut out);
+        out
+    }
+
+    fn collect<'a>(&'a self, out: &mut Vec<&'a Template>) {
+        match self {
+            ValueTemplate::Literal(_) => {}
+            ValueTemplate::Template(t) => out.push(t),
+            ValueTemplate::List(items) => items.iter().for_each(|i| i.collect(out)),
+            ValueTemplate::Object(pairs) => pairs.iter().for_each(|(_, v)| v.collect(out)),
+        }
+    }
+}
+
+/// Compiles the scalar `node` as a template.
+pub fn compile(node: &Node) -> Result<Template, Vec<TemplateError>> {
+    let source = node.as_str().unwrap_or_default().to_owned();
+    let locate = Locator::new(node);
+    let compiled = handlebars::Template::compile(&source).map_err(|e| {
+        let span = e.pos().map_or(node.span, |(line, col)| locate.at(line, col.saturating_sub(1), 2));
+        vec![syntax_error(&e, span)]
+    })?;
+    let mut walk = Walk { locate: &locate, text: &source, refs: Vec::new(), errors: Vec::new(), cursor: 0 };
+    walk.elements(&compiled.elements, false);
+    if !walk.errors.is_empty() {
+        return Err(walk.errors);
+    }
+    let single = match compiled.elements.as_slice() {
+        [TemplateElement::Expression(h)] if is_plain_path(h) => walk.refs.first().map(|r| r.path.clone()),
+        _ => None,
+    };
+    let refs = walk.refs;
+    Ok(Template { source, span: node.span, compiled, refs, single })
+}
+
+/// Compiles a JSON-shaped value: strings holding `{{` become templates.
+pub fn compile_value(node: &Node) -> Result<ValueTemplate, Vec<TemplateError>> {
+    match &node.value {
+        Value::Scalar { text, .. } if text.contains("{{") => Ok(ValueTemplate::Template(Box::new(compile(node)?))),
+        Value::Scalar { .. } => Ok(ValueTemplate::Literal(node.to_json())),
+        Value::Seq(items) => {
+            let mut errors = Vec::new();
+            let out: Vec<ValueTemplate> =
+                items.iter().filter_map(|i| compile_value(i).map_err(|e| errors.extend(e)).ok()).collect();
+            if errors.is_empty() { Ok(ValueTemplate::List(out)) } else { Err(errors) }
+        }
+        Value::Map(pairs) => {
+            let mut errors = Vec::new();
+            let mut out = Vec::new();
+            for (k, v) in pairs {
+                match compile_value(v) {
+                    Ok(t) => out.push((k.as_str().unwrap_or_default().to_owned(), t)),
+                    Err(e) => errors.extend(e),
+                }
+            }
+            if errors.is_empty() { Ok(ValueTemplate::Object(out)) } else { Err(errors) }
+        }
+    }
+}
+
+fn syntax_error(e: &handlebars::TemplateError, span: Span) -> TemplateError {
+    use handlebars::TemplateErrorReason as R;
+    let (message, help) = match e.reason() {
+        R::MismatchingClosedHelper(open, close) => {
+            (format!("`{{{{#{open}}}}}` is closed by `{{{{/{close}}}}}`"), format!("close it with `{{{{/{open}}}}}`"))
+        }
+        R::InvalidParam(p) => (format!("invalid parameter `{p}` in template"), "check the quoting".to_owned()),
+        _ => (
+            "invalid handlebars template".to_owned(),
+            "check that every `{{` has its `}}` and every `{{#if}}` its `{{/if}}`".to_owned(),
+        ),
+    };
+    TemplateError { message, span, help: Some(help) }
+}
+
+/// `{{a.b}}` with no helper and no parameters.
+fn is_plain_path(h: &HelperTemplate) -> bool {
+    matches!(h.name, Parameter::Path(Path::Relative(_))) && h.params.is_empty() && h.hash.is_empty()
+}
+
+/// Maps a position inside the template text to the YAML file.
+struct Locator {
+    span: Span,
+    offset: usize,
+    single_line: bool,
+}
+
+impl Locator {
+    fn new(node: &Node) -> Self {
+        let single_line = node.span.start.line == node.span.end.line
+            && matches!(&node.value, Value::Scalar { style: Style::Plain | Style::Quoted, .. });
+        Locator { span: node.span, offset: crate::shape::text_offset(node), single_line }
+    }
+
+    /// `line` is 1-based, `col` 0-based in the template text.
+    fn at(&self, line: usize, col: usize, len: usize) -> Span {
+        if self.single_line && line <= 1 { self.span.sub(self.offset + col, len) } else { self.span }
+    }
+}
+
+struct Walk<'a> {
+    locate: &'a Locator,
+    text: &'a str,
+    refs: Vec<Ref>,
+    errors: Vec<TemplateError>,
+    /// Where in the source the last path was found, so that repeated paths get their own spans.
+    cursor: usize,
+}
+
+impl Walk<'_> {
+    fn elements(&mut self, elements: &[TemplateElement], relative: bool) {
+        for el in elements {
+            match el {
+                TemplateElement::Expression(h) | TemplateElement::HtmlExpression(h) => self.helper(h, relative),
+                TemplateElement::HelperBlock(h) => {
+                    self.helper(h, relative);
+                    let inner = relative || matches!(&h.name, Parameter::Name(n) if n == "each" || n == "with");
+                    if let Some(t) = &h.template {
+                        self.elements(&t.elements, inner);
+                    }
+                    if let Some(t) = &h.inverse {
+                        self.elements(&t.elements, relative);
+                    }
+                }
+                TemplateElement::RawString(_) | TemplateElement::Comment(_) => {}
+                _ => self.errors.push(TemplateError {
+                    message: "partials and decorators are not available in flow templates".into(),
+                    span: self.locate.span,
+                    help: Some("use `{{#if}}`, `{{#each}}` and the comparison helpers".into()),
+                }),
+            }
+        }
+    }
+
+    fn helper(&mut self, h: &HelperTemplate, relative: bool) {
+        match &h.name {
+            Parameter::Name(name) if !HELPERS.contains(&name.as_str()) => {
+                let span = self.find(name);
+                let mut err = TemplateError { message: format!("unknown helper `{name}`"), span, help: None };
+                if let Some(near) = crate::diag::did_you_mean(name, HELPERS.iter().copied()) {
+                    err.help = Some(format!("did you mean `{near}`?"));
+                } else {
+                    err.help = Some(format!("the helpers are {}", crate::diag::one_of(HELPERS.iter().copied())));
+                }
+                self.errors.push(err);
+            }
+            other => self.param(other, relative),
+        }
+        for p in h.params.iter().chain(h.hash.values()) {
+            self.param(p, relative);
+        }
+    }
+
+    fn param(&mut self, p: &Parameter, relative: bool) {
+        match p {
+            Parameter::Path(Path::Relative((segs, raw))) => self.path(segs, raw, relative),
+            Parameter::Subexpression(sub) => {
+                if let TemplateElement::Expression(h) = sub.as_element() {
+                    self.helper(h, relative);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn path(&mut self, segs: &[PathSeg], raw: &str, relative: bool) {
+        let rooted = matches!(segs.first(), Some(PathSeg::Ruled(_))) && raw.starts_with("@root");
+        if relative && !rooted {
+            return;
+        }
+        let path: Vec<String> = segs
+            .iter()
+            .filter_map(|s| match s {
+                PathSeg::Named(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect();
+        if path.is_empty() {
+            return;
+        }
+        let span = self.find(raw);
+        self.refs.push(Ref { path, span });
+    }
+
+    /// The span of `needle`'s next occurrence in the template source.
+    fn find(&mut self, needle: &str) -> Span {
+        let text = self.text;
+        let from = self.cursor.min(text.len());
+        let found = text[from..].find(needle).map(|i| i + from).or_else(|| text.find(needle));
+        match found {
+            Some(byte) => {
+                self.cursor = byte + needle.len();
+                let col = text[..byte].chars().count();
+                let line = text[..byte].matches('\n').count() + 1;
+                self.locate.at(line, col, needle.chars().count())
+            }
+            None => self.locate.span,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(src: &str) -> Node {
+        crate::yaml::parse(&format!("t: {src}\n")).ok().flatten().and_then(|n| n.get("t").cloned()).expect("yaml")
+    }
+
+    fn refs(src: &str) -> Vec<String> {
+        compile(&node(src)).expect("compiles").refs.iter().map(Ref::dotted).collect()
+    }
+
+    #[test]
+    fn lists_every_path_read() {
+        assert_eq!(refs("'{{eq nodes.a.found false}}'"), ["nodes.a.found"]);
+        assert_eq!(refs("'{{#if nodes.a.found}}x{{else}}{{inputs.y}}{{/if}}'"), ["nodes.a.found", "inputs.y"]);
+        assert_eq!(refs("'{{not (eq inputs.a vars.b)}}'"), ["inputs.a", "vars.b"]);
+        assert_eq!(refs("'{{#each inputs.l}}{{this.n}}{{@index}}{{@root.vars.z}}{{/each}}'"), ["inputs.l", "vars.z"]);
+    }
+
+    #[test]
+    fn a_single_path_keeps_its_type() {
+        let t = compile(&node("'{{nodes.lookup.user_id}}'")).expect("compiles");
+        assert_eq!(t.single, Some(vec!["nodes".into(), "lookup".into(), "user_id".into()]));
+        let t = compile(&node("'id {{nodes.lookup.user_id}}'")).expect("compiles");
+        assert_eq!(t.single, None);
+    }
+
+    #[test]
+    fn paths_point_at_their_column() {
+        let t = compile(&node("'x {{inputs.a}} {{inputs.a}}'")).expect("compiles");
+        assert_eq!(t.refs[0].span.start.col, 10);
+        assert_eq!(t.refs[1].span.start.col, 25);
+    }
+
+    #[test]
+    fn unknown_helpers_and_bad_syntax_are_errors() {
+        let e = compile(&node("'{{equals inputs.a 1}}'")).expect_err("unknown helper");
+        assert_eq!(e[0].message, "unknown helper `equals`");
+        let e = compile(&node("'{{#if inputs.a}}x'")).expect_err("unclosed");
+        assert_eq!(e[0].message, "invalid handlebars template");
+    }
+}

@@ -1,0 +1,7 @@
+//! The node kinds: each a unit struct implementing `NodeKind`, with its compiled form beside it.
+
+pub mod fail;
+pub mod rest_call;
+pub mod set;
+pub mod subflow;
+pub mod switch;

@@ -1,0 +1,352 @@
+//! `rest_call`: the Execute REST Call node. One HTTP request through an integration slot, with
+//! JSONPath extraction from the response, accepted statuses and vendor codes, and polling.
+//!
+//! Compile time makes the classic mistakes impossible: a call not linked to a slot, linked to a
+//! slot the flow does not declare, or to a slot of the wrong kind (Admin API paths need a
+//! `duo_admin` slot, Auth API paths a `duo_auth` one).
+
+use std::time::Duration;
+
+use flowcat_engine::diag::one_of;
+use flowcat_engine::kind::{CompileCx, Compiled, NodeExec, NodeKind};
+use flowcat_engine::shape::{Field, Shape, parse_duration};
+use flowcat_engine::template::{Template, ValueTemplate};
+use flowcat_engine::yaml::{Node, Span};
+use serde_json_path::JsonPath;
+
+#[derive(Debug)]
+pub struct RestCall;
+
+pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+const EXTRACT_FIELDS: &[Field] = &[
+    Field::required("path", Shape::Str, "a JSONPath into the response body, e.g. `$.response[0].user_id`"),
+    Field::optional("many", Shape::Bool, "return every match as a list (default: exactly one value)"),
+    Field::optional("optional", Shape::Bool, "no match gives `null` instead of failing the node"),
+    Field::optional("default", Shape::Value, "the value when nothing matches (implies optional)"),
+];
+
+const ACCEPT_FIELDS: &[Field] = &[
+    Field::optional("status", Shape::List(&Shape::Int), "HTTP statuses that count as a result, e.g. `[404]`"),
+    Field::optional(
+        "code",
+        Shape::List(&Shape::Int),
+        "vendor error codes that count as a result, e.g. Duo's `[40003]`",
+    ),
+];
+
+const POLL_FIELDS: &[Field] = &[
+    Field::required("until", Shape::Condition, "repeat until this holds; reads the latest response as `self.<field>`"),
+    Field::required("interval", Shape::Duration, "the pause between attempts, e.g. `2s`"),
+    Field::required("timeout", Shape::Duration, "give up after this long, e.g. `90s`"),
+];
+
+const FIELDS: &[Field] = &[
+    Field::required(
+        "integration",
+        Shape::Name,
+        "the integration slot the call goes through, e.g. `duo_admin`; every REST call must be linked to one",
+    ),
+    Field::required("method", Shape::Enum(METHODS), "the HTTP method"),
+    Field::required(
+        "path",
+        Shape::Template,
+        "the path, e.g. `/admin/v1/users/{{nodes.lookup.user_id}}`; each value is one path segment",
+    ),
+    Field::optional("query", Shape::Map(&Shape::Value), "query parameters: name → value or template"),
+    Field::optional("body", Shape::Map(&Shape::Value), "body parameters: name → value or template"),
+    Field::optional("headers", Shape::Map(&Shape::Template), "extra request headers"),
+    Field::optional(
+        "extract",
+        Shape::Map(&Shape::OneOf(EXTRACT_SHAPES)),
+        "result name → JSONPath into the response body",
+    ),
+    Field::optional("accept", Shape::Object(ACCEPT_FIELDS), "failures that count as results instead of errors"),
+    Field::optional("poll", Shape::Object(POLL_FIELDS), "repeat the call until a condition holds, bounded in time"),
+    Field::optional("timeout", Shape::Duration, "the whole request's time limit (default `30s`)"),
+    Field::optional("connect_timeout", Shape::Duration, "the connection's time limit (default `10s`)"),
+];
+
+const EXTRACT_SHAPES: &[Shape] = &[Shape::Str, Shape::Object(EXTRACT_FIELDS)];
+
+/// The result fields every REST call has, beside the names it extracts.
+pub const RESULT_FIELDS: &[&str] = &["status", "headers", "body"];
+
+impl NodeKind for RestCall {
+    fn name(&self) -> &'static str {
+        "rest_call"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Execute REST Call: one HTTP request through an integration slot, with JSONPath extraction."
+    }
+
+    fn fields(&self) -> &'static [Field] {
+        FIELDS
+    }
+
+    fn compile(&self, cx: &mut CompileCx<'_>) -> Option<Compiled> {
+        let slot = slot(cx);
+        let method = cx.str("method").filter(|m| METHODS.contains(m))?.to_owned();
+        let path = cx.template("path");
+        if let (Some(path), Some(slot)) = (&path, &slot) {
+            check_path(cx, path, slot);
+        }
+        let query = map_of_values(cx, "query");
+        let body = map_of_values(cx, "body");
+        if cx.get("body").is_some() && matches!(method.as_str(), "GET" | "DELETE") {
+            let span = cx.key_span("body");
+            cx.error("body-not-allowed", span, format!("a `{method}` request has no body"))
+                .help("put the parameters under `query:`");
+        }
+        let headers = headers(cx);
+        let extract = extract(cx);
+        let accept = accept(cx);
+        let poll = poll(cx);
+        let mut fields: Vec<String> = RESULT_FIELDS.iter().map(|s| (*s).to_owned()).collect();
+        fields.extend(extract.iter().flatten().map(|e| e.name.clone()));
+        if poll.as_ref().is_some_and(Option::is_some) {
+            fields.push("attempts".to_owned());
+        }
+        let exec = RestCallExec {
+            slot: slot?.0,
+            method,
+            path: path?,
+            query: query?,
+            body: body?,
+            headers: headers?,
+            extract: extract?,
+            accept,
+            poll: poll?,
+            timeout: duration(cx, "timeout").unwrap_or(Duration::from_secs(30)),
+            connect_timeout: duration(cx, "connect_timeout").unwrap_or(Duration::from_secs(10)),
+        };
+        Some(Compiled::new(Box::new(exec), fields))
+    }
+}
+
+/// The slot's name and kind, after checking that the flow declares it.
+fn slot(cx: &mut CompileCx<'_>) -> Option<(String, String)> {
+    let node = cx.get("integration")?;
+    let name = node.as_str()?;
+    if let Some(s) = cx.slots().iter().find(|s| s.name == name) {
+        return Some((s.name.clone(), s.kind.clone()));
+    }
+    let names: Vec<String> = cx.slots().iter().map(|s| s.name.clone()).collect();
+    let d = cx.error("unknown-slot", node.span, format!("`{name}` is not an integration slot of this flow")).label(
+        if names.is_empty() {
+            "this flow declares no slots".to_owned()
+        } else {
+            format!("expected {}", one_of(names.iter().map(String::as_str)))
+        },
+    );
+    d.help(format!("declare it: `integrations: {{ {name}: {{ kind: duo_admin }} }}`"));
+    d.suggest(name, names.iter().map(String::as_str));
+    None
+}
+
+/// Paths must be absolute, and Duo API paths need a slot of the matching kind.
+fn check_path(cx: &mut CompileCx<'_>, path: &Template, (slot, kind): &(String, String)) {
+    let literal = path.source.split("{{").next().unwrap_or_default();
+    if !path.source.starts_with('/') {
+        cx.error("bad-path", path.span, "the path must start with `/`")
+            .label("the integration supplies the scheme and host")
+            .help(format!("write `/{}`", path.source.trim_start_matches('/')));
+        return;
+    }
+    let needs = if literal.starts_with("/admin/") {
+        Some("duo_admin")
+    } else if literal.starts_with("/auth/") {
+        Some("duo_auth")
+    } else {
+        None
+    };
+    if let Some(needs) = needs.filter(|n| n != kind && kind != "http") {
+        let span = cx.get("integration").map_or(path.span, |n| n.span);
+        cx.error(
+            "wrong-kind",
+            span,
+            format!(
+                "`{}` is a Duo {} API path, but slot `{slot}` is a `{kind}` integration",
+                literal.trim_end_matches('/'),
+                if needs == "duo_admin" { "Admin" } else { "Auth" }
+            ),
+        )
+        .label(format!("expected a `{needs}` slot"))
+        .help(format!("link the call to a slot declared with `kind: {needs}`"));
+    }
+}
+
+fn map_of_values(cx: &mut CompileCx<'_>, key: &str) -> Option<Option<Vec<(String, ValueTemplate)>>> {
+    let Some(pairs) = cx.get(key).and_then(Node::as_map) else { return Some(None) };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (k, v) in pairs {
+        match cx.value_of(v) {
+            Some(t) => out.push((k.as_str().unwrap_or_default().to_owned(), t)),
+            None => ok = false,
+        }
+    }
+    ok.then_some(Some(out))
+}
+
+fn headers(cx: &mut CompileCx<'_>) -> Option<Vec<(String, Template)>> {
+    let pairs = cx.get("headers").and_then(Node::as_map).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (k, v) in pairs {
+        let name = k.as_str().unwrap_or_default();
+        if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("date") {
+            cx.error("reserved-header", k.span, format!("`{name}` is set by the integration"))
+                .help("the integration signs or authenticates every request: remove this header");
+            ok = false;
+            continue;
+        }
+        match cx.template_of(v, false) {
+            Some(t) => out.push((name.to_owned(), t)),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// One `extract:` entry.
+#[derive(Debug)]
+pub struct Extract {
+    pub name: String,
+    pub path: JsonPath,
+    pub source: String,
+    pub many: bool,
+    pub optional: bool,
+    pub default: Option<serde_json::Value>,
+}
+
+fn extract(cx: &mut CompileCx<'_>) -> Option<Vec<Extract>> {
+    let pairs = cx.get("extract").and_then(Node::as_map).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (k, v) in pairs {
+        let name = k.as_str().unwrap_or_default().to_owned();
+        if RESULT_FIELDS.contains(&name.as_str()) {
+            let help = format!("read it as `nodes.{}.{name}`, or extract under another name", cx.id);
+            cx.error("reserved-name", k.span, format!("`{name}` is already a result field of every REST call"))
+                .help(help);
+            ok = false;
+            continue;
+        }
+        let path_node = if v.as_map().is_some() { v.get("path") } else { Some(v) };
+        let Some(path_node) = path_node else { continue };
+        let source = path_node.as_str().unwrap_or_default().to_owned();
+        let path = match JsonPath::parse(&source) {
+            Ok(p) => p,
+            Err(e) => {
+                let span = jsonpath_span(path_node, e.position());
+                cx.error("bad-jsonpath", span, format!("invalid JSONPath `{source}`"))
+                    .label(e.message().to_owned())
+                    .help("JSONPath (RFC 9535) starts at `$`, e.g. `$.response[0].user_id`");
+                ok = false;
+                continue;
+            }
+        };
+        let flag = |key: &str| v.get(key).and_then(Node::as_bool).unwrap_or(false);
+        let default = v.get("default").filter(|_| v.as_map().is_some()).map(Node::to_json);
+        out.push(Extract {
+            name,
+            path,
+            source,
+            many: flag("many"),
+            optional: flag("optional") || default.is_some(),
+            default,
+        });
+    }
+    ok.then_some(out)
+}
+
+fn jsonpath_span(node: &Node, position: usize) -> Span {
+    if node.span.start.line == node.span.end.line {
+        node.span.sub(flowcat_engine::shape::text_offset(node) + position.saturating_sub(1), 1)
+    } else {
+        node.span
+    }
+}
+
+/// Failures a flow declares to be results.
+#[derive(Debug, Default)]
+pub struct Accept {
+    pub status: Vec<u16>,
+    pub code: Vec<u64>,
+}
+
+fn accept(cx: &mut CompileCx<'_>) -> Accept {
+    let list = |key: &str| -> Vec<u64> {
+        let items = cx.get("accept").and_then(|a| a.get(key)).and_then(Node::as_seq).unwrap_or_default();
+        items.iter().filter_map(|n| n.as_number()?.as_u64()).collect()
+    };
+    Accept { status: list("status").into_iter().filter_map(|s| u16::try_from(s).ok()).collect(), code: list("code") }
+}
+
+/// A bounded repetition of the call.
+#[derive(Debug)]
+pub struct Poll {
+    pub until: Template,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+fn poll(cx: &mut CompileCx<'_>) -> Option<Option<Poll>> {
+    let Some(node) = cx.get("poll") else { return Some(None) };
+    let until = cx.template_of(node.get("until")?, true)?;
+    let d = |key: &str| node.get(key).and_then(Node::as_str).and_then(parse_duration);
+    let (interval, timeout) = (d("interval")?, d("timeout")?);
+    if interval.is_zero() || interval > timeout {
+        let span = node.key_span("interval").unwrap_or(node.span);
+        cx.error("bad-duration", span, "the poll interval must be above zero and at most the timeout")
+            .help("for a Duo Push, `interval: 2s` and `timeout: 90s` work well");
+        return None;
+    }
+    Some(Some(Poll { until, interval, timeout }))
+}
+
+fn duration(cx: &CompileCx<'_>, key: &str) -> Option<Duration> {
+    cx.str(key).and_then(parse_duration)
+}
+
+/// The compiled `rest_call` node.
+#[derive(Debug)]
+pub struct RestCallExec {
+    pub slot: String,
+    pub method: String,
+    pub path: Template,
+    pub query: Option<Vec<(String, ValueTemplate)>>,
+    pub body: Option<Vec<(String, ValueTemplate)>>,
+    pub headers: Vec<(String, Template)>,
+    pub extract: Vec<Extract>,
+    pub accept: Accept,
+    pub poll: Option<Poll>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl NodeExec for RestCallExec {
+    fn label(&self) -> String {
+        let poll = if self.poll.is_some() { " (poll)" } else { "" };
+        format!("{} {}{poll}", self.method, self.path.source)
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        let extract: serde_json::Map<String, serde_json::Value> =
+            self.extract.iter().map(|e| (e.name.clone(), e.source.clone().into())).collect();
+        serde_json::json!({
+            "integration": self.slot,
+            "method": self.method,
+            "path": self.path.source,
+            "extract": extract,
+            "accept": { "status": self.accept.status, "code": self.accept.code },
+            "poll": self.poll.as_ref().map(|p| serde_json::json!({
+                "until": p.until.source,
+                "interval_ms": p.interval.as_millis() as u64,
+                "timeout_ms": p.timeout.as_millis() as u64,
+            })),
+        })
+    }
+}

@@ -1,0 +1,175 @@
+//! The subcommands: each loads what it needs, prints, and returns the exit code.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use flowcat_engine::catalog::{self, Catalog};
+use flowcat_engine::{Diagnostic, Flow, draw};
+use flowcat_nodes::REGISTRY;
+
+/// Loads the catalog folder plus `extra` files and folders.
+fn load(catalog_dir: &Path, extra: &[PathBuf]) -> anyhow::Result<Catalog> {
+    let mut roots = Vec::new();
+    if catalog_dir.is_dir() {
+        roots.push(catalog_dir.to_owned());
+    } else if extra.is_empty() {
+        bail!("the catalog folder `{}` does not exist (use `--catalog DIR`)", catalog_dir.display());
+    }
+    roots.extend(extra.iter().cloned());
+    let files = catalog::discover(&roots)?;
+    Ok(Catalog::load(catalog::read(&files)?, &REGISTRY))
+}
+
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+pub fn validate(catalog_dir: &Path, paths: Vec<PathBuf>, deny_warnings: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let paths = if paths.is_empty() {
+        let mut defaults = vec![catalog_dir.to_owned()];
+        if Path::new("examples").is_dir() {
+            defaults.push(PathBuf::from("examples"));
+        }
+        defaults
+    } else {
+        paths
+    };
+    let requested = catalog::discover(&paths)?;
+    let catalog = load(catalog_dir, &paths)?;
+    let wanted: Vec<String> = requested.iter().map(|p| p.display().to_string()).collect();
+    let entries: Vec<_> = catalog.entries.iter().filter(|e| wanted.contains(&e.path)).collect();
+    let diags: Vec<&Diagnostic> = entries.iter().flat_map(|e| e.diagnostics.iter()).collect();
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let warnings = diags.len() - errors;
+    if json {
+        let list: Vec<_> = diags.iter().map(|d| d.to_json()).collect();
+        let report =
+            serde_json::json!({ "flows": entries.len(), "errors": errors, "warnings": warnings, "diagnostics": list });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let colour = colour();
+        for d in &diags {
+            eprintln!("{}", d.render(colour));
+        }
+        eprintln!("{}", summary(entries.len(), errors, warnings));
+    }
+    let failed = errors > 0 || (deny_warnings && warnings > 0);
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn summary(flows: usize, errors: usize, warnings: usize) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!("checked {}: {}, {}", plural(flows, "flow"), plural(errors, "error"), plural(warnings, "warning"))
+}
+
+/// How `graph` draws.
+#[derive(Clone, Copy, Debug)]
+pub enum Drawing {
+    Dot,
+    Mermaid,
+    Json,
+}
+
+/// Finds a flow by path or id; prints its diagnostics when it does not compile.
+fn find<'a>(catalog: &'a Catalog, flow: &str) -> anyhow::Result<Result<&'a Flow, ExitCode>> {
+    let by_path = catalog.entries.iter().find(|e| Path::new(&e.path) == Path::new(flow));
+    let entry = match by_path {
+        Some(e) => e,
+        None => match catalog.entry(flow) {
+            Some(e) => e,
+            None => {
+                let ids: Vec<&str> = catalog.flows().map(|f| f.id()).collect();
+                let hint = flowcat_engine::diag::did_you_mean(flow, ids.iter().copied())
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_else(|| "; `flowcat list` shows every flow".to_owned());
+                bail!("no flow `{flow}` in the catalog{hint}");
+            }
+        },
+    };
+    match &entry.flow {
+        Some(f) => Ok(Ok(f)),
+        None => {
+            let colour = colour();
+            for d in &entry.diagnostics {
+                eprintln!("{}", d.render(colour));
+            }
+            eprintln!("`{}` has errors: fix them first (`flowcat validate {}`)", flow, entry.path);
+            Ok(Err(ExitCode::FAILURE))
+        }
+    }
+}
+
+pub fn graph(catalog_dir: &Path, flow: &str, format: Drawing, expand: bool) -> anyhow::Result<ExitCode> {
+    let extra: Vec<PathBuf> = if Path::new(flow).is_file() { vec![PathBuf::from(flow)] } else { Vec::new() };
+    let catalog = load(catalog_dir, &extra)?;
+    let found = match find(&catalog, flow)? {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
+    };
+    let expand = expand.then_some(&catalog);
+    let text = match format {
+        Drawing::Dot => draw::dot(found, expand),
+        Drawing::Mermaid => draw::mermaid(found, expand),
+        Drawing::Json => serde_json::to_string_pretty(&draw::json(found, expand))? + "\n",
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn list(catalog_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let catalog = load(catalog_dir, &[])?;
+    let mut flows: Vec<&Flow> = catalog.flows().collect();
+    flows.sort_by(|a, b| a.id().cmp(b.id()));
+    if json {
+        let list: Vec<_> = flows.iter().map(|f| flow_json(f)).collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        for f in &flows {
+            print!("{}", flow_text(f));
+        }
+    }
+    let broken = catalog.entries.iter().filter(|e| e.flow.is_none()).count();
+    if broken > 0 {
+        eprintln!("{broken} flow file(s) have errors and are not listed: run `flowcat validate`");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn flow_text(f: &Flow) -> String {
+    let s = &f.signature;
+    let inputs: Vec<String> =
+        s.inputs.iter().map(|i| format!("{}: {}{}", i.name, i.ty.name(), if i.required { "" } else { "?" })).collect();
+    let outputs: Vec<&str> = s.outputs.iter().map(|o| o.name.as_str()).collect();
+    let slots: Vec<String> = s.slots.iter().map(|s| format!("{} ({})", s.name, s.kind)).collect();
+    let or_none = |v: Vec<String>| if v.is_empty() { "-".to_owned() } else { v.join(", ") };
+    format!(
+        "{}  {}\n  inputs:       {}\n  outputs:      {}\n  integrations: {}\n  file:         {}\n\n",
+        s.id,
+        s.name.as_deref().unwrap_or(""),
+        or_none(inputs),
+        or_none(outputs.iter().map(|o| (*o).to_owned()).collect()),
+        or_none(slots),
+        s.path,
+    )
+}
+
+fn flow_json(f: &Flow) -> serde_json::Value {
+    let s = &f.signature;
+    let inputs: Vec<_> = s
+        .inputs
+        .iter()
+        .map(|i| serde_json::json!({"name": i.name, "type": i.ty, "required": i.required, "default": i.default, "description": i.description}))
+        .collect();
+    serde_json::json!({
+        "id": s.id, "name": s.name, "description": s.description, "file": s.path,
+        "inputs": inputs, "outputs": s.outputs, "integrations": s.slots,
+    })
+}
+
+pub fn schema() -> anyhow::Result<ExitCode> {
+    let schema = flowcat_engine::schema::schema(&REGISTRY);
+    println!("{}", serde_json::to_string_pretty(&schema).context("rendering the schema")?);
+    Ok(ExitCode::SUCCESS)
+}
