@@ -217,19 +217,20 @@ impl Phone {
     }
 }
 
-/// Duo capitalises platforms in responses (`Google Android`).
-fn display_platform(platform: &str) -> String {
-    platform
-        .split(' ')
-        .map(|word| {
-            let mut chars = word.chars();
-            match chars.next() {
-                Some(first) => first.to_uppercase().chain(chars).collect::<String>(),
-                None => String::new(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+/// Duo's spelling of a platform in responses (`Google Android`, `Apple iOS`).
+fn display_platform(platform: &str) -> &'static str {
+    match platform {
+        "google android" => "Google Android",
+        "apple ios" => "Apple iOS",
+        "windows phone" => "Windows Phone",
+        "rim blackberry" => "RIM BlackBerry",
+        "java j2me" => "Java J2ME",
+        "palm webos" => "Palm WebOS",
+        "symbian os" => "Symbian OS",
+        "windows mobile" => "Windows Mobile",
+        "generic smartphone" => "Generic Smartphone",
+        _ => "Unknown",
+    }
 }
 
 impl User {
