@@ -99,10 +99,20 @@ impl Plan {
         for i in 0..nodes.len() {
             graph.add_node(i);
         }
+        // One edge per pair of nodes, of the strongest kind: a branch also orders, and a read
+        // also orders, so `after:` adds nothing to either.
+        let strength = |k: EdgeKind| match k {
+            EdgeKind::After => 0,
+            EdgeKind::Data => 1,
+            EdgeKind::Branch => 2,
+        };
         for (from, to, edge) in edges {
-            let exists = graph.find_edge(NodeIndex::new(from), NodeIndex::new(to));
-            if exists.is_none_or(|e| graph[e].kind != edge.kind) {
-                graph.add_edge(NodeIndex::new(from), NodeIndex::new(to), edge);
+            match graph.find_edge(NodeIndex::new(from), NodeIndex::new(to)) {
+                Some(e) if strength(graph[e].kind) >= strength(edge.kind) => {}
+                Some(e) => graph[e] = edge,
+                None => {
+                    graph.add_edge(NodeIndex::new(from), NodeIndex::new(to), edge);
+                }
             }
         }
         let order = match toposort(&graph, None) {

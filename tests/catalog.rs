@@ -1,0 +1,62 @@
+//! The catalog and the examples: every flow file passes `flowcat validate --deny-warnings`,
+//! `flowcat list` shows them, and the published schema matches the binary's.
+
+mod common;
+
+use common::flowcat;
+
+#[test]
+fn every_catalog_and_example_flow_is_valid_without_warnings() {
+    let out = flowcat(&["validate", "--deny-warnings"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("0 errors, 0 warnings"), "{}", out.stderr);
+    // Nothing was skipped: every YAML file under flows/ and examples/ was checked.
+    let files = ["flows", "examples"]
+        .iter()
+        .filter(|d| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(d).is_dir())
+        .map(|d| count_yaml(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(d)))
+        .sum::<usize>();
+    assert!(out.stderr.contains(&format!("checked {files} flows")), "{files} files: {}", out.stderr);
+}
+
+fn count_yaml(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("readable")
+        .map(|e| e.expect("entry").path())
+        .map(|p| if p.is_dir() { count_yaml(&p) } else { usize::from(p.extension().is_some_and(|e| e == "yaml")) })
+        .sum()
+}
+
+#[test]
+fn list_shows_ids_inputs_outputs_and_integrations() {
+    let out = flowcat(&["list", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let enroll = list.as_array().and_then(|l| l.iter().find(|f| f["id"] == "duo.admin.enroll_user")).expect("listed");
+    assert_eq!(enroll["name"], "Duo Admin Enroll User");
+    assert_eq!(enroll["integrations"][0]["kind"], "duo_admin");
+    let inputs: Vec<&str> =
+        enroll["inputs"].as_array().expect("inputs").iter().filter_map(|i| i["name"].as_str()).collect();
+    assert_eq!(inputs, ["username", "email", "valid_secs"]);
+    assert_eq!(enroll["inputs"][2]["required"], false);
+    let text = flowcat(&["list"]);
+    assert!(text.stdout.contains("duo.admin.retrieve_user_id  Duo Admin Retrieve userId\n"), "{}", text.stdout);
+    assert!(text.stdout.contains("  inputs:       username: string?, email: string?\n"), "{}", text.stdout);
+}
+
+#[test]
+fn the_published_schema_is_the_binarys() {
+    let out = flowcat(&["schema"]);
+    assert_eq!(out.code, 0);
+    let published = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/flow.schema.json"))
+        .expect("docs/flow.schema.json exists");
+    assert!(
+        published == out.stdout,
+        "docs/flow.schema.json is stale: run `cargo run -- schema > docs/flow.schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    let kinds = &schema["properties"]["nodes"]["items"]["properties"]["kind"]["enum"];
+    assert_eq!(kinds, &serde_json::json!(["rest_call", "subflow", "switch", "set", "fail"]));
+    assert_eq!(schema["additionalProperties"], false);
+}
