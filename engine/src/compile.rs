@@ -47,7 +47,8 @@ pub fn compile(parsed: &mut Parsed, registry: &Registry, catalog: &dyn Signature
     let vars = vars(&root, sig, diags);
     let pending = nodes(&root, sig, registry, catalog, diags);
     let ids: Vec<&str> = pending.iter().map(|p| p.id.as_str()).collect();
-    let scope = Scope { sig, vars: &vars, nodes: &pending, ids: &ids };
+    let declared = declared_ids(&root);
+    let scope = Scope { sig, vars: &vars, nodes: &pending, ids: &ids, declared: &declared };
     let mut edges = Vec::new();
     for (i, p) in pending.iter().enumerate() {
         for (r, allow_self) in &p.reads {
@@ -55,9 +56,9 @@ pub fn compile(parsed: &mut Parsed, registry: &Registry, catalog: &dyn Signature
                 edges.push((from, i, Edge { kind: EdgeKind::Data, span: r.span }));
             }
         }
-        edges.extend(after_edges(&p.node, i, &ids, diags));
+        edges.extend(after_edges(&p.node, i, &ids, &declared, diags));
     }
-    let guards = branch_edges(&pending, &ids, &mut edges, diags);
+    let guards = branch_edges(&pending, &ids, &declared, &mut edges, diags);
     let outputs = outputs(&root, &scope, diags);
     if diags.has_errors() {
         return None;
@@ -105,7 +106,7 @@ fn vars(root: &Node, sig: &Signature, diags: &mut Diags) -> Vec<Var> {
         // A var's default reads inputs and the vars above it: an order, so no cycles.
         for t in default.iter().flat_map(|d| d.templates()) {
             for r in &t.refs {
-                let scope = Scope { sig, vars: &out, nodes: &[], ids: &[] };
+                let scope = Scope { sig, vars: &out, nodes: &[], ids: &[], declared: &[] };
                 if r.path.first().is_some_and(|root| root == "nodes") {
                     diags
                         .error("bad-reference", Some(r.span), format!("var `{name}` reads `{}`", r.dotted()))
@@ -179,12 +180,26 @@ fn condition(node: &Node, diags: &mut Diags) -> Option<Template> {
     }
 }
 
-fn after_edges(node: &Node, to: usize, ids: &[&str], diags: &mut Diags) -> Vec<(usize, usize, Edge)> {
+/// Every node id written in the file, compiled or not: a reference to a node that failed to
+/// compile is not reported again.
+fn declared_ids(root: &Node) -> Vec<String> {
+    let items = root.get("nodes").and_then(Node::as_seq).unwrap_or_default();
+    items.iter().filter_map(|n| n.get("id")?.as_str().map(str::to_owned)).collect()
+}
+
+fn after_edges(
+    node: &Node,
+    to: usize,
+    ids: &[&str],
+    declared: &[String],
+    diags: &mut Diags,
+) -> Vec<(usize, usize, Edge)> {
     let mut out = Vec::new();
     for item in node.get("after").and_then(Node::as_seq).unwrap_or_default() {
         let Some(name) = item.as_str() else { continue };
         match ids.iter().position(|id| *id == name) {
             Some(from) => out.push((from, to, Edge { kind: EdgeKind::After, span: item.span })),
+            None if declared.iter().any(|d| d == name) => {}
             None => {
                 diags
                     .error(
@@ -204,6 +219,7 @@ fn after_edges(node: &Node, to: usize, ids: &[&str], diags: &mut Diags) -> Vec<(
 fn branch_edges(
     pending: &[Pending],
     ids: &[&str],
+    declared: &[String],
     edges: &mut Vec<(usize, usize, Edge)>,
     diags: &mut Diags,
 ) -> Vec<Vec<Guard>> {
@@ -212,6 +228,9 @@ fn branch_edges(
         for branch in &p.compiled.branches {
             for (target, span) in &branch.targets {
                 let Some(t) = ids.iter().position(|id| id == target) else {
+                    if declared.contains(target) {
+                        continue;
+                    }
                     diags
                         .error(
                             "unknown-node",
@@ -265,6 +284,7 @@ struct Scope<'a> {
     vars: &'a [Var],
     nodes: &'a [Pending],
     ids: &'a [&'a str],
+    declared: &'a [String],
 }
 
 impl Scope<'_> {
@@ -309,6 +329,9 @@ impl Scope<'_> {
 
     fn node_ref(&self, r: &Ref, name: &str, reader: Option<(usize, bool)>, diags: &mut Diags) -> Option<usize> {
         let Some(target) = self.ids.iter().position(|id| *id == name) else {
+            if self.declared.iter().any(|d| d == name) {
+                return None;
+            }
             diags
                 .error(
                     "unknown-node",

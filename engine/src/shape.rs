@@ -275,8 +275,30 @@ impl Checker<'_> {
             let extra = kind.map(|k| k.fields()).unwrap_or(&[]);
             if item.as_map().is_some() && kind.is_none() {
                 self.unknown_kind(item, kind_node);
+                // Without a kind, its fields are unknown: say so once, not once per key.
+                self.common_fields(item, &what);
+                continue;
             }
             self.object(item, crate::format::NODE_FIELDS, extra, &what);
+        }
+    }
+
+    /// Checks only the common node fields that are present.
+    fn common_fields(&mut self, item: &Node, what: &str) {
+        for field in crate::format::NODE_FIELDS {
+            match item.get(field.name) {
+                Some(v) => self.check(v, &field.shape, &format!("`{}`", field.name)),
+                None if field.required && field.name != "kind" => {
+                    self.diags
+                        .error(
+                            "missing-field",
+                            Some(first_key_span(item)),
+                            format!("{what} is missing `{}`", field.name),
+                        )
+                        .label(format!("`{}` is required here", field.name));
+                }
+                None => {}
+            }
         }
     }
 

@@ -49,8 +49,10 @@ impl NodeKind for Subflow {
                 .get_or_insert_with(|| "`flowcat list` shows every flow's id".to_owned());
             return None;
         };
-        let with = inputs(cx, &sig)?;
-        let bindings = bindings(cx, &sig)?;
+        // Both checks run, so that every mistake in the call is reported at once.
+        let with = inputs(cx, &sig);
+        let bindings = bindings(cx, &sig);
+        let (with, bindings) = (with?, bindings?);
         let fields = sig.outputs.iter().map(|o| o.name.clone()).collect();
         let exec = SubflowExec { flow: flow.clone(), with, bindings };
         let mut compiled = Compiled::new(Box::new(exec), fields);

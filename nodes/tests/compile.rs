@@ -1,0 +1,139 @@
+//! Compiling flows with the real node kinds: edges, the skip rule, cycles, subflow checks.
+
+use std::sync::Arc;
+
+use flowcat_engine::Catalog;
+use flowcat_engine::diag::Source;
+use flowcat_engine::plan::EdgeKind;
+use flowcat_nodes::REGISTRY;
+
+fn catalog(files: &[(&str, &str)]) -> Catalog {
+    let sources = files.iter().map(|(p, t)| Arc::new(Source { path: (*p).into(), text: (*t).into() })).collect();
+    Catalog::load(sources, &REGISTRY)
+}
+
+fn messages(c: &Catalog) -> Vec<String> {
+    c.diagnostics().map(|d| format!("{}: {}", d.location(), d.message)).collect()
+}
+
+const SKIPS: &str = r#"
+id: t.skips
+inputs:
+  go: { type: boolean }
+nodes:
+  - id: a
+    kind: set
+    when: "{{inputs.go}}"
+    values: { x: 1 }
+  - id: reads_a
+    kind: set
+    values: { y: "{{nodes.a.x}}" }
+  - id: after_a
+    kind: set
+    after: [a]
+    values: { z: 2 }
+  - id: reads_reader
+    kind: set
+    values: { w: "{{nodes.reads_a.y}}" }
+outputs:
+  y: { value: "{{nodes.reads_reader.w}}", default: 0 }
+  z: "{{nodes.after_a.z}}"
+"#;
+
+#[test]
+fn skips_propagate_along_reads_but_not_along_after() {
+    let c = catalog(&[("skips.yaml", SKIPS)]);
+    assert_eq!(messages(&c), Vec::<String>::new());
+    let plan = &c.get("t.skips").expect("compiles").plan;
+    let skip = |id: &str| plan.nodes[plan.index(id).expect(id)].may_skip;
+    assert!(skip("a"));
+    assert!(skip("reads_a"));
+    assert!(skip("reads_reader"));
+    assert!(!skip("after_a"));
+    let a = plan.index("a").expect("a");
+    let kinds: Vec<(String, EdgeKind)> = plan.dependents(a).map(|(n, k)| (plan.nodes[n].id.clone(), k)).collect();
+    assert!(kinds.contains(&("reads_a".into(), EdgeKind::Data)));
+    assert!(kinds.contains(&("after_a".into(), EdgeKind::After)));
+    // Topological: every node after what it waits for.
+    let pos = |id: &str| plan.order.iter().position(|&i| plan.nodes[i].id == id).expect(id);
+    assert!(pos("a") < pos("reads_a") && pos("reads_a") < pos("reads_reader") && pos("a") < pos("after_a"));
+}
+
+#[test]
+fn an_output_reading_a_skippable_node_without_default_is_a_warning() {
+    let text =
+        SKIPS.replace("y: { value: \"{{nodes.reads_reader.w}}\", default: 0 }", "y: \"{{nodes.reads_reader.w}}\"");
+    let c = catalog(&[("skips.yaml", &text)]);
+    assert_eq!(messages(&c), ["skips.yaml:21:9: output `y` reads `reads_reader`, which may be skipped"]);
+    assert!(c.get("t.skips").is_some(), "a warning does not stop compiling");
+}
+
+#[test]
+fn a_cycle_is_named_as_a_path() {
+    let text = r#"
+id: t.cycle
+nodes:
+  - id: a
+    kind: set
+    values: { x: "{{nodes.c.z}}" }
+  - id: b
+    kind: set
+    values: { y: "{{nodes.a.x}}" }
+  - id: c
+    kind: set
+    after: [b]
+    values: { z: 1 }
+"#;
+    let c = catalog(&[("cycle.yaml", text)]);
+    assert_eq!(messages(&c), ["cycle.yaml:6:21: the nodes form a cycle: a → b → c → a"]);
+    assert!(c.get("t.cycle").is_none());
+}
+
+#[test]
+fn subflow_calls_are_checked_like_function_calls() {
+    let callee = r#"
+id: t.callee
+integrations: { duo_admin: { kind: duo_admin } }
+inputs:
+  username: { type: string }
+  limit: { type: number, default: 10 }
+nodes:
+  - id: get
+    kind: rest_call
+    integration: duo_admin
+    method: GET
+    path: /admin/v1/users
+    query: { username: "{{inputs.username}}", limit: "{{inputs.limit}}" }
+outputs:
+  status: "{{nodes.get.status}}"
+"#;
+    let caller = r#"
+id: t.caller
+integrations: { admin: { kind: duo_auth } }
+nodes:
+  - id: call
+    kind: subflow
+    flow: t.callee
+    integrations: { duo_admin: admin }
+    with: { limit: ten, usrname: x }
+outputs:
+  s: "{{nodes.call.stat}}"
+"#;
+    let c = catalog(&[("callee.yaml", callee), ("caller.yaml", caller)]);
+    let m = messages(&c);
+    assert!(m.contains(&"caller.yaml:9:20: input `limit` of flow `t.callee` is a number".to_owned()), "{m:#?}");
+    assert!(m.contains(&"caller.yaml:9:25: flow `t.callee` has no input `usrname`".to_owned()), "{m:#?}");
+    assert!(m.contains(&"caller.yaml:7:5: flow `t.callee` needs input `username`".to_owned()), "{m:#?}");
+    assert!(m.iter().any(|x| x.starts_with("caller.yaml:8:32: slot `admin` is a `duo_auth` integration")), "{m:#?}");
+}
+
+#[test]
+fn subflows_calling_each_other_are_reported_in_each_flow() {
+    let a = "id: t.a\nnodes:\n  - id: call\n    kind: subflow\n    flow: t.b\n";
+    let b = "id: t.b\nnodes:\n  - id: call\n    kind: subflow\n    flow: t.a\n";
+    let c = catalog(&[("a.yaml", a), ("b.yaml", b)]);
+    let m = messages(&c);
+    assert_eq!(m.len(), 2, "{m:#?}");
+    assert!(m[0].starts_with("a.yaml:5:11: subflows call each other in a loop: t.a → t.b → t.a"), "{m:#?}");
+    assert!(m[1].starts_with("b.yaml:5:11: subflows call each other in a loop: t.b → t.a → t.b"), "{m:#?}");
+}
