@@ -173,3 +173,9 @@ pub fn schema() -> anyhow::Result<ExitCode> {
     println!("{}", serde_json::to_string_pretty(&schema).context("rendering the schema")?);
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn sim(args: flowcat_sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(flowcat_sim::cli::run(args))?;
+    Ok(ExitCode::SUCCESS)
+}

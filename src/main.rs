@@ -49,6 +49,8 @@ enum Command {
     },
     /// Print the JSON Schema (draft-07) of the flow format, for editors.
     Schema,
+    /// Serve the Duo API simulator on loopback, so that flows run offline.
+    Sim(flowcat_sim::cli::SimArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         }
         Command::List { format } => commands::list(&cli.catalog, matches!(format, ListFormat::Json)),
         Command::Schema => commands::schema(),
+        Command::Sim(args) => commands::sim(args),
     };
     match result {
         Ok(code) => code,
