@@ -9,12 +9,30 @@ use flowcat_engine::catalog::{self, Catalog};
 use flowcat_engine::{Diagnostic, Flow, draw};
 use flowcat_nodes::REGISTRY;
 
+/// The catalog folder: `--catalog DIR`, or `flows` by default.
+#[derive(Debug)]
+pub struct CatalogDir {
+    pub path: PathBuf,
+    /// Given on the command line: then it must exist.
+    pub explicit: bool,
+}
+
+impl CatalogDir {
+    pub fn new(given: Option<PathBuf>) -> Self {
+        match given {
+            Some(path) => CatalogDir { path, explicit: true },
+            None => CatalogDir { path: PathBuf::from("flows"), explicit: false },
+        }
+    }
+}
+
 /// Loads the catalog folder plus `extra` files and folders.
-fn load(catalog_dir: &Path, extra: &[PathBuf]) -> anyhow::Result<Catalog> {
+fn load(catalog: &CatalogDir, extra: &[PathBuf]) -> anyhow::Result<Catalog> {
+    let catalog_dir = catalog.path.as_path();
     let mut roots = Vec::new();
     if catalog_dir.is_dir() {
         roots.push(catalog_dir.to_owned());
-    } else if extra.is_empty() {
+    } else if catalog.explicit || extra.is_empty() {
         bail!("the catalog folder `{}` does not exist (use `--catalog DIR`)", catalog_dir.display());
     }
     roots.extend(extra.iter().cloned());
@@ -26,9 +44,14 @@ fn colour() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-pub fn validate(catalog_dir: &Path, paths: Vec<PathBuf>, deny_warnings: bool, json: bool) -> anyhow::Result<ExitCode> {
+pub fn validate(
+    catalog: &CatalogDir,
+    paths: Vec<PathBuf>,
+    deny_warnings: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let paths = if paths.is_empty() {
-        let mut defaults = vec![catalog_dir.to_owned()];
+        let mut defaults = vec![catalog.path.clone()];
         if Path::new("examples").is_dir() {
             defaults.push(PathBuf::from("examples"));
         }
@@ -37,7 +60,7 @@ pub fn validate(catalog_dir: &Path, paths: Vec<PathBuf>, deny_warnings: bool, js
         paths
     };
     let requested = catalog::discover(&paths)?;
-    let catalog = load(catalog_dir, &paths)?;
+    let catalog = load(catalog, &paths)?;
     let wanted: Vec<String> = requested.iter().map(|p| p.display().to_string()).collect();
     let entries: Vec<_> = catalog.entries.iter().filter(|e| wanted.contains(&e.path)).collect();
     let diags: Vec<&Diagnostic> = entries.iter().flat_map(|e| e.diagnostics.iter()).collect();
@@ -101,7 +124,7 @@ fn find<'a>(catalog: &'a Catalog, flow: &str) -> anyhow::Result<Result<&'a Flow,
     }
 }
 
-pub fn graph(catalog_dir: &Path, flow: &str, format: Drawing, expand: bool) -> anyhow::Result<ExitCode> {
+pub fn graph(catalog_dir: &CatalogDir, flow: &str, format: Drawing, expand: bool) -> anyhow::Result<ExitCode> {
     let extra: Vec<PathBuf> = if Path::new(flow).is_file() { vec![PathBuf::from(flow)] } else { Vec::new() };
     let catalog = load(catalog_dir, &extra)?;
     let found = match find(&catalog, flow)? {
@@ -118,7 +141,7 @@ pub fn graph(catalog_dir: &Path, flow: &str, format: Drawing, expand: bool) -> a
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn list(catalog_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+pub fn list(catalog_dir: &CatalogDir, json: bool) -> anyhow::Result<ExitCode> {
     let catalog = load(catalog_dir, &[])?;
     let mut flows: Vec<&Flow> = catalog.flows().collect();
     flows.sort_by(|a, b| a.id().cmp(b.id()));

@@ -13,9 +13,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "flowcat", version, about = "Declarative workflows for Duo Security administration")]
 struct Cli {
-    /// The folder holding the flow catalog; flows are found in it by id.
-    #[arg(long, global = true, default_value = "flows", value_name = "DIR")]
-    catalog: PathBuf,
+    /// The folder holding the flow catalog; flows are found in it by id [default: flows].
+    #[arg(long, global = true, value_name = "DIR")]
+    catalog: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,9 +74,10 @@ enum ListFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let catalog = commands::CatalogDir::new(cli.catalog);
     let result = match cli.command {
         Command::Validate { paths, deny_warnings, format } => {
-            commands::validate(&cli.catalog, paths, deny_warnings, matches!(format, ReportFormat::Json))
+            commands::validate(&catalog, paths, deny_warnings, matches!(format, ReportFormat::Json))
         }
         Command::Graph { flow, format, expand_subflows } => {
             let format = match format {
@@ -84,9 +85,9 @@ fn main() -> ExitCode {
                 GraphFormat::Mermaid => commands::Drawing::Mermaid,
                 GraphFormat::Json => commands::Drawing::Json,
             };
-            commands::graph(&cli.catalog, &flow, format, expand_subflows)
+            commands::graph(&catalog, &flow, format, expand_subflows)
         }
-        Command::List { format } => commands::list(&cli.catalog, matches!(format, ListFormat::Json)),
+        Command::List { format } => commands::list(&catalog, matches!(format, ListFormat::Json)),
         Command::Schema => commands::schema(),
         Command::Sim(args) => commands::sim(args),
     };

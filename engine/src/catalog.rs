@@ -62,9 +62,20 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
             return Err(Error::NotFound(path.display().to_string()));
         }
     }
+    let mut out: Vec<PathBuf> = out.iter().map(|p| normalize(p)).collect();
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// One spelling per file: relative to the working directory when inside it, without `./`.
+pub fn normalize(path: &Path) -> PathBuf {
+    let cwd = std::env::current_dir().ok();
+    let rel = match &cwd {
+        Some(cwd) if path.is_absolute() => path.strip_prefix(cwd).unwrap_or(path),
+        _ => path,
+    };
+    rel.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
@@ -120,19 +131,29 @@ impl Catalog {
     }
 
     /// Records each signature; a second flow with the same id is an error in its own file.
+    /// Reported in both files, so that validating either one shows it.
     fn index_signatures(&mut self, parsed: &mut [Result<Parsed, Diags>]) {
-        for p in parsed.iter_mut().flatten() {
+        let mut first: HashMap<String, usize> = HashMap::new();
+        for i in 0..parsed.len() {
+            let Ok(p) = &parsed[i] else { continue };
             let id = p.signature.id.clone();
-            if let Some(first) = self.signatures.get(&id) {
-                let span = p.root.get("id").map(|n| n.span);
-                p.diags
-                    .error("duplicate-flow", span, format!("flow id `{id}` is already used by `{}`", first.path))
-                    .label("a second flow with this id")
-                    .help("flow ids are unique in the catalog: rename one of them");
+            let Some(&f) = first.get(&id) else {
+                first.insert(id.clone(), i);
+                self.ids.push(id.clone());
+                self.signatures.insert(id, p.signature.clone());
                 continue;
+            };
+            let paths =
+                [&parsed[f], &parsed[i]].map(|p| p.as_ref().map(|p| p.signature.path.clone()).unwrap_or_default());
+            for (at, other) in [(i, &paths[0]), (f, &paths[1])] {
+                if let Ok(p) = &mut parsed[at] {
+                    let span = p.root.get("id").map(|n| n.span);
+                    p.diags
+                        .error("duplicate-flow", span, format!("flow id `{id}` is also used by `{other}`"))
+                        .label("two flows with this id")
+                        .help("flow ids are unique in the catalog: rename one of them");
+                }
             }
-            self.ids.push(id.clone());
-            self.signatures.insert(id, p.signature.clone());
         }
     }
 

@@ -10,7 +10,7 @@ use crate::diag::{Diags, one_of};
 use crate::kind::{CompileCx, Compiled, Registry, Signatures};
 use crate::load::{Parsed, entries};
 use crate::model::{Output, Signature, Var};
-use crate::plan::{Edge, EdgeKind, Guard, Plan, PlanNode};
+use crate::plan::{Edge, EdgeKind, Guard, OnError, Plan, PlanNode};
 use crate::template::{Ref, Template};
 use crate::yaml::{Node, Span};
 
@@ -73,6 +73,7 @@ pub fn compile(parsed: &mut Parsed, registry: &Registry, catalog: &dyn Signature
 
 fn plan_node(p: Pending, guards: Vec<Guard>) -> PlanNode {
     let text = |k: &str| p.node.get(k).and_then(Node::as_str).map(str::to_owned);
+    let on_error = if text("on_error").as_deref() == Some("continue") { OnError::Continue } else { OnError::Stop };
     PlanNode {
         description: text("description"),
         span: p.node.span,
@@ -87,6 +88,9 @@ fn plan_node(p: Pending, guards: Vec<Guard>) -> PlanNode {
         pure: p.compiled.pure,
         guards,
         reads: p.reads.into_iter().map(|(r, _)| r).collect(),
+        reads_nodes: Vec::new(),
+        reads_ids: Vec::new(),
+        on_error,
         may_skip: false,
     }
 }
@@ -152,8 +156,14 @@ fn nodes(
             continue;
         };
         let when = item.get("when").and_then(|w| condition(w, diags));
-        let mut cx = CompileCx { node: item, id, diags, catalog, slots: &sig.slots, recorded: Vec::new() };
-        let compiled = kind.compile(&mut cx);
+        let mut cx =
+            CompileCx { node: item, id, flow: &sig.id, diags, catalog, slots: &sig.slots, recorded: Vec::new() };
+        let mut compiled = kind.compile(&mut cx);
+        if item.get("on_error").and_then(Node::as_str) == Some("continue") {
+            if let Some(c) = compiled.as_mut() {
+                c.fields.push("error".to_owned());
+            }
+        }
         let mut reads: Vec<(Ref, bool)> =
             cx.recorded.into_iter().flat_map(|r| r.template.refs.into_iter().map(move |x| (x, r.allow_self))).collect();
         reads.extend(when.iter().flat_map(|t| t.refs.iter().map(|r| (r.clone(), false))));
@@ -261,7 +271,18 @@ fn outputs(root: &Node, scope: &Scope<'_>, diags: &mut Diags) -> Vec<Output> {
         for r in &value.refs {
             scope.check(r, None, diags);
         }
-        let default = node.get("default").and_then(|d| crate::template::compile_value(d).ok());
+        let default = node.get("default").and_then(|d| match crate::template::compile_value(d) {
+            Ok(v) => Some(v),
+            Err(errors) => {
+                for e in errors {
+                    let d = diags.error("bad-template", Some(e.span), e.message);
+                    if let Some(h) = e.help {
+                        d.help(h);
+                    }
+                }
+                None
+            }
+        });
         for t in default.iter().flat_map(|d| d.templates()) {
             for r in &t.refs {
                 scope.check(r, None, diags);

@@ -65,4 +65,9 @@ pub const NODE_FIELDS: &[Field] = &[
         "nodes that must finish first (edges from templates are inferred)",
     ),
     Field::optional("when", Shape::Condition, "the node runs only when this is true; otherwise it is skipped"),
+    Field::optional(
+        "on_error",
+        Shape::Enum(&["stop", "continue"]),
+        "`stop` (default): a failure fails the run; `continue`: the run goes on and later nodes read `nodes.<id>.error`",
+    ),
 ];

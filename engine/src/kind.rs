@@ -10,6 +10,7 @@ use std::fmt::Debug;
 
 use crate::diag::{Diagnostic, Diags};
 use crate::model::{Signature, Slot};
+use crate::run::{BoxFuture, NodeCx, NodeError, NodeOutput};
 use crate::shape::Field;
 use crate::template::{Template, TemplateError, ValueTemplate};
 use crate::yaml::{Node, Span};
@@ -33,6 +34,8 @@ pub trait NodeExec: Debug + Send + Sync {
     fn label(&self) -> String;
     /// The node's settings as JSON, for `flowcat graph --format json`.
     fn describe(&self) -> serde_json::Value;
+    /// Runs the node. Errors are outcomes of the run, recorded against the node.
+    fn run<'a>(&'a self, cx: NodeCx<'a>) -> BoxFuture<'a, Result<NodeOutput, NodeError>>;
 }
 
 /// What a kind returns from [`NodeKind::compile`].
@@ -116,6 +119,8 @@ pub struct CompileCx<'a> {
     /// The node's YAML mapping, already checked against the kind's fields.
     pub node: &'a Node,
     pub id: &'a str,
+    /// The id of the flow being compiled.
+    pub flow: &'a str,
     pub(crate) diags: &'a mut Diags,
     pub(crate) catalog: &'a dyn Signatures,
     pub(crate) slots: &'a [Slot],

@@ -13,6 +13,8 @@ pub mod kind;
 pub mod load;
 pub mod model;
 pub mod plan;
+pub mod render;
+pub mod run;
 pub mod shape;
 pub mod template;
 pub mod yaml;

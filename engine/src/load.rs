@@ -79,11 +79,12 @@ pub(crate) fn entries<'a>(root: &'a Node, key: &str) -> impl Iterator<Item = (&'
 fn inputs(root: &Node, diags: &mut Diags) -> Vec<Input> {
     let mut out = Vec::new();
     for (name, node) in entries(root, "inputs") {
-        let Some(ty) = node.get("type").and_then(Node::as_str).and_then(InputType::parse) else {
-            continue;
-        };
+        // An input whose type is unknown is still declared (its error is reported by the
+        // checker), so that templates reading it are not reported again.
+        let parsed = node.get("type").and_then(Node::as_str).and_then(InputType::parse);
+        let ty = parsed.unwrap_or(InputType::String);
         let default = node.get("default").map(|d| typed_default(d, ty));
-        if let (Some(d), Some(value)) = (node.get("default"), &default) {
+        if let (Some(d), Some(value), Some(_)) = (node.get("default"), &default, parsed) {
             if !ty.accepts(value) {
                 diags
                     .error("wrong-type", Some(d.span), format!("the default of input `{name}` is not a {}", ty.name()))

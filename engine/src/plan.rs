@@ -35,6 +35,17 @@ pub struct Edge {
     pub span: Span,
 }
 
+/// What a node's failure does to the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// The run fails, naming the node (the default).
+    #[default]
+    Stop,
+    /// The run goes on; later nodes read `nodes.<id>.error`.
+    Continue,
+}
+
 /// A branch of node `switch` that lets a guarded node run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Guard {
@@ -61,6 +72,10 @@ pub struct PlanNode {
     pub guards: Vec<Guard>,
     /// Every path the node's templates read.
     pub reads: Vec<Ref>,
+    /// The nodes whose results this node reads (data dependencies), and their ids.
+    pub reads_nodes: Vec<usize>,
+    pub reads_ids: Vec<std::sync::Arc<str>>,
+    pub on_error: OnError,
     pub may_skip: bool,
 }
 
@@ -123,15 +138,36 @@ impl Plan {
             }
         };
         let mut plan = Plan { nodes, graph, order };
+        plan.resolve_reads();
         plan.mark_skippable();
         Some(plan)
+    }
+
+    /// Lists, per node, the nodes its templates read: the data dependencies the skip rule
+    /// follows, kept apart from graph edges (where a branch edge may stand for a read).
+    fn resolve_reads(&mut self) {
+        let index: std::collections::HashMap<String, usize> =
+            self.nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
+        let ids: Vec<std::sync::Arc<str>> = self.nodes.iter().map(|n| std::sync::Arc::from(n.id.as_str())).collect();
+        for node in &mut self.nodes {
+            let mut reads: Vec<usize> = node
+                .reads
+                .iter()
+                .filter(|r| r.path.first().is_some_and(|p| p == "nodes"))
+                .filter_map(|r| index.get(r.path.get(1)?).copied())
+                .collect();
+            reads.sort_unstable();
+            reads.dedup();
+            node.reads_ids = reads.iter().map(|&i| ids[i].clone()).collect();
+            node.reads_nodes = reads;
+        }
     }
 
     /// The skip rule, statically: a node may be skipped when it has `when:`, is a branch target,
     /// or reads a node that may be skipped. `after:` alone never propagates a skip.
     fn mark_skippable(&mut self) {
         for i in self.order.clone() {
-            let reads_skippable = self.deps(i).any(|(d, kind)| kind == EdgeKind::Data && self.nodes[d].may_skip);
+            let reads_skippable = self.nodes[i].reads_nodes.iter().any(|&d| self.nodes[d].may_skip);
             let node = &mut self.nodes[i];
             node.may_skip = node.when.is_some() || !node.guards.is_empty() || reads_skippable;
         }

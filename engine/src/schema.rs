@@ -56,6 +56,7 @@ fn shape(s: &Shape, registry: &Registry) -> Value {
             "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
             "additionalProperties": shape(value, registry),
         }),
+        Shape::Dict(value) => json!({ "type": "object", "additionalProperties": shape(value, registry) }),
         Shape::Object(fields) => object(fields, &[], registry),
         Shape::OneOf(alts) => json!({ "anyOf": alts.iter().map(|a| shape(a, registry)).collect::<Vec<_>>() }),
         Shape::Nodes => nodes(registry),

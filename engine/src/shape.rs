@@ -32,6 +32,8 @@ pub enum Shape {
     List(&'static Shape),
     /// A mapping from names to values of one shape.
     Map(&'static Shape),
+    /// A mapping from any strings (header names, query parameters) to values of one shape.
+    Dict(&'static Shape),
     Object(&'static [Field]),
     /// The first alternative whose kind of YAML value (scalar, list, mapping) matches.
     OneOf(&'static [Shape]),
@@ -95,7 +97,7 @@ impl Checker<'_> {
         match shape {
             Shape::Str | Shape::Template => self.scalar(node, what, "a string"),
             Shape::Name => self.name(node, what),
-            Shape::Condition => self.scalar(node, what, "a condition such as `{{eq inputs.mode \"x\"}}`"),
+            Shape::Condition => self.condition(node, what),
             Shape::Bool => {
                 if node.as_bool().is_none() {
                     self.mismatch(node, what, "`true` or `false`");
@@ -111,7 +113,8 @@ impl Checker<'_> {
             Shape::Enum(words) => self.word(node, what, words.iter().copied()),
             Shape::Value => {}
             Shape::List(item) => self.list(node, item, what),
-            Shape::Map(value) => self.map(node, value, what),
+            Shape::Map(value) => self.map(node, value, what, true),
+            Shape::Dict(value) => self.map(node, value, what, false),
             Shape::Object(fields) => self.object(node, fields, &[], what),
             Shape::OneOf(alts) => self.one_of(node, alts, what),
             Shape::IntegrationKind => {
@@ -132,6 +135,21 @@ impl Checker<'_> {
     fn scalar(&mut self, node: &Node, what: &str, expected: &str) {
         if node.as_str().is_none() || node.is_null() {
             self.mismatch(node, what, expected);
+        }
+    }
+
+    /// A template, or a plain `true`/`false`: `yes`, `on` or `1` are not conditions.
+    fn condition(&mut self, node: &Node, what: &str) {
+        let text = node.as_str().filter(|_| !node.is_null());
+        match text {
+            Some(t) if t.contains("{{") || node.as_bool().is_some() => {}
+            Some(t) => {
+                self.diags
+                    .error("bad-condition", Some(node.span), format!("{what} is `{t}`, which is not a condition"))
+                    .label("expected a template such as `{{inputs.notify}}`, or `true` or `false`")
+                    .help("YAML 1.1 words like `yes` and `on` are strings here: write `true` or a template");
+            }
+            None => self.mismatch(node, what, "a condition such as `{{eq inputs.mode \"x\"}}`"),
         }
     }
 
@@ -182,7 +200,7 @@ impl Checker<'_> {
         }
     }
 
-    fn map(&mut self, node: &Node, value: &Shape, what: &str) {
+    fn map(&mut self, node: &Node, value: &Shape, what: &str, names: bool) {
         let Some(pairs) = node.as_map() else {
             if !node.is_null() {
                 self.mismatch(node, what, "a mapping");
@@ -197,7 +215,11 @@ impl Checker<'_> {
                 continue;
             }
             seen.push(key);
-            self.name(k, &format!("the key in {what}"));
+            if names {
+                self.name(k, &format!("key `{key}` in {what}"));
+            } else if k.as_str().is_none_or(str::is_empty) {
+                self.mismatch(k, &format!("a key in {what}"), "a non-empty string");
+            }
             self.check(v, value, &format!("`{}.{key}`", what.trim_matches('`')));
         }
     }
@@ -245,9 +267,11 @@ impl Checker<'_> {
 
     fn one_of(&mut self, node: &Node, alts: &[Shape], what: &str) {
         let matches = |shape: &Shape| match (&node.value, shape) {
-            (Value::Map(_), Shape::Object(_) | Shape::Map(_)) => true,
+            (Value::Map(_), Shape::Object(_) | Shape::Map(_) | Shape::Dict(_)) => true,
             (Value::Seq(_), Shape::List(_)) => true,
-            (Value::Scalar { .. }, s) => !matches!(s, Shape::Object(_) | Shape::Map(_) | Shape::List(_)),
+            (Value::Scalar { .. }, s) => {
+                !matches!(s, Shape::Object(_) | Shape::Map(_) | Shape::Dict(_) | Shape::List(_))
+            }
             _ => false,
         };
         match alts.iter().find(|s| matches(s)) {
@@ -333,7 +357,7 @@ pub fn describe(shape: &Shape) -> &'static str {
         Shape::Enum(_) | Shape::IntegrationKind => "a word",
         Shape::Value => "any value",
         Shape::List(_) | Shape::Nodes => "a list",
-        Shape::Map(_) | Shape::Object(_) => "a mapping",
+        Shape::Map(_) | Shape::Dict(_) | Shape::Object(_) => "a mapping",
         Shape::OneOf(_) => "a value",
     }
 }

@@ -291,8 +291,8 @@ mod tests {
     #[test]
     fn paths_point_at_their_column() {
         let t = compile(&node("'x {{inputs.a}} {{inputs.a}}'")).expect("compiles");
-        assert_eq!(t.refs[0].span.start.col, 10);
-        assert_eq!(t.refs[1].span.start.col, 25);
+        assert_eq!(t.refs[0].span.start.col, 9);
+        assert_eq!(t.refs[1].span.start.col, 22);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `fail`: ends the run with a clear message and a code, as the flow's own verdict.
 
 use flowcat_engine::kind::{CompileCx, Compiled, NodeExec, NodeKind};
+use flowcat_engine::run::{BoxFuture, NodeCx, NodeError, NodeOutput};
 use flowcat_engine::shape::{Field, Shape};
 use flowcat_engine::template::Template;
 
@@ -48,5 +49,13 @@ impl NodeExec for FailExec {
 
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({ "code": self.code, "message": self.message.source })
+    }
+
+    fn run<'a>(&'a self, cx: NodeCx<'a>) -> BoxFuture<'a, Result<NodeOutput, NodeError>> {
+        Box::pin(async move {
+            // The message is the run's verdict: if it cannot be rendered, say so and still fail.
+            let message = cx.render_text(&self.message).unwrap_or_else(|e| format!("{} ({e})", self.message.source));
+            Err(NodeError::new(self.code.clone(), message))
+        })
     }
 }

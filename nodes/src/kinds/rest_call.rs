@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use flowcat_engine::diag::one_of;
 use flowcat_engine::kind::{CompileCx, Compiled, NodeExec, NodeKind};
+use flowcat_engine::run::{BoxFuture, NodeCx, NodeError, NodeOutput};
 use flowcat_engine::shape::{Field, Shape, parse_duration};
 use flowcat_engine::template::{Template, ValueTemplate};
 use flowcat_engine::yaml::{Node, Span};
@@ -53,9 +54,9 @@ const FIELDS: &[Field] = &[
         Shape::Template,
         "the path, e.g. `/admin/v1/users/{{nodes.lookup.user_id}}`; each value is one path segment",
     ),
-    Field::optional("query", Shape::Map(&Shape::Value), "query parameters: name → value or template"),
-    Field::optional("body", Shape::Map(&Shape::Value), "body parameters: name → value or template"),
-    Field::optional("headers", Shape::Map(&Shape::Template), "extra request headers"),
+    Field::optional("query", Shape::Dict(&Shape::Value), "query parameters: name → value or template"),
+    Field::optional("body", Shape::Dict(&Shape::Value), "body parameters: name → value or template"),
+    Field::optional("headers", Shape::Dict(&Shape::Template), "extra request headers"),
     Field::optional(
         "extract",
         Shape::Map(&Shape::OneOf(EXTRACT_SHAPES)),
@@ -72,6 +73,9 @@ const EXTRACT_SHAPES: &[Shape] = &[Shape::Str, Shape::Object(EXTRACT_FIELDS)];
 /// The result fields every REST call has, beside the names it extracts.
 pub const RESULT_FIELDS: &[&str] = &["status", "headers", "body"];
 
+/// Names an `extract:` may not use: the result fields, and `attempts` (set when polling).
+const RESERVED: &[&str] = &["status", "headers", "body", "attempts", "error"];
+
 impl NodeKind for RestCall {
     fn name(&self) -> &'static str {
         "rest_call"
@@ -87,16 +91,17 @@ impl NodeKind for RestCall {
 
     fn compile(&self, cx: &mut CompileCx<'_>) -> Option<Compiled> {
         let slot = slot(cx);
-        let method = cx.str("method").filter(|m| METHODS.contains(m))?.to_owned();
+        let method = cx.str("method").filter(|m| METHODS.contains(m)).map(str::to_owned);
         let path = cx.template("path");
         if let (Some(path), Some(slot)) = (&path, &slot) {
             check_path(cx, path, slot);
         }
         let query = map_of_values(cx, "query");
         let body = map_of_values(cx, "body");
-        if cx.get("body").is_some() && matches!(method.as_str(), "GET" | "DELETE") {
+        if cx.get("body").is_some() && matches!(method.as_deref(), Some("GET" | "DELETE")) {
             let span = cx.key_span("body");
-            cx.error("body-not-allowed", span, format!("a `{method}` request has no body"))
+            let m = method.as_deref().unwrap_or_default();
+            cx.error("body-not-allowed", span, format!("a `{m}` request has no body"))
                 .help("put the parameters under `query:`");
         }
         let headers = headers(cx);
@@ -110,7 +115,7 @@ impl NodeKind for RestCall {
         }
         let exec = RestCallExec {
             slot: slot?.0,
-            method,
+            method: method?,
             path: path?,
             query: query?,
             body: body?,
@@ -161,7 +166,9 @@ fn check_path(cx: &mut CompileCx<'_>, path: &Template, (slot, kind): &(String, S
     } else {
         None
     };
-    if let Some(needs) = needs.filter(|n| n != kind && kind != "http") {
+    // A slot of an unknown kind is reported where it is declared; http slots reach any path.
+    let duo = matches!(kind.as_str(), "duo_admin" | "duo_auth");
+    if let Some(needs) = needs.filter(|n| n != kind && duo) {
         let span = cx.get("integration").map_or(path.span, |n| n.span);
         cx.error(
             "wrong-kind",
@@ -227,10 +234,9 @@ fn extract(cx: &mut CompileCx<'_>) -> Option<Vec<Extract>> {
     let mut ok = true;
     for (k, v) in pairs {
         let name = k.as_str().unwrap_or_default().to_owned();
-        if RESULT_FIELDS.contains(&name.as_str()) {
+        if RESERVED.contains(&name.as_str()) {
             let help = format!("read it as `nodes.{}.{name}`, or extract under another name", cx.id);
-            cx.error("reserved-name", k.span, format!("`{name}` is already a result field of every REST call"))
-                .help(help);
+            cx.error("reserved-name", k.span, format!("`{name}` is already a result field of a REST call")).help(help);
             ok = false;
             continue;
         }
@@ -264,7 +270,8 @@ fn extract(cx: &mut CompileCx<'_>) -> Option<Vec<Extract>> {
 
 fn jsonpath_span(node: &Node, position: usize) -> Span {
     if node.span.start.line == node.span.end.line {
-        node.span.sub(flowcat_engine::shape::text_offset(node) + position.saturating_sub(1), 1)
+        // serde_json_path's position is the 0-based offset of the offending character.
+        node.span.sub(flowcat_engine::shape::text_offset(node) + position, 1)
     } else {
         node.span
     }
@@ -347,6 +354,13 @@ impl NodeExec for RestCallExec {
                 "interval_ms": p.interval.as_millis() as u64,
                 "timeout_ms": p.timeout.as_millis() as u64,
             })),
+        })
+    }
+
+    fn run<'a>(&'a self, cx: NodeCx<'a>) -> BoxFuture<'a, Result<NodeOutput, NodeError>> {
+        Box::pin(async move {
+            let _ = cx;
+            Err(NodeError::new("unsupported", "REST calls are not wired to integrations yet"))
         })
     }
 }

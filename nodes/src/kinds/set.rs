@@ -1,6 +1,7 @@
 //! `set`: computes named values from templates, for later nodes and outputs to read.
 
 use flowcat_engine::kind::{CompileCx, Compiled, NodeExec, NodeKind};
+use flowcat_engine::run::{BoxFuture, NodeCx, NodeError, NodeOutput};
 use flowcat_engine::shape::{Field, Shape};
 use flowcat_engine::template::ValueTemplate;
 
@@ -61,5 +62,15 @@ impl NodeExec for SetExec {
 
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({ "values": self.values.iter().map(|(k, _)| k).collect::<Vec<_>>() })
+    }
+
+    fn run<'a>(&'a self, cx: NodeCx<'a>) -> BoxFuture<'a, Result<NodeOutput, NodeError>> {
+        Box::pin(async move {
+            let mut out = serde_json::Map::with_capacity(self.values.len());
+            for (k, v) in &self.values {
+                out.insert(k.clone(), cx.render_value(v)?);
+            }
+            Ok(NodeOutput::value(serde_json::Value::Object(out)))
+        })
     }
 }

@@ -7,6 +7,7 @@
 use flowcat_engine::diag::one_of;
 use flowcat_engine::kind::{Call, CompileCx, Compiled, NodeExec, NodeKind};
 use flowcat_engine::model::Signature;
+use flowcat_engine::run::{BoxFuture, NodeCx, NodeError, NodeOutput};
 use flowcat_engine::shape::{Field, Shape};
 use flowcat_engine::template::ValueTemplate;
 use flowcat_engine::yaml::Node;
@@ -41,7 +42,9 @@ impl NodeKind for Subflow {
         let flow_node = cx.get("flow")?;
         let flow = flow_node.as_str()?.to_owned();
         let Some(sig) = cx.signature(&flow).cloned() else {
-            let ids: Vec<String> = cx.flow_ids().into_iter().map(str::to_owned).collect();
+            // The calling flow is never the one meant: leave it out of "did you mean".
+            let own = cx.flow;
+            let ids: Vec<String> = cx.flow_ids().into_iter().filter(|i| *i != own).map(str::to_owned).collect();
             cx.error("unknown-flow", flow_node.span, format!("no flow `{flow}` in the catalog"))
                 .label("not found under the catalog folders")
                 .suggest(&flow, ids.iter().map(String::as_str))
@@ -174,5 +177,16 @@ impl NodeExec for SubflowExec {
     fn describe(&self) -> serde_json::Value {
         let with: Vec<&str> = self.with.iter().map(|(k, _)| k.as_str()).collect();
         serde_json::json!({ "flow": self.flow, "with": with, "integrations": self.bindings })
+    }
+
+    fn run<'a>(&'a self, cx: NodeCx<'a>) -> BoxFuture<'a, Result<NodeOutput, NodeError>> {
+        Box::pin(async move {
+            let mut inputs = serde_json::Map::with_capacity(self.with.len());
+            for (k, v) in &self.with {
+                inputs.insert(k.clone(), cx.render_value(v)?);
+            }
+            let outputs = cx.subflow(&self.flow, inputs, &self.bindings).await?;
+            Ok(NodeOutput::value(serde_json::Value::Object(outputs)))
+        })
     }
 }

@@ -1,6 +1,8 @@
 //! `switch`: picks the first case whose condition holds; only that case's nodes run.
 
 use flowcat_engine::kind::{Branch, CompileCx, Compiled, NodeExec, NodeKind};
+use flowcat_engine::render::truthy;
+use flowcat_engine::run::{BoxFuture, NodeCx, NodeError, NodeOutput};
 use flowcat_engine::shape::{Field, Shape};
 use flowcat_engine::template::Template;
 use flowcat_engine::yaml::Node;
@@ -95,5 +97,19 @@ impl NodeExec for SwitchExec {
         let cases: Vec<_> =
             self.cases.iter().map(|c| serde_json::json!({"name": c.name, "when": c.when.source})).collect();
         serde_json::json!({ "cases": cases })
+    }
+
+    fn run<'a>(&'a self, cx: NodeCx<'a>) -> BoxFuture<'a, Result<NodeOutput, NodeError>> {
+        Box::pin(async move {
+            let mut chosen = DEFAULT.to_owned();
+            for case in &self.cases {
+                if truthy(&cx.render(&case.when)?) {
+                    chosen = case.name.clone();
+                    break;
+                }
+            }
+            let value = serde_json::json!({ "case": chosen });
+            Ok(NodeOutput { value, branch: Some(chosen) })
+        })
     }
 }

@@ -1,0 +1,184 @@
+//! What a node sees while it runs: the values it may read, its bound integrations, a way to
+//! run a subflow, and a place to record attempts and detail.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value};
+
+use super::record::{NodeError, RunRecord};
+use super::{Binding, Event, Runner};
+use crate::render::{self, Escape, Values};
+use crate::template::{Template, ValueTemplate};
+
+/// A boxed future: node kinds are trait objects, so their `run` returns one.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a node produced.
+#[derive(Debug, Default)]
+pub struct NodeOutput {
+    /// Its result: later nodes read `nodes.<id>.<field>` from this object.
+    pub value: Value,
+    /// For branching nodes: the branch taken.
+    pub branch: Option<String>,
+}
+
+impl NodeOutput {
+    pub fn value(value: Value) -> Self {
+        NodeOutput { value, branch: None }
+    }
+}
+
+/// The values templates read during a run: inputs, vars, the results of finished nodes, and
+/// for a poll's `until` the latest result as `self`.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    pub inputs: Arc<Map<String, Value>>,
+    pub vars: Arc<Map<String, Value>>,
+    pub nodes: Vec<(Arc<str>, Arc<Value>)>,
+}
+
+impl Values for Env {
+    fn lookup(&self, path: &[String]) -> Option<&Value> {
+        let (root, rest) = path.split_first()?;
+        let (name, rest) = rest.split_first()?;
+        let top = match root.as_str() {
+            "inputs" => self.inputs.get(name)?,
+            "vars" => self.vars.get(name)?,
+            "nodes" => self.nodes.iter().find(|(id, _)| &**id == name.as_str()).map(|(_, v)| &**v)?,
+            _ => return None,
+        };
+        render::walk(top, rest)
+    }
+}
+
+/// `Env` plus `self`.
+struct WithSelf<'a> {
+    env: &'a Env,
+    this: &'a Value,
+}
+
+impl Values for WithSelf<'_> {
+    fn lookup(&self, path: &[String]) -> Option<&Value> {
+        match path.split_first() {
+            Some((root, rest)) if root == "self" => render::walk(self.this, rest),
+            _ => self.env.lookup(path),
+        }
+    }
+}
+
+/// What a node records as it runs, read by the executor when the node ends.
+#[derive(Debug, Default)]
+pub(crate) struct Trace {
+    pub attempts: u32,
+    pub detail: Option<Value>,
+    pub subflow: Option<RunRecord>,
+}
+
+/// The context of one running node.
+pub struct NodeCx<'a> {
+    pub id: &'a str,
+    pub(crate) env: Env,
+    pub(crate) bindings: &'a HashMap<String, Arc<Binding>>,
+    pub(crate) runner: &'a Runner,
+    pub(crate) depth: usize,
+    pub(crate) path: Arc<[String]>,
+    pub(crate) trace: Arc<Mutex<Trace>>,
+}
+
+impl std::fmt::Debug for NodeCx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeCx").field("id", &self.id).field("depth", &self.depth).finish_non_exhaustive()
+    }
+}
+
+impl<'a> NodeCx<'a> {
+    pub fn render(&self, t: &Template) -> Result<Value, NodeError> {
+        Ok(render::render(t, &self.env, Escape::None)?)
+    }
+
+    pub fn render_text(&self, t: &Template) -> Result<String, NodeError> {
+        Ok(render::render_text(t, &self.env, Escape::None)?)
+    }
+
+    /// Renders a URL path: every value becomes one percent-encoded segment.
+    pub fn render_path(&self, t: &Template) -> Result<String, NodeError> {
+        Ok(render::render_text(t, &self.env, Escape::Segment)?)
+    }
+
+    pub fn render_value(&self, v: &ValueTemplate) -> Result<Value, NodeError> {
+        Ok(render::render_value(v, &self.env)?)
+    }
+
+    /// Renders a condition that may read `self.…`, the node's latest result.
+    pub fn render_with_self(&self, t: &Template, this: &Value) -> Result<Value, NodeError> {
+        Ok(render::render(t, &WithSelf { env: &self.env, this }, Escape::None)?)
+    }
+
+    /// The integration bound to `slot`, as the type its kind uses.
+    pub fn binding<T: Any + Send + Sync>(&self, slot: &str) -> Result<&T, NodeError> {
+        let b = self
+            .bindings
+            .get(slot)
+            .ok_or_else(|| NodeError::new("unbound", format!("integration slot `{slot}` is not bound")))?;
+        b.value.downcast_ref::<T>().ok_or_else(|| {
+            NodeError::new("unbound", format!("integration `{}` bound to slot `{slot}` cannot serve this node", b.name))
+        })
+    }
+
+    /// Counts one attempt (a request sent, a poll made).
+    pub fn attempt(&self) {
+        if let Ok(mut t) = self.trace.lock() {
+            t.attempts += 1;
+        }
+    }
+
+    /// Records kind-specific detail for the run record (already redacted).
+    pub fn set_detail(&self, detail: Value) {
+        if let Ok(mut t) = self.trace.lock() {
+            t.detail = Some(detail);
+        }
+    }
+
+    /// Tells observers the node is waiting (polling, backing off).
+    pub fn waiting(&self, note: &str) {
+        self.runner.observer.event(&Event::Waiting { path: &self.path, note });
+    }
+
+    /// Runs `flow` as a subflow with `inputs`; `bindings` maps its slots to this flow's.
+    /// The subflow's record is nested under this node; its failure is this node's failure.
+    pub fn subflow(
+        &self,
+        flow: &'a str,
+        inputs: Map<String, Value>,
+        bindings: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Map<String, Value>, NodeError>> {
+        let runner = self.runner;
+        let parent = self.bindings;
+        let depth = self.depth + 1;
+        let path = self.path.clone();
+        let trace = self.trace.clone();
+        Box::pin(async move {
+            let bound: HashMap<String, Arc<Binding>> = bindings
+                .iter()
+                .filter_map(|(callee, caller)| Some((callee.clone(), parent.get(caller)?.clone())))
+                .collect();
+            let record = runner.run_nested(flow, inputs, bound, depth, path).await?;
+            let outputs = record.outputs.clone();
+            let failure = record.error.clone();
+            if let Ok(mut t) = trace.lock() {
+                t.subflow = Some(record);
+            }
+            match failure {
+                None => Ok(outputs),
+                Some(f) => Err(NodeError::new(
+                    f.code.clone(),
+                    format!("subflow `{flow}` failed at node `{}`: {}", f.node, f.message),
+                )),
+            }
+        })
+    }
+}

@@ -1,0 +1,271 @@
+//! The scheduler: starts each node once everything it waits for has finished, applies the skip
+//! rule, and stops the run cleanly at the first failure.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use serde_json::{Map, Value};
+
+use super::cx::{Env, NodeCx, NodeOutput, Trace};
+use super::inputs::Prepared;
+use super::record::{NodeError, NodeRecord, NodeStatus, RunFailure, RunRecord, RunStatus, now_ms};
+use super::{Binding, Event, Runner};
+use crate::Flow;
+use crate::plan::{OnError, PlanNode};
+use crate::render::{Escape, render, render_value, truthy};
+
+/// Where each node is.
+enum State {
+    Waiting(usize),
+    Running,
+    Done { value: Arc<Value>, branch: Option<String> },
+    Skipped,
+    Failed,
+}
+
+type Finished = (usize, Result<NodeOutput, NodeError>, Arc<Mutex<Trace>>, Instant, u64);
+
+pub(crate) async fn execute(
+    runner: &Runner,
+    flow: &Flow,
+    prepared: Prepared,
+    bindings: &HashMap<String, Arc<Binding>>,
+    depth: usize,
+    path: Arc<[String]>,
+) -> RunRecord {
+    let plan = &flow.plan;
+    let started_at = now_ms();
+    let base = Env { inputs: Arc::new(prepared.inputs), vars: Arc::new(prepared.vars), nodes: Vec::new() };
+    let mut states: Vec<State> = (0..plan.nodes.len()).map(|i| State::Waiting(plan.deps(i).count())).collect();
+    let mut records: Vec<NodeRecord> = plan.nodes.iter().map(pending_record).collect();
+    let mut ready: Vec<usize> = plan.order.iter().copied().filter(|&i| plan.deps(i).next().is_none()).collect();
+    ready.reverse();
+    let mut running: FuturesUnordered<crate::run::BoxFuture<'_, Finished>> = FuturesUnordered::new();
+    let mut failure: Option<RunFailure> = None;
+    let ids: HashMap<&str, usize> = plan.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let node_path = |i: usize| -> Arc<[String]> {
+        let mut p = path.to_vec();
+        p.push(plan.nodes[i].id.clone());
+        Arc::from(p)
+    };
+    loop {
+        while running.len() < runner.options.max_parallel.max(1) {
+            let Some(i) = ready.pop() else { break };
+            let node = &plan.nodes[i];
+            if let Some(reason) = skip_reason(node, &states, &ids, &base) {
+                states[i] = State::Skipped;
+                records[i].status = NodeStatus::Skipped;
+                records[i].reason = Some(reason);
+                let p = node_path(i);
+                runner.observer.event(&Event::Finished {
+                    path: &p,
+                    status: NodeStatus::Skipped,
+                    duration_ms: 0.0,
+                    message: records[i].reason.as_deref(),
+                });
+                release(plan, i, &mut states, &mut ready);
+                continue;
+            }
+            let env = env_for(node, &base, &states, &ids);
+            let trace = Arc::new(Mutex::new(Trace::default()));
+            let p = node_path(i);
+            runner.observer.event(&Event::Started { path: &p, kind: node.kind });
+            let cx = NodeCx { id: &node.id, env, bindings, runner, depth, path: p, trace: trace.clone() };
+            states[i] = State::Running;
+            let (t0, at) = (Instant::now(), now_ms());
+            running.push(Box::pin(async move { (i, node.exec.run(cx).await, trace, t0, at) }));
+        }
+        let Some((i, result, trace, t0, at)) = running.next().await else { break };
+        let node = &plan.nodes[i];
+        let rec = &mut records[i];
+        finish_record(rec, &trace, t0, at);
+        let p = node_path(i);
+        match result {
+            Ok(out) => {
+                rec.status = NodeStatus::Succeeded;
+                rec.result = Some(out.value.clone());
+                states[i] = State::Done { value: Arc::new(out.value), branch: out.branch };
+            }
+            Err(e) => {
+                rec.status = NodeStatus::Failed;
+                rec.error = Some(e.clone());
+                if node.on_error == OnError::Continue {
+                    let value = e.as_result();
+                    rec.result = Some(value.clone());
+                    states[i] = State::Done { value: Arc::new(value), branch: None };
+                } else {
+                    states[i] = State::Failed;
+                    failure =
+                        Some(RunFailure { node: node.id.clone(), code: e.code.clone(), message: e.message.clone() });
+                }
+            }
+        }
+        let message = rec.error.as_ref().map(|e| e.message.as_str());
+        runner.observer.event(&Event::Finished {
+            path: &p,
+            status: rec.status,
+            duration_ms: rec.duration_ms.unwrap_or_default(),
+            message,
+        });
+        if failure.is_some() {
+            break;
+        }
+        release(plan, i, &mut states, &mut ready);
+    }
+    // Dropping the set drops every node still running: their requests are cancelled.
+    drop(running);
+    for (i, s) in states.iter().enumerate() {
+        if matches!(s, State::Running) {
+            records[i].status = NodeStatus::Cancelled;
+        }
+    }
+    let outputs = if failure.is_none() { outputs(flow, &base, &states, &ids, &mut failure) } else { Map::new() };
+    RunRecord {
+        flow: flow.id().to_owned(),
+        status: if failure.is_some() { RunStatus::Failed } else { RunStatus::Succeeded },
+        error: failure,
+        inputs: (*base.inputs).clone(),
+        vars: (*base.vars).clone(),
+        outputs,
+        started_at,
+        ended_at: now_ms(),
+        nodes: records,
+    }
+}
+
+fn pending_record(n: &PlanNode) -> NodeRecord {
+    NodeRecord {
+        id: n.id.clone(),
+        kind: n.kind.to_owned(),
+        status: NodeStatus::Pending,
+        reason: None,
+        started_at: None,
+        ended_at: None,
+        duration_ms: None,
+        attempts: 0,
+        result: None,
+        error: None,
+        detail: None,
+        subflow: None,
+    }
+}
+
+fn finish_record(rec: &mut NodeRecord, trace: &Mutex<Trace>, t0: Instant, at: u64) {
+    rec.started_at = Some(at);
+    rec.ended_at = Some(now_ms());
+    rec.duration_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
+    if let Ok(mut t) = trace.lock() {
+        rec.attempts = t.attempts.max(1);
+        rec.detail = t.detail.take();
+        rec.subflow = t.subflow.take().map(Box::new);
+    }
+}
+
+/// Marks `i` finished for the nodes waiting on it; those with nothing left to wait for are ready.
+fn release(plan: &crate::Plan, i: usize, states: &mut [State], ready: &mut Vec<usize>) {
+    for (d, _) in plan.dependents(i) {
+        if let State::Waiting(n) = &mut states[d] {
+            *n -= 1;
+            if *n == 0 {
+                ready.push(d);
+            }
+        }
+    }
+}
+
+/// The skip rule at run time; `None` means the node runs.
+fn skip_reason(node: &PlanNode, states: &[State], ids: &HashMap<&str, usize>, base: &Env) -> Option<String> {
+    for g in &node.guards {
+        let taken = match &states[g.switch] {
+            State::Done { branch: Some(b), .. } => g.branches.contains(b),
+            _ => false,
+        };
+        if !taken {
+            return Some(format!("branch {} was not taken", g.branches.join(" or ")));
+        }
+    }
+    for (&d, name) in node.reads_nodes.iter().zip(&node.reads_ids) {
+        if matches!(states[d], State::Skipped) {
+            return Some(format!("it reads `{name}`, which was skipped"));
+        }
+    }
+    let when = node.when.as_ref()?;
+    let env = env_for(node, base, states, ids);
+    match render(when, &env, Escape::None) {
+        Ok(v) if truthy(&v) => None,
+        Ok(_) => Some(format!("`when: {}` is false", when.source)),
+        // A condition that cannot be evaluated skips the node, saying why.
+        Err(e) => Some(format!("`when:` could not be evaluated: {e}")),
+    }
+}
+
+/// The values a node may read: only the results of the nodes it reads, shared, not copied.
+fn env_for(node: &PlanNode, base: &Env, states: &[State], ids: &HashMap<&str, usize>) -> Env {
+    let _ = ids;
+    let nodes = node
+        .reads_nodes
+        .iter()
+        .filter_map(|&d| match &states[d] {
+            State::Done { value, .. } => Some((node_id(node, d), value.clone())),
+            _ => None,
+        })
+        .collect();
+    Env { inputs: base.inputs.clone(), vars: base.vars.clone(), nodes }
+}
+
+fn node_id(node: &PlanNode, d: usize) -> Arc<str> {
+    let i = node.reads_nodes.iter().position(|x| *x == d).unwrap_or(0);
+    node.reads_ids.get(i).cloned().unwrap_or_else(|| Arc::from(""))
+}
+
+/// Renders the outputs; one that reads a skipped node takes its default (or null).
+fn outputs(
+    flow: &Flow,
+    base: &Env,
+    states: &[State],
+    ids: &HashMap<&str, usize>,
+    failure: &mut Option<RunFailure>,
+) -> Map<String, Value> {
+    let all: Vec<(Arc<str>, Arc<Value>)> = flow
+        .plan
+        .nodes
+        .iter()
+        .zip(states)
+        .filter_map(|(n, s)| match s {
+            State::Done { value, .. } => Some((Arc::from(n.id.as_str()), value.clone())),
+            _ => None,
+        })
+        .collect();
+    let env = Env { inputs: base.inputs.clone(), vars: base.vars.clone(), nodes: all };
+    let mut out = Map::new();
+    for o in &flow.outputs {
+        let skipped = o.value.refs.iter().any(|r| {
+            r.path[0] == "nodes"
+                && r.path
+                    .get(1)
+                    .and_then(|id| ids.get(id.as_str()))
+                    .is_some_and(|&i| !matches!(states[i], State::Done { .. }))
+        });
+        let value = match (&o.default, skipped) {
+            (Some(d), true) => render_value(d, &env),
+            (None, true) => Ok(Value::Null),
+            (_, false) => render(&o.value, &env, Escape::None),
+        };
+        match value {
+            Ok(v) => {
+                out.insert(o.name.clone(), v);
+            }
+            Err(e) => {
+                *failure = Some(RunFailure {
+                    node: format!("outputs.{}", o.name),
+                    code: "template".into(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    out
+}

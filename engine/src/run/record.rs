@@ -1,0 +1,123 @@
+//! The run record: what happened, node by node, as plain serialisable values.
+//!
+//! Every field is data that can be written to a journal as it is, so that a later executor can
+//! resume a crashed run from the nodes that finished.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    /// Never started: the run ended first.
+    Pending,
+    Succeeded,
+    /// Failed; with `on_error: continue` the run went on.
+    Failed,
+    Skipped,
+    /// Was running when another node failed; its work was dropped.
+    Cancelled,
+}
+
+/// Why a run failed: the node, and the error it reported.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunFailure {
+    pub node: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// One node's part of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub id: String,
+    pub kind: String,
+    pub status: NodeStatus,
+    /// Why it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Unix time in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+    pub attempts: u32,
+    /// What later nodes read as `nodes.<id>.…`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<NodeError>,
+    /// Kind-specific detail, e.g. the requests sent and the responses received (redacted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+    /// A subflow's own run, nested under the node that called it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subflow: Option<Box<RunRecord>>,
+}
+
+/// A whole run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub flow: String,
+    pub status: RunStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunFailure>,
+    pub inputs: Map<String, Value>,
+    pub vars: Map<String, Value>,
+    pub outputs: Map<String, Value>,
+    pub started_at: u64,
+    pub ended_at: u64,
+    pub nodes: Vec<NodeRecord>,
+}
+
+impl RunRecord {
+    pub fn node(&self, id: &str) -> Option<&NodeRecord> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+}
+
+/// A node's failure: a stable code, a message for people, optional data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct NodeError {
+    /// e.g. `duo_40003`, `http_500`, `timeout`, `template`, or a `fail` node's code.
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl NodeError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        NodeError { code: code.into(), message: message.into(), data: None }
+    }
+
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// The value later nodes read as `nodes.<id>` after a failure under `on_error: continue`.
+    pub fn as_result(&self) -> Value {
+        serde_json::json!({ "error": { "code": self.code, "message": self.message, "data": self.data } })
+    }
+}
+
+impl From<crate::render::RenderError> for NodeError {
+    fn from(e: crate::render::RenderError) -> Self {
+        NodeError::new("template", e.to_string())
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
