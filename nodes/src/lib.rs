@@ -4,6 +4,8 @@
 //! binary, the schema, the docs and "did you mean" hints all read it.
 
 pub mod duo;
+pub mod http;
+pub mod integrations;
 pub mod kinds;
 
 use flowcat_engine::kind::{IntegrationKind, NodeKind, Registry};

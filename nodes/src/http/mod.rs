@@ -1,0 +1,300 @@
+//! The signed HTTP call layer: [`send`] makes one call through an integration (signing Duo
+//! calls afresh for every attempt), retries as the policy and the method allow, and returns the raw
+//! answer with a scrubbed record of every attempt.
+//!
+//! Safety lives here, not in the flows: a request goes only to its integration's own scheme, host
+//! and port; plain http only to a loopback host marked `loopback_http`; redirects are never
+//! followed; no secret appears in a [`Reply`], an [`Attempt`], a [`CallError`] or `Debug` output.
+
+mod error;
+mod prepare;
+mod record;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+pub use error::CallError;
+pub use record::{Attempt, REDACTED, RequestRecord, ResponseRecord, is_sensitive_header, parse_body};
+
+use crate::duo::{Failure, RetryPolicy, delay, may_retry, retry_after};
+use crate::integrations::{Integration, is_loopback};
+use prepare::Prepared;
+use record::Redactor;
+
+/// The total time one attempt may take unless a node says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The time a connection may take unless a node says otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest answer read; Duo's answers are a few kilobytes.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+/// The longest `Retry-After` honoured: a server asking for more would stall a run for good.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// The HTTP clients every run shares: one connection pool per connect timeout (reqwest sets that
+/// timeout per client), made on first use. Cloning is cheap and shares the pools.
+#[derive(Debug, Clone, Default)]
+pub struct Clients {
+    pools: Arc<Mutex<HashMap<(Duration, bool), reqwest::Client>>>,
+}
+
+impl Clients {
+    pub fn new() -> Clients {
+        Clients::default()
+    }
+
+    /// The client for this connect timeout; `loopback` clients ignore proxy settings, so a
+    /// request for the simulator never leaves the machine.
+    fn client(&self, connect_timeout: Duration, loopback: bool) -> Result<reqwest::Client, String> {
+        // A panic elsewhere while holding the lock leaves the map intact: keep using it.
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = pools.get(&(connect_timeout, loopback)) {
+            return Ok(client.clone());
+        }
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(connect_timeout)
+            .user_agent(concat!("flowcat/", env!("CARGO_PKG_VERSION")));
+        if loopback {
+            builder = builder.no_proxy();
+        }
+        let client = builder.build().map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        pools.insert((connect_timeout, loopback), client.clone());
+        Ok(client)
+    }
+}
+
+/// One call as a node asks for it.
+#[derive(Clone, PartialEq)]
+pub struct Call {
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE` (any case).
+    pub method: String,
+    /// Already percent-encoded, starting with `/`; for an `http` integration it follows the base
+    /// URL's path.
+    pub path: String,
+    /// Query params, not yet encoded. Duo: the params of GET and DELETE (sorted and encoded as Duo
+    /// signs them); `http`: sent in this order.
+    pub query: Vec<(String, String)>,
+    /// A JSON object body. Duo: the params of POST, PUT and PATCH (a compact sorted-key JSON body
+    /// in v5, a form body in v2); `http`: sent as JSON.
+    pub body: Option<Map<String, Value>>,
+    /// Extra headers. Duo: `x-duo-*` ones are signed (v5 only).
+    pub headers: Vec<(String, String)>,
+    /// The most one attempt may take, connection included.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Overrides the integration's retry policy.
+    pub retry: Option<RetryPolicy>,
+}
+
+impl Call {
+    /// A call with no params and the default timeouts.
+    pub fn new(method: impl Into<String>, path: impl Into<String>) -> Call {
+        Call {
+            method: method.into(),
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            headers: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            retry: None,
+        }
+    }
+}
+
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A flow may pass a credential in a header of its own; show such headers as `****`.
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), if is_sensitive_header(n) { REDACTED } else { v.as_str() }))
+            .collect();
+        f.debug_struct("Call")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("body", &self.body)
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// The answer to a call: the last attempt's, whatever its status (the caller reads Duo's
+/// envelope), with every attempt made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    /// Lower-case names; repeated headers joined with `, `.
+    pub headers: BTreeMap<String, String>,
+    /// The body as JSON, or as a string when it is not JSON.
+    pub body: Value,
+    pub attempts: Vec<Attempt>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+/// How one attempt ended.
+enum Outcome {
+    Answer { status: u16, headers: BTreeMap<String, String>, body: Value },
+    Connect(String),
+    Timeout,
+    Lost(String),
+    TooLarge,
+}
+
+/// Sends `call` through `integration` and returns the answer, whatever its HTTP status.
+///
+/// - Duo kinds: each attempt is signed afresh with a new `Date`.
+/// - 429 is retried per the policy (the call's, else the integration's), honouring
+///   `Retry-After`/`X-Retry-After`; 5xx and broken connections only for GET
+///   ([`may_retry`]). A connection refused or a timeout is not retried: nothing was sent, or the
+///   node's time is up.
+/// - Errors come only when no usable answer came; a 4xx or 5xx answer is a [`Reply`].
+pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> Result<Reply, CallError> {
+    let refused = |reason| CallError::Refused { reason };
+    prepare::check(integration, call).map_err(refused)?;
+    let client = clients.client(call.connect_timeout, is_loopback(integration.host())).map_err(refused)?;
+    let policy = call.retry.unwrap_or(integration.retry);
+    let redactor = Redactor::new(integration);
+    let method = call.method.to_ascii_uppercase();
+    let mut attempts: Vec<Attempt> = Vec::new();
+    loop {
+        let prepared = prepare::prepare(integration, call).map_err(refused)?;
+        let (mut attempt, outcome) = exchange(&client, prepared, call.timeout, &redactor).await;
+        let failure = match &outcome {
+            Outcome::Answer { status, .. } if *status == 429 || *status >= 500 => Some(Failure::Status(*status)),
+            Outcome::Lost(_) => Some(Failure::ConnectionLost),
+            _ => None,
+        };
+        let wait = failure.filter(|f| may_retry(&method, *f)).and_then(|_| {
+            let asked = match &outcome {
+                Outcome::Answer { headers, .. } => asked_wait(headers),
+                _ => None,
+            };
+            delay(&policy, attempts.len() as u32 + 1, asked, fastrand::f64())
+        });
+        attempt.retry_delay_ms = wait.map(millis);
+        attempts.push(attempt);
+        match wait {
+            Some(wait) => tokio::time::sleep(wait).await,
+            None => return finish(outcome, attempts, integration, call),
+        }
+    }
+}
+
+/// The wait a 429 asks for, capped at [`MAX_RETRY_AFTER`].
+fn asked_wait(headers: &BTreeMap<String, String>) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).map(String::as_str);
+    retry_after(header("retry-after"), header("x-retry-after"), SystemTime::now()).map(|d| d.min(MAX_RETRY_AFTER))
+}
+
+/// Turns the last attempt's outcome into the call's result.
+fn finish(
+    outcome: Outcome,
+    attempts: Vec<Attempt>,
+    integration: &Integration,
+    call: &Call,
+) -> Result<Reply, CallError> {
+    let authority = integration.authority();
+    let (method, path) = (call.method.to_ascii_uppercase(), call.path.clone());
+    match outcome {
+        Outcome::Answer { status: 429, .. } => Err(CallError::TooManyRequests { method, path, attempts }),
+        Outcome::Answer { status, headers, body } => Ok(Reply { status, headers, body, attempts }),
+        Outcome::Connect(message) => Err(CallError::Connect { authority, message, attempts }),
+        Outcome::Timeout => Err(CallError::Timeout { method, path, authority, timeout: call.timeout, attempts }),
+        Outcome::Lost(_) => Err(CallError::Lost { method, path, authority, attempts }),
+        Outcome::TooLarge => Err(CallError::TooLarge { authority, limit: MAX_BODY, attempts }),
+    }
+}
+
+/// Sends one prepared request and records it.
+async fn exchange(
+    client: &reqwest::Client,
+    prepared: Prepared,
+    timeout: Duration,
+    redactor: &Redactor,
+) -> (Attempt, Outcome) {
+    let request = RequestRecord {
+        method: prepared.method.to_string(),
+        url: redactor.text(prepared.url.as_str()),
+        headers: redactor.headers(prepared.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
+        body: prepared.body.as_deref().map(|b| redactor.body(b)),
+    };
+    let started_at = SystemTime::now().duration_since(UNIX_EPOCH).map(millis).unwrap_or_default();
+    let clock = Instant::now();
+    let mut builder = client.request(prepared.method, prepared.url).timeout(timeout);
+    for (name, value) in &prepared.headers {
+        builder = builder.header(name, value);
+    }
+    if let Some(body) = prepared.body {
+        builder = builder.body(body);
+    }
+    let outcome = match builder.send().await {
+        Ok(response) => read(response, redactor).await,
+        Err(e) => failed(&e, redactor),
+    };
+    let (response, error) = match &outcome {
+        Outcome::Answer { status, headers, body } => {
+            (Some(ResponseRecord { status: *status, headers: headers.clone(), body: body.clone() }), None)
+        }
+        Outcome::Connect(message) | Outcome::Lost(message) => (None, Some(message.clone())),
+        Outcome::Timeout => (None, Some(format!("no complete answer within {} ms", timeout.as_millis()))),
+        Outcome::TooLarge => (None, Some(format!("answer larger than {MAX_BODY} bytes"))),
+    };
+    let duration_ms = millis(clock.elapsed());
+    (Attempt { request, response, error, started_at, duration_ms, retry_delay_ms: None }, outcome)
+}
+
+/// Reads the answer, at most [`MAX_BODY`] bytes of it.
+async fn read(mut response: reqwest::Response, redactor: &Redactor) -> Outcome {
+    let status = response.status().as_u16();
+    let headers =
+        redactor.headers(response.headers().iter().map(|(n, v)| (n.as_str(), v.to_str().unwrap_or("(not ASCII)"))));
+    let mut bytes: Vec<u8> = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if bytes.len() + chunk.len() > MAX_BODY => return Outcome::TooLarge,
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) => return Outcome::Answer { status, headers, body: redactor.body(&bytes) },
+            Err(e) => return failed(&e, redactor),
+        }
+    }
+}
+
+/// Classifies a transport error: nothing sent (connect), out of time, or lost mid-way.
+fn failed(e: &reqwest::Error, redactor: &Redactor) -> Outcome {
+    if e.is_connect() {
+        Outcome::Connect(redactor.text(&chain(e)))
+    } else if e.is_timeout() {
+        Outcome::Timeout
+    } else {
+        Outcome::Lost(redactor.text(&chain(e)))
+    }
+}
+
+/// The error and its causes, without the URL reqwest puts in its own message.
+fn chain(e: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        parts.push(cause.to_string());
+        source = cause.source();
+    }
+    if parts.is_empty() { "connection error".to_owned() } else { parts.join(": ") }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

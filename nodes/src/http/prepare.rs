@@ -1,0 +1,226 @@
+//! Turning a [`Call`] into the exact request to send: the safety checks made before anything
+//! leaves, the URL on the integration's own host, and the Duo signature (fresh for every attempt).
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use super::Call;
+use crate::duo::{SigVersion, Signer, rfc2822_now};
+use crate::integrations::{Auth, Integration, Scheme, is_loopback};
+
+/// A request ready for the wire.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    pub method: reqwest::Method,
+    pub url: reqwest::Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// Headers a call may not set: the transport and the integration decide them, and a `Host` of
+/// the call's choosing could route a signed request elsewhere.
+const RESERVED: &[&str] =
+    &["host", "authorization", "proxy-authorization", "content-length", "transfer-encoding", "connection", "te"];
+
+/// Headers the Duo signature decides.
+const DUO_RESERVED: &[&str] = &["date", "content-type"];
+
+fn carries_body(method: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH")
+}
+
+/// Everything that must hold before a request is sent; the reason names the fix.
+pub(super) fn check(integration: &Integration, call: &Call) -> Result<(), String> {
+    let endpoint = &integration.endpoint;
+    if endpoint.scheme == Scheme::Http && !(integration.loopback_http && is_loopback(&endpoint.host)) {
+        return Err(format!(
+            "integration `{}` would send plain http to `{}`: only a loopback host marked `loopback_http: true` may",
+            integration.name, endpoint.host
+        ));
+    }
+    let method = call.method.to_ascii_uppercase();
+    if !METHODS.contains(&method.as_str()) {
+        return Err(format!("method `{}` is not one of GET, POST, PUT, PATCH, DELETE", clip(&call.method)));
+    }
+    check_path(&call.path)?;
+    for (name, value) in &call.headers {
+        check_header(integration, name, value)?;
+    }
+    if integration.kind.is_duo() {
+        if carries_body(&method) && !call.query.is_empty() {
+            return Err(format!("a Duo `{method}` takes its params in `body`, not `query`"));
+        }
+        if !carries_body(&method) && call.body.is_some() {
+            return Err(format!("a Duo `{method}` takes its params in `query`, not `body`"));
+        }
+    }
+    Ok(())
+}
+
+/// The path goes on the wire byte for byte as signed: no query, no fragment, no dot segments a
+/// URL parser would fold away, nothing that could read as another authority.
+fn check_path(path: &str) -> Result<(), String> {
+    let printable = path.bytes().all(|b| b.is_ascii_graphic() && !b"?#\\".contains(&b));
+    if !path.starts_with('/') || path.starts_with("//") || !printable {
+        return Err(format!(
+            "path `{}` must start with one `/` and be percent-encoded printable ASCII without `?`, `#` or `\\`",
+            clip(path)
+        ));
+    }
+    let dot = |segment: &str| {
+        let s = segment.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    };
+    if path.split('/').any(dot) {
+        return Err(format!("path `{}` has a `.` or `..` segment", clip(path)));
+    }
+    Ok(())
+}
+
+fn check_header(integration: &Integration, name: &str, value: &str) -> Result<(), String> {
+    let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token || !value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+        return Err(format!("header `{}` has a name or value that cannot be sent", clip(name)));
+    }
+    let lower = name.to_ascii_lowercase();
+    if RESERVED.contains(&lower.as_str()) || (integration.kind.is_duo() && DUO_RESERVED.contains(&lower.as_str())) {
+        return Err(format!("header `{name}` is set by the integration `{}`, not by the call", integration.name));
+    }
+    Ok(())
+}
+
+/// The request for one attempt. Duo calls are signed here, with a new `Date`, every time.
+pub(super) fn prepare(integration: &Integration, call: &Call) -> Result<Prepared, String> {
+    let method = call.method.to_ascii_uppercase();
+    let (url, headers, body, expected_path) = match &integration.auth {
+        Auth::Duo { signer, .. } => duo(signer, integration, call, &method)?,
+        auth => plain(auth, integration, call)?,
+    };
+    let url = reqwest::Url::parse(&url).map_err(|e| format!("cannot build a URL from `{}`: {e}", clip(&call.path)))?;
+    // Defence in depth: whatever the path held, the request goes to the integration's own
+    // scheme, host and port, with the path that was signed.
+    let endpoint = &integration.endpoint;
+    let same_place = url.scheme() == endpoint.scheme.as_str()
+        && url.host_str().is_some_and(|h| h.eq_ignore_ascii_case(&endpoint.host))
+        && url.port() == endpoint.port
+        && url.path() == expected_path;
+    if !same_place {
+        return Err(format!("path `{}` would not reach `{}` as written", clip(&call.path), integration.base_url()));
+    }
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(Prepared { method, url, headers, body })
+}
+
+type Parts = (String, Vec<(String, String)>, Option<Vec<u8>>, String);
+
+fn duo(signer: &Signer, integration: &Integration, call: &Call, method: &str) -> Result<Parts, String> {
+    let (x_duo, others): (Vec<_>, Vec<_>) =
+        call.headers.iter().cloned().partition(|(name, _)| name.to_ascii_lowercase().starts_with("x-duo-"));
+    let date = rfc2822_now();
+    let host = integration.host();
+    let empty = Map::new();
+    let signed = if !carries_body(method) {
+        signer.sign(method, host, &call.path, &call.query, &date, &x_duo)
+    } else if signer.version() == SigVersion::V5 {
+        signer.sign_json(method, host, &call.path, call.body.as_ref().unwrap_or(&empty), &date, &x_duo)
+    } else {
+        signer.sign(method, host, &call.path, &form_params(call.body.as_ref().unwrap_or(&empty))?, &date, &x_duo)
+    }
+    .map_err(|e| e.to_string())?;
+    let url =
+        format!("{}://{}{}", integration.endpoint.scheme.as_str(), integration.authority(), signed.path_and_query());
+    let body = carries_body(method).then_some(signed.body);
+    let mut headers = signed.headers;
+    headers.extend(others);
+    Ok((url, headers, body, signed.path))
+}
+
+/// A v2 form body: strings as they are, numbers and booleans as JSON writes them.
+fn form_params(body: &Map<String, Value>) -> Result<Vec<(String, String)>, String> {
+    body.iter()
+        .map(|(key, value)| match value {
+            Value::String(text) => Ok((key.clone(), text.clone())),
+            Value::Number(_) | Value::Bool(_) => Ok((key.clone(), value.to_string())),
+            _ => Err(format!("param `{key}` must be a string, number or boolean for a `v2` form body")),
+        })
+        .collect()
+}
+
+fn plain(auth: &Auth, integration: &Integration, call: &Call) -> Result<Parts, String> {
+    let path = format!("{}{}", integration.endpoint.base_path, call.path);
+    let mut url = format!("{}{}", integration.base_url(), call.path);
+    if !call.query.is_empty() {
+        let pairs: Vec<String> = call.query.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+        url = format!("{url}?{}", pairs.join("&"));
+    }
+    let mut headers = call.headers.clone();
+    let body = match &call.body {
+        Some(object) => {
+            if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
+                headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
+            }
+            Some(serde_json::to_vec(object).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    let credential = match auth {
+        Auth::Basic { username, password } => {
+            let pair = format!("{username}:{}", password.expose());
+            Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
+        }
+        Auth::Bearer(token) => Some(format!("Bearer {}", token.expose())),
+        Auth::None | Auth::Duo { .. } => None,
+    };
+    if let Some(value) = credential {
+        // Checked here rather than by the HTTP library, whose error would not say which setting.
+        if !value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+            return Err(format!(
+                "the credentials of integration `{}` hold characters a header cannot",
+                integration.name
+            ));
+        }
+        headers.push(("Authorization".to_owned(), value));
+    }
+    Ok((url, headers, body, path))
+}
+
+/// RFC 3986 percent-encoding: only `A-Z a-z 0-9 - _ . ~` stay as they are.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        for good in ["/admin/v1/users", "/a/DU123/phones", "/x%2Fy", "/"] {
+            assert!(check_path(good).is_ok(), "{good}");
+        }
+        for bad in
+            ["admin", "//evil.example/x", "/a/../b", "/a/%2e%2E/b", "/a/./b", "/a?b=1", "/a#b", "/a b", "/é", "/a\\b"]
+        {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn percent_encoding() {
+        assert_eq!(encode("a b+c/é~"), "a%20b%2Bc%2F%C3%A9~");
+    }
+}

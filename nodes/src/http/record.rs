@@ -1,0 +1,150 @@
+//! What a call leaves behind: one [`Attempt`] per request sent, with every secret scrubbed, so
+//! that run records, traces and error messages can show exactly what happened and nothing more.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::integrations::Integration;
+
+/// What stands in for a secret in every record.
+pub const REDACTED: &str = "****";
+
+/// One request sent and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    pub request: RequestRecord,
+    /// The answer, when one came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseRecord>,
+    /// Why no answer came (connection refused, lost, timed out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the request started, in milliseconds since the Unix epoch.
+    pub started_at: u64,
+    pub duration_ms: u64,
+    /// The wait before the next attempt, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_delay_ms: Option<u64>,
+}
+
+/// The request as sent, `Authorization` and other secrets shown as `****`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestRecord {
+    pub method: String,
+    pub url: String,
+    /// Lower-case names.
+    pub headers: BTreeMap<String, String>,
+    /// The body as JSON when it is JSON, else as text; absent when none was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+/// The answer as received, scrubbed of secrets as well (a server may echo a request back).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResponseRecord {
+    pub status: u16,
+    /// Lower-case names; repeated headers joined with `, `.
+    pub headers: BTreeMap<String, String>,
+    pub body: Value,
+}
+
+/// Replaces an integration's secrets, as written and as they appear on the wire (a Basic
+/// credential in base64), wherever they occur; hides sensitive headers whole.
+#[derive(Clone)]
+pub(crate) struct Redactor {
+    secrets: Vec<String>,
+}
+
+// Hand-written so that the secrets it holds never print.
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} secrets)", self.secrets.len())
+    }
+}
+
+impl Redactor {
+    pub(crate) fn new(integration: &Integration) -> Self {
+        // Very short secrets would blank out ordinary text; none of the real ones is that short.
+        let mut secrets: Vec<String> = integration.auth.secrets().into_iter().filter(|s| s.len() >= 4).collect();
+        // Longest first, so a secret that contains another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Self { secrets }
+    }
+
+    pub(crate) fn text(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+
+    pub(crate) fn value(&self, value: Value) -> Value {
+        match value {
+            Value::String(text) => Value::String(self.text(&text)),
+            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.value(v)).collect()),
+            Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (self.text(&k), self.value(v))).collect()),
+            other => other,
+        }
+    }
+
+    /// A header value fit for a record: `****` for credentials, scrubbed text otherwise.
+    pub(crate) fn header(&self, name: &str, value: &str) -> String {
+        if is_sensitive_header(name) { REDACTED.to_owned() } else { self.text(value) }
+    }
+
+    pub(crate) fn headers<'a>(
+        &self,
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in headers {
+            let value = self.header(name, value);
+            out.entry(name.to_ascii_lowercase()).and_modify(|v| *v = format!("{v}, {value}")).or_insert(value);
+        }
+        out
+    }
+
+    /// A body for a record or a reply: JSON if it parses, else text.
+    pub(crate) fn body(&self, bytes: &[u8]) -> Value {
+        self.value(parse_body(bytes))
+    }
+}
+
+/// Headers whose values are credentials whatever they hold.
+pub fn is_sensitive_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(name.as_str(), "authorization" | "proxy-authorization" | "cookie" | "set-cookie")
+        || ["token", "secret", "password", "api-key", "apikey"].iter().any(|word| name.contains(word))
+}
+
+/// JSON when the bytes are JSON, else the text (lossy UTF-8); empty is `""`.
+pub fn parse_body(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sensitive_headers() {
+        for name in ["Authorization", "proxy-authorization", "Cookie", "X-Auth-Token", "X-Api-Key", "x-client-secret"] {
+            assert!(is_sensitive_header(name), "{name}");
+        }
+        for name in ["Date", "Content-Type", "X-Duo-Foo", "Retry-After"] {
+            assert!(!is_sensitive_header(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn bodies() {
+        assert_eq!(parse_body(br#"{"stat":"OK"}"#), serde_json::json!({"stat": "OK"}));
+        assert_eq!(parse_body(b"oops"), Value::String("oops".into()));
+        assert_eq!(parse_body(b""), Value::String(String::new()));
+    }
+}
