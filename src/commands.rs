@@ -202,3 +202,47 @@ pub fn sim(args: flowcat_sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(flowcat_sim::cli::run(args))?;
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn run(catalog_dir: &CatalogDir, args: &crate::run::RunArgs) -> anyhow::Result<ExitCode> {
+    let extra: Vec<PathBuf> =
+        if Path::new(&args.flow).is_file() { vec![PathBuf::from(&args.flow)] } else { Vec::new() };
+    let catalog = load(catalog_dir, &extra)?;
+    let live = crate::live::Live::start(std::io::stderr().is_terminal(), false);
+    let prepared = match crate::run::prepare(catalog, args, live.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            live.stop();
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    crate::run::execute(prepared, args.json, &live)
+}
+
+pub fn check(path: Option<PathBuf>, name: Option<&str>) -> anyhow::Result<ExitCode> {
+    let path = path.unwrap_or_else(flowcat_nodes::integrations::default_path);
+    let file = crate::run::load_integrations(&path)?;
+    let chosen: Vec<_> = match name {
+        Some(n) => vec![file.get(n).map_err(|e| anyhow::anyhow!(e.messages().join("\n")))?],
+        None => file.list.iter().collect(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let clients = flowcat_nodes::http::Clients::new();
+    let mut ok = true;
+    for integration in chosen {
+        let report = runtime.block_on(flowcat_nodes::integrations::check::check(&clients, integration));
+        let mark = if report.skipped {
+            "-"
+        } else if report.ok {
+            "ok"
+        } else {
+            "FAILED"
+        };
+        println!("{mark} {} ({}): {}", integration.name, report.kind, report.message);
+        if let Some(fix) = &report.fix {
+            println!("   fix: {fix}");
+        }
+        ok &= report.ok;
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

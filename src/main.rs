@@ -4,6 +4,8 @@
 //! an unknown flow, a catalog that cannot be read.
 
 mod commands;
+mod live;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,8 +51,24 @@ enum Command {
     },
     /// Print the JSON Schema (draft-07) of the flow format, for editors.
     Schema,
+    /// Run a flow: inputs and integrations are checked first, then its nodes run.
+    Run(run::RunArgs),
+    /// Work with the integrations file.
+    #[command(subcommand)]
+    Integrations(IntegrationsCommand),
     /// Serve the Duo API simulator on loopback, so that flows run offline.
     Sim(flowcat_sim::cli::SimArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum IntegrationsCommand {
+    /// Call each integration (or NAME) with a harmless request: do its keys work?
+    Check {
+        name: Option<String>,
+        /// The integrations file [default: $FLOWCAT_INTEGRATIONS or ./integrations.yaml].
+        #[arg(long, value_name = "FILE")]
+        integrations: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -73,6 +91,12 @@ enum ListFormat {
 }
 
 fn main() -> ExitCode {
+    // `RUST_LOG=flowcat_engine=debug` shows a span per run and per node on stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let cli = Cli::parse();
     let catalog = commands::CatalogDir::new(cli.catalog);
     let result = match cli.command {
@@ -89,6 +113,10 @@ fn main() -> ExitCode {
         }
         Command::List { format } => commands::list(&catalog, matches!(format, ListFormat::Json)),
         Command::Schema => commands::schema(),
+        Command::Run(args) => commands::run(&catalog, &args),
+        Command::Integrations(IntegrationsCommand::Check { name, integrations }) => {
+            commands::check(integrations, name.as_deref())
+        }
         Command::Sim(args) => commands::sim(args),
     };
     match result {

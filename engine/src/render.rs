@@ -156,7 +156,9 @@ fn registry(escape: Escape) -> &'static Handlebars<'static> {
     static SEGMENT: OnceLock<Handlebars<'static>> = OnceLock::new();
     let build = |f: fn(&str) -> String| {
         let mut h = Handlebars::new();
-        h.set_strict_mode(true);
+        // Not strict: helper arguments that are missing are null, as `{{#if}}` expects;
+        // interpolated paths are checked before rendering.
+        h.set_strict_mode(false);
         h.register_escape_fn(f);
         h
     };
@@ -170,6 +172,10 @@ fn registry(escape: Escape) -> &'static Handlebars<'static> {
 fn with_handlebars(t: &Template, values: &dyn Values, escape: Escape) -> Result<String, RenderError> {
     let mut root = Value::Object(Map::new());
     for r in &t.refs {
+        // What is written out must exist; what a helper tests may be missing (it is null).
+        if r.interpolated && values.lookup(&r.path).is_none() {
+            return Err(missing(t, &r.path));
+        }
         // Stop before the first index: handlebars walks arrays itself.
         let depth = r.path.iter().position(|s| s.parse::<usize>().is_ok()).unwrap_or(r.path.len());
         let path = &r.path[..depth];
@@ -308,6 +314,9 @@ mod tests {
         assert!(matches!(e, RenderError::Null { .. }), "{e}");
         let e = render(&t("{{#if inputs.nope}}x{{/if}}{{inputs.nope}}"), &v, Escape::None).expect_err("missing");
         assert!(e.to_string().contains("inputs.nope"), "{e}");
+        // A helper's argument may be missing: it is null, so the condition is false.
+        assert_eq!(render(&t("{{#if nodes.lookup.nope}}x{{else}}y{{/if}}"), &v, Escape::None), Ok(json!("y")));
+        assert_eq!(render(&t("{{eq nodes.lookup.nope 40003}}"), &v, Escape::None), Ok(json!(false)));
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct Template {
 pub struct Ref {
     pub path: Vec<String>,
     pub span: Span,
+    /// Written into the output (`{{path}}`), as opposed to given to a helper (`{{#if path}}`):
+    /// a missing interpolated value is an error, a missing helper argument is null.
+    pub interpolated: bool,
 }
 
 impl Ref {
@@ -205,16 +208,16 @@ impl Walk<'_> {
                 }
                 self.errors.push(err);
             }
-            other => self.param(other, relative),
+            other => self.param(other, relative, true),
         }
         for p in h.params.iter().chain(h.hash.values()) {
-            self.param(p, relative);
+            self.param(p, relative, false);
         }
     }
 
-    fn param(&mut self, p: &Parameter, relative: bool) {
+    fn param(&mut self, p: &Parameter, relative: bool, interpolated: bool) {
         match p {
-            Parameter::Path(Path::Relative((segs, raw))) => self.path(segs, raw, relative),
+            Parameter::Path(Path::Relative((segs, raw))) => self.path(segs, raw, relative, interpolated),
             Parameter::Subexpression(sub) => {
                 if let TemplateElement::Expression(h) = sub.as_element() {
                     self.helper(h, relative);
@@ -224,7 +227,7 @@ impl Walk<'_> {
         }
     }
 
-    fn path(&mut self, segs: &[PathSeg], raw: &str, relative: bool) {
+    fn path(&mut self, segs: &[PathSeg], raw: &str, relative: bool, interpolated: bool) {
         let rooted = matches!(segs.first(), Some(PathSeg::Ruled(_))) && raw.starts_with("@root");
         if relative && !rooted {
             return;
@@ -240,7 +243,7 @@ impl Walk<'_> {
             return;
         }
         let span = self.find(raw);
-        self.refs.push(Ref { path, span });
+        self.refs.push(Ref { path, span, interpolated });
     }
 
     /// The span of `needle`'s next occurrence in the template source.

@@ -3,6 +3,7 @@
 //! [`REGISTRY`] is the one list of node kinds and integration kinds the engine is given; the
 //! binary, the schema, the docs and "did you mean" hints all read it.
 
+pub mod bind;
 pub mod duo;
 pub mod http;
 pub mod integrations;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
+use tracing::Instrument as _;
 
 use super::cx::{Env, NodeCx, NodeOutput, Trace};
 use super::inputs::Prepared;
@@ -76,12 +77,18 @@ pub(crate) async fn execute(
             let cx = NodeCx { id: &node.id, env, bindings, runner, depth, path: p, trace: trace.clone() };
             states[i] = State::Running;
             let (t0, at) = (Instant::now(), now_ms());
-            running.push(Box::pin(async move { (i, node.exec.run(cx).await, trace, t0, at) }));
+            let span = tracing::info_span!("node", id = %node.id, kind = node.kind);
+            let fut = async move { (i, node.exec.run(cx).await, trace, t0, at) }.instrument(span);
+            running.push(Box::pin(fut));
         }
         let Some((i, result, trace, t0, at)) = running.next().await else { break };
         let node = &plan.nodes[i];
         let rec = &mut records[i];
         finish_record(rec, &trace, t0, at);
+        match &result {
+            Ok(_) => tracing::debug!(node = %node.id, ms = rec.duration_ms, "node succeeded"),
+            Err(e) => tracing::info!(node = %node.id, code = %e.code, error = %e.message, "node failed"),
+        }
         let p = node_path(i);
         match result {
             Ok(out) => {
@@ -252,7 +259,12 @@ fn outputs(
         let value = match (&o.default, skipped) {
             (Some(d), true) => render_value(d, &env),
             (None, true) => Ok(Value::Null),
-            (_, false) => render(&o.value, &env, Escape::None),
+            // A value that is missing (an empty list's first item) takes the default too.
+            (Some(d), false) => match render(&o.value, &env, Escape::None) {
+                Err(crate::render::RenderError::Missing { .. }) => render_value(d, &env),
+                other => other,
+            },
+            (None, false) => render(&o.value, &env, Escape::None),
         };
         match value {
             Ok(v) => {

@@ -142,9 +142,14 @@ impl Runner {
 
     /// Checks the request, then runs the flow. `Err` only when the run could not start.
     pub async fn run(&self, req: RunRequest) -> Result<RunRecord, RunError> {
+        use tracing::Instrument as _;
         let flow = self.flow(&req.flow)?;
         let prepared = inputs::prepare(flow, req.inputs, req.vars, &req.bindings)?;
-        Ok(exec::execute(self, flow, prepared, &req.bindings, 0, Arc::from(Vec::new())).await)
+        let span = tracing::info_span!("run", flow = %flow.id());
+        let record =
+            exec::execute(self, flow, prepared, &req.bindings, 0, Arc::from(Vec::new())).instrument(span).await;
+        tracing::info!(flow = %flow.id(), status = ?record.status, "run finished");
+        Ok(record)
     }
 
     /// A subflow's run, from a node at `depth`.
@@ -159,9 +164,11 @@ impl Runner {
         if depth > self.options.max_depth {
             return Err(RunError::TooDeep(self.options.max_depth));
         }
+        use tracing::Instrument as _;
         let flow = self.flow(flow)?;
         let prepared = inputs::prepare(flow, inputs, Map::new(), &bindings)?;
-        Ok(exec::execute(self, flow, prepared, &bindings, depth, path).await)
+        let span = tracing::info_span!("subflow", flow = %flow.id(), depth);
+        Ok(exec::execute(self, flow, prepared, &bindings, depth, path).instrument(span).await)
     }
 
     fn flow(&self, id: &str) -> Result<&crate::Flow, RunError> {

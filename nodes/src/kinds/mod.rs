@@ -2,6 +2,7 @@
 
 pub mod fail;
 pub mod rest_call;
+mod rest_run;
 pub mod set;
 pub mod subflow;
 pub mod switch;

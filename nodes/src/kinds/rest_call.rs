@@ -358,9 +358,6 @@ impl NodeExec for RestCallExec {
     }
 
     fn run<'a>(&'a self, cx: NodeCx<'a>) -> BoxFuture<'a, Result<NodeOutput, NodeError>> {
-        Box::pin(async move {
-            let _ = cx;
-            Err(NodeError::new("unsupported", "REST calls are not wired to integrations yet"))
-        })
+        Box::pin(self.execute(cx))
     }
 }

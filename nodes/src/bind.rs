@@ -1,0 +1,68 @@
+//! Binding a flow's integration slots to the integrations of an integrations file.
+//!
+//! A slot binds to the integration of the same name unless `--bind slot=name` says otherwise.
+//! The binding offers the integration's API hostname as the flow's `host` var.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use flowcat_engine::Flow;
+use flowcat_engine::run::Binding;
+use serde_json::Map;
+
+use crate::http::Clients;
+use crate::integrations::{Integration, Integrations, Kind};
+
+/// What a `rest_call` finds behind its slot: the integration and the shared HTTP clients.
+#[derive(Debug)]
+pub struct Bound {
+    pub integration: Integration,
+    pub clients: Clients,
+}
+
+/// The engine's binding for one integration.
+pub fn binding(integration: &Integration, clients: &Clients) -> Arc<Binding> {
+    let mut vars = Map::new();
+    vars.insert("host".into(), integration.host().into());
+    Arc::new(Binding {
+        name: integration.name.clone(),
+        kind: integration.kind.as_str().to_owned(),
+        vars,
+        value: Arc::new(Bound { integration: integration.clone(), clients: clients.clone() }),
+    })
+}
+
+/// Binds every slot of `flow`; every problem is listed, each naming the file and the fix.
+pub fn bind(
+    flow: &Flow,
+    file: &Integrations,
+    overrides: &[(String, String)],
+    clients: &Clients,
+) -> Result<HashMap<String, Arc<Binding>>, Vec<String>> {
+    let mut out = HashMap::new();
+    let mut problems = Vec::new();
+    for (slot, _) in overrides {
+        if !flow.signature.slots.iter().any(|s| &s.name == slot) {
+            let names: Vec<&str> = flow.signature.slots.iter().map(|s| s.name.as_str()).collect();
+            problems.push(format!(
+                "`--bind {slot}=…`: flow `{}` has no slot `{slot}` (its slots: {})",
+                flow.id(),
+                flowcat_engine::diag::one_of(names.iter().copied())
+            ));
+        }
+    }
+    for slot in &flow.signature.slots {
+        let name = overrides.iter().find(|(s, _)| s == &slot.name).map_or(slot.name.as_str(), |(_, n)| n.as_str());
+        let Some(kind) = Kind::parse(&slot.kind) else {
+            problems.push(format!("slot `{}` asks for an unknown integration kind `{}`", slot.name, slot.kind));
+            continue;
+        };
+        match file.for_slot(name, kind) {
+            Ok(integration) => {
+                out.insert(slot.name.clone(), binding(integration, clients));
+            }
+            Err(e) => problems.extend(e.messages()),
+        }
+    }
+    if problems.is_empty() { Ok(out) } else { Err(problems) }
+}

@@ -1,0 +1,239 @@
+//! Running a `rest_call`: render the request, send it through the bound integration, read
+//! Duo's envelope, apply `accept:` and `extract:`, and repeat while polling.
+
+use std::time::Instant;
+
+use flowcat_engine::render::truthy;
+use flowcat_engine::run::{NodeCx, NodeError, NodeOutput};
+use serde_json::{Map, Value, json};
+
+use super::rest_call::{Extract, RestCallExec};
+use crate::bind::Bound;
+use crate::http::{self, Call, CallError, Reply};
+
+/// Attempts kept in the run record per node: a poll may make many.
+const KEPT_ATTEMPTS: usize = 10;
+
+impl RestCallExec {
+    pub(crate) async fn execute(&self, cx: NodeCx<'_>) -> Result<NodeOutput, NodeError> {
+        let bound: &Bound = cx.binding(&self.slot)?;
+        let call = self.call(&cx)?;
+        let mut kept: Vec<Value> = Vec::new();
+        let Some(poll) = &self.poll else {
+            let result = self.once(&cx, bound, &call, &mut kept).await;
+            cx.set_detail(json!({ "attempts": kept }));
+            return result.map(NodeOutput::value);
+        };
+        let started = Instant::now();
+        let mut polls = 0u32;
+        loop {
+            polls += 1;
+            let mut result = self.once(&cx, bound, &call, &mut kept).await;
+            if let Ok(Value::Object(m)) = &mut result {
+                m.insert("attempts".into(), json!(polls));
+            }
+            let done = result.as_ref().map(|r| cx.render_with_self(&poll.until, r).map(|v| truthy(&v)));
+            let keep = kept.len().saturating_sub(KEPT_ATTEMPTS);
+            match done {
+                Err(_) | Ok(Ok(true)) | Ok(Err(_)) => {
+                    cx.set_detail(json!({ "attempts": kept.split_off(keep), "polls": polls }));
+                    return match done {
+                        Ok(Err(e)) => Err(e),
+                        _ => result.map(NodeOutput::value),
+                    };
+                }
+                Ok(Ok(false)) => {}
+            }
+            if started.elapsed() + poll.interval > poll.timeout {
+                cx.set_detail(json!({ "attempts": kept.split_off(keep), "polls": polls }));
+                let secs = poll.timeout.as_secs_f64();
+                return Err(NodeError::new(
+                    "poll_timeout",
+                    format!("`{}` did not hold within {secs} s ({polls} polls)", poll.until.source),
+                ));
+            }
+            cx.waiting(&format!("poll {polls}: waiting {} ms", poll.interval.as_millis()));
+            tokio::time::sleep(poll.interval).await;
+        }
+    }
+
+    /// Renders the request. Values go in as structures: a path value is one segment, a query
+    /// value one parameter, a body value one JSON value; a null parameter is left out.
+    fn call(&self, cx: &NodeCx<'_>) -> Result<Call, NodeError> {
+        let mut call = Call::new(self.method.clone(), cx.render_path(&self.path)?);
+        call.timeout = self.timeout;
+        call.connect_timeout = self.connect_timeout;
+        for (k, v) in self.query.iter().flatten() {
+            match cx.render_value(v)? {
+                Value::Null => {}
+                Value::Array(items) => {
+                    for item in items {
+                        call.query.push((k.clone(), scalar(k, item)?));
+                    }
+                }
+                other => call.query.push((k.clone(), scalar(k, other)?)),
+            }
+        }
+        if let Some(body) = &self.body {
+            let mut m = Map::new();
+            for (k, v) in body {
+                match cx.render_value(v)? {
+                    Value::Null => {}
+                    other => {
+                        m.insert(k.clone(), other);
+                    }
+                }
+            }
+            call.body = Some(m);
+        }
+        for (k, t) in &self.headers {
+            call.headers.push((k.clone(), cx.render_text(t)?));
+        }
+        Ok(call)
+    }
+
+    /// One request, with the integration's retries; the result later nodes read.
+    async fn once(
+        &self,
+        cx: &NodeCx<'_>,
+        bound: &Bound,
+        call: &Call,
+        kept: &mut Vec<Value>,
+    ) -> Result<Value, NodeError> {
+        let sent = http::send(&bound.clients, &bound.integration, call).await;
+        let attempts = match &sent {
+            Ok(r) => r.attempts.as_slice(),
+            Err(e) => e.attempts(),
+        };
+        for a in attempts {
+            cx.attempt();
+            kept.push(serde_json::to_value(a).unwrap_or(Value::Null));
+        }
+        let reply = sent.map_err(call_error)?;
+        let failure = failure(&reply, bound.integration.kind.is_duo());
+        let accepted = failure.as_ref().is_some_and(|f| {
+            self.accept.status.contains(&reply.status) || f.code.is_some_and(|c| self.accept.code.contains(&c))
+        });
+        if let (Some(f), false) = (&failure, accepted) {
+            return Err(f.to_error());
+        }
+        let mut result = Map::new();
+        result.insert("status".into(), json!(reply.status));
+        result.insert("headers".into(), json!(reply.headers));
+        for e in &self.extract {
+            result.insert(e.name.clone(), extract(e, &reply.body, accepted)?);
+        }
+        result.insert("body".into(), reply.body);
+        Ok(Value::Object(result))
+    }
+}
+
+fn scalar(key: &str, v: Value) -> Result<String, NodeError> {
+    match v {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => {
+            Err(NodeError::new("template", format!("query parameter `{key}` must be a scalar or a list, got {other}")))
+        }
+    }
+}
+
+fn call_error(e: CallError) -> NodeError {
+    let code = match &e {
+        CallError::Refused { .. } => "refused",
+        CallError::Connect { .. } => "connect",
+        CallError::Timeout { .. } => "timeout",
+        CallError::Lost { .. } => "connection_lost",
+        CallError::TooManyRequests { .. } => "rate_limited",
+        CallError::TooLarge { .. } => "too_large",
+    };
+    NodeError::new(code, e.to_string()).with_data(json!({ "outcome_unknown": e.outcome_unknown() }))
+}
+
+/// A failure read from a reply: Duo's envelope (`stat: FAIL`) or an HTTP error status.
+struct Failure {
+    status: u16,
+    code: Option<u64>,
+    message: String,
+    detail: Option<String>,
+    duo: bool,
+}
+
+impl Failure {
+    fn to_error(&self) -> NodeError {
+        let data =
+            json!({ "status": self.status, "code": self.code, "message": self.message, "message_detail": self.detail });
+        let detail = self.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+        let (code, message) = match (self.duo, self.code) {
+            (true, Some(c)) => (format!("duo_{c}"), format!("Duo answered {c}: {}{detail}{}", self.message, hint(c))),
+            (true, None) => (
+                format!("http_{}", self.status),
+                format!("Duo answered HTTP {}: {}{detail}", self.status, self.message),
+            ),
+            (false, _) => (format!("http_{}", self.status), format!("HTTP {}: {}", self.status, self.message)),
+        };
+        NodeError::new(code, message).with_data(data)
+    }
+}
+
+/// What to change when Duo refuses for a reason an administrator can fix.
+fn hint(code: u64) -> &'static str {
+    match code {
+        40102 => " — check the integration key (Duo Admin Panel → Applications → your application → Integration key)",
+        40103 => " — check the secret key and the API hostname, and that this machine's clock is right",
+        40301 => {
+            " — the keys belong to another kind of application (Admin API keys used for the Auth API, or the reverse), or the application lacks the permission"
+        }
+        _ => "",
+    }
+}
+
+fn failure(reply: &Reply, duo: bool) -> Option<Failure> {
+    let body = &reply.body;
+    let stat_fail = body.get("stat").and_then(Value::as_str) == Some("FAIL");
+    if reply.status < 400 && !stat_fail {
+        return None;
+    }
+    // Duo has sent `code` as an empty string: then there is no code, not an error reading it.
+    let code = match body.get("code") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    let text = |k: &str| body.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    let message = text("message").unwrap_or_else(|| match body {
+        Value::String(s) if !s.is_empty() => s.chars().take(200).collect(),
+        _ => format!("HTTP status {}", reply.status),
+    });
+    Some(Failure { status: reply.status, code, message, detail: text("message_detail"), duo: duo || stat_fail })
+}
+
+/// Applies one `extract:` entry. A failure that was accepted has another shape: its extractions
+/// are optional.
+fn extract(e: &Extract, body: &Value, accepted: bool) -> Result<Value, NodeError> {
+    let found: Vec<&Value> = e.path.query(body).all();
+    if e.many {
+        return Ok(Value::Array(found.into_iter().cloned().collect()));
+    }
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] if e.optional || accepted => Ok(e.default.clone().unwrap_or(Value::Null)),
+        [] => Err(NodeError::new(
+            "extract",
+            format!(
+                "extract `{}`: `{}` matched nothing in the response (declare it `optional: true` or give a `default`)",
+                e.name, e.source
+            ),
+        )),
+        many => Err(NodeError::new(
+            "extract",
+            format!(
+                "extract `{}`: `{}` matched {} values (add `many: true` to get a list)",
+                e.name,
+                e.source,
+                many.len()
+            ),
+        )),
+    }
+}

@@ -1,0 +1,224 @@
+//! Running flows with the real node kinds (no I/O): values, the skip rule, branches, `fail`,
+//! `on_error`, subflows nested in the record, inputs checked before anything runs.
+
+use std::sync::Arc;
+
+use flowcat_engine::Catalog;
+use flowcat_engine::diag::Source;
+use flowcat_engine::run::{NodeStatus, Options, Quiet, RunError, RunRecord, RunRequest, RunStatus, Runner};
+use flowcat_nodes::REGISTRY;
+use serde_json::{Map, Value, json};
+
+fn runner(files: &[(&str, &str)]) -> Runner {
+    let sources = files.iter().map(|(p, t)| Arc::new(Source { path: (*p).into(), text: (*t).into() })).collect();
+    let catalog = Catalog::load(sources, &REGISTRY);
+    let problems: Vec<String> = catalog.diagnostics().filter(|d| d.is_error()).map(|d| d.render(false)).collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    Runner::new(Arc::new(catalog), Options::default(), Arc::new(Quiet))
+}
+
+fn run(r: &Runner, flow: &str, inputs: Value) -> Result<RunRecord, RunError> {
+    let inputs: Map<String, Value> = serde_json::from_value(inputs).expect("an object");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(r.run(RunRequest { flow: flow.into(), inputs, ..RunRequest::default() }))
+}
+
+fn status(rec: &RunRecord, id: &str) -> NodeStatus {
+    rec.node(id).unwrap_or_else(|| panic!("no node {id}")).status
+}
+
+const FLOW: &str = r#"
+id: t.flow
+inputs:
+  name: { type: string, pattern: "[a-z]+" }
+  go: { type: boolean, default: false }
+  n: { type: number, default: 2 }
+nodes:
+  - id: greet
+    kind: set
+    values:
+      text: "hello {{inputs.name}}"
+      n: "{{inputs.n}}"
+      list: ["{{inputs.name}}", 3]
+  - id: maybe
+    kind: set
+    when: "{{inputs.go}}"
+    values: { x: yes }
+  - id: reads_maybe
+    kind: set
+    values: { y: "{{nodes.maybe.x}}" }
+  - id: after_maybe
+    kind: set
+    after: [maybe]
+    values: { z: "{{nodes.greet.n}}" }
+outputs:
+  text: "{{nodes.greet.text}}"
+  n: "{{nodes.greet.n}}"
+  list: "{{nodes.greet.list}}"
+  y: { value: "{{nodes.reads_maybe.y}}", default: none }
+  z: "{{nodes.after_maybe.z}}"
+"#;
+
+#[test]
+fn values_keep_their_types_and_the_skip_rule_holds() {
+    let r = runner(&[("f.yaml", FLOW)]);
+    let rec = run(&r, "t.flow", json!({"name": "ana"})).expect("runs");
+    assert_eq!(rec.status, RunStatus::Succeeded, "{rec:#?}");
+    assert_eq!(
+        Value::Object(rec.outputs.clone()),
+        json!({"text": "hello ana", "n": 2, "list": ["ana", 3], "y": "none", "z": 2})
+    );
+    assert_eq!(status(&rec, "maybe"), NodeStatus::Skipped);
+    assert_eq!(status(&rec, "reads_maybe"), NodeStatus::Skipped);
+    assert_eq!(
+        rec.node("reads_maybe").and_then(|n| n.reason.clone()).as_deref(),
+        Some("it reads `maybe`, which was skipped")
+    );
+    assert_eq!(status(&rec, "after_maybe"), NodeStatus::Succeeded, "after: alone does not skip");
+
+    let rec = run(&r, "t.flow", json!({"name": "ana", "go": "true"})).expect("runs");
+    assert_eq!(rec.outputs["y"], json!("yes"));
+    assert_eq!(status(&rec, "reads_maybe"), NodeStatus::Succeeded);
+}
+
+#[test]
+fn bad_inputs_are_refused_before_anything_runs() {
+    let r = runner(&[("f.yaml", FLOW)]);
+    let err = run(&r, "t.flow", json!({"nme": "ana", "n": "two"})).expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("flow `t.flow` has no input `nme`; did you mean `name`?"), "{text}");
+    assert!(text.contains("flow `t.flow` needs input `name` (string)"), "{text}");
+    assert!(text.contains("input `n` of flow `t.flow`: `two` is not a number"), "{text}");
+    let err = run(&r, "t.flow", json!({"name": "Ana"})).expect_err("pattern");
+    assert!(err.to_string().contains("`Ana` does not match the pattern `[a-z]+`"), "{err}");
+    let err = run(&r, "t.flw", json!({})).expect_err("unknown flow");
+    assert_eq!(err.to_string(), "no flow `t.flw` in the catalog; did you mean `t.flow`?");
+}
+
+const BRANCHES: &str = r#"
+id: t.branches
+inputs:
+  mode: { type: string }
+nodes:
+  - id: route
+    kind: switch
+    cases:
+      - name: a
+        when: "{{eq inputs.mode \"a\"}}"
+        then: [on_a]
+      - name: b
+        when: "{{eq inputs.mode \"b\"}}"
+        then: [on_b]
+    default: [stop]
+  - id: on_a
+    kind: set
+    values: { picked: a }
+  - id: on_b
+    kind: set
+    values: { picked: b }
+  - id: stop
+    kind: fail
+    code: bad_mode
+    message: "mode {{inputs.mode}} is not a or b"
+  - id: soft
+    kind: fail
+    when: "{{eq inputs.mode \"b\"}}"
+    on_error: continue
+    code: soft_failure
+    message: "soft"
+  - id: after_soft
+    kind: set
+    when: "{{eq inputs.mode \"b\"}}"
+    values: { saw: "{{nodes.soft.error.code}}" }
+outputs:
+  picked: { value: "{{nodes.on_a.picked}}", default: "{{nodes.on_b.picked}}" }
+  case: "{{nodes.route.case}}"
+  saw: { value: "{{nodes.after_soft.saw}}", default: null }
+"#;
+
+#[test]
+fn a_switch_runs_one_branch_and_fail_ends_the_run() {
+    let r = runner(&[("b.yaml", BRANCHES)]);
+    let rec = run(&r, "t.branches", json!({"mode": "a"})).expect("runs");
+    assert_eq!(rec.status, RunStatus::Succeeded);
+    assert_eq!(rec.outputs["picked"], json!("a"));
+    assert_eq!(rec.outputs["case"], json!("a"));
+    assert_eq!(status(&rec, "on_b"), NodeStatus::Skipped);
+    assert_eq!(status(&rec, "stop"), NodeStatus::Skipped);
+
+    let rec = run(&r, "t.branches", json!({"mode": "b"})).expect("runs");
+    assert_eq!(rec.outputs["picked"], json!("b"));
+    assert_eq!(status(&rec, "soft"), NodeStatus::Failed);
+    assert_eq!(rec.outputs["saw"], json!("soft_failure"), "on_error: continue lets later nodes read the error");
+
+    let rec = run(&r, "t.branches", json!({"mode": "c"})).expect("runs");
+    assert_eq!(rec.status, RunStatus::Failed);
+    let err = rec.error.expect("a failure");
+    assert_eq!(
+        (err.node.as_str(), err.code.as_str(), err.message.as_str()),
+        ("stop", "bad_mode", "mode c is not a or b")
+    );
+    assert!(rec.outputs.is_empty());
+}
+
+const CHILD: &str = r#"
+id: t.child
+inputs:
+  who: { type: string }
+  loud: { type: boolean, required: false }
+nodes:
+  - id: hi
+    kind: set
+    values: { text: "hi {{inputs.who}}" }
+  - id: check
+    kind: fail
+    when: "{{eq inputs.who \"nobody\"}}"
+    code: no_one
+    message: "nobody to greet"
+outputs:
+  text: "{{nodes.hi.text}}"
+"#;
+
+const PARENT: &str = r#"
+id: t.parent
+inputs:
+  who: { type: string }
+nodes:
+  - id: call
+    kind: subflow
+    flow: t.child
+    with: { who: "{{inputs.who}}", loud: "{{inputs.missing_is_null}}" }
+  - id: use
+    kind: set
+    values: { got: "{{nodes.call.text}}" }
+outputs:
+  got: "{{nodes.use.got}}"
+"#;
+
+#[test]
+fn subflow_runs_nest_in_the_record_and_their_failures_name_the_inner_node() {
+    let parent = PARENT.replace(", loud: \"{{inputs.missing_is_null}}\"", "");
+    let r = runner(&[("c.yaml", CHILD), ("p.yaml", &parent)]);
+    let rec = run(&r, "t.parent", json!({"who": "ana"})).expect("runs");
+    assert_eq!(rec.outputs["got"], json!("hi ana"));
+    let nested = rec.node("call").and_then(|n| n.subflow.as_ref()).expect("nested record");
+    assert_eq!(nested.flow, "t.child");
+    assert_eq!(nested.node("hi").map(|n| n.status), Some(NodeStatus::Succeeded));
+    assert_eq!(nested.node("check").map(|n| n.status), Some(NodeStatus::Skipped));
+
+    let rec = run(&r, "t.parent", json!({"who": "nobody"})).expect("runs");
+    let err = rec.error.clone().expect("failed");
+    assert_eq!(err.node, "call");
+    assert_eq!(err.code, "no_one");
+    assert_eq!(err.message, "subflow `t.child` failed at node `check`: nobody to greet");
+    assert_eq!(status(&rec, "use"), NodeStatus::Pending);
+}
+
+#[test]
+fn the_record_serialises_for_a_journal() {
+    let r = runner(&[("f.yaml", FLOW)]);
+    let rec = run(&r, "t.flow", json!({"name": "ana"})).expect("runs");
+    let text = serde_json::to_string(&rec).expect("serialises");
+    let back: RunRecord = serde_json::from_str(&text).expect("reads back");
+    assert_eq!(back, rec);
+}

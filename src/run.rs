@@ -1,0 +1,169 @@
+//! `flowcat run`: check the inputs and the integrations, run the flow, show its progress, and
+//! print its outputs or its run record.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow, bail};
+use flowcat_engine::Catalog;
+use flowcat_engine::run::{Options, RunRecord, RunRequest, RunStatus, Runner};
+use flowcat_nodes::http::Clients;
+use flowcat_nodes::integrations;
+use serde_json::{Map, Value};
+
+use crate::live::Live;
+
+/// The flags of `flowcat run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// A flow id from the catalog, or the path of a flow file.
+    pub flow: String,
+    /// An input, `name=value`; typed as the flow declares (`--input limit=10`).
+    #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// A JSON object of inputs; `--input` wins over it.
+    #[arg(long, value_name = "FILE")]
+    pub inputs_file: Option<PathBuf>,
+    /// Override a var, `name=value`.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// The integrations file [default: $FLOWCAT_INTEGRATIONS or ./integrations.yaml].
+    #[arg(long, value_name = "FILE")]
+    pub integrations: Option<PathBuf>,
+    /// Bind a slot to an integration of another name, `slot=name`.
+    #[arg(long = "bind", value_name = "SLOT=NAME")]
+    pub binds: Vec<String>,
+    /// Print the run record as JSON instead of the outputs.
+    #[arg(long)]
+    pub json: bool,
+    /// How many nodes may run at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub max_parallel: usize,
+}
+
+/// Splits `name=value`.
+pub fn pair(s: &str, flag: &str) -> anyhow::Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => bail!("`{flag} {s}` must look like `{flag} name=value`"),
+    }
+}
+
+/// Everything a run needs, checked: exit code 2 for any problem here, before anything is sent.
+pub struct Prepared {
+    pub runner: Runner,
+    pub request: RunRequest,
+}
+
+pub fn prepare(catalog: Catalog, args: &RunArgs, observer: Arc<Live>) -> anyhow::Result<Prepared> {
+    let flow_id = resolve(&catalog, &args.flow)?;
+    let mut inputs = match &args.inputs_file {
+        Some(path) => read_inputs(path)?,
+        None => Map::new(),
+    };
+    for s in &args.inputs {
+        let (k, v) = pair(s, "--input")?;
+        inputs.insert(k, Value::String(v));
+    }
+    let mut vars = Map::new();
+    for s in &args.vars {
+        let (k, v) = pair(s, "--var")?;
+        vars.insert(k, Value::String(v));
+    }
+    let binds: Vec<(String, String)> = args.binds.iter().map(|b| pair(b, "--bind")).collect::<Result<_, _>>()?;
+    let flow = catalog.get(&flow_id).ok_or_else(|| anyhow!("flow `{flow_id}` has errors"))?;
+    let bindings = if flow.signature.slots.is_empty() {
+        Default::default()
+    } else {
+        let path = args.integrations.clone().unwrap_or_else(integrations::default_path);
+        let file = load_integrations(&path)?;
+        flowcat_nodes::bind::bind(flow, &file, &binds, &Clients::new()).map_err(|p| anyhow!(p.join("\n")))?
+    };
+    let options = Options { max_parallel: args.max_parallel.max(1), ..Options::default() };
+    let runner = Runner::new(Arc::new(catalog), options, observer);
+    Ok(Prepared { runner, request: RunRequest { flow: flow_id, inputs, vars, bindings } })
+}
+
+/// The flow's id, from an id or a file path.
+fn resolve(catalog: &Catalog, flow: &str) -> anyhow::Result<String> {
+    let path = flowcat_engine::catalog::normalize(Path::new(flow));
+    if let Some(e) = catalog.entries.iter().find(|e| Path::new(&e.path) == path) {
+        return match &e.flow {
+            Some(f) => Ok(f.id().to_owned()),
+            None => bail!("`{flow}` has errors: run `flowcat validate {flow}`"),
+        };
+    }
+    if let Some(entry) = catalog.entry(flow) {
+        if entry.flow.is_none() {
+            bail!("flow `{flow}` has errors: run `flowcat validate {}`", entry.path);
+        }
+        return Ok(flow.to_owned());
+    }
+    let ids: Vec<&str> = catalog.flows().map(|f| f.id()).collect();
+    let hint = flowcat_engine::diag::did_you_mean(flow, ids.iter().copied())
+        .map(|n| format!("; did you mean `{n}`?"))
+        .unwrap_or_else(|| "; `flowcat list` shows every flow".to_owned());
+    bail!("no flow `{flow}` in the catalog{hint}")
+}
+
+fn read_inputs(path: &Path) -> anyhow::Result<Map<String, Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => bail!("`{}` must hold a JSON object of inputs", path.display()),
+        Err(e) => bail!("`{}` is not valid JSON: {e}", path.display()),
+    }
+}
+
+pub fn load_integrations(path: &Path) -> anyhow::Result<integrations::Integrations> {
+    if !path.exists() {
+        bail!(
+            "no integrations file at `{}`: write one (see docs/integrations.md), pass `--integrations FILE`, \
+             or try the simulator: `flowcat sim --write-integrations integrations.yaml`",
+            path.display()
+        );
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    let file = integrations::load(path, &env).map_err(|e| anyhow!(e.messages().join("\n")))?;
+    for w in &file.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(file)
+}
+
+/// Runs a prepared flow on a fresh runtime and reports; the exit code says how it went.
+pub fn execute(prepared: Prepared, json: bool, live: &Live) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let record = runtime.block_on(prepared.runner.run(prepared.request));
+    live.stop();
+    let record = match record {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    report(&record, json)?;
+    Ok(if record.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn report(record: &RunRecord, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(record)?);
+        return Ok(());
+    }
+    let secs = record.ended_at.saturating_sub(record.started_at) as f64 / 1e3;
+    match &record.error {
+        None => {
+            println!("flow `{}` succeeded in {secs:.1} s", record.flow);
+            for (k, v) in &record.outputs {
+                println!("  {k}: {v}");
+            }
+        }
+        Some(f) => {
+            println!("flow `{}` failed at node `{}` [{}]: {}", record.flow, f.node, f.code, f.message);
+        }
+    }
+    Ok(())
+}
