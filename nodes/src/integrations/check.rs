@@ -124,7 +124,8 @@ pub fn fix_for_code(kind: Kind, code: u64) -> Option<String> {
              that this machine's clock is right"
         ),
         40301 if kind == Kind::DuoAdmin => "in the Duo Admin Panel, Applications → your Duo Admin API application → \
-             Permissions: grant \"Read resource\" (and \"Write resource\" for flows that create users or phones); \
+             Permissions: check \"Grant read resource\" (and \"Grant write resource\" for flows that create users or \
+             phones); \
              Auth API keys cannot call the Admin API"
             .to_owned(),
         40301 => "in the Duo Admin Panel, Applications → Protect an Application → Duo Auth API: Admin API keys \
