@@ -29,17 +29,38 @@ fn user_or_404<'s>(state: &'s State, user_id: &str) -> Result<&'s User, ApiError
     state.user(user_id).ok_or_else(ApiError::not_found)
 }
 
-/// `GET /admin/v1/users`: by `username` (0 or 1 items), or every user, paged.
+/// `GET /admin/v1/users`. With `username` and/or `email` (an email compares case-insensitively),
+/// the users matching all of them, as a plain list (0 or 1 while emails are unique). With
+/// `user_id_list` and/or `username_list` (each a JSON array of strings, as the official Python client
+/// send it), the users named, paged. Without any of these, every user, paged.
 pub fn users_list(ctx: &mut Ctx<'_>, params: &Params) -> Result<Reply, ApiError> {
     let state = &*ctx.state;
-    if let Some(username) = params.get("username") {
-        let found: Vec<Value> = state.user_by_name(username).map(|u| render_user(state, u)).into_iter().collect();
+    let username = params.get("username");
+    let email = params.get("email").map(str::to_lowercase);
+    let user_ids = string_list(params, "user_id_list")?;
+    let usernames = string_list(params, "username_list")?;
+    let matches = |u: &User| {
+        username.is_none_or(|name| u.username == name)
+            && email.as_deref().is_none_or(|want| !want.is_empty() && u.email.to_lowercase() == want)
+            && user_ids.as_ref().is_none_or(|ids| ids.contains(&u.user_id))
+            && usernames.as_ref().is_none_or(|names| names.contains(&u.username))
+    };
+    let found: Vec<Value> = state.users.iter().filter(|u| matches(u)).map(|u| render_user(state, u)).collect();
+    let lookup = username.is_some() || email.is_some();
+    if lookup && user_ids.is_none() && usernames.is_none() {
         return Ok(Reply::plain(Value::Array(found)));
     }
     let page = params.page(100, 300)?;
-    let all = state.users.iter().map(|u| render_user(state, u)).collect();
-    let (response, metadata) = page.apply(all);
+    let (response, metadata) = page.apply(found);
     Ok(Reply { response, metadata: Some(metadata) })
+}
+
+/// A param holding a JSON array of strings: `None` when absent, 40002 when it is not one.
+fn string_list(params: &Params, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+    params
+        .get(name)
+        .map(|text| serde_json::from_str::<Vec<String>>(text).map_err(|_| ApiError::invalid(name)))
+        .transpose()
 }
 
 /// `GET /admin/v1/users/{user_id}`.
@@ -78,6 +99,66 @@ pub fn user_create(ctx: &mut Ctx<'_>, params: &Params) -> Result<Reply, ApiError
     let rendered = render_user(ctx.state, &user);
     ctx.state.users.push(user);
     Ok(Reply::plain(rendered))
+}
+
+/// The user fields `POST /admin/v1/users/{user_id}` may change, as they render.
+const UPDATABLE: &[&str] = &["username", "realname", "email", "firstname", "lastname", "notes", "status"];
+
+/// `POST /admin/v1/users/{user_id}`: changes the fields given, after checking all of them, so a
+/// refused call changes nothing. Setting `active` on a `locked out` user unlocks it. The audit
+/// entry lists each changed field with its old and new value; a call that changes nothing logs
+/// nothing.
+pub fn user_update(ctx: &mut Ctx<'_>, user_id: &str, params: &Params) -> Result<Reply, ApiError> {
+    let before = user_or_404(ctx.state, user_id)?;
+    let mut after = before.clone();
+    if let Some(username) = params.get("username") {
+        if username.is_empty() {
+            return Err(ApiError::invalid("username"));
+        }
+        if ctx.state.users.iter().any(|u| u.username == username && u.user_id != user_id) {
+            return Err(ApiError::duplicate("username"));
+        }
+        after.username = username.to_string();
+    }
+    if let Some(status) = params.get("status") {
+        after.status = UserStatus::parse_settable(status).ok_or_else(|| ApiError::invalid("status"))?;
+    }
+    for (name, field) in [
+        ("realname", &mut after.realname),
+        ("email", &mut after.email),
+        ("firstname", &mut after.firstname),
+        ("lastname", &mut after.lastname),
+        ("notes", &mut after.notes),
+    ] {
+        if let Some(value) = params.get(name) {
+            *field = value.to_string();
+        }
+    }
+    let (old, new) = (before.render_bare(), after.render_bare());
+    let changes: serde_json::Map<String, Value> = UPDATABLE
+        .iter()
+        .filter(|name| old[**name] != new[**name])
+        .map(|name| (name.to_string(), json!({ "from": old[*name], "to": new[*name] })))
+        .collect();
+    let rendered = render_user(ctx.state, &after);
+    if !changes.is_empty() {
+        if let Some(slot) = ctx.state.users.iter_mut().find(|u| u.user_id == user_id) {
+            *slot = after;
+        }
+        ctx.record("user.update", json!({ "user_id": user_id, "changes": changes }));
+    }
+    Ok(Reply::plain(rendered))
+}
+
+/// `DELETE /admin/v1/users/{user_id}`: `""`, also for an id Duo does not know (Duo documents the
+/// call as succeeding when no such user exists). The user's phone associations go with it; the
+/// phones stay.
+pub fn user_delete(ctx: &mut Ctx<'_>, user_id: &str) -> Result<Reply, ApiError> {
+    if let Some(index) = ctx.state.users.iter().position(|u| u.user_id == user_id) {
+        let user = ctx.state.users.remove(index);
+        ctx.record("user.delete", json!({ "user_id": user_id, "username": user.username, "phones": user.phones }));
+    }
+    Ok(Reply::plain(json!("")))
 }
 
 /// `POST /admin/v1/users/enroll`: creates the user and "sends" the enrolment email, which the

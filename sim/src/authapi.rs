@@ -87,10 +87,16 @@ pub fn start_auth(ctx: &mut Ctx<'_>, params: &Params) -> Result<Push, ApiError> 
         resolve_at_ms: ctx.now_ms.saturating_add(delay),
     };
     let change = if push.device.is_empty() { "auth.immediate" } else { "push.send" };
-    let detail = json!({
+    let mut detail = json!({
         "txid": push.txid, "user_id": push.user_id, "username": push.username,
         "device": push.device, "factor": factor, "async": params.flag("async"),
     });
+    // What the push screen would show, so tests can check a flow passed it on.
+    for shown in ["type", "display_username", "pushinfo"] {
+        if let Some(value) = params.get(shown) {
+            detail[shown] = json!(value);
+        }
+    }
     ctx.state.pushes.insert(push.txid.clone(), push.clone());
     ctx.record(change, detail);
     Ok(push)

@@ -51,6 +51,8 @@ pub fn run(op: Op, ctx: &mut Ctx<'_>, params: &Params, ids: &[String]) -> Result
     match op {
         Op::UsersList => admin::users_list(ctx, params),
         Op::UserGet => admin::user_get(ctx, id(0)),
+        Op::UserUpdate => admin::user_update(ctx, id(0), params),
+        Op::UserDelete => admin::user_delete(ctx, id(0)),
         Op::UserCreate => admin::user_create(ctx, params),
         Op::UserEnroll => admin::user_enroll(ctx, params),
         Op::UserPhones => admin::user_phones(ctx, id(0), params),

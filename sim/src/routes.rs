@@ -17,6 +17,8 @@ pub enum Api {
 pub enum Op {
     UsersList,
     UserGet,
+    UserUpdate,
+    UserDelete,
     UserCreate,
     UserEnroll,
     UserPhones,
@@ -60,6 +62,8 @@ pub static ROUTES: &[Route] = &[
     Route { pattern: "POST /admin/v1/users", api: Api::Admin, op: Op::UserCreate },
     Route { pattern: "POST /admin/v1/users/enroll", api: Api::Admin, op: Op::UserEnroll },
     Route { pattern: "GET /admin/v1/users/{user_id}", api: Api::Admin, op: Op::UserGet },
+    Route { pattern: "POST /admin/v1/users/{user_id}", api: Api::Admin, op: Op::UserUpdate },
+    Route { pattern: "DELETE /admin/v1/users/{user_id}", api: Api::Admin, op: Op::UserDelete },
     Route { pattern: "GET /admin/v1/users/{user_id}/phones", api: Api::Admin, op: Op::UserPhones },
     Route { pattern: "POST /admin/v1/users/{user_id}/phones", api: Api::Admin, op: Op::UserPhoneAssociate },
     Route {
@@ -138,6 +142,11 @@ mod tests {
         assert_eq!(route.op, Op::UserPhoneDisassociate);
         assert_eq!(ids, ["DU1", "DP2"]);
         assert!(matches!(find("PUT", "/admin/v1/users"), Found::WrongMethod));
+        let Found::Route(route, ids) = find("POST", "/admin/v1/users/DU1") else { panic!("no route") };
+        assert_eq!((route.op, ids.as_slice()), (Op::UserUpdate, ["DU1".to_string()].as_slice()));
+        let Found::Route(route, _) = find("DELETE", "/admin/v1/users/DU1") else { panic!("no route") };
+        assert_eq!(route.op, Op::UserDelete);
+        assert!(matches!(find("PUT", "/admin/v1/users/DU1"), Found::WrongMethod));
         assert!(matches!(find("GET", "/admin/v1/users/"), Found::NotFound));
         assert!(matches!(find("GET", "/nope"), Found::NotFound));
     }

@@ -186,3 +186,25 @@ async fn a_push_to_a_named_device_and_after_sms_activation() {
     let txid = b["response"]["txid"].as_str().expect("txid");
     assert_eq!(status(&sim, txid).await["result"], "allow");
 }
+
+#[tokio::test]
+async fn the_push_entry_keeps_what_the_push_screen_shows() {
+    let sim = start().await;
+    let params = [
+        ("username", "alice"),
+        ("factor", "push"),
+        ("device", "auto"),
+        ("async", "1"),
+        ("type", "Help desk check"),
+        ("display_username", "Alice E."),
+        ("pushinfo", "from=IT%20help%20desk&ticket=INC042"),
+    ];
+    let (s, b) = auth(&sim, "POST", "/auth/v2/auth", &params).await;
+    assert_eq!(s, 200, "{b}");
+    let detail = &sim.audit()[0].detail;
+    assert_eq!(detail["type"], "Help desk check");
+    assert_eq!(detail["display_username"], "Alice E.");
+    assert_eq!(detail["pushinfo"], "from=IT%20help%20desk&ticket=INC042");
+    auth(&sim, "POST", "/auth/v2/auth", &[("username", "bob"), ("factor", "push"), ("async", "1")]).await;
+    assert!(sim.audit()[1].detail.get("pushinfo").is_none(), "only what was sent");
+}
