@@ -80,6 +80,7 @@ pub fn prepare(catalog: Catalog, args: &RunArgs, observer: Arc<Live>) -> anyhow:
         let file = load_integrations(&path)?;
         flowcat_nodes::bind::bind(flow, &file, &binds, &Clients::new()).map_err(|p| anyhow!(p.join("\n")))?
     };
+    flowcat_nodes::bind::check_host(flow, &bindings, &vars).map_err(|p| anyhow!(p.join("\n")))?;
     let options = Options { max_parallel: args.max_parallel.max(1), ..Options::default() };
     let runner = Runner::new(Arc::new(catalog), options, observer);
     Ok(Prepared { runner, request: RunRequest { flow: flow_id, inputs, vars, bindings } })

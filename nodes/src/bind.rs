@@ -66,3 +66,39 @@ pub fn bind(
     }
     if problems.is_empty() { Ok(out) } else { Err(problems) }
 }
+
+/// Refuses a `host` var that names another host than a bound Duo integration's: signed
+/// requests only ever go to the integration's own host, and a run that asks for another one
+/// is a mistake (or an attempt to move a signature) to stop before anything is sent.
+pub fn check_host(
+    flow: &Flow,
+    bindings: &HashMap<String, Arc<Binding>>,
+    overrides: &Map<String, serde_json::Value>,
+) -> Result<(), Vec<String>> {
+    let Some(var) = flow.vars.iter().find(|v| v.name == "host") else { return Ok(()) };
+    let literal = match &var.default {
+        Some(flowcat_engine::template::ValueTemplate::Literal(v)) => v.as_str().map(str::to_owned),
+        _ => None,
+    };
+    let (asked, source) = match (overrides.get("host").and_then(|v| v.as_str()), literal) {
+        (Some(h), _) => (h.to_owned(), "`--var host`"),
+        (None, Some(h)) => (h, "the flow's `host` default"),
+        (None, None) => return Ok(()),
+    };
+    let asked_host = asked.rsplit_once(':').map_or(asked.as_str(), |(h, _)| h).to_ascii_lowercase();
+    let problems: Vec<String> = bindings
+        .iter()
+        .filter_map(|(slot, b)| {
+            let bound = b.value.downcast_ref::<Bound>()?;
+            let own = bound.integration.host();
+            (bound.integration.kind.is_duo() && own != asked_host).then(|| {
+                format!(
+                    "{source} is `{asked}`, but slot `{slot}` is bound to integration `{}` at `{own}`: \
+                     a request signed for it goes only to its own host (fix the integrations file, or drop the override)",
+                    b.name
+                )
+            })
+        })
+        .collect();
+    if problems.is_empty() { Ok(()) } else { Err(problems) }
+}

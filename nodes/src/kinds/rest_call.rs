@@ -42,6 +42,12 @@ const POLL_FIELDS: &[Field] = &[
     Field::required("timeout", Shape::Duration, "give up after this long, e.g. `90s`"),
 ];
 
+const RETRY_FIELDS: &[Field] = &[
+    Field::optional("max_attempts", Shape::Int, "attempts in total, the first included (Duo's clients: 7)"),
+    Field::optional("initial", Shape::Duration, "the wait after the first rate-limited attempt (default `1s`)"),
+    Field::optional("max", Shape::Duration, "the longest wait as it doubles (default `32s`)"),
+];
+
 const FIELDS: &[Field] = &[
     Field::required(
         "integration",
@@ -64,6 +70,12 @@ const FIELDS: &[Field] = &[
     ),
     Field::optional("accept", Shape::Object(ACCEPT_FIELDS), "failures that count as results instead of errors"),
     Field::optional("poll", Shape::Object(POLL_FIELDS), "repeat the call until a condition holds, bounded in time"),
+    Field::optional("retry", Shape::Object(RETRY_FIELDS), "this call's retry policy, instead of the integration's"),
+    Field::optional(
+        "pages",
+        Shape::Bool,
+        "follow Duo's paging (`metadata.next_offset`) and join every page's `response` list (GET only)",
+    ),
     Field::optional("timeout", Shape::Duration, "the whole request's time limit (default `30s`)"),
     Field::optional("connect_timeout", Shape::Duration, "the connection's time limit (default `10s`)"),
 ];
@@ -108,6 +120,12 @@ impl NodeKind for RestCall {
         let extract = extract(cx);
         let accept = accept(cx);
         let poll = poll(cx);
+        let retry = retry(cx);
+        let pages = cx.get("pages").and_then(Node::as_bool).unwrap_or(false);
+        if pages && method.as_deref() != Some("GET") {
+            let span = cx.key_span("pages");
+            cx.error("bad-paging", span, "only a `GET` list call can follow pages").help("remove `pages: true`");
+        }
         let mut fields: Vec<String> = RESULT_FIELDS.iter().map(|s| (*s).to_owned()).collect();
         fields.extend(extract.iter().flatten().map(|e| e.name.clone()));
         if poll.as_ref().is_some_and(Option::is_some) {
@@ -123,6 +141,8 @@ impl NodeKind for RestCall {
             extract: extract?,
             accept,
             poll: poll?,
+            retry,
+            pages,
             timeout: duration(cx, "timeout").unwrap_or(Duration::from_secs(30)),
             connect_timeout: duration(cx, "connect_timeout").unwrap_or(Duration::from_secs(10)),
         };
@@ -314,6 +334,23 @@ fn poll(cx: &mut CompileCx<'_>) -> Option<Option<Poll>> {
     Some(Some(Poll { until, interval, timeout }))
 }
 
+/// A node's own retry policy: the integration's defaults for what it does not say.
+fn retry(cx: &CompileCx<'_>) -> Option<crate::duo::RetryPolicy> {
+    let node = cx.get("retry")?;
+    let mut policy = crate::duo::RetryPolicy::default();
+    if let Some(n) = node.get("max_attempts").and_then(Node::as_number).and_then(|n| n.as_u64()) {
+        policy.max_attempts = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+    }
+    let d = |key: &str| node.get(key).and_then(Node::as_str).and_then(parse_duration);
+    if let Some(initial) = d("initial") {
+        policy.initial = initial;
+    }
+    if let Some(max) = d("max") {
+        policy.max = max;
+    }
+    Some(policy)
+}
+
 fn duration(cx: &CompileCx<'_>, key: &str) -> Option<Duration> {
     cx.str(key).and_then(parse_duration)
 }
@@ -330,6 +367,8 @@ pub struct RestCallExec {
     pub extract: Vec<Extract>,
     pub accept: Accept,
     pub poll: Option<Poll>,
+    pub retry: Option<crate::duo::RetryPolicy>,
+    pub pages: bool,
     pub timeout: Duration,
     pub connect_timeout: Duration,
 }

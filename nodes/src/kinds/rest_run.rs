@@ -63,6 +63,7 @@ impl RestCallExec {
         let mut call = Call::new(self.method.clone(), cx.render_path(&self.path)?);
         call.timeout = self.timeout;
         call.connect_timeout = self.connect_timeout;
+        call.retry = self.retry;
         for (k, v) in self.query.iter().flatten() {
             match cx.render_value(v)? {
                 Value::Null => {}
@@ -100,7 +101,11 @@ impl RestCallExec {
         call: &Call,
         kept: &mut Vec<Value>,
     ) -> Result<Value, NodeError> {
-        let sent = http::send(&bound.clients, &bound.integration, call).await;
+        let sent = if self.pages {
+            all_pages(bound, call).await
+        } else {
+            http::send(&bound.clients, &bound.integration, call).await
+        };
         let attempts = match &sent {
             Ok(r) => r.attempts.as_slice(),
             Err(e) => e.attempts(),
@@ -126,6 +131,39 @@ impl RestCallExec {
         result.insert("body".into(), reply.body);
         Ok(Value::Object(result))
     }
+}
+
+/// Most pages followed: 100 pages of Duo's largest page (500) is 50,000 objects.
+const MAX_PAGES: usize = 100;
+
+/// Sends `call`, then again with `offset` = `metadata.next_offset` until there is none, and
+/// joins every page's `response` list into the last reply.
+async fn all_pages(bound: &Bound, call: &Call) -> Result<Reply, CallError> {
+    let mut call = call.clone();
+    let mut items: Vec<Value> = Vec::new();
+    let mut attempts = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let mut reply = http::send(&bound.clients, &bound.integration, &call).await?;
+        attempts.append(&mut reply.attempts);
+        let next = reply.body.pointer("/metadata/next_offset").filter(|v| !v.is_null()).cloned();
+        match reply.body.get_mut("response") {
+            Some(Value::Array(page)) => items.append(page),
+            _ => {
+                reply.attempts = attempts;
+                return Ok(reply);
+            }
+        }
+        let Some(next) = next else {
+            if let Some(r) = reply.body.get_mut("response") {
+                *r = Value::Array(items);
+            }
+            reply.attempts = attempts;
+            return Ok(reply);
+        };
+        call.query.retain(|(k, _)| k != "offset");
+        call.query.push(("offset".into(), next.as_str().map_or_else(|| next.to_string(), str::to_owned)));
+    }
+    Err(CallError::Refused { reason: format!("more than {MAX_PAGES} pages: narrow the query or raise `limit`") })
 }
 
 fn scalar(key: &str, v: Value) -> Result<String, NodeError> {
