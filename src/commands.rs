@@ -40,6 +40,13 @@ fn load(catalog: &CatalogDir, extra: &[PathBuf]) -> anyhow::Result<Catalog> {
     Ok(Catalog::load(catalog::read(&files)?, &REGISTRY))
 }
 
+/// The catalog plus `examples/` when it exists (for commands that run composed automations).
+pub fn load_with_examples(catalog: &CatalogDir) -> anyhow::Result<Catalog> {
+    let examples = PathBuf::from("examples");
+    let extra = if examples.is_dir() { vec![examples] } else { Vec::new() };
+    load(catalog, &extra)
+}
+
 fn colour() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }

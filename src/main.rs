@@ -4,6 +4,7 @@
 //! an unknown flow, a catalog that cannot be read.
 
 mod commands;
+mod demo;
 mod live;
 mod run;
 
@@ -51,6 +52,8 @@ enum Command {
     },
     /// Print the JSON Schema (draft-07) of the flow format, for editors.
     Schema,
+    /// Start a Duo simulator and onboard a sample employee with it: no configuration needed.
+    Demo,
     /// Run a flow: inputs and integrations are checked first, then its nodes run.
     Run(run::RunArgs),
     /// Work with the integrations file.
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
         }
         Command::List { format } => commands::list(&catalog, matches!(format, ListFormat::Json)),
         Command::Schema => commands::schema(),
+        Command::Demo => demo::demo(&catalog),
         Command::Run(args) => commands::run(&catalog, &args),
         Command::Integrations(IntegrationsCommand::Check { name, integrations }) => {
             commands::check(integrations, name.as_deref())
