@@ -5,6 +5,7 @@
 
 pub mod bind;
 pub mod duo;
+pub mod embed;
 pub mod http;
 pub mod integrations;
 pub mod kinds;

@@ -73,7 +73,8 @@ impl Values for WithSelf<'_> {
 /// What a node records as it runs, read by the executor when the node ends.
 #[derive(Debug, Default)]
 pub(crate) struct Trace {
-    pub attempts: u32,
+    /// `None`: the node did not count (it ran once).
+    pub attempts: Option<u32>,
     pub detail: Option<Value>,
     pub subflow: Option<RunRecord>,
 }
@@ -132,7 +133,14 @@ impl<'a> NodeCx<'a> {
     /// Counts one attempt (a request sent, a poll made).
     pub fn attempt(&self) {
         if let Ok(mut t) = self.trace.lock() {
-            t.attempts += 1;
+            *t.attempts.get_or_insert(0) += 1;
+        }
+    }
+
+    /// Says the node counts its attempts, so that a request refused before sending shows 0.
+    pub fn count_attempts(&self) {
+        if let Ok(mut t) = self.trace.lock() {
+            t.attempts.get_or_insert(0);
         }
     }
 

@@ -165,7 +165,7 @@ fn finish_record(rec: &mut NodeRecord, trace: &Mutex<Trace>, t0: Instant, at: u6
     rec.ended_at = Some(now_ms());
     rec.duration_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
     if let Ok(mut t) = trace.lock() {
-        rec.attempts = t.attempts.max(1);
+        rec.attempts = t.attempts.unwrap_or(1);
         rec.detail = t.detail.take();
         rec.subflow = t.subflow.take().map(Box::new);
     }

@@ -16,6 +16,7 @@ const KEPT_ATTEMPTS: usize = 10;
 
 impl RestCallExec {
     pub(crate) async fn execute(&self, cx: NodeCx<'_>) -> Result<NodeOutput, NodeError> {
+        cx.count_attempts();
         let bound: &Bound = cx.binding(&self.slot)?;
         let call = self.call(&cx)?;
         let mut kept: Vec<Value> = Vec::new();

@@ -1,0 +1,112 @@
+//! The library API for embedding flowcat in a Rust program: load a catalog, bind integrations,
+//! run a flow by id with inputs, get the run record.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), flowcat_nodes::embed::Error> {
+//! use flowcat_nodes::embed::Flowcat;
+//! let flowcat = Flowcat::open(&["flows"], "integrations.yaml")?;
+//! let inputs = serde_json::json!({ "username": "jdoe" });
+//! let record = flowcat.run("duo.admin.retrieve_user_id", inputs).await?;
+//! println!("{}", record.outputs["user_id"]);
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use flowcat_engine::Catalog;
+use flowcat_engine::run::{Observer, Options, Quiet, RunError, RunRecord, RunRequest, Runner};
+use serde_json::{Map, Value};
+
+use crate::http::Clients;
+use crate::integrations::{self, Integrations};
+
+/// Why a flow could not be loaded, bound or started. A flow that ran and failed is not an
+/// error: its record says so.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Catalog(#[from] flowcat_engine::catalog::Error),
+    /// Every problem in the flows, rendered as `flowcat validate` shows them.
+    #[error("the catalog has errors:\n{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+    #[error("{}", .0.join("\n"))]
+    Integrations(Vec<String>),
+    #[error("inputs must be a JSON object")]
+    Inputs,
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// A catalog with its integrations, ready to run flows. Share one: every run uses the same
+/// HTTP connection pool.
+pub struct Flowcat {
+    runner: Runner,
+    integrations: Integrations,
+    clients: Clients,
+}
+
+impl std::fmt::Debug for Flowcat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flowcat").field("integrations", &self.integrations).finish_non_exhaustive()
+    }
+}
+
+/// Loads every flow under `dirs`; any error in any flow refuses the catalog.
+pub fn load_catalog(dirs: &[impl AsRef<Path>]) -> Result<Catalog, Error> {
+    let dirs: Vec<PathBuf> = dirs.iter().map(|d| d.as_ref().to_owned()).collect();
+    let files = flowcat_engine::catalog::discover(&dirs)?;
+    let catalog = Catalog::load(flowcat_engine::catalog::read(&files)?, &crate::REGISTRY);
+    let errors: Vec<String> = catalog.diagnostics().filter(|d| d.is_error()).map(|d| d.render(false)).collect();
+    if errors.is_empty() { Ok(catalog) } else { Err(Error::Invalid(errors)) }
+}
+
+impl Flowcat {
+    pub fn new(catalog: Catalog, integrations: Integrations) -> Self {
+        Flowcat::with_observer(catalog, integrations, Arc::new(Quiet))
+    }
+
+    /// Like `new`, with an observer of every node's start and end.
+    pub fn with_observer(catalog: Catalog, integrations: Integrations, observer: Arc<dyn Observer>) -> Self {
+        let runner = Runner::new(Arc::new(catalog), Options::default(), observer);
+        Flowcat { runner, integrations, clients: Clients::new() }
+    }
+
+    /// Loads the flows under `dirs` and the integrations file (secrets from the environment).
+    pub fn open(dirs: &[impl AsRef<Path>], integrations_file: impl AsRef<Path>) -> Result<Self, Error> {
+        let env = |name: &str| std::env::var(name).ok();
+        let file =
+            integrations::load(integrations_file.as_ref(), &env).map_err(|e| Error::Integrations(e.messages()))?;
+        Ok(Flowcat::new(load_catalog(dirs)?, file))
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.runner.catalog
+    }
+
+    /// Runs `flow` with `inputs` (a JSON object), each slot bound to the integration of its name.
+    pub async fn run(&self, flow: &str, inputs: Value) -> Result<RunRecord, Error> {
+        let Value::Object(inputs) = inputs else { return Err(Error::Inputs) };
+        self.run_with(flow, inputs, Map::new(), &[]).await
+    }
+
+    /// Runs with var overrides and `slot → integration` bindings.
+    pub async fn run_with(
+        &self,
+        flow: &str,
+        inputs: Map<String, Value>,
+        vars: Map<String, Value>,
+        binds: &[(String, String)],
+    ) -> Result<RunRecord, Error> {
+        let bindings = match self.runner.catalog.get(flow) {
+            Some(f) => {
+                let b = crate::bind::bind(f, &self.integrations, binds, &self.clients).map_err(Error::Integrations)?;
+                crate::bind::check_host(f, &b, &vars).map_err(Error::Integrations)?;
+                b
+            }
+            // Unknown flows are reported by the runner, with a "did you mean".
+            None => Default::default(),
+        };
+        Ok(self.runner.run(RunRequest { flow: flow.to_owned(), inputs, vars, bindings }).await?)
+    }
+}
