@@ -33,3 +33,156 @@ pub fn flowcat(args: &[&str]) -> Output {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// A `flowcat sim` process on a free loopback port, in its own temporary folder, with the
+/// integrations file it wrote. Killed, and its folder removed, on drop.
+pub struct Sim {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    pub dir: std::path::PathBuf,
+    pub integrations: std::path::PathBuf,
+    child: std::process::Child,
+    /// Kept open so that the simulator never writes to a closed pipe.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Sim {
+    /// A simulator with the demo seed.
+    pub fn start(name: &str) -> Sim {
+        Sim::start_with(name, None)
+    }
+
+    /// A simulator with the demo seed, or with `seed` (the JSON of `--seed`).
+    pub fn start_with(name: &str, seed: Option<&serde_json::Value>) -> Sim {
+        use std::io::BufRead as _;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("flowcat-e2e-{}-{n}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary folder");
+        let integrations = dir.join("integrations.yaml");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowcat"));
+        cmd.args(["sim", "--port", "0", "--write-integrations"]).arg(&integrations);
+        if let Some(seed) = seed {
+            let path = dir.join("seed.json");
+            std::fs::write(&path, seed.to_string()).expect("the seed is written");
+            cmd.arg("--seed").arg(path);
+        }
+        let stderr = std::fs::File::create(dir.join("sim.stderr")).expect("a log file");
+        let mut child = cmd
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("`flowcat sim` starts");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("the first line of `flowcat sim`");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| c == ';' || c.is_whitespace()).next())
+            .map(str::to_owned);
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(dir.join("sim.stderr")).unwrap_or_default();
+            panic!("`flowcat sim` did not print its address: {line:?}\n{log}");
+        };
+        Sim { addr, dir, integrations, child, _stdout: stdout }
+    }
+
+    /// Calls the control API (`/sim/…`): the status and the answer as JSON.
+    pub fn control(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> (u16, serde_json::Value) {
+        let body = body.map(|b| b.to_string());
+        let (status, text) = http(&self.addr, method, path, body.as_deref());
+        let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text:?}"));
+        (status, json)
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        let (status, log) = self.control("GET", "/sim/audit", None);
+        assert_eq!(status, 200, "GET /sim/audit: {log}");
+        log.as_array().cloned().unwrap_or_else(|| panic!("the audit log is a list: {log}"))
+    }
+
+    /// Empties the audit log.
+    pub fn clear_audit(&self) {
+        let (status, _) = http(&self.addr, "DELETE", "/sim/audit", None);
+        assert_eq!(status, 200, "DELETE /sim/audit");
+    }
+
+    /// Requests served per route pattern, every attempt counted.
+    pub fn stats(&self) -> serde_json::Map<String, serde_json::Value> {
+        let (status, stats) = self.control("GET", "/sim/stats", None);
+        assert_eq!(status, 200, "GET /sim/stats: {stats}");
+        stats.as_object().cloned().unwrap_or_else(|| panic!("the stats are an object: {stats}"))
+    }
+
+    /// Replaces the fault configuration (`PUT /sim/faults`).
+    pub fn set_faults(&self, faults: &serde_json::Value) {
+        let (status, answer) = self.control("PUT", "/sim/faults", Some(faults));
+        assert_eq!(status, 200, "PUT /sim/faults {faults}: {answer}");
+    }
+
+    /// Runs `flowcat run FLOW -i INPUT… ARGS… --integrations <this simulator's file>`.
+    pub fn run(&self, flow: &str, inputs: &[&str], args: &[&str]) -> Output {
+        let integrations = self.integrations.to_str().expect("a UTF-8 temporary path");
+        let mut all = vec!["run", flow, "--integrations", integrations];
+        for input in inputs {
+            all.extend(["--input", input]);
+        }
+        all.extend(args);
+        flowcat(&all)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One HTTP/1.1 request over a fresh loopback connection (`Connection: close`), read until the
+/// server closes it: the status and the body (de-chunked when sent in chunks).
+pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("a read timeout");
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("the request is sent");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("the answer is read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) =
+        text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("{method} {path}: no header end: {text:?}"));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{head:?}"));
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    (status, if chunked { dechunk(rest) } else { rest.to_owned() })
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        if size == 0 || tail.len() < size {
+            break;
+        }
+        body.push_str(&tail[..size]);
+        rest = tail[size..].strip_prefix("\r\n").unwrap_or(&tail[size..]);
+    }
+    body
+}
