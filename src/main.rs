@@ -13,6 +13,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// mimalloc: with two tokio workers, glibc malloc's arena locks were a measurable share of a
+/// REST node's cost (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "flowcat", version, about = "Declarative workflows for Duo Security administration")]
 struct Cli {

@@ -75,7 +75,7 @@ impl Values for WithSelf<'_> {
 pub(crate) struct Trace {
     /// `None`: the node did not count (it ran once).
     pub attempts: Option<u32>,
-    pub detail: Option<Value>,
+    pub detail: Option<super::record::Detail>,
     pub subflow: Option<RunRecord>,
 }
 
@@ -146,6 +146,11 @@ impl<'a> NodeCx<'a> {
 
     /// Records kind-specific detail for the run record (already redacted).
     pub fn set_detail(&self, detail: Value) {
+        self.set_detail_lazy(super::record::Detail::value(detail));
+    }
+
+    /// Records detail that is turned into JSON only if the record is written.
+    pub fn set_detail_lazy(&self, detail: super::record::Detail) {
         if let Ok(mut t) = self.trace.lock() {
             t.detail = Some(detail);
         }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 pub use cx::{BoxFuture, Env, NodeCx, NodeOutput};
-pub use record::{NodeError, NodeRecord, NodeStatus, RunFailure, RunRecord, RunStatus};
+pub use record::{Detail, NodeError, NodeRecord, NodeStatus, RunFailure, RunRecord, RunStatus};
 
 use crate::catalog::Catalog;
 

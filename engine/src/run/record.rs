@@ -3,8 +3,54 @@
 //! Every field is data that can be written to a journal as it is, so that a later executor can
 //! resume a crashed run from the nodes that finished.
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+
+/// Kind-specific detail of a node (requests and responses), turned into JSON only when the
+/// record is written: most runs never print it, and building it eagerly was a measurable part
+/// of a REST node's cost.
+#[derive(Clone)]
+pub struct Detail(Arc<dyn Fn() -> Value + Send + Sync>);
+
+impl Detail {
+    pub fn lazy(f: impl Fn() -> Value + Send + Sync + 'static) -> Self {
+        Detail(Arc::new(f))
+    }
+
+    pub fn value(v: Value) -> Self {
+        Detail::lazy(move || v.clone())
+    }
+
+    pub fn get(&self) -> Value {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.get())
+    }
+}
+
+impl PartialEq for Detail {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Serialize for Detail {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Detail {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(Detail::value)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,14 +97,14 @@ pub struct NodeRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<f64>,
     pub attempts: u32,
-    /// What later nodes read as `nodes.<id>.…`.
+    /// What later nodes read as `nodes.<id>.…` (shared with the run, not copied).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
+    pub result: Option<Arc<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<NodeError>,
     /// Kind-specific detail, e.g. the requests sent and the responses received (redacted).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<Value>,
+    pub detail: Option<Detail>,
     /// A subflow's own run, nested under the node that called it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subflow: Option<Box<RunRecord>>,

@@ -74,6 +74,9 @@ impl Redactor {
     }
 
     pub(crate) fn text(&self, text: &str) -> String {
+        if self.secrets.is_empty() {
+            return text.to_owned();
+        }
         let mut out = text.to_owned();
         for secret in &self.secrets {
             if out.contains(secret.as_str()) {
@@ -84,6 +87,11 @@ impl Redactor {
     }
 
     pub(crate) fn value(&self, value: Value) -> Value {
+        // Nothing to scrub (no secrets, or an unauthenticated integration): keep the tree as is
+        // instead of rebuilding it.
+        if self.secrets.is_empty() {
+            return value;
+        }
         match value {
             Value::String(text) => Value::String(self.text(&text)),
             Value::Array(items) => Value::Array(items.into_iter().map(|v| self.value(v)).collect()),

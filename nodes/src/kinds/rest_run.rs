@@ -4,7 +4,9 @@
 use std::time::Instant;
 
 use flowcat_engine::render::truthy;
-use flowcat_engine::run::{NodeCx, NodeError, NodeOutput};
+use flowcat_engine::run::{Detail, NodeCx, NodeError, NodeOutput};
+
+use crate::http::Attempt;
 use serde_json::{Map, Value, json};
 
 use super::rest_call::{Extract, RestCallExec};
@@ -19,10 +21,10 @@ impl RestCallExec {
         cx.count_attempts();
         let bound: &Bound = cx.binding(&self.slot)?;
         let call = self.call(&cx)?;
-        let mut kept: Vec<Value> = Vec::new();
+        let mut kept: Vec<Attempt> = Vec::new();
         let Some(poll) = &self.poll else {
             let result = self.once(&cx, bound, &call, &mut kept).await;
-            cx.set_detail(json!({ "attempts": kept }));
+            cx.set_detail_lazy(detail(kept, None));
             return result.map(NodeOutput::value);
         };
         let started = Instant::now();
@@ -37,7 +39,7 @@ impl RestCallExec {
             let keep = kept.len().saturating_sub(KEPT_ATTEMPTS);
             match done {
                 Err(_) | Ok(Ok(true)) | Ok(Err(_)) => {
-                    cx.set_detail(json!({ "attempts": kept.split_off(keep), "polls": polls }));
+                    cx.set_detail_lazy(detail(kept.split_off(keep), Some(polls)));
                     return match done {
                         Ok(Err(e)) => Err(e),
                         _ => result.map(NodeOutput::value),
@@ -46,7 +48,7 @@ impl RestCallExec {
                 Ok(Ok(false)) => {}
             }
             if started.elapsed() + poll.interval > poll.timeout {
-                cx.set_detail(json!({ "attempts": kept.split_off(keep), "polls": polls }));
+                cx.set_detail_lazy(detail(kept.split_off(keep), Some(polls)));
                 let secs = poll.timeout.as_secs_f64();
                 return Err(NodeError::new(
                     "poll_timeout",
@@ -100,21 +102,22 @@ impl RestCallExec {
         cx: &NodeCx<'_>,
         bound: &Bound,
         call: &Call,
-        kept: &mut Vec<Value>,
+        kept: &mut Vec<Attempt>,
     ) -> Result<Value, NodeError> {
         let sent = if self.pages {
             all_pages(bound, call).await
         } else {
             http::send(&bound.clients, &bound.integration, call).await
         };
-        let attempts = match &sent {
-            Ok(r) => r.attempts.as_slice(),
-            Err(e) => e.attempts(),
+        let mut sent = sent;
+        let attempts = match &mut sent {
+            Ok(r) => std::mem::take(&mut r.attempts),
+            Err(e) => e.attempts().to_vec(),
         };
-        for a in attempts {
+        for _ in &attempts {
             cx.attempt();
-            kept.push(serde_json::to_value(a).unwrap_or(Value::Null));
         }
+        kept.extend(attempts);
         let reply = sent.map_err(call_error)?;
         let failure = failure(&reply, bound.integration.kind.is_duo());
         let accepted = failure.as_ref().is_some_and(|f| {
@@ -165,6 +168,14 @@ async fn all_pages(bound: &Bound, call: &Call) -> Result<Reply, CallError> {
         call.query.push(("offset".into(), next.as_str().map_or_else(|| next.to_string(), str::to_owned)));
     }
     Err(CallError::Refused { reason: format!("more than {MAX_PAGES} pages: narrow the query or raise `limit`") })
+}
+
+/// The attempts (redacted by the HTTP layer), as JSON only when the record is written.
+fn detail(attempts: Vec<Attempt>, polls: Option<u32>) -> Detail {
+    Detail::lazy(move || match polls {
+        Some(p) => json!({ "attempts": attempts, "polls": p }),
+        None => json!({ "attempts": attempts }),
+    })
 }
 
 fn scalar(key: &str, v: Value) -> Result<String, NodeError> {
