@@ -78,7 +78,15 @@ pub(crate) async fn execute(
             states[i] = State::Running;
             let (t0, at) = (Instant::now(), now_ms());
             let span = tracing::info_span!("node", id = %node.id, kind = node.kind);
-            let fut = async move { (i, node.exec.run(cx).await, trace, t0, at) }.instrument(span);
+            let fut = async move {
+                tracing::debug!("node started");
+                let result = node.exec.run(cx).await;
+                if let Err(e) = &result {
+                    tracing::debug!(code = %e.code, "node failed");
+                }
+                (i, result, trace, t0, at)
+            }
+            .instrument(span);
             running.push(Box::pin(fut));
         }
         // One node in flight (a chain, the common case): await it directly. Going through

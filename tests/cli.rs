@@ -1,0 +1,131 @@
+//! The binary's own commands end to end: `demo`, `run` with tracing and the live view's plain
+//! lines, `sim --state` saved on Ctrl-C, and a `host` that would move a signature refused.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{Sim, flowcat};
+
+#[test]
+fn demo_onboards_a_sample_employee_with_no_configuration() {
+    let out = flowcat(&["demo"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let text = &out.stdout;
+    assert!(text.contains("no Duo account is touched. A Duo simulator is listening on 127.0.0.1:"), "{text}");
+    assert!(text.contains("Done. jdoe is enrolled (Duo emailed the enrolment link), has the phone attached and its activation SMS sent, and approved the Duo Push."), "{text}");
+    for change in [
+        "enrolment email sent to jane.doe@example.com for user jdoe",
+        "phone +15555550142 created",
+        "attached to user DU",
+        "activation SMS sent to phone DP",
+        "Duo Push sent to user jdoe",
+    ] {
+        assert!(text.contains(change), "missing `{change}` in:\n{text}");
+    }
+    assert!(text.contains("flowcat integrations check"), "{text}");
+    // The live view, in plain lines because stderr is not a terminal.
+    assert!(out.stderr.contains("start    enroll (subflow)"), "{}", out.stderr);
+    assert!(out.stderr.contains("ok      verify"), "{}", out.stderr);
+}
+
+#[test]
+fn rust_log_shows_a_span_per_run_and_node_and_is_silent_otherwise() {
+    let sim = Sim::start("tracing");
+    let integrations = sim.integrations.to_str().expect("utf-8");
+    let run = |rust_log: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowcat"));
+        cmd.args(["run", "duo.admin.retrieve_user_id", "-i", "username=alice", "--integrations", integrations]);
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1").env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let out = cmd.output().expect("runs");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let traced = run(Some("flowcat_engine=debug"));
+    assert!(traced.contains("run{flow=duo.admin.retrieve_user_id}:node{id=lookup kind=\"rest_call\"}"), "{traced}");
+    assert!(traced.contains("run finished"), "{traced}");
+    let quiet = run(None);
+    assert!(!quiet.contains("run{flow"), "{quiet}");
+}
+
+#[test]
+fn a_host_var_naming_another_host_is_refused_before_anything_is_sent() {
+    let sim = Sim::start("host");
+    let out = sim.run("duo.admin.retrieve_user_id", &["username=alice"], &["--var", "host=api-evil.example.com"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("`--var host` is `api-evil.example.com`, but slot `duo_admin` is bound to integration `duo_admin` at `127.0.0.1`"), "{}", out.stderr);
+    assert!(sim.stats().is_empty(), "{:?}", sim.stats());
+    // The integration's own host is fine, and is the default.
+    let out = sim.run("duo.admin.retrieve_user_id", &["username=alice"], &["--var", "host=127.0.0.1", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = sim.run("duo.admin.retrieve_user_id", &["username=alice"], &["--json"]);
+    let record: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(record["vars"]["host"], "127.0.0.1");
+}
+
+#[test]
+fn sim_saves_its_state_on_ctrl_c_and_loads_it_again() {
+    let dir = std::env::temp_dir().join(format!("flowcat-cli-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let state = dir.join("state.json");
+    let integrations = dir.join("integrations.yaml");
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
+            .args(["sim", "--port", "0", "--state"])
+            .arg(&state)
+            .arg("--write-integrations")
+            .arg(&integrations)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts");
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        std::io::BufRead::read_line(&mut out, &mut line).expect("first line");
+        (child, out)
+    };
+    let (child, out) = start();
+    let enrol = flowcat(&[
+        "run",
+        "duo.admin.enroll_user",
+        "-i",
+        "username=zoe",
+        "-i",
+        "email=zoe@example.com",
+        "--integrations",
+        integrations.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(enrol.code, 0, "{}", enrol.stderr);
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let mut child = child;
+    let exit = child.wait().expect("waits");
+    drop(out);
+    assert!(exit.success(), "`flowcat sim` ends cleanly on Ctrl-C: {exit:?}");
+    let saved = std::fs::read_to_string(&state).expect("the state file was written");
+    assert!(saved.contains("\"zoe\""), "the enrolled user is in the state");
+    assert!(saved.contains("user.enroll"), "the audit log is in the state");
+    // Started again from the state, the user is already there.
+    let (mut child, _out) = start();
+    let again = flowcat(&[
+        "run",
+        "duo.admin.enroll_user",
+        "-i",
+        "username=zoe",
+        "-i",
+        "email=zoe@example.com",
+        "--integrations",
+        integrations.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let record: serde_json::Value = serde_json::from_str(&again.stdout).expect("json");
+    assert_eq!(record["outputs"]["outcome"], "already_enrolled", "{}", again.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
