@@ -40,6 +40,19 @@ fn load(catalog: &CatalogDir, extra: &[PathBuf]) -> anyhow::Result<Catalog> {
     Ok(Catalog::load(catalog::read(&files)?, &REGISTRY))
 }
 
+/// The catalog, `examples/` when it exists, and `flow` when it is a file: what `run` and
+/// `graph` find flows in, by id or by path.
+fn load_for(catalog: &CatalogDir, flow: &str) -> anyhow::Result<Catalog> {
+    let mut extra: Vec<PathBuf> = Vec::new();
+    if Path::new("examples").is_dir() {
+        extra.push(PathBuf::from("examples"));
+    }
+    if Path::new(flow).is_file() {
+        extra.push(PathBuf::from(flow));
+    }
+    load(catalog, &extra)
+}
+
 /// The catalog plus `examples/` when it exists (for commands that run composed automations).
 pub fn load_with_examples(catalog: &CatalogDir) -> anyhow::Result<Catalog> {
     let examples = PathBuf::from("examples");
@@ -132,8 +145,7 @@ fn find<'a>(catalog: &'a Catalog, flow: &str) -> anyhow::Result<Result<&'a Flow,
 }
 
 pub fn graph(catalog_dir: &CatalogDir, flow: &str, format: Drawing, expand: bool) -> anyhow::Result<ExitCode> {
-    let extra: Vec<PathBuf> = if Path::new(flow).is_file() { vec![PathBuf::from(flow)] } else { Vec::new() };
-    let catalog = load(catalog_dir, &extra)?;
+    let catalog = load_for(catalog_dir, flow)?;
     let found = match find(&catalog, flow)? {
         Ok(f) => f,
         Err(code) => return Ok(code),
@@ -211,9 +223,7 @@ pub fn sim(args: flowcat_sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run(catalog_dir: &CatalogDir, args: &crate::run::RunArgs) -> anyhow::Result<ExitCode> {
-    let extra: Vec<PathBuf> =
-        if Path::new(&args.flow).is_file() { vec![PathBuf::from(&args.flow)] } else { Vec::new() };
-    let catalog = load(catalog_dir, &extra)?;
+    let catalog = load_for(catalog_dir, &args.flow)?;
     let live = crate::live::Live::start(std::io::stderr().is_terminal(), false);
     let prepared = match crate::run::prepare(catalog, args, live.clone()) {
         Ok(p) => p,

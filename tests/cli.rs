@@ -129,3 +129,101 @@ fn sim_saves_its_state_on_ctrl_c_and_loads_it_again() {
     assert_eq!(record["outputs"]["outcome"], "already_enrolled", "{}", again.stderr);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const CANARY: &str = "CANARY-SKEY-fedcba9876543210zyxwvutsrqpo";
+
+/// The demo seed with both secret keys replaced by the canary.
+fn canary_seed() -> serde_json::Value {
+    let mut seed = serde_json::to_value(flowcat_sim::Seed::demo()).expect("the seed serialises");
+    for i in seed["integrations"].as_array_mut().expect("integrations") {
+        i["skey"] = serde_json::Value::String(CANARY.to_owned());
+    }
+    seed
+}
+
+#[test]
+fn a_canary_secret_never_reaches_any_output() {
+    let sim = Sim::start_with("canary", Some(&canary_seed()));
+    let written = std::fs::read_to_string(&sim.integrations).expect("integrations file");
+    assert!(written.contains(CANARY), "the simulator's file holds the key, so the runs below use it");
+    let integrations = sim.integrations.to_str().expect("utf-8");
+    let mut outputs = Vec::new();
+    let mut run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_flowcat"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("RUST_LOG", "trace")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("runs");
+        outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+        outputs.push(String::from_utf8_lossy(&out.stderr).into_owned());
+        out.status.code()
+    };
+    // Success, a Duo error, a refused run, a failing push, a check: every path that prints.
+    assert_eq!(
+        run(&[
+            "run",
+            "examples.onboard_employee",
+            "-i",
+            "username=jdoe",
+            "-i",
+            "email=j@example.com",
+            "-i",
+            "number=+15555550142",
+            "--integrations",
+            integrations,
+            "--json"
+        ]),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["run", "duo.auth.verify_push", "-i", "username=bob", "--integrations", integrations, "--json"]),
+        Some(0)
+    );
+    assert_eq!(
+        run(&[
+            "run",
+            "duo.auth.send_push",
+            "-i",
+            "username=alice",
+            "--integrations",
+            integrations,
+            "--bind",
+            "duo_auth=duo_admin"
+        ]),
+        Some(2)
+    );
+    assert_eq!(run(&["run", "duo.admin.retrieve_user_id", "--integrations", integrations, "--json"]), Some(1));
+    assert_eq!(run(&["integrations", "check", "--integrations", integrations]), Some(0));
+    assert!(
+        outputs.iter().any(|o| o.contains("\"authorization\": \"****\"") || o.contains("\"Authorization\": \"****\"")),
+        "the Authorization header is recorded, redacted"
+    );
+    for text in &outputs {
+        assert!(!text.contains(CANARY), "the secret leaked:\n{text}");
+        assert!(!text.contains("fedcba9876543210"), "part of the secret leaked:\n{text}");
+    }
+}
+
+#[test]
+fn integrations_check_says_which_keys_work_and_what_to_fix() {
+    let sim = Sim::start("check");
+    let integrations = sim.integrations.to_str().expect("utf-8");
+    let out = flowcat(&["integrations", "check", "--integrations", integrations]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("ok duo_admin (duo_admin): the keys of `duo_admin` work"), "{}", out.stdout);
+    assert!(out.stdout.contains("ok duo_auth (duo_auth)"), "{}", out.stdout);
+    // Auth keys filed as the Admin integration: Duo answers 40301, and the check says why.
+    let swapped = std::fs::read_to_string(&sim.integrations)
+        .expect("file")
+        .replace("kind: duo_admin", "kind: KIND_A")
+        .replace("kind: duo_auth", "kind: duo_admin")
+        .replace("kind: KIND_A", "kind: duo_auth");
+    let path = sim.dir.join("swapped.yaml");
+    std::fs::write(&path, swapped).expect("write");
+    let out = flowcat(&["integrations", "check", "--integrations", path.to_str().expect("utf-8")]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("FAILED"), "{}", out.stdout);
+    assert!(out.stdout.contains("fix:"), "{}", out.stdout);
+}

@@ -222,3 +222,33 @@ fn the_record_serialises_for_a_journal() {
     let back: RunRecord = serde_json::from_str(&text).expect("reads back");
     assert_eq!(back, rec);
 }
+
+#[test]
+fn subflows_nest_only_as_deep_as_the_runner_allows() {
+    let level = |n: usize| {
+        if n == 0 {
+            "id: t.l0\nnodes:\n  - id: v\n    kind: set\n    values: { x: 1 }\noutputs:\n  x: \"{{nodes.v.x}}\"\n"
+                .to_owned()
+        } else {
+            format!(
+                "id: t.l{n}\nnodes:\n  - id: call\n    kind: subflow\n    flow: t.l{}\noutputs:\n  x: \"{{{{nodes.call.x}}}}\"\n",
+                n - 1
+            )
+        }
+    };
+    let files: Vec<(String, String)> = (0..4).map(|n| (format!("l{n}.yaml"), level(n))).collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+    let sources = refs.iter().map(|(p, t)| Arc::new(Source { path: (*p).into(), text: (*t).into() })).collect();
+    let catalog = Arc::new(Catalog::load(sources, &REGISTRY));
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let run = |max_depth: usize| {
+        let r = Runner::new(catalog.clone(), Options { max_depth, ..Options::default() }, Arc::new(Quiet));
+        rt.block_on(r.run(RunRequest { flow: "t.l3".into(), ..RunRequest::default() })).expect("starts")
+    };
+    let rec = run(3);
+    assert_eq!(rec.outputs["x"], json!(1), "{:?}", rec.error);
+    let rec = run(2);
+    let err = rec.error.expect("too deep");
+    assert_eq!(err.code, "too_deep");
+    assert!(err.message.contains("subflows nest deeper than 2 levels"), "{}", err.message);
+}

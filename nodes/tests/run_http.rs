@@ -59,6 +59,40 @@ outputs:
   status: "{{nodes.missing.status}}"
 "#;
 
+const PAGED: &str = r#"
+id: t.paged
+integrations: { duo_admin: { kind: duo_admin } }
+nodes:
+  - id: all
+    kind: rest_call
+    integration: duo_admin
+    method: GET
+    path: /admin/v1/users
+    query: { limit: 2 }
+    pages: true
+    extract:
+      names: { path: "$.response[*].username", many: true }
+  - id: first_page
+    kind: rest_call
+    integration: duo_admin
+    method: GET
+    path: /admin/v1/users
+    query: { limit: 2 }
+    extract:
+      names: { path: "$.response[*].username", many: true }
+  - id: impatient
+    kind: rest_call
+    integration: duo_admin
+    method: GET
+    path: /admin/v1/phones
+    retry: { max_attempts: 2, initial: 10ms, max: 10ms }
+    on_error: continue
+outputs:
+  all: "{{nodes.all.names}}"
+  first: "{{nodes.first_page.names}}"
+  impatient: "{{nodes.impatient.error.code}}"
+"#;
+
 /// The simulator with its demo users, its Admin key replaced by the canary.
 async fn sim() -> Sim {
     let mut seed = Seed::demo();
@@ -73,7 +107,7 @@ async fn sim() -> Sim {
 fn flowcat(sim: &Sim) -> Flowcat {
     let text = flowcat_sim::integrations::render(sim.addr(), &sim.state().integrations);
     let file = flowcat_nodes::integrations::parse("sim.yaml".as_ref(), &text, &|_| None).expect("integrations");
-    let sources = [("p.yaml", FLOWS), ("f.yaml", FAILING)]
+    let sources = [("p.yaml", FLOWS), ("f.yaml", FAILING), ("g.yaml", PAGED)]
         .into_iter()
         .map(|(p, t)| Arc::new(Source { path: p.into(), text: t.into() }))
         .collect();
@@ -187,5 +221,28 @@ async fn the_canary_secret_never_appears_in_records_errors_or_debug() {
     }
     let auth = serde_json::to_string(&ok).expect("json");
     assert!(auth.contains("\"authorization\":\"****\"") || auth.contains("\"Authorization\":\"****\""), "{auth}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_followed_and_a_node_retry_policy_wins() {
+    let sim = sim().await;
+    // Phones: rate limited three times, more than the node's two attempts allow.
+    sim.set_faults(faults("route=GET /admin/v1/phones,kind=429,count=3")).expect("faults");
+    let f = flowcat(&sim);
+    let rec = f.run("t.paged", json!({})).await.expect("runs");
+    assert_eq!(rec.status, RunStatus::Succeeded, "{:?}", rec.error);
+    let all = rec.outputs["all"].as_array().cloned().unwrap_or_default();
+    let first = rec.outputs["first"].as_array().cloned().unwrap_or_default();
+    assert_eq!(first.len(), 2);
+    let users = sim.state().users.len();
+    assert!(users > 4, "the demo seed has {users} users");
+    assert_eq!(all.len(), users, "every page joined: {all:?}");
+    assert_eq!(&all[..2], &first[..]);
+    // One request per page of two.
+    assert_eq!(rec.node("all").map(|n| n.attempts), Some(users.div_ceil(2) as u32));
+    assert_eq!(rec.outputs["impatient"], json!("rate_limited"));
+    assert_eq!(rec.node("impatient").map(|n| n.attempts), Some(2));
+    assert_eq!(sim.stats().get("GET /admin/v1/phones"), Some(&2));
     sim.shutdown().await;
 }

@@ -287,3 +287,50 @@ fn extract(e: &Extract, body: &Value, accepted: bool) -> Result<Value, NodeError
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, body: Value) -> Reply {
+        Reply { status, headers: Default::default(), body, attempts: Vec::new() }
+    }
+
+    #[test]
+    fn duo_failures_carry_code_message_and_detail() {
+        let r = reply(
+            400,
+            json!({"stat": "FAIL", "code": 40002, "message": "Invalid request parameters", "message_detail": "username"}),
+        );
+        let e = failure(&r, true).expect("a failure").to_error();
+        assert_eq!(e.code, "duo_40002");
+        assert_eq!(e.message, "Duo answered 40002: Invalid request parameters (username)");
+        assert_eq!(e.data.as_ref().map(|d| d["message_detail"].clone()), Some(json!("username")));
+    }
+
+    #[test]
+    fn a_code_that_is_an_empty_string_is_survived() {
+        let r = reply(500, json!({"stat": "FAIL", "code": "", "message": "Internal error"}));
+        let f = failure(&r, true).expect("a failure");
+        assert_eq!(f.code, None);
+        let e = f.to_error();
+        assert_eq!(e.code, "http_500");
+        assert_eq!(e.message, "Duo answered HTTP 500: Internal error");
+    }
+
+    #[test]
+    fn a_stat_fail_with_status_200_is_still_a_failure_and_ok_is_not() {
+        assert!(failure(&reply(200, json!({"stat": "FAIL", "code": 40401, "message": "x"})), true).is_some());
+        assert!(failure(&reply(200, json!({"stat": "OK", "response": []})), true).is_none());
+        let e = failure(&reply(503, json!("busy")), false).expect("http failure").to_error();
+        assert_eq!((e.code.as_str(), e.message.as_str()), ("http_503", "HTTP 503: busy"));
+    }
+
+    #[test]
+    fn hints_name_the_duo_admin_panel_step() {
+        let e = failure(&reply(403, json!({"stat": "FAIL", "code": 40301, "message": "Access forbidden"})), true)
+            .expect("failure")
+            .to_error();
+        assert!(e.message.contains("Admin API keys used for the Auth API"), "{}", e.message);
+    }
+}
