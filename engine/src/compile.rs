@@ -98,15 +98,8 @@ fn plan_node(p: Pending, guards: Vec<Guard>) -> PlanNode {
 fn vars(root: &Node, sig: &Signature, diags: &mut Diags) -> Vec<Var> {
     let mut out: Vec<Var> = Vec::new();
     for (name, node) in entries(root, "vars") {
-        let default = node.get("default").and_then(|d| match crate::template::compile_value(d) {
-            Ok(v) => Some(v),
-            Err(errors) => {
-                for e in errors {
-                    diags.error("bad-template", Some(e.span), e.message);
-                }
-                None
-            }
-        });
+        let default =
+            node.get("default").and_then(|d| crate::template::compile_value(d).map_err(|e| report(e, diags)).ok());
         // A var's default reads inputs and the vars above it: an order, so no cycles.
         for t in default.iter().flat_map(|d| d.templates()) {
             for r in &t.refs {
@@ -176,16 +169,15 @@ fn nodes(
 
 /// A `when:` is a template, or a plain boolean.
 fn condition(node: &Node, diags: &mut Diags) -> Option<Template> {
-    match crate::template::compile(node) {
-        Ok(t) => Some(t),
-        Err(errors) => {
-            for e in errors {
-                let d = diags.error("bad-template", Some(e.span), e.message);
-                if let Some(h) = e.help {
-                    d.help(h);
-                }
-            }
-            None
+    crate::template::compile(node).map_err(|e| report(e, diags)).ok()
+}
+
+/// Reports templates that did not compile.
+pub(crate) fn report(errors: Vec<crate::template::TemplateError>, diags: &mut Diags) {
+    for e in errors {
+        let d = diags.error("bad-template", Some(e.span), e.message);
+        if let Some(h) = e.help {
+            d.help(h);
         }
     }
 }
@@ -271,18 +263,8 @@ fn outputs(root: &Node, scope: &Scope<'_>, diags: &mut Diags) -> Vec<Output> {
         for r in &value.refs {
             scope.check(r, None, diags);
         }
-        let default = node.get("default").and_then(|d| match crate::template::compile_value(d) {
-            Ok(v) => Some(v),
-            Err(errors) => {
-                for e in errors {
-                    let d = diags.error("bad-template", Some(e.span), e.message);
-                    if let Some(h) = e.help {
-                        d.help(h);
-                    }
-                }
-                None
-            }
-        });
+        let default =
+            node.get("default").and_then(|d| crate::template::compile_value(d).map_err(|e| report(e, diags)).ok());
         for t in default.iter().flat_map(|d| d.templates()) {
             for r in &t.refs {
                 scope.check(r, None, diags);

@@ -189,12 +189,7 @@ impl<'a> CompileCx<'a> {
     }
 
     fn report(&mut self, errors: Vec<TemplateError>) {
-        for e in errors {
-            let d = self.diags.error("bad-template", Some(e.span), e.message);
-            if let Some(help) = e.help {
-                d.help(help);
-            }
-        }
+        crate::compile::report(errors, self.diags);
     }
 
     /// Reports an error at `span`; finish it with `label` and `help`.
