@@ -8,7 +8,7 @@
 use handlebars::template::{HelperTemplate, Parameter, TemplateElement};
 use handlebars::{Path, PathSeg};
 
-use crate::yaml::{Node, Span, Style, Value};
+use crate::yaml::{Node, Pos, Span, Value};
 
 /// The helpers a template may call: handlebars' built-ins that make sense in a flow.
 pub const HELPERS: &[&str] =
@@ -143,27 +143,105 @@ fn is_plain_path(h: &HelperTemplate) -> bool {
 }
 
 /// Maps a position inside the template text to the YAML file.
-struct Locator {
+struct Locator<'n> {
     span: Span,
+    /// The scalar as written, when escapes, doubled quotes or line breaks move characters.
+    raw: Option<&'n str>,
+    /// Characters before the text starts: the opening quote.
     offset: usize,
-    single_line: bool,
+    /// The template text.
+    text: &'n str,
 }
 
-impl Locator {
-    fn new(node: &Node) -> Self {
-        let single_line = node.span.start.line == node.span.end.line
-            && matches!(&node.value, Value::Scalar { style: Style::Plain | Style::Quoted, .. });
-        Locator { span: node.span, offset: crate::shape::text_offset(node), single_line }
+impl<'n> Locator<'n> {
+    fn new(node: &'n Node) -> Self {
+        let (raw, text) = match &node.value {
+            Value::Scalar { raw, text, .. } => (raw.as_deref(), text.as_str()),
+            _ => (None, ""),
+        };
+        Locator { span: node.span, raw, offset: crate::shape::text_offset(node), text }
     }
 
     /// `line` is 1-based, `col` 0-based in the template text.
     fn at(&self, line: usize, col: usize, len: usize) -> Span {
-        if self.single_line && line <= 1 { self.span.sub(self.offset + col, len) } else { self.span }
+        let before: usize = self.text.split('\n').take(line.saturating_sub(1)).map(|l| l.chars().count() + 1).sum();
+        let target = before + col;
+        match self.raw {
+            None if line <= 1 => self.span.sub(self.offset + col, len),
+            None => self.span,
+            Some(raw) => {
+                let start = walk_raw(raw, target, self.span.start);
+                Span { start, end: Pos { line: start.line, col: start.col + len.max(1) as u32 } }
+            }
+        }
     }
 }
 
+/// Walks the scalar as written until `target` characters of its value have gone by, and says
+/// where that is. Escapes (`\"`, `\u00e9`), doubled single quotes and the line breaks and
+/// indentation of multi-line and block scalars take room in the file but not in the value.
+fn walk_raw(raw: &str, target: usize, mut at: Pos) -> Pos {
+    let mut chars = raw.chars().peekable();
+    let quote = match raw.chars().next() {
+        Some(q @ ('"' | '\'')) => {
+            chars.next();
+            at.col += 1;
+            Some(q)
+        }
+        _ => None,
+    };
+    // Block scalars start at their first content character: that column is the indentation.
+    let indent = at.col;
+    let mut produced = 0;
+    while let Some(c) = chars.next() {
+        if produced >= target {
+            break;
+        }
+        match (quote, c) {
+            (Some('"'), '\\') => {
+                let skip = match chars.next() {
+                    Some('x') => 2,
+                    Some('u') => 4,
+                    Some('U') => 8,
+                    Some('\n') => {
+                        at.line += 1;
+                        at.col = 1;
+                        continue;
+                    }
+                    _ => 0,
+                };
+                for _ in 0..skip {
+                    chars.next();
+                }
+                at.col += 2 + skip as u32;
+                produced += 1;
+            }
+            (Some('\''), '\'') if chars.peek() == Some(&'\'') => {
+                chars.next();
+                at.col += 2;
+                produced += 1;
+            }
+            (_, '\n') => {
+                at.line += 1;
+                at.col = 1;
+                produced += 1;
+                // The next line's indentation is not part of the value.
+                while chars.peek() == Some(&' ') && (quote.is_some() || at.col < indent) {
+                    chars.next();
+                    at.col += 1;
+                }
+            }
+            _ => {
+                at.col += 1;
+                produced += 1;
+            }
+        }
+    }
+    at
+}
+
 struct Walk<'a> {
-    locate: &'a Locator,
+    locate: &'a Locator<'a>,
     text: &'a str,
     refs: Vec<Ref>,
     errors: Vec<TemplateError>,
@@ -254,7 +332,8 @@ impl Walk<'_> {
         match found {
             Some(byte) => {
                 self.cursor = byte + needle.len();
-                let col = text[..byte].chars().count();
+                let line_start = text[..byte].rfind('\n').map_or(0, |i| i + 1);
+                let col = text[line_start..byte].chars().count();
                 let line = text[..byte].matches('\n').count() + 1;
                 self.locate.at(line, col, needle.chars().count())
             }
@@ -296,6 +375,20 @@ mod tests {
         let t = compile(&node("'x {{inputs.a}} {{inputs.a}}'")).expect("compiles");
         assert_eq!(t.refs[0].span.start.col, 9);
         assert_eq!(t.refs[1].span.start.col, 22);
+    }
+
+    #[test]
+    fn paths_point_at_their_column_through_escapes_and_block_scalars() {
+        let src = "a: \"say \\\"hi\\\" {{inputs.x}}\"\nb: 'it''s {{inputs.y}}'\nc: |\n  hello\n  {{inputs.z}}\nd: >-\n    one\n    two {{inputs.w}}\n";
+        let doc = crate::yaml::parse(src).ok().flatten().expect("yaml");
+        let at = |key: &str| {
+            let t = compile(doc.get(key).expect(key)).expect("compiles");
+            (t.refs[0].span.start.line, t.refs[0].span.start.col)
+        };
+        assert_eq!(at("a"), (1, 18));
+        assert_eq!(at("b"), (2, 13));
+        assert_eq!(at("c"), (5, 5));
+        assert_eq!(at("d"), (8, 11));
     }
 
     #[test]

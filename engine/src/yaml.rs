@@ -53,9 +53,13 @@ pub struct Node {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
+    /// `raw` is the scalar as written in the file, kept when it differs from `text` in a way
+    /// that moves characters (escapes, doubled quotes, several lines), so that a diagnostic
+    /// can point at a character inside it.
     Scalar {
         text: String,
         style: Style,
+        raw: Option<Box<str>>,
     },
     Seq(Vec<Node>),
     /// Pairs in source order; duplicates are kept so that the checker can report them.
@@ -103,14 +107,14 @@ impl Node {
     }
 
     pub fn is_null(&self) -> bool {
-        matches!(&self.value, Value::Scalar { text, style: Style::Plain }
+        matches!(&self.value, Value::Scalar { text, style: Style::Plain, .. }
             if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
     /// A plain `true`/`false` (YAML 1.2 core schema: `yes`, `no`, `on` and `off` are strings).
     pub fn as_bool(&self) -> Option<bool> {
         match &self.value {
-            Value::Scalar { text, style: Style::Plain } => match text.as_str() {
+            Value::Scalar { text, style: Style::Plain, .. } => match text.as_str() {
                 "true" | "True" | "TRUE" => Some(true),
                 "false" | "False" | "FALSE" => Some(false),
                 _ => None,
@@ -122,7 +126,7 @@ impl Node {
     /// A plain scalar written as a JSON number (no leading `+`, no leading zeros, no hex).
     pub fn as_number(&self) -> Option<serde_json::Number> {
         match &self.value {
-            Value::Scalar { text, style: Style::Plain } if is_json_number(text) => serde_json::from_str(text).ok(),
+            Value::Scalar { text, style: Style::Plain, .. } if is_json_number(text) => serde_json::from_str(text).ok(),
             _ => None,
         }
     }
@@ -144,7 +148,7 @@ impl Node {
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match &self.value {
-            Value::Scalar { text, style } => {
+            Value::Scalar { text, style, .. } => {
                 if *style != Style::Plain {
                     J::String(text.clone())
                 } else if self.is_null() {
@@ -205,18 +209,22 @@ fn pos(m: saphyr_parser::Marker) -> Pos {
 
 /// Parses one YAML document. An empty file is an empty mapping's absence: `Ok(None)`.
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
-    let mut builder = Builder::default();
+    let mut builder = Builder { source: text, ..Builder::default() };
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| SyntaxError { message: e.info().to_owned(), pos: pos(*e.marker()) })?;
+        let raw = (span.start.index(), span.end.index());
         let span = Span { start: pos(span.start), end: pos(span.end) };
-        builder.event(event, span)?;
+        builder.event(event, span, raw)?;
     }
     Ok(builder.root)
 }
 
 /// Folds parser events into a tree. Containers under construction wait on a stack.
 #[derive(Default)]
-struct Builder {
+struct Builder<'s> {
+    source: &'s str,
+    /// Byte offset of each character of `source`, built the first time a scalar needs it.
+    chars: Option<Vec<usize>>,
     stack: Vec<Open>,
     anchors: Vec<(usize, Node)>,
     root: Option<Node>,
@@ -230,8 +238,16 @@ struct Open {
     key: Option<Node>,
 }
 
-impl Builder {
-    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), SyntaxError> {
+impl Builder<'_> {
+    /// The source between two character indexes.
+    fn raw(&mut self, (from, to): (usize, usize)) -> Option<Box<str>> {
+        let source = self.source;
+        let chars = self.chars.get_or_insert_with(|| source.char_indices().map(|(b, _)| b).collect());
+        let byte = |i: usize| chars.get(i).copied().unwrap_or(source.len());
+        source.get(byte(from)..byte(to)).map(Box::from)
+    }
+
+    fn event(&mut self, event: Event<'_>, span: Span, raw: (usize, usize)) -> Result<(), SyntaxError> {
         match event {
             Event::DocumentStart(_) => {
                 self.documents += 1;
@@ -248,7 +264,9 @@ impl Builder {
                     ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Style::Quoted,
                     _ => Style::Block,
                 };
-                let node = Node { value: Value::Scalar { text: text.into_owned(), style }, span };
+                let moved = style != Style::Plain || span.start.line != span.end.line;
+                let raw = if moved { self.raw(raw).filter(|r| **r != *text) } else { None };
+                let node = Node { value: Value::Scalar { text: text.into_owned(), style, raw }, span };
                 self.remember(anchor, &node);
                 self.push(node);
             }
