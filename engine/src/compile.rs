@@ -209,12 +209,17 @@ fn after_edges(
                         Some(item.span),
                         format!("`after:` names `{name}`, which is not a node of this flow"),
                     )
-                    .label(format!("expected one of {}", one_of(ids.iter().copied())))
-                    .suggest(name, ids.iter().copied());
+                    .label(format!("expected one of {}", one_of(others(ids, to))))
+                    .suggest(name, others(ids, to));
             }
         }
     }
     out
+}
+
+/// The node ids other than `me`'s: what an `after:` or a branch may name.
+fn others<'a>(ids: &'a [&'a str], me: usize) -> impl Iterator<Item = &'a str> + Clone + 'a {
+    ids.iter().enumerate().filter(move |(i, _)| *i != me).map(|(_, id)| *id)
 }
 
 /// Adds an edge from each branching node to each of its targets; returns every node's guards.
@@ -239,8 +244,8 @@ fn branch_edges(
                             Some(*span),
                             format!("branch `{}` names `{target}`, which is not a node of this flow", branch.name),
                         )
-                        .label(format!("expected one of {}", one_of(ids.iter().copied())))
-                        .suggest(target, ids.iter().copied());
+                        .label(format!("expected one of {}", one_of(others(ids, s))))
+                        .suggest(target, others(ids, s));
                     continue;
                 };
                 edges.push((s, t, Edge { kind: EdgeKind::Branch, span: *span }));

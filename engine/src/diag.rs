@@ -94,9 +94,10 @@ impl Diagnostic {
 
     /// The machine-readable form used by `--format json`.
     pub fn to_json(&self) -> serde_json::Value {
+        // No position (an empty file): null, not a made-up line 0.
         let (line, col, end_line, end_col) = match self.span {
-            Some(s) => (s.start.line, s.start.col, s.end.line, s.end.col),
-            None => (0, 0, 0, 0),
+            Some(s) => (Some(s.start.line), Some(s.start.col), Some(s.end.line), Some(s.end.col)),
+            None => (None, None, None, None),
         };
         serde_json::json!({
             "severity": self.severity,

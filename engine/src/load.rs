@@ -132,7 +132,9 @@ fn pattern(name: &str, node: &Node, ty: InputType, diags: &mut Diags) -> Option<
     match regex::Regex::new(&format!("^(?:{text})$")) {
         Ok(re) => Some(re),
         Err(e) => {
-            let reason = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
+            let text = e.to_string();
+            let reason = text.lines().last().unwrap_or_default().trim();
+            let reason = reason.strip_prefix("error: ").unwrap_or(reason).to_owned();
             diags
                 .error(
                     "bad-pattern",

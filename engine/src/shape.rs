@@ -239,6 +239,8 @@ impl Checker<'_> {
         };
         let all = || fields.iter().chain(extra);
         let mut seen: Vec<&str> = Vec::new();
+        // Fields an unknown key was probably meant to be: reported once, as the typo.
+        let mut meant: Vec<&str> = Vec::new();
         for (k, v) in pairs {
             let key = k.as_str().unwrap_or_default();
             if seen.contains(&key) {
@@ -250,6 +252,7 @@ impl Checker<'_> {
                 Some(field) => self.check(v, &field.shape, &format!("`{key}`")),
                 None => {
                     let names: Vec<&str> = all().map(|f| f.name).collect();
+                    meant.extend(crate::diag::did_you_mean(key, names.iter().copied()));
                     self.diags
                         .error("unknown-key", Some(k.span), format!("unknown key `{key}` in {what}"))
                         .label(format!("expected one of {}", one_of(names.iter().copied())))
@@ -257,7 +260,7 @@ impl Checker<'_> {
                 }
             }
         }
-        for field in all().filter(|f| f.required && !seen.contains(&f.name)) {
+        for field in all().filter(|f| f.required && !seen.contains(&f.name) && !meant.contains(&f.name)) {
             self.diags
                 .error("missing-field", Some(first_key_span(node)), format!("{what} is missing `{}`", field.name))
                 .label(format!("`{}` is required here", field.name))
