@@ -410,7 +410,10 @@ impl Scope<'_> {
 fn warn_unreachable(plan: &Plan, diags: &mut Diags) {
     for &i in &plan.order {
         let node = &plan.nodes[i];
-        if let Some(end) = plan.deps(i).map(|(d, _)| d).find(|d| plan.nodes[*d].ends_run && !plan.nodes[*d].may_skip) {
+        if let Some(end) = plan.deps(i).map(|(d, _)| d).find(|d| {
+            let end = &plan.nodes[*d];
+            end.ends_run && !end.may_skip && end.on_error == OnError::Stop
+        }) {
             diags
                 .warning("unreachable", Some(node.span), format!("node `{}` can never run", node.id))
                 .label(format!("it waits for `{}`, which always ends the run", plan.nodes[end].id))

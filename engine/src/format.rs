@@ -48,7 +48,11 @@ pub const SLOT_FIELDS: &[Field] = &[
 
 pub const OUTPUT_FIELDS: &[Field] = &[
     Field::required("value", Shape::Template, "a template over inputs, vars and nodes"),
-    Field::optional("default", Shape::Value, "the value when `value` reads a node that was skipped"),
+    Field::optional(
+        "default",
+        Shape::Value,
+        "the value when `value` reads a node that was skipped, or a value that is missing",
+    ),
     Field::optional("description", Shape::Str, "what the output means"),
 ];
 

@@ -172,9 +172,16 @@ fn registry(escape: Escape) -> &'static Handlebars<'static> {
 fn with_handlebars(t: &Template, values: &dyn Values, escape: Escape) -> Result<String, RenderError> {
     let mut root = Value::Object(Map::new());
     for r in &t.refs {
-        // What is written out must exist; what a helper tests may be missing (it is null).
-        if r.interpolated && values.lookup(&r.path).is_none() {
-            return Err(missing(t, &r.path));
+        // What is written out must exist and not be null; what a helper tests, or a block
+        // writes only when its condition holds, may be missing (it is null).
+        if r.interpolated {
+            match values.lookup(&r.path) {
+                None => return Err(missing(t, &r.path)),
+                Some(Value::Null) => {
+                    return Err(RenderError::Null { template: t.source.clone(), path: r.path.join(".") });
+                }
+                Some(_) => {}
+            }
         }
         // Stop before the first index: handlebars walks arrays itself.
         let depth = r.path.iter().position(|s| s.parse::<usize>().is_ok()).unwrap_or(r.path.len());
@@ -314,6 +321,13 @@ mod tests {
         assert!(matches!(e, RenderError::Null { .. }), "{e}");
         let e = render(&t("{{#if inputs.nope}}x{{/if}}{{inputs.nope}}"), &v, Escape::None).expect_err("missing");
         assert!(e.to_string().contains("inputs.nope"), "{e}");
+        // Inside a block, a value is written only when the block renders.
+        assert_eq!(
+            render(&t("{{#if nodes.lookup.nope}}{{nodes.lookup.nope}}{{else}}-{{/if}}"), &v, Escape::None),
+            Ok(json!("-"))
+        );
+        let e = render(&t("{{inputs.none}} {{#if inputs.flag}}x{{/if}}"), &v, Escape::None).expect_err("null");
+        assert!(matches!(e, RenderError::Null { .. }), "{e}");
         // A helper's argument may be missing: it is null, so the condition is false.
         assert_eq!(render(&t("{{#if nodes.lookup.nope}}x{{else}}y{{/if}}"), &v, Escape::None), Ok(json!("y")));
         assert_eq!(render(&t("{{eq nodes.lookup.nope 40003}}"), &v, Escape::None), Ok(json!(false)));

@@ -30,8 +30,9 @@ pub struct Template {
 pub struct Ref {
     pub path: Vec<String>,
     pub span: Span,
-    /// Written into the output (`{{path}}`), as opposed to given to a helper (`{{#if path}}`):
-    /// a missing interpolated value is an error, a missing helper argument is null.
+    /// Written into the output outside any block (`{{path}}`), as opposed to given to a helper
+    /// (`{{#if path}}`) or written inside a block: a missing or null interpolated value is an
+    /// error; the others may be missing (null, rendered empty).
     pub interpolated: bool,
 }
 
@@ -84,7 +85,7 @@ pub fn compile(node: &Node) -> Result<Template, Vec<TemplateError>> {
         let span = e.pos().map_or(node.span, |(line, col)| locate.at(line, col.saturating_sub(1), 2));
         vec![syntax_error(&e, span)]
     })?;
-    let mut walk = Walk { locate: &locate, text: &source, refs: Vec::new(), errors: Vec::new(), cursor: 0 };
+    let mut walk = Walk { locate: &locate, text: &source, refs: Vec::new(), errors: Vec::new(), cursor: 0, depth: 0 };
     walk.elements(&compiled.elements, false);
     if !walk.errors.is_empty() {
         return Err(walk.errors);
@@ -247,6 +248,8 @@ struct Walk<'a> {
     errors: Vec<TemplateError>,
     /// Where in the source the last path was found, so that repeated paths get their own spans.
     cursor: usize,
+    /// How many blocks (`{{#if}}`, `{{#each}}`…) enclose the element being walked.
+    depth: usize,
 }
 
 impl Walk<'_> {
@@ -257,12 +260,16 @@ impl Walk<'_> {
                 TemplateElement::HelperBlock(h) => {
                     self.helper(h, relative);
                     let inner = relative || matches!(&h.name, Parameter::Name(n) if n == "each" || n == "with");
+                    // What a block renders depends on its condition: a value written inside it
+                    // may be missing when the block is not rendered.
+                    self.depth += 1;
                     if let Some(t) = &h.template {
                         self.elements(&t.elements, inner);
                     }
                     if let Some(t) = &h.inverse {
                         self.elements(&t.elements, relative);
                     }
+                    self.depth -= 1;
                 }
                 TemplateElement::RawString(_) | TemplateElement::Comment(_) => {}
                 _ => self.errors.push(TemplateError {
@@ -286,7 +293,7 @@ impl Walk<'_> {
                 }
                 self.errors.push(err);
             }
-            other => self.param(other, relative, true),
+            other => self.param(other, relative, self.depth == 0),
         }
         for p in h.params.iter().chain(h.hash.values()) {
             self.param(p, relative, false);

@@ -252,3 +252,27 @@ fn subflows_nest_only_as_deep_as_the_runner_allows() {
     assert_eq!(err.code, "too_deep");
     assert!(err.message.contains("subflows nest deeper than 2 levels"), "{}", err.message);
 }
+
+#[test]
+fn a_condition_that_cannot_be_evaluated_fails_the_node_instead_of_skipping_it() {
+    let flow = r#"
+id: t.when
+nodes:
+  - id: a
+    kind: set
+    values: { x: 1 }
+  - id: b
+    kind: set
+    when: "{{nodes.a.y}}"
+    values: { z: 2 }
+outputs:
+  z: { value: "{{nodes.b.z}}", default: 0 }
+"#;
+    let r = runner(&[("w.yaml", flow)]);
+    let rec = run(&r, "t.when", json!({})).expect("runs");
+    assert_eq!(rec.status, RunStatus::Failed);
+    let err = rec.error.clone().expect("failure");
+    assert_eq!((err.node.as_str(), err.code.as_str()), ("b", "template"));
+    assert!(err.message.contains("reads `nodes.a.y`, which has no value"), "{}", err.message);
+    assert_eq!(status(&rec, "b"), NodeStatus::Failed);
+}

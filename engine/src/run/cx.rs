@@ -179,7 +179,10 @@ impl<'a> NodeCx<'a> {
                 .iter()
                 .filter_map(|(callee, caller)| Some((callee.clone(), parent.get(caller)?.clone())))
                 .collect();
-            let record = runner.run_nested(flow, inputs, bound, depth, path).await?;
+            let record = runner.run_nested(flow, inputs, bound, depth, path).await.map_err(|e| {
+                let e = NodeError::from(e);
+                NodeError::new(e.code, format!("subflow `{flow}` could not start: {}", e.message))
+            })?;
             let outputs = record.outputs.clone();
             let failure = record.error.clone();
             if let Ok(mut t) = trace.lock() {

@@ -56,7 +56,17 @@ pub(crate) async fn execute(
         while running.len() < runner.options.max_parallel.max(1) {
             let Some(i) = ready.pop() else { break };
             let node = &plan.nodes[i];
-            if let Some(reason) = skip_reason(node, &states, &ids, &base) {
+            let skip = match skip_reason(node, &states, &ids, &base) {
+                Ok(skip) => skip,
+                Err(e) => {
+                    // A condition that cannot be evaluated is the node's failure, never a skip.
+                    records[i].status = NodeStatus::Failed;
+                    records[i].error = Some(e.clone());
+                    failure = Some(RunFailure { node: node.id.clone(), code: e.code, message: e.message });
+                    break;
+                }
+            };
+            if let Some(reason) = skip {
                 states[i] = State::Skipped;
                 records[i].status = NodeStatus::Skipped;
                 records[i].reason = Some(reason);
@@ -88,6 +98,9 @@ pub(crate) async fn execute(
             }
             .instrument(span);
             running.push(Box::pin(fut));
+        }
+        if failure.is_some() {
+            break;
         }
         // One node in flight (a chain, the common case): await it directly. Going through
         // `FuturesUnordered` adds a wake-up hop per I/O event, measured at ~25 µs per request
@@ -207,29 +220,30 @@ fn release(plan: &crate::Plan, i: usize, states: &mut [State], ready: &mut Vec<u
 }
 
 /// The skip rule at run time; `None` means the node runs.
-fn skip_reason(node: &PlanNode, states: &[State], ids: &HashMap<&str, usize>, base: &Env) -> Option<String> {
+fn skip_reason(
+    node: &PlanNode,
+    states: &[State],
+    ids: &HashMap<&str, usize>,
+    base: &Env,
+) -> Result<Option<String>, NodeError> {
     for g in &node.guards {
         let taken = match &states[g.switch] {
             State::Done { branch: Some(b), .. } => g.branches.contains(b),
             _ => false,
         };
         if !taken {
-            return Some(format!("branch {} was not taken", g.branches.join(" or ")));
+            return Ok(Some(format!("branch {} was not taken", g.branches.join(" or "))));
         }
     }
     for (&d, name) in node.reads_nodes.iter().zip(&node.reads_ids) {
         if matches!(states[d], State::Skipped) {
-            return Some(format!("it reads `{name}`, which was skipped"));
+            return Ok(Some(format!("it reads `{name}`, which was skipped")));
         }
     }
-    let when = node.when.as_ref()?;
+    let Some(when) = node.when.as_ref() else { return Ok(None) };
     let env = env_for(node, base, states, ids);
-    match render(when, &env, Escape::None) {
-        Ok(v) if truthy(&v) => None,
-        Ok(_) => Some(format!("`when: {}` is false", when.source)),
-        // A condition that cannot be evaluated skips the node, saying why.
-        Err(e) => Some(format!("`when:` could not be evaluated: {e}")),
-    }
+    let value = render(when, &env, Escape::None)?;
+    Ok((!truthy(&value)).then(|| format!("`when: {}` is false", when.source)))
 }
 
 /// The values a node may read: only the results of the nodes it reads, shared, not copied.

@@ -43,7 +43,7 @@ const POLL_FIELDS: &[Field] = &[
 ];
 
 const RETRY_FIELDS: &[Field] = &[
-    Field::optional("max_attempts", Shape::Int, "attempts in total, the first included (Duo's clients: 7)"),
+    Field::optional("max_attempts", Shape::Int, "attempts in total, the first included, 1 to 100 (Duo's clients: 7)"),
     Field::optional("initial", Shape::Duration, "the wait after the first rate-limited attempt (default `1s`)"),
     Field::optional("max", Shape::Duration, "the longest wait as it doubles (default `32s`)"),
 ];
@@ -70,13 +70,13 @@ const FIELDS: &[Field] = &[
     ),
     Field::optional("accept", Shape::Object(ACCEPT_FIELDS), "failures that count as results instead of errors"),
     Field::optional("poll", Shape::Object(POLL_FIELDS), "repeat the call until a condition holds, bounded in time"),
-    Field::optional("retry", Shape::Object(RETRY_FIELDS), "this call's retry policy, instead of the integration's"),
+    Field::optional("retry", Shape::Object(RETRY_FIELDS), "this call's retry settings, over the integration's policy"),
     Field::optional(
         "pages",
         Shape::Bool,
         "follow Duo's paging (`metadata.next_offset`) and join every page's `response` list (GET only)",
     ),
-    Field::optional("timeout", Shape::Duration, "the whole request's time limit (default `30s`)"),
+    Field::optional("timeout", Shape::Duration, "each attempt's time limit, connection included (default `30s`)"),
     Field::optional("connect_timeout", Shape::Duration, "the connection's time limit (default `10s`)"),
 ];
 
@@ -116,7 +116,11 @@ impl NodeKind for RestCall {
             cx.error("body-not-allowed", span, format!("a `{m}` request has no body"))
                 .help("put the parameters under `query:`");
         }
-        let headers = headers(cx);
+        let duo = slot.as_ref().is_some_and(|(_, kind)| kind.starts_with("duo_"));
+        let headers = headers(cx, duo);
+        if duo {
+            params_where_duo_wants_them(cx, method.as_deref());
+        }
         let extract = extract(cx);
         let accept = accept(cx);
         let poll = poll(cx);
@@ -217,15 +221,24 @@ fn map_of_values(cx: &mut CompileCx<'_>, key: &str) -> Option<Option<Vec<(String
     ok.then_some(Some(out))
 }
 
-fn headers(cx: &mut CompileCx<'_>) -> Option<Vec<(String, Template)>> {
+/// Headers the HTTP layer sets itself, for every integration.
+const RESERVED_HEADERS: &[&str] =
+    &["host", "authorization", "proxy-authorization", "content-length", "transfer-encoding", "connection", "te"];
+/// And for Duo integrations, whose requests are signed with them.
+const DUO_HEADERS: &[&str] = &["date", "content-type"];
+
+fn headers(cx: &mut CompileCx<'_>, duo: bool) -> Option<Vec<(String, Template)>> {
     let pairs = cx.get("headers").and_then(Node::as_map).unwrap_or_default();
     let mut out = Vec::new();
     let mut ok = true;
     for (k, v) in pairs {
         let name = k.as_str().unwrap_or_default();
-        if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("date") {
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) || (duo && DUO_HEADERS.contains(&lower.as_str())) {
+            let why = if duo { "the integration signs every request with it" } else { "the HTTP layer sets it" };
             cx.error("reserved-header", k.span, format!("`{name}` is set by the integration"))
-                .help("the integration signs or authenticates every request: remove this header");
+                .label(why)
+                .help("remove this header");
             ok = false;
             continue;
         }
@@ -235,6 +248,19 @@ fn headers(cx: &mut CompileCx<'_>) -> Option<Vec<(String, Template)>> {
         }
     }
     ok.then_some(out)
+}
+
+/// Duo takes the params of GET and DELETE in the query, and those of POST, PUT and PATCH in
+/// the body; the other way round is refused before anything is sent, so say it now.
+fn params_where_duo_wants_them(cx: &mut CompileCx<'_>, method: Option<&str>) {
+    let Some(method) = method else { return };
+    let reads = matches!(method, "GET" | "DELETE");
+    if !reads && cx.get("query").is_some() {
+        let span = cx.key_span("query");
+        cx.error("query-not-allowed", span, format!("a Duo `{method}` takes its parameters in the body"))
+            .label("Duo signs a POST, PUT or PATCH's parameters as its JSON body")
+            .help("move these parameters under `body:`");
+    }
 }
 
 /// One `extract:` entry.
@@ -334,21 +360,40 @@ fn poll(cx: &mut CompileCx<'_>) -> Option<Option<Poll>> {
     Some(Some(Poll { until, interval, timeout }))
 }
 
-/// A node's own retry policy: the integration's defaults for what it does not say.
-fn retry(cx: &CompileCx<'_>) -> Option<crate::duo::RetryPolicy> {
+/// A node's own retry settings; what it leaves out comes from the integration's policy.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RetryOverride {
+    pub max_attempts: Option<u32>,
+    pub initial: Option<Duration>,
+    pub max: Option<Duration>,
+}
+
+impl RetryOverride {
+    /// The integration's policy with this node's settings on top.
+    pub fn over(&self, base: &crate::duo::RetryPolicy) -> crate::duo::RetryPolicy {
+        let mut p = *base;
+        if let Some(n) = self.max_attempts {
+            p.max_attempts = n;
+        }
+        if let Some(d) = self.initial {
+            p.initial = d;
+        }
+        if let Some(d) = self.max {
+            p.max = d;
+        }
+        p
+    }
+}
+
+fn retry(cx: &CompileCx<'_>) -> Option<RetryOverride> {
     let node = cx.get("retry")?;
-    let mut policy = crate::duo::RetryPolicy::default();
-    if let Some(n) = node.get("max_attempts").and_then(Node::as_number).and_then(|n| n.as_u64()) {
-        policy.max_attempts = u32::try_from(n).unwrap_or(u32::MAX).max(1);
-    }
     let d = |key: &str| node.get(key).and_then(Node::as_str).and_then(parse_duration);
-    if let Some(initial) = d("initial") {
-        policy.initial = initial;
-    }
-    if let Some(max) = d("max") {
-        policy.max = max;
-    }
-    Some(policy)
+    let max_attempts = node
+        .get("max_attempts")
+        .and_then(Node::as_number)
+        .and_then(|n| n.as_u64())
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX).clamp(1, 100));
+    Some(RetryOverride { max_attempts, initial: d("initial"), max: d("max") })
 }
 
 fn duration(cx: &CompileCx<'_>, key: &str) -> Option<Duration> {
@@ -367,7 +412,7 @@ pub struct RestCallExec {
     pub extract: Vec<Extract>,
     pub accept: Accept,
     pub poll: Option<Poll>,
-    pub retry: Option<crate::duo::RetryPolicy>,
+    pub retry: Option<RetryOverride>,
     pub pages: bool,
     pub timeout: Duration,
     pub connect_timeout: Duration,

@@ -20,7 +20,7 @@ impl RestCallExec {
     pub(crate) async fn execute(&self, cx: NodeCx<'_>) -> Result<NodeOutput, NodeError> {
         cx.count_attempts();
         let bound: &Bound = cx.binding(&self.slot)?;
-        let call = self.call(&cx)?;
+        let call = self.call(&cx, bound)?;
         let mut kept: Vec<Attempt> = Vec::new();
         let Some(poll) = &self.poll else {
             let result = self.once(&cx, bound, &call, &mut kept).await;
@@ -62,11 +62,11 @@ impl RestCallExec {
 
     /// Renders the request. Values go in as structures: a path value is one segment, a query
     /// value one parameter, a body value one JSON value; a null parameter is left out.
-    fn call(&self, cx: &NodeCx<'_>) -> Result<Call, NodeError> {
+    fn call(&self, cx: &NodeCx<'_>, bound: &Bound) -> Result<Call, NodeError> {
         let mut call = Call::new(self.method.clone(), cx.render_path(&self.path)?);
         call.timeout = self.timeout;
         call.connect_timeout = self.connect_timeout;
-        call.retry = self.retry;
+        call.retry = self.retry.map(|r| r.over(&bound.integration.retry));
         for (k, v) in self.query.iter().flatten() {
             match cx.render_value(v)? {
                 Value::Null => {}
