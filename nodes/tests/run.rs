@@ -260,10 +260,10 @@ id: t.when
 nodes:
   - id: a
     kind: set
-    values: { x: 1 }
+    values: { x: { shallow: 1 } }
   - id: b
     kind: set
-    when: "{{nodes.a.y}}"
+    when: "{{nodes.a.x.deep}}"
     values: { z: 2 }
 outputs:
   z: { value: "{{nodes.b.z}}", default: 0 }
@@ -273,6 +273,6 @@ outputs:
     assert_eq!(rec.status, RunStatus::Failed);
     let err = rec.error.clone().expect("failure");
     assert_eq!((err.node.as_str(), err.code.as_str()), ("b", "template"));
-    assert!(err.message.contains("reads `nodes.a.y`, which has no value"), "{}", err.message);
+    assert!(err.message.contains("reads `nodes.a.x.deep`, which has no value"), "{}", err.message);
     assert_eq!(status(&rec, "b"), NodeStatus::Failed);
 }
