@@ -4,6 +4,10 @@
 //! `cargo bench --bench rest`. The server is the simulator's unsigned `GET /auth/v2/ping`, so
 //! the comparison measures the engine (templates, scheduling, records, the HTTP layer's checks)
 //! rather than signing, which `cargo bench -p flowcat-nodes --bench sign` measures.
+//!
+//! For profiling: `FLOWCAT_BENCH_ONLY=engine` (or `reqwest`) measures one side only, and
+//! `FLOWCAT_BENCH_PROBE=1` first prints the cost of one call through `http::send`, through the
+//! engine and through reqwest, and the node timings of one run.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -35,8 +35,8 @@ impl std::fmt::Debug for Live {
 }
 
 impl Live {
-    /// `terminal`: draw a spinner; `quiet`: print nothing (for `--json` in scripts? no: always
-    /// shown on stderr unless quiet).
+    /// `terminal`: draw a spinner line and mark finished nodes; otherwise plain lines.
+    /// `quiet`: print nothing at all.
     pub fn start(terminal: bool, quiet: bool) -> Arc<Live> {
         let live = Arc::new(Live { terminal, quiet, screen: Mutex::default(), stopped: AtomicBool::new(false) });
         if terminal && !quiet {
