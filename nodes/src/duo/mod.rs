@@ -3,6 +3,8 @@
 //! [`sign`] turns a call into the bytes and headers Duo verifies, byte-exact with Duo's official
 //! Python client; [`secret`] keeps the secret key out of logs; [`retry`] says when to try again.
 
+mod date;
+mod pyjson;
 pub mod retry;
 pub mod secret;
 pub mod sign;

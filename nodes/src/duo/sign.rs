@@ -6,16 +6,19 @@
 //! requests the Python client would build but the wire could not carry faithfully) the function says
 //! so; it never produces a different signature for an input both accept.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha512};
 
 use super::secret::Secret;
+
+pub use super::date::{rfc2822_date, rfc2822_now};
+pub use super::pyjson::canon_json;
 
 /// The HMAC hash of a v2 signature. Duo's documentation says SHA-1; the current official clients
 /// sign v2 with SHA-512; the server accepts both.
@@ -175,156 +178,6 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
-/// A JSON body exactly as Python's `json.dumps(params, sort_keys=True, separators=(',', ':'))`
-/// renders it, which is what `duo_client` sends and hashes for v5.
-///
-/// - keys sorted by code point at every level (not trusting the map's own order: a workspace
-///   feature such as serde_json's `preserve_order` would change it);
-/// - `ensure_ascii`: every character outside `' '..='~'` is escaped as lower-case `\uXXXX`, above
-///   U+FFFF as a UTF-16 surrogate pair; `\b \f \n \r \t \" \\` use their short forms; `/` is not
-///   escaped; DEL is `\u007f`;
-/// - integers as written; floats as Python's `repr` (`1.0`, `1e+16`, `1e-05`, `-0.0`).
-pub fn canon_json(object: &Map<String, Value>) -> Result<String, SignError> {
-    let mut out = String::with_capacity(64);
-    write_json_object(&mut out, object, 1)?;
-    Ok(out)
-}
-
-fn write_json_object(out: &mut String, object: &Map<String, Value>, depth: usize) -> Result<(), SignError> {
-    if depth > MAX_JSON_DEPTH {
-        return Err(SignError::JsonTooDeep);
-    }
-    let mut entries: Vec<(&String, &Value)> = object.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    out.push('{');
-    for (i, (key, value)) in entries.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_json_string(out, key);
-        out.push(':');
-        write_json_value(out, value, depth)?;
-    }
-    out.push('}');
-    Ok(())
-}
-
-fn write_json_value(out: &mut String, value: &Value, depth: usize) -> Result<(), SignError> {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => write_json_number(out, n),
-        Value::String(s) => write_json_string(out, s),
-        Value::Array(items) => {
-            if depth + 1 > MAX_JSON_DEPTH {
-                return Err(SignError::JsonTooDeep);
-            }
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json_value(out, item, depth + 1)?;
-            }
-            out.push(']');
-        }
-        Value::Object(object) => write_json_object(out, object, depth + 1)?,
-    }
-    Ok(())
-}
-
-fn write_json_string(out: &mut String, text: &str) {
-    out.push('"');
-    for ch in text.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(ch),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in ch.encode_utf16(&mut units) {
-                    // Writing to a String cannot fail.
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
-fn write_json_number(out: &mut String, number: &Number) {
-    if let Some(u) = number.as_u64() {
-        let _ = write!(out, "{u}");
-    } else if let Some(i) = number.as_i64() {
-        let _ = write!(out, "{i}");
-    } else if let Some(f) = number.as_f64() {
-        out.push_str(&python_float_repr(f));
-    } else {
-        // Only reachable with serde_json's `arbitrary_precision`: keep the number's own text.
-        let _ = write!(out, "{number}");
-    }
-}
-
-/// Python's `repr(float)` (and so `json.dumps`): the shortest digits that round-trip, in fixed
-/// notation when the decimal exponent is in `-4 < e <= 16`, otherwise `d.ddde±XX`.
-fn python_float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".to_owned();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
-    }
-    let sign = if f.is_sign_negative() { "-" } else { "" };
-    if f == 0.0 {
-        return format!("{sign}0.0");
-    }
-    // Rust's `{:e}` gives the same shortest round-trip digits as Python's repr, as `d.ddddeN`.
-    let scientific = format!("{:e}", f.abs());
-    let Some((mantissa, exponent)) = scientific.split_once('e') else {
-        return f.to_string();
-    };
-    let Ok(exponent) = exponent.parse::<i32>() else {
-        return f.to_string();
-    };
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    // Position of the decimal point relative to the digits: value = 0.DIGITS × 10^decpt.
-    let decpt = exponent + 1;
-    let n = i32::try_from(digits.len()).unwrap_or(i32::MAX);
-    let mut out = String::from(sign);
-    if decpt > -4 && decpt <= 16 {
-        if decpt <= 0 {
-            out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', decpt.unsigned_abs() as usize));
-            out.push_str(&digits);
-        } else if decpt >= n {
-            out.push_str(&digits);
-            out.extend(std::iter::repeat_n('0', (decpt - n) as usize));
-            out.push_str(".0");
-        } else {
-            let (int_part, frac_part) = digits.split_at(decpt as usize);
-            out.push_str(int_part);
-            out.push('.');
-            out.push_str(frac_part);
-        }
-    } else {
-        let (first, rest) = digits.split_at(1.min(digits.len()));
-        out.push_str(first);
-        if !rest.is_empty() {
-            out.push('.');
-            out.push_str(rest);
-        }
-        let e = decpt - 1;
-        let _ = write!(out, "e{}{:02}", if e < 0 { '-' } else { '+' }, e.unsigned_abs());
-    }
-    out
-}
-
 /// What a canonical string is built from. v2 reads only `date`, `method`, `host`, `path` and
 /// `params`; v5 also hashes `body` (the exact bytes sent; empty when there is none) and
 /// `x_duo_headers`.
@@ -444,57 +297,6 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
         out.push(char::from(HEX_LOWER[usize::from(byte >> 4)]));
         out.push(char::from(HEX_LOWER[usize::from(byte & 0xf)]));
     }
-}
-
-/// Duo's `Date`: what Python's `email.utils.formatdate()` gives, RFC 2822 in UTC with the zone
-/// written `-0000`, e.g. `Tue, 21 Aug 2012 17:29:18 -0000`.
-///
-/// `None` outside years 1 to 9999, where Python's `formatdate` fails too.
-pub fn rfc2822_date(unix_seconds: i64) -> Option<String> {
-    const MIN: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
-    const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    if !(MIN..=MAX).contains(&unix_seconds) {
-        return None;
-    }
-    let days = unix_seconds.div_euclid(86_400);
-    let secs = unix_seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    // 1970-01-01 was a Thursday.
-    let weekday = DAYS[(days + 4).rem_euclid(7) as usize];
-    let month = MONTHS[(month - 1) as usize];
-    Some(format!(
-        "{weekday}, {day:02} {month} {year:04} {:02}:{:02}:{:02} -0000",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    ))
-}
-
-/// The current time as [`rfc2822_date`] writes it.
-pub fn rfc2822_now() -> String {
-    let now = match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        Ok(elapsed) => i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX),
-        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
-    };
-    // A clock outside years 1–9999 is broken; the epoch still yields a well-formed header.
-    rfc2822_date(now).unwrap_or_else(|| "Thu, 01 Jan 1970 00:00:00 -0000".to_owned())
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month 1–12, day 1–31); Howard Hinnant's
-/// `civil_from_days`, exact for every `i64` day count a valid date produces.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Signs requests for one Duo application (integration key, secret key, version).
