@@ -65,9 +65,9 @@ pub fn compile(parsed: &mut Parsed, registry: &Registry, catalog: &dyn Signature
     }
     let plan_nodes = pending.into_iter().zip(guards).map(|(p, guards)| plan_node(p, guards)).collect();
     let plan = Plan::build(plan_nodes, edges, diags)?;
-    warn_unreachable(&plan, diags);
-    warn_unused(&plan, &outputs, diags);
-    warn_skippable_outputs(&plan, &outputs, diags);
+    crate::lints::unreachable(&plan, diags);
+    crate::lints::unused(&plan, &outputs, diags);
+    crate::lints::skippable_outputs(&plan, &outputs, diags);
     Some(Flow { signature: parsed.signature.clone(), vars, outputs, plan })
 }
 
@@ -403,73 +403,5 @@ impl Scope<'_> {
             Some(g) => d.help(format!("did you mean `{}`?", g.trim_end_matches('.'))),
             None => d.help("templates read `inputs.<name>`, `vars.<name>` or `nodes.<id>.<field>`"),
         };
-    }
-}
-
-/// Nodes that can never run: after a node that ends the run, or behind a `when: false`.
-fn warn_unreachable(plan: &Plan, diags: &mut Diags) {
-    for &i in &plan.order {
-        let node = &plan.nodes[i];
-        if let Some(end) = plan.deps(i).map(|(d, _)| d).find(|d| {
-            let end = &plan.nodes[*d];
-            end.ends_run && !end.may_skip && end.on_error == OnError::Stop
-        }) {
-            diags
-                .warning("unreachable", Some(node.span), format!("node `{}` can never run", node.id))
-                .label(format!("it waits for `{}`, which always ends the run", plan.nodes[end].id))
-                .help("give the two nodes different `when:` conditions or branches instead of an order");
-        } else if node.when.as_ref().is_some_and(|w| w.source.trim() == "false") {
-            diags
-                .warning("unreachable", Some(node.span), format!("node `{}` can never run", node.id))
-                .label("its `when:` is always false")
-                .help("remove the node, or give it a real condition");
-        }
-    }
-}
-
-/// Pure nodes whose results nothing reads.
-fn warn_unused(plan: &Plan, outputs: &[Output], diags: &mut Diags) {
-    for (i, node) in plan.nodes.iter().enumerate() {
-        if !node.pure {
-            continue;
-        }
-        let read_by_node = plan.dependents(i).any(|(_, k)| k == EdgeKind::Data);
-        let read_by_output = outputs
-            .iter()
-            .flat_map(|o| {
-                o.value.refs.iter().chain(o.default.iter().flat_map(|d| d.templates()).flat_map(|t| t.refs.iter()))
-            })
-            .any(|r| r.path.len() > 1 && r.path[0] == "nodes" && r.path[1] == node.id);
-        if !read_by_node && !read_by_output && node.branches.is_empty() {
-            diags
-                .warning(
-                    "unused",
-                    Some(node.span),
-                    format!("the result of `{}` node `{}` is never read", node.kind, node.id),
-                )
-                .label("no node or output reads it")
-                .help(format!("read it as `nodes.{}.<field>`, or remove the node", node.id));
-        }
-    }
-}
-
-/// Outputs that read a node which may be skipped, with nothing to fall back on.
-fn warn_skippable_outputs(plan: &Plan, outputs: &[Output], diags: &mut Diags) {
-    for o in outputs.iter().filter(|o| o.default.is_none()) {
-        let skippable = o.value.refs.iter().find_map(|r| {
-            let id = r.path.get(1).filter(|_| r.path[0] == "nodes")?;
-            let i = plan.index(id)?;
-            plan.nodes[i].may_skip.then_some((r, id))
-        });
-        if let Some((r, id)) = skippable {
-            diags
-                .warning(
-                    "skippable-output",
-                    Some(r.span),
-                    format!("output `{}` reads `{id}`, which may be skipped", o.name),
-                )
-                .label("skipped when its `when:` is false or its branch is not taken")
-                .help("give the output a `default:` for runs in which the node is skipped");
-        }
     }
 }
