@@ -56,7 +56,7 @@ pub(crate) async fn execute(
         while running.len() < runner.options.max_parallel.max(1) {
             let Some(i) = ready.pop() else { break };
             let node = &plan.nodes[i];
-            let skip = match skip_reason(node, &states, &ids, &base) {
+            let skip = match skip_reason(node, &states, &base) {
                 Ok(skip) => skip,
                 Err(e) => {
                     // A condition that cannot be evaluated is the node's failure, never a skip.
@@ -80,7 +80,7 @@ pub(crate) async fn execute(
                 release(plan, i, &mut states, &mut ready);
                 continue;
             }
-            let env = env_for(node, &base, &states, &ids);
+            let env = env_for(node, &base, &states);
             let trace = Arc::new(Mutex::new(Trace::default()));
             let p = node_path(i);
             runner.observer.event(&Event::Started { path: &p, kind: node.kind });
@@ -220,12 +220,7 @@ fn release(plan: &crate::Plan, i: usize, states: &mut [State], ready: &mut Vec<u
 }
 
 /// The skip rule at run time; `None` means the node runs.
-fn skip_reason(
-    node: &PlanNode,
-    states: &[State],
-    ids: &HashMap<&str, usize>,
-    base: &Env,
-) -> Result<Option<String>, NodeError> {
+fn skip_reason(node: &PlanNode, states: &[State], base: &Env) -> Result<Option<String>, NodeError> {
     for g in &node.guards {
         let taken = match &states[g.switch] {
             State::Done { branch: Some(b), .. } => g.branches.contains(b),
@@ -241,28 +236,23 @@ fn skip_reason(
         }
     }
     let Some(when) = node.when.as_ref() else { return Ok(None) };
-    let env = env_for(node, base, states, ids);
+    let env = env_for(node, base, states);
     let value = render(when, &env, Escape::None)?;
     Ok((!truthy(&value)).then(|| format!("`when: {}` is false", when.source)))
 }
 
 /// The values a node may read: only the results of the nodes it reads, shared, not copied.
-fn env_for(node: &PlanNode, base: &Env, states: &[State], ids: &HashMap<&str, usize>) -> Env {
-    let _ = ids;
+fn env_for(node: &PlanNode, base: &Env, states: &[State]) -> Env {
     let nodes = node
         .reads_nodes
         .iter()
-        .filter_map(|&d| match &states[d] {
-            State::Done { value, .. } => Some((node_id(node, d), value.clone())),
+        .zip(&node.reads_ids)
+        .filter_map(|(&d, id)| match &states[d] {
+            State::Done { value, .. } => Some((id.clone(), value.clone())),
             _ => None,
         })
         .collect();
     Env { inputs: base.inputs.clone(), vars: base.vars.clone(), nodes }
-}
-
-fn node_id(node: &PlanNode, d: usize) -> Arc<str> {
-    let i = node.reads_nodes.iter().position(|x| *x == d).unwrap_or(0);
-    node.reads_ids.get(i).cloned().unwrap_or_else(|| Arc::from(""))
 }
 
 /// Renders the outputs; one that reads a skipped node takes its default (or null).
