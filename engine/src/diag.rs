@@ -73,16 +73,17 @@ impl Diagnostic {
         let _ = writeln!(out, "{pad}--> {}", self.location());
         let _ = writeln!(out, "{pad} |");
         let line = self.source.text.lines().nth(span.start.line.saturating_sub(1) as usize);
-        if let Some(line) = line {
+        if let Some(full) = line {
+            let (line, shift) = window(full, span.start.col.saturating_sub(1) as usize);
             let _ = writeln!(out, "{line_no} | {line}");
-            let start = span.start.col.saturating_sub(1) as usize;
+            let start = (span.start.col.saturating_sub(1) as usize).saturating_sub(shift);
             let width = if span.end.line == span.start.line && span.end.col > span.start.col {
                 (span.end.col - span.start.col) as usize
             } else {
                 line.chars().count().saturating_sub(start).max(1)
             };
             let label = self.label.as_deref().map(|l| format!(" {l}")).unwrap_or_default();
-            let indent = caret_indent(line, start);
+            let indent = caret_indent(&line, start);
             let _ = writeln!(out, "{pad} | {indent}{on}{}{label}{off}", "^".repeat(width));
         }
         if let Some(help) = &self.help {
@@ -112,6 +113,23 @@ impl Diagnostic {
             "help": self.help,
         })
     }
+}
+
+/// Lines this long are shown as a window around the caret, not whole.
+const MAX_LINE: usize = 160;
+
+/// The part of `line` to print around character `at`, and how many characters were cut before.
+fn window(line: &str, at: usize) -> (String, usize) {
+    let len = line.chars().count();
+    if len <= MAX_LINE {
+        return (line.to_owned(), 0);
+    }
+    let from = at.saturating_sub(MAX_LINE / 2).min(len.saturating_sub(MAX_LINE));
+    let body: String = line.chars().skip(from).take(MAX_LINE).collect();
+    let lead = if from > 0 { "…" } else { "" };
+    let tail = if from + MAX_LINE < len { "…" } else { "" };
+    // The leading `…` takes one column: the caret moves with it.
+    (format!("{lead}{body}{tail}"), from.saturating_sub(lead.chars().count()))
 }
 
 /// Keeps tabs in the caret line so that the caret lines up under tab-indented text.
@@ -219,6 +237,22 @@ mod tests {
             text,
             "error[wrong-type]: `nodes` must be a list\n --> f.yaml:2:8\n  |\n2 | nodes: 3\n  |        ^ expected a list\n  |\n  = help: write `- id: ...`\n"
         );
+    }
+
+    #[test]
+    fn long_lines_show_a_window_around_the_caret() {
+        let text = format!("nodes: {}x{}\n", "[".repeat(300), "]".repeat(300));
+        let source = Arc::new(Source { path: "f.yaml".into(), text });
+        let mut diags = Diags::new(source);
+        let span = Span { start: Pos { line: 1, col: 308 }, end: Pos { line: 1, col: 309 } };
+        diags.error("yaml-syntax", Some(span), "here");
+        let text = diags.list[0].render(false);
+        let lines: Vec<&str> = text.lines().collect();
+        let source_line = lines[3].split_once(" | ").map(|(_, l)| l).unwrap_or_default();
+        let caret_line = lines[4].split_once(" | ").map(|(_, l)| l).unwrap_or_default();
+        assert!(source_line.chars().count() <= MAX_LINE + 2, "{source_line}");
+        let caret = caret_line.chars().position(|c| c == '^').expect("a caret");
+        assert_eq!(source_line.chars().nth(caret), Some('x'), "{text}");
     }
 
     #[test]
