@@ -86,6 +86,11 @@ async fn reqwest_rate(client: reqwest::Client, url: String, concurrency: usize) 
     done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
@@ -149,9 +154,16 @@ fn main() {
         println!("|---:|---:|---:|---:|");
         // `FLOWCAT_BENCH_ONLY=engine` (or `reqwest`) measures one side, for profiling.
         let only = std::env::var("FLOWCAT_BENCH_ONLY").unwrap_or_default();
+        // Three rounds per concurrency, alternating the two sides, medians reported: on two
+        // cores shared with the server, single 3-second windows vary by ±20 %.
         for c in [1, 16, 256] {
-            let plain = if only == "engine" { 1.0 } else { reqwest_rate(client.clone(), url.clone(), c).await };
-            let engine = if only == "reqwest" { 1.0 } else { engine_rate(flowcat.clone(), c).await };
+            let mut plain = Vec::new();
+            let mut engine = Vec::new();
+            for _ in 0..3 {
+                plain.push(if only == "engine" { 1.0 } else { reqwest_rate(client.clone(), url.clone(), c).await });
+                engine.push(if only == "reqwest" { 1.0 } else { engine_rate(flowcat.clone(), c).await });
+            }
+            let (plain, engine) = (median(plain), median(engine));
             println!("| {c} | {engine:.0} | {plain:.0} | {:.0} % |", engine / plain * 100.0);
         }
         sim.shutdown().await;
