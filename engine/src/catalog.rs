@@ -170,7 +170,7 @@ impl Catalog {
         for e in &self.entries {
             let Some(flow) = &e.flow else { continue };
             for n in &flow.plan.nodes {
-                if let Some(to) = n.calls.as_ref().and_then(|c| index.get(&c.flow)) {
+                if let Some(to) = n.compiled.calls.as_ref().and_then(|c| index.get(&c.flow)) {
                     graph.add_edge(index[flow.id()], *to, ());
                 }
             }
@@ -193,7 +193,7 @@ impl Catalog {
         let Some(flow) = self.entries[entry].flow.take() else { return };
         let mut diags = Diags::new(self.entries[entry].source.clone());
         for n in &flow.plan.nodes {
-            let Some(call) = n.calls.as_ref().filter(|c| ids.contains(&c.flow)) else { continue };
+            let Some(call) = n.compiled.calls.as_ref().filter(|c| ids.contains(&c.flow)) else { continue };
             let mut path: Vec<&str> = vec![flow.id()];
             path.extend(ids.iter().map(String::as_str).filter(|i| *i != flow.id()));
             path.push(flow.id());

@@ -57,11 +57,11 @@ fn build(
     let mut ends = Vec::new();
     for node in &plan.nodes {
         let key = format!("{prefix}{}", node.id);
-        let mut lines = vec![node.id.clone(), node.exec.label()];
+        let mut lines = vec![node.id.clone(), node.compiled.exec.label()];
         if let Some(w) = &node.when {
             lines.push(format!("when {}", w.source));
         }
-        let callee = node.calls.as_ref().and_then(|c| catalog?.get(&c.flow)).filter(|_| depth < MAX_DEPTH);
+        let callee = node.compiled.calls.as_ref().and_then(|c| catalog?.get(&c.flow)).filter(|_| depth < MAX_DEPTH);
         match callee {
             Some(sub) => {
                 let mut items = Vec::new();
@@ -208,17 +208,17 @@ fn json_at(flow: &Flow, expand: Option<&Catalog>, depth: usize) -> serde_json::V
         .map(|n| {
             let guards: Vec<_> =
                 n.guards.iter().map(|g| json!({"node": plan.nodes[g.switch].id, "branches": g.branches})).collect();
-            let sub = n.calls.as_ref().and_then(|c| expand?.get(&c.flow)).filter(|_| depth < MAX_DEPTH);
+            let sub = n.compiled.calls.as_ref().and_then(|c| expand?.get(&c.flow)).filter(|_| depth < MAX_DEPTH);
             json!({
                 "id": n.id,
                 "kind": n.kind,
-                "label": n.exec.label(),
+                "label": n.compiled.exec.label(),
                 "when": n.when.as_ref().map(|w| &w.source),
                 "may_skip": n.may_skip,
-                "ends_run": n.ends_run,
+                "ends_run": n.compiled.ends_run,
                 "guards": guards,
-                "fields": n.fields,
-                "settings": n.exec.describe(),
+                "fields": n.compiled.fields,
+                "settings": n.compiled.exec.describe(),
                 "subflow": sub.map(|s| json_at(s, expand, depth + 1)),
             })
         })

@@ -11,7 +11,7 @@ pub(crate) fn unreachable(plan: &Plan, diags: &mut Diags) {
         let node = &plan.nodes[i];
         if let Some(end) = plan.deps(i).map(|(d, _)| d).find(|d| {
             let end = &plan.nodes[*d];
-            end.ends_run && !end.may_skip && end.on_error == OnError::Stop
+            end.compiled.ends_run && !end.may_skip && end.on_error == OnError::Stop
         }) {
             diags
                 .warning("unreachable", Some(node.span), format!("node `{}` can never run", node.id))
@@ -29,7 +29,7 @@ pub(crate) fn unreachable(plan: &Plan, diags: &mut Diags) {
 /// Pure nodes whose results nothing reads.
 pub(crate) fn unused(plan: &Plan, outputs: &[Output], diags: &mut Diags) {
     for (i, node) in plan.nodes.iter().enumerate() {
-        if !node.pure {
+        if !node.compiled.pure {
             continue;
         }
         let read_by_node = plan.dependents(i).any(|(_, k)| k == EdgeKind::Data);
@@ -39,7 +39,7 @@ pub(crate) fn unused(plan: &Plan, outputs: &[Output], diags: &mut Diags) {
                 o.value.refs.iter().chain(o.default.iter().flat_map(|d| d.templates()).flat_map(|t| t.refs.iter()))
             })
             .any(|r| r.path.len() > 1 && r.path[0] == "nodes" && r.path[1] == node.id);
-        if !read_by_node && !read_by_output && node.branches.is_empty() {
+        if !read_by_node && !read_by_output && node.compiled.branches.is_empty() {
             diags
                 .warning(
                     "unused",

@@ -12,7 +12,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
 use crate::diag::Diags;
-use crate::kind::{Branch, Call, NodeExec};
+use crate::kind::Compiled;
 use crate::template::{Ref, Template};
 use crate::yaml::Span;
 
@@ -62,13 +62,8 @@ pub struct PlanNode {
     pub description: Option<String>,
     pub span: Span,
     pub when: Option<Template>,
-    pub exec: Box<dyn NodeExec>,
-    /// The result names later nodes may read.
-    pub fields: Vec<String>,
-    pub calls: Option<Call>,
-    pub branches: Vec<Branch>,
-    pub ends_run: bool,
-    pub pure: bool,
+    /// What the node's kind made of it: its runnable form, result fields, calls, branches.
+    pub compiled: Compiled,
     pub guards: Vec<Guard>,
     /// Every path the node's templates read.
     pub reads: Vec<Ref>,

@@ -207,14 +207,7 @@ impl Checker<'_> {
             }
             return;
         };
-        let mut seen: Vec<&str> = Vec::new();
-        for (k, v) in pairs {
-            let key = k.as_str().unwrap_or_default();
-            if seen.contains(&key) {
-                self.duplicate_key(k, key, what);
-                continue;
-            }
-            seen.push(key);
+        for (key, k, v) in self.unique(pairs, what) {
             if names {
                 self.name(k, &format!("key `{key}` in {what}"));
             } else if k.as_str().is_none_or(str::is_empty) {
@@ -224,11 +217,21 @@ impl Checker<'_> {
         }
     }
 
-    fn duplicate_key(&mut self, k: &Node, key: &str, what: &str) {
-        self.diags
-            .error("duplicate-key", Some(k.span), format!("`{key}` is given twice in {what}"))
-            .label("second definition here")
-            .help("remove one of them: YAML keeps only one");
+    /// The pairs of a mapping with each key once; a key given again is reported and dropped.
+    fn unique<'n>(&mut self, pairs: &'n [(Node, Node)], what: &str) -> Vec<(&'n str, &'n Node, &'n Node)> {
+        let mut out: Vec<(&str, &Node, &Node)> = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            let key = k.as_str().unwrap_or_default();
+            if out.iter().any(|(seen, _, _)| *seen == key) {
+                self.diags
+                    .error("duplicate-key", Some(k.span), format!("`{key}` is given twice in {what}"))
+                    .label("second definition here")
+                    .help("remove one of them: YAML keeps only one");
+                continue;
+            }
+            out.push((key, k, v));
+        }
+        out
     }
 
     /// Checks a mapping against `fields` plus `extra` (for nodes: common then kind fields).
@@ -238,16 +241,11 @@ impl Checker<'_> {
             return;
         };
         let all = || fields.iter().chain(extra);
-        let mut seen: Vec<&str> = Vec::new();
+        let unique = self.unique(pairs, what);
+        let seen: Vec<&str> = unique.iter().map(|(key, _, _)| *key).collect();
         // Fields an unknown key was probably meant to be: reported once, as the typo.
         let mut meant: Vec<&str> = Vec::new();
-        for (k, v) in pairs {
-            let key = k.as_str().unwrap_or_default();
-            if seen.contains(&key) {
-                self.duplicate_key(k, key, what);
-                continue;
-            }
-            seen.push(key);
+        for (key, k, v) in unique {
             match all().find(|f| f.name == key) {
                 Some(field) => self.check(v, &field.shape, &format!("`{key}`")),
                 None => {

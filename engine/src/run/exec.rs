@@ -90,7 +90,7 @@ pub(crate) async fn execute(
             let span = tracing::info_span!("node", id = %node.id, kind = node.kind);
             let fut = async move {
                 tracing::debug!("node started");
-                let result = node.exec.run(cx).await;
+                let result = node.compiled.exec.run(cx).await;
                 if let Err(e) = &result {
                     tracing::debug!(code = %e.code, "node failed");
                 }
