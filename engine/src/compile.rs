@@ -143,7 +143,7 @@ fn nodes(
         let Some(kind) = item.get("kind").and_then(Node::as_str).and_then(|k| registry.kind(k)) else {
             continue;
         };
-        let when = item.get("when").and_then(|w| condition(w, diags));
+        let when = item.get("when").and_then(|w| template(w, diags));
         let mut cx =
             CompileCx { node: item, id, flow: &sig.id, diags, catalog, slots: &sig.slots, recorded: Vec::new() };
         let mut compiled = kind.compile(&mut cx);
@@ -162,8 +162,8 @@ fn nodes(
     out
 }
 
-/// A `when:` is a template, or a plain boolean.
-fn condition(node: &Node, diags: &mut Diags) -> Option<Template> {
+/// Compiles a `when:` or an output's value, reporting what does not compile.
+fn template(node: &Node, diags: &mut Diags) -> Option<Template> {
     crate::template::compile(node).map_err(|e| report(e, diags)).ok()
 }
 
@@ -259,7 +259,7 @@ fn outputs(root: &Node, scope: &Scope<'_>, diags: &mut Diags) -> Vec<Output> {
     let mut out = Vec::new();
     for (name, node) in entries(root, "outputs") {
         let value_node = if node.as_map().is_some() { node.get("value") } else { Some(node) };
-        let Some(value) = value_node.and_then(|v| condition(v, diags)) else { continue };
+        let Some(value) = value_node.and_then(|v| template(v, diags)) else { continue };
         for r in &value.refs {
             scope.check(r, None, diags);
         }
