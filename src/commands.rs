@@ -184,7 +184,11 @@ fn flow_text(f: &Flow) -> String {
     let inputs: Vec<String> =
         s.inputs.iter().map(|i| format!("{}: {}{}", i.name, i.ty.name(), if i.required { "" } else { "?" })).collect();
     let outputs: Vec<&str> = s.outputs.iter().map(|o| o.name.as_str()).collect();
-    let slots: Vec<String> = s.slots.iter().map(|s| format!("{} ({})", s.name, s.kind)).collect();
+    let slots: Vec<String> = s
+        .slots
+        .iter()
+        .map(|s| format!("{} ({}{})", s.name, s.kind, if s.required { "" } else { ", optional" }))
+        .collect();
     let or_none = |v: Vec<String>| if v.is_empty() { "-".to_owned() } else { v.join(", ") };
     format!(
         "{}  {}\n  inputs:       {}\n  outputs:      {}\n  integrations: {}\n  file:         {}\n\n",

@@ -85,6 +85,7 @@ fn plan_node(p: Pending, guards: Vec<Guard>) -> PlanNode {
         reads: p.reads.into_iter().map(|(r, _)| r).collect(),
         reads_nodes: Vec::new(),
         reads_ids: Vec::new(),
+        reads_soft: Vec::new(),
         on_error,
         may_skip: false,
     }

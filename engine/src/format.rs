@@ -43,6 +43,11 @@ pub const VAR_FIELDS: &[Field] = &[
 
 pub const SLOT_FIELDS: &[Field] = &[
     Field::required("kind", Shape::IntegrationKind, "the kind of integration the slot needs"),
+    Field::optional(
+        "required",
+        Shape::Bool,
+        "whether a run must bind it (default: true); a node calling through an unbound slot fails",
+    ),
     Field::optional("description", Shape::Str, "what the flow uses it for"),
 ];
 

@@ -55,7 +55,7 @@ pub(crate) fn unused(plan: &Plan, outputs: &[Output], diags: &mut Diags) {
 /// Outputs that read a node which may be skipped, with nothing to fall back on.
 pub(crate) fn skippable_outputs(plan: &Plan, outputs: &[Output], diags: &mut Diags) {
     for o in outputs.iter().filter(|o| o.default.is_none()) {
-        let skippable = o.value.refs.iter().find_map(|r| {
+        let skippable = o.value.refs.iter().filter(|r| !r.soft).find_map(|r| {
             let id = r.path.get(1).filter(|_| r.path[0] == "nodes")?;
             let i = plan.index(id)?;
             plan.nodes[i].may_skip.then_some((r, id))

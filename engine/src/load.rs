@@ -60,6 +60,7 @@ pub fn parse(source: Arc<Source>, registry: &Registry) -> Result<Parsed, Diags> 
                 name: k.to_owned(),
                 kind: v.get("kind").and_then(Node::as_str).unwrap_or_default().to_owned(),
                 description: v.get("description").and_then(Node::as_str).map(str::to_owned),
+                required: v.get("required").and_then(Node::as_bool).unwrap_or(true),
                 span: v.span,
             })
             .collect(),

@@ -78,6 +78,8 @@ pub struct Slot {
     pub name: String,
     pub kind: String,
     pub description: Option<String>,
+    /// `false`: a run may leave the slot unbound; a node calling through it then fails, saying so.
+    pub required: bool,
     #[serde(skip)]
     pub span: Span,
 }

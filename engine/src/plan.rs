@@ -70,8 +70,23 @@ pub struct PlanNode {
     /// The nodes whose results this node reads (data dependencies), and their ids.
     pub reads_nodes: Vec<usize>,
     pub reads_ids: Vec<std::sync::Arc<str>>,
+    /// Per entry of `reads_nodes`: read only through `coalesce`, so its being skipped does not
+    /// skip this node.
+    pub reads_soft: Vec<bool>,
     pub on_error: OnError,
     pub may_skip: bool,
+}
+
+impl PlanNode {
+    /// The nodes this node reads outside `coalesce`, with their ids: the reads that skip it.
+    pub fn hard_reads(&self) -> impl Iterator<Item = (usize, &std::sync::Arc<str>)> + '_ {
+        self.reads_nodes
+            .iter()
+            .zip(&self.reads_ids)
+            .zip(&self.reads_soft)
+            .filter(|(_, soft)| !**soft)
+            .map(|((&d, id), _)| (d, id))
+    }
 }
 
 /// The DAG of a flow's nodes.
@@ -145,16 +160,18 @@ impl Plan {
             self.nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
         let ids: Vec<std::sync::Arc<str>> = self.nodes.iter().map(|n| std::sync::Arc::from(n.id.as_str())).collect();
         for node in &mut self.nodes {
-            let mut reads: Vec<usize> = node
+            // (node, soft): sorted so that a hard read of a node comes before a soft one.
+            let mut reads: Vec<(usize, bool)> = node
                 .reads
                 .iter()
                 .filter(|r| r.path.first().is_some_and(|p| p == "nodes"))
-                .filter_map(|r| index.get(r.path.get(1)?).copied())
+                .filter_map(|r| Some((*index.get(r.path.get(1)?)?, r.soft)))
                 .collect();
             reads.sort_unstable();
-            reads.dedup();
-            node.reads_ids = reads.iter().map(|&i| ids[i].clone()).collect();
-            node.reads_nodes = reads;
+            reads.dedup_by_key(|(i, _)| *i);
+            node.reads_ids = reads.iter().map(|&(i, _)| ids[i].clone()).collect();
+            node.reads_soft = reads.iter().map(|&(_, soft)| soft).collect();
+            node.reads_nodes = reads.into_iter().map(|(i, _)| i).collect();
         }
     }
 
@@ -162,7 +179,7 @@ impl Plan {
     /// or reads a node that may be skipped. `after:` alone never propagates a skip.
     fn mark_skippable(&mut self) {
         for i in self.order.clone() {
-            let reads_skippable = self.nodes[i].reads_nodes.iter().any(|&d| self.nodes[d].may_skip);
+            let reads_skippable = self.nodes[i].hard_reads().any(|(d, _)| self.nodes[d].may_skip);
             let node = &mut self.nodes[i];
             node.may_skip = node.when.is_some() || !node.guards.is_empty() || reads_skippable;
         }

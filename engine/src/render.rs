@@ -13,7 +13,7 @@ use handlebars::template::{HelperTemplate, Parameter, TemplateElement};
 use handlebars::{Handlebars, Renderable as _};
 use serde_json::{Map, Value};
 
-use crate::template::{Template, ValueTemplate};
+use crate::template::{Arg, COALESCE, Template, ValueTemplate};
 
 /// Where a rendered value goes, which decides how it is escaped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +62,20 @@ pub fn render(t: &Template, values: &dyn Values, escape: Escape) -> Result<Value
         return Ok(match escape {
             Escape::None => v.clone(),
             Escape::Segment => Value::String(segment(&text_of(t, path, v)?)),
+        });
+    }
+    if let Some(args) = &t.coalesce {
+        let chosen = args.iter().find_map(|a| match a {
+            Arg::Path(p) => values.lookup(p).filter(|v| !v.is_null()),
+            Arg::Literal(v) => Some(v).filter(|v| !v.is_null()),
+        });
+        let v = chosen.cloned().unwrap_or(Value::Null);
+        return Ok(match (escape, v) {
+            (Escape::Segment, Value::Null) => {
+                return Err(RenderError::Null { template: t.source.clone(), path: t.source.clone() });
+            }
+            (Escape::Segment, v) => Value::String(segment(&v.as_str().map_or_else(|| v.to_string(), str::to_owned))),
+            (Escape::None, v) => v,
         });
     }
     if let Some(text) = concat(t, values, escape)? {
@@ -160,11 +174,28 @@ fn registry(escape: Escape) -> &'static Handlebars<'static> {
         // interpolated paths are checked before rendering.
         h.set_strict_mode(false);
         h.register_escape_fn(f);
+        h.register_helper(COALESCE, Box::new(Coalesce));
         h
     };
     match escape {
         Escape::None => PLAIN.get_or_init(|| build(handlebars::no_escape)),
         Escape::Segment => SEGMENT.get_or_init(|| build(segment)),
+    }
+}
+
+/// `{{coalesce a b …}}`: the first argument that is neither missing nor null, else null.
+struct Coalesce;
+
+impl handlebars::HelperDef for Coalesce {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &handlebars::Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc handlebars::Context,
+        _: &mut handlebars::RenderContext<'reg, 'rc>,
+    ) -> Result<handlebars::ScopedJson<'rc>, handlebars::RenderError> {
+        let found = h.params().iter().map(|p| p.value()).find(|v| !v.is_null());
+        Ok(handlebars::ScopedJson::Derived(found.cloned().unwrap_or(Value::Null)))
     }
 }
 
@@ -285,6 +316,23 @@ mod tests {
         assert_eq!(render(&t("{{inputs.flag}}"), &v, Escape::None), Ok(json!(false)));
         assert_eq!(render(&t("{{nodes.lookup.users}}"), &v, Escape::None), Ok(json!([{"name": "a"}, {"name": "b"}])));
         assert_eq!(render(&t("{{inputs.none}}"), &v, Escape::None), Ok(Value::Null));
+    }
+
+    #[test]
+    fn coalesce_is_the_first_value_present_and_keeps_its_type() {
+        let v = values();
+        let r = |src: &str| render(&t(src), &v, Escape::None);
+        assert_eq!(r("{{coalesce nodes.skipped.id inputs.none inputs.n}}"), Ok(json!(3)));
+        assert_eq!(r("{{coalesce nodes.lookup.users inputs.n}}"), Ok(json!([{"name": "a"}, {"name": "b"}])));
+        assert_eq!(r("{{coalesce nodes.skipped.id false}}"), Ok(json!(false)));
+        assert_eq!(r("{{coalesce nodes.skipped.id}}"), Ok(Value::Null));
+        assert_eq!(r("id {{coalesce nodes.skipped.id inputs.username}}"), Ok(json!("id jdoe")));
+        assert_eq!(r("{{#if (coalesce nodes.skipped.ok inputs.flag)}}y{{else}}n{{/if}}"), Ok(json!("n")));
+        assert_eq!(
+            render(&t("{{coalesce nodes.x inputs.hostile}}"), &v, Escape::Segment),
+            Ok(json!("..%2Fadmins%3Fx%3D1"))
+        );
+        assert!(render(&t("{{coalesce nodes.x}}"), &v, Escape::Segment).is_err());
     }
 
     #[test]

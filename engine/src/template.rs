@@ -11,8 +11,15 @@ use handlebars::{Path, PathSeg};
 use crate::yaml::{Node, Pos, Span, Value};
 
 /// The helpers a template may call: handlebars' built-ins that make sense in a flow.
-pub const HELPERS: &[&str] =
-    &["if", "unless", "each", "with", "lookup", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or", "not", "len"];
+pub const HELPERS: &[&str] = &[
+    "if", "unless", "each", "with", "lookup", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or", "not", "len",
+    "coalesce",
+];
+
+/// The helper whose arguments are read softly: `{{coalesce a b c}}` is the first of its
+/// arguments that has a value (neither missing nor null), and a node it reads may have been
+/// skipped without skipping the reader.
+pub const COALESCE: &str = "coalesce";
 
 /// A compiled template and what it reads.
 #[derive(Clone, Debug)]
@@ -23,6 +30,16 @@ pub struct Template {
     pub refs: Vec<Ref>,
     /// Set when the whole template is one `{{path}}`: then the value keeps its JSON type.
     pub single: Option<Vec<String>>,
+    /// Set when the whole template is one `{{coalesce …}}` of paths and literals: then the
+    /// value chosen keeps its JSON type.
+    pub coalesce: Option<Vec<Arg>>,
+}
+
+/// An argument of a `coalesce` that makes up a whole template.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Arg {
+    Path(Vec<String>),
+    Literal(serde_json::Value),
 }
 
 /// One path a template reads, such as `nodes.lookup.user_id`.
@@ -34,6 +51,9 @@ pub struct Ref {
     /// (`{{#if path}}`) or written inside a block: a missing or null interpolated value is an
     /// error; the others may be missing (null, rendered empty).
     pub interpolated: bool,
+    /// An argument of `coalesce`: the reader waits for the node, but a skipped node does not
+    /// skip the reader (its value is missing).
+    pub soft: bool,
 }
 
 impl Ref {
@@ -90,12 +110,13 @@ pub fn compile(node: &Node) -> Result<Template, Vec<TemplateError>> {
     if !walk.errors.is_empty() {
         return Err(walk.errors);
     }
-    let single = match compiled.elements.as_slice() {
-        [TemplateElement::Expression(h)] if is_plain_path(h) => walk.refs.first().map(|r| r.path.clone()),
-        _ => None,
+    let (single, coalesce) = match compiled.elements.as_slice() {
+        [TemplateElement::Expression(h)] if is_plain_path(h) => (walk.refs.first().map(|r| r.path.clone()), None),
+        [TemplateElement::Expression(h)] => (None, coalesce_args(h)),
+        _ => (None, None),
     };
     let refs = walk.refs;
-    Ok(Template { source, span: node.span, compiled, refs, single })
+    Ok(Template { source, span: node.span, compiled, refs, single, coalesce })
 }
 
 /// Compiles a JSON-shaped value: strings holding `{{` become templates.
@@ -136,6 +157,30 @@ fn syntax_error(e: &handlebars::TemplateError, span: Span) -> TemplateError {
         ),
     };
     TemplateError { message, span, help: Some(help) }
+}
+
+/// The arguments of `{{coalesce …}}` when each is a path or a literal.
+fn coalesce_args(h: &HelperTemplate) -> Option<Vec<Arg>> {
+    if !matches!(&h.name, Parameter::Name(n) if n == COALESCE) || !h.hash.is_empty() {
+        return None;
+    }
+    h.params
+        .iter()
+        .map(|p| match p {
+            Parameter::Path(Path::Relative((segs, _))) => Some(Arg::Path(named(segs))),
+            Parameter::Literal(v) => Some(Arg::Literal(v.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn named(segs: &[PathSeg]) -> Vec<String> {
+    segs.iter()
+        .filter_map(|s| match s {
+            PathSeg::Named(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `{{a.b}}` with no helper and no parameters.
@@ -293,16 +338,17 @@ impl Walk<'_> {
                 }
                 self.errors.push(err);
             }
-            other => self.param(other, relative, self.depth == 0),
+            other => self.param(other, relative, self.depth == 0, false),
         }
+        let soft = matches!(&h.name, Parameter::Name(n) if n == COALESCE);
         for p in h.params.iter().chain(h.hash.values()) {
-            self.param(p, relative, false);
+            self.param(p, relative, false, soft);
         }
     }
 
-    fn param(&mut self, p: &Parameter, relative: bool, interpolated: bool) {
+    fn param(&mut self, p: &Parameter, relative: bool, interpolated: bool, soft: bool) {
         match p {
-            Parameter::Path(Path::Relative((segs, raw))) => self.path(segs, raw, relative, interpolated),
+            Parameter::Path(Path::Relative((segs, raw))) => self.path(segs, raw, relative, interpolated, soft),
             Parameter::Subexpression(sub) => {
                 if let TemplateElement::Expression(h) = sub.as_element() {
                     self.helper(h, relative);
@@ -312,23 +358,17 @@ impl Walk<'_> {
         }
     }
 
-    fn path(&mut self, segs: &[PathSeg], raw: &str, relative: bool, interpolated: bool) {
+    fn path(&mut self, segs: &[PathSeg], raw: &str, relative: bool, interpolated: bool, soft: bool) {
         let rooted = matches!(segs.first(), Some(PathSeg::Ruled(_))) && raw.starts_with("@root");
         if relative && !rooted {
             return;
         }
-        let path: Vec<String> = segs
-            .iter()
-            .filter_map(|s| match s {
-                PathSeg::Named(n) => Some(n.clone()),
-                _ => None,
-            })
-            .collect();
+        let path = named(segs);
         if path.is_empty() {
             return;
         }
         let span = self.find(raw);
-        self.refs.push(Ref { path, span, interpolated });
+        self.refs.push(Ref { path, span, interpolated, soft });
     }
 
     /// The span of `needle`'s next occurrence in the template source.
@@ -396,6 +436,19 @@ mod tests {
         assert_eq!(at("b"), (2, 13));
         assert_eq!(at("c"), (5, 5));
         assert_eq!(at("d"), (8, 11));
+    }
+
+    #[test]
+    fn coalesce_reads_its_arguments_softly_and_keeps_their_type_when_alone() {
+        let t = compile(&node("'{{coalesce nodes.a.id nodes.b.id \"none\"}}'")).expect("compiles");
+        let soft: Vec<(String, bool)> = t.refs.iter().map(|r| (r.dotted(), r.soft)).collect();
+        assert_eq!(soft, [("nodes.a.id".into(), true), ("nodes.b.id".into(), true)]);
+        let args = t.coalesce.expect("a whole-template coalesce");
+        assert_eq!(args[2], Arg::Literal(serde_json::json!("none")));
+        let t = compile(&node("'{{#if (coalesce nodes.a.ok)}}{{nodes.c.x}}{{/if}}'")).expect("compiles");
+        let soft: Vec<bool> = t.refs.iter().map(|r| r.soft).collect();
+        assert_eq!(soft, [true, false]);
+        assert!(t.coalesce.is_none());
     }
 
     #[test]

@@ -52,7 +52,12 @@ pub fn bind(
         }
     }
     for slot in &flow.signature.slots {
-        let name = overrides.iter().find(|(s, _)| s == &slot.name).map_or(slot.name.as_str(), |(_, n)| n.as_str());
+        let asked = overrides.iter().find(|(s, _)| s == &slot.name).map(|(_, n)| n.as_str());
+        // An optional slot that nothing names stays unbound; one that is named must bind.
+        if !slot.required && asked.is_none() && file.get(&slot.name).is_err() {
+            continue;
+        }
+        let name = asked.unwrap_or(slot.name.as_str());
         let Some(kind) = Kind::parse(&slot.kind) else {
             problems.push(format!("slot `{}` asks for an unknown integration kind `{}`", slot.name, slot.kind));
             continue;

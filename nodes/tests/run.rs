@@ -276,3 +276,77 @@ outputs:
     assert!(err.message.contains("reads `nodes.a.x.deep`, which has no value"), "{}", err.message);
     assert_eq!(status(&rec, "b"), NodeStatus::Failed);
 }
+
+#[test]
+fn coalesce_reads_a_skipped_node_without_skipping_the_reader() {
+    let flow = r#"
+id: t.coalesce
+inputs:
+  found: { type: boolean }
+nodes:
+  - id: lookup
+    kind: set
+    when: "{{inputs.found}}"
+    values: { id: DP1 }
+  - id: create
+    kind: set
+    when: "{{not inputs.found}}"
+    values: { id: DP2, n: 7 }
+  - id: pick
+    kind: set
+    values:
+      id: "{{coalesce nodes.lookup.id nodes.create.id}}"
+      n: "{{coalesce nodes.create.n 0}}"
+      text: "phone {{coalesce nodes.lookup.id nodes.create.id}}"
+  - id: strict
+    kind: set
+    values: { id: "{{nodes.lookup.id}}" }
+outputs:
+  id: "{{nodes.pick.id}}"
+  n: "{{nodes.pick.n}}"
+  text: "{{nodes.pick.text}}"
+  strict: { value: "{{nodes.strict.id}}", default: skipped }
+"#;
+    let r = runner(&[("c.yaml", flow)]);
+    let found = run(&r, "t.coalesce", json!({"found": true})).expect("runs");
+    assert_eq!(
+        found.outputs,
+        json!({"id": "DP1", "n": 0, "text": "phone DP1", "strict": "DP1"}).as_object().cloned().expect("map")
+    );
+    assert_eq!(status(&found, "create"), NodeStatus::Skipped);
+    assert_eq!(status(&found, "pick"), NodeStatus::Succeeded);
+    let created = run(&r, "t.coalesce", json!({"found": false})).expect("runs");
+    assert_eq!(created.outputs["id"], json!("DP2"));
+    assert_eq!(created.outputs["n"], json!(7));
+    // The same read outside `coalesce` is skipped with the node it reads.
+    assert_eq!(status(&created, "strict"), NodeStatus::Skipped);
+    assert_eq!(created.outputs["strict"], json!("skipped"));
+}
+
+#[test]
+fn an_optional_slot_may_stay_unbound_until_a_node_needs_it() {
+    let flow = r#"
+id: t.optional
+integrations:
+  extra: { kind: http, required: false }
+inputs:
+  call: { type: boolean, default: false }
+nodes:
+  - id: maybe
+    kind: rest_call
+    when: "{{inputs.call}}"
+    integration: extra
+    method: GET
+    path: /x
+outputs:
+  status: { value: "{{nodes.maybe.status}}", default: 0 }
+"#;
+    let r = runner(&[("o.yaml", flow)]);
+    let rec = run(&r, "t.optional", json!({})).expect("an unbound optional slot does not refuse the run");
+    assert_eq!(rec.status, RunStatus::Succeeded);
+    assert_eq!(rec.outputs["status"], json!(0));
+    let rec = run(&r, "t.optional", json!({"call": true})).expect("starts");
+    let err = rec.error.expect("the node needs the slot");
+    assert_eq!((err.node.as_str(), err.code.as_str()), ("maybe", "unbound"));
+    assert!(err.message.contains("integration slot `extra` is not bound"), "{}", err.message);
+}

@@ -230,7 +230,7 @@ fn skip_reason(node: &PlanNode, states: &[State], base: &Env) -> Result<Option<S
             return Ok(Some(format!("branch {} was not taken", g.branches.join(" or "))));
         }
     }
-    for (&d, name) in node.reads_nodes.iter().zip(&node.reads_ids) {
+    for (d, name) in node.hard_reads() {
         if matches!(states[d], State::Skipped) {
             return Ok(Some(format!("it reads `{name}`, which was skipped")));
         }
@@ -276,7 +276,7 @@ fn outputs(
     let env = Env { inputs: base.inputs.clone(), vars: base.vars.clone(), nodes: all };
     let mut out = Map::new();
     for o in &flow.outputs {
-        let skipped = o.value.refs.iter().any(|r| {
+        let skipped = o.value.refs.iter().filter(|r| !r.soft).any(|r| {
             r.path[0] == "nodes"
                 && r.path
                     .get(1)

@@ -95,6 +95,7 @@ fn coerce(input: &Input, v: Value) -> Result<Value, String> {
 fn check_bindings(flow: &Flow, bindings: &HashMap<String, Arc<Binding>>, problems: &mut Vec<String>) {
     for slot in &flow.signature.slots {
         match bindings.get(&slot.name) {
+            None if !slot.required => {}
             None => problems.push(format!(
                 "integration slot `{}` of flow `{}` is not bound: define an integration `{}` of kind `{}`, or bind one with `--bind {}=NAME`",
                 slot.name, flow.signature.id, slot.name, slot.kind, slot.name

@@ -67,11 +67,13 @@ pub enum Failure {
 /// Whether a failed call may be sent again.
 ///
 /// - 429 always: the server refused the request without acting on it.
-/// - 5xx and lost connections only for GET: the request may have been carried out, and a
-///   repeated POST can create a duplicate (40003) or push a second prompt to a user's phone.
+/// - 5xx and lost connections only for GET and DELETE: the request may have been carried out,
+///   and a repeated POST can create a duplicate (40003) or push a second prompt to a user's
+///   phone, while a repeated DELETE finds the thing gone (Duo answers `""` for an association
+///   already removed and 40401 for a phone or user already deleted), which changes nothing.
 /// - Anything else never: a 4xx will fail the same way again.
 pub fn may_retry(method: &str, failure: Failure) -> bool {
-    let read_only = method.eq_ignore_ascii_case("GET");
+    let read_only = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("DELETE");
     match failure {
         Failure::Status(429) => true,
         Failure::Status(status) => read_only && (500..=599).contains(&status),
@@ -178,8 +180,8 @@ mod tests {
     }
 
     #[test]
-    fn only_429_is_retried_for_writes() {
-        for method in ["POST", "PUT", "PATCH", "DELETE", "post"] {
+    fn only_429_is_retried_for_writes_that_are_not_idempotent() {
+        for method in ["POST", "PUT", "PATCH", "post"] {
             assert!(may_retry(method, Failure::Status(429)), "{method}");
             assert!(!may_retry(method, Failure::Status(500)), "{method}");
             assert!(!may_retry(method, Failure::Status(503)), "{method}");
@@ -188,8 +190,8 @@ mod tests {
     }
 
     #[test]
-    fn reads_also_retry_5xx_and_lost_connections() {
-        for method in ["GET", "get"] {
+    fn reads_and_deletes_also_retry_5xx_and_lost_connections() {
+        for method in ["GET", "get", "DELETE", "delete"] {
             assert!(may_retry(method, Failure::Status(429)));
             assert!(may_retry(method, Failure::Status(500)));
             assert!(may_retry(method, Failure::Status(599)));

@@ -158,7 +158,7 @@ enum Outcome {
 ///
 /// - Duo kinds: each attempt is signed afresh with a new `Date`.
 /// - 429 is retried per the policy (the call's, else the integration's), honouring
-///   `Retry-After`/`X-Retry-After`; 5xx and broken connections only for GET
+///   `Retry-After`/`X-Retry-After`; 5xx and broken connections only for GET and DELETE
 ///   ([`may_retry`]). A connection refused or a timeout is not retried: nothing was sent, or the
 ///   node's time is up.
 /// - Errors come only when no usable answer came; a 4xx or 5xx answer is a [`Reply`].

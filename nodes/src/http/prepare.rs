@@ -120,13 +120,13 @@ fn duo(signer: &Signer, integration: &Integration, call: &Call, method: &str) ->
         call.headers.iter().cloned().partition(|(name, _)| name.to_ascii_lowercase().starts_with("x-duo-"));
     let date = rfc2822_now();
     let host = integration.host();
-    let empty = Map::new();
+    let params = duo_params(call.body.as_ref())?;
     let signed = if !carries_body(method) {
         signer.sign(method, host, &call.path, &call.query, &date, &x_duo)
     } else if signer.version() == SigVersion::V5 {
-        signer.sign_json(method, host, &call.path, call.body.as_ref().unwrap_or(&empty), &date, &x_duo)
+        signer.sign_json(method, host, &call.path, &params, &date, &x_duo)
     } else {
-        signer.sign(method, host, &call.path, &form_params(call.body.as_ref().unwrap_or(&empty))?, &date, &x_duo)
+        signer.sign(method, host, &call.path, &form_params(&params), &date, &x_duo)
     }
     .map_err(|e| e.to_string())?;
     let url =
@@ -137,15 +137,36 @@ fn duo(signer: &Signer, integration: &Integration, call: &Call, method: &str) ->
     Ok((url, headers, body, signed.path))
 }
 
-/// A v2 form body: strings as they are, numbers and booleans as JSON writes them.
-fn form_params(body: &Map<String, Value>) -> Result<Vec<(String, String)>, String> {
-    body.iter()
-        .map(|(key, value)| match value {
-            Value::String(text) => Ok((key.clone(), text.clone())),
-            Value::Number(_) | Value::Bool(_) => Ok((key.clone(), value.to_string())),
-            _ => Err(format!("param `{key}` must be a string, number or boolean for a `v2` form body")),
-        })
-        .collect()
+/// Duo's params as Duo's clients send them: every value a string. A number becomes its decimal
+/// text (the official clients send `str(valid_secs)`); anything else is refused, because Duo
+/// reads its flags as `"1"`/`"0"` or `"true"`/`"false"` depending on the call, and its list
+/// params (`user_id_list`) as JSON text in a string.
+fn duo_params(body: Option<&Map<String, Value>>) -> Result<Map<String, Value>, String> {
+    let mut out = Map::new();
+    for (key, value) in body.into_iter().flatten() {
+        let text = match value {
+            Value::String(text) => text.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(_) => {
+                return Err(format!(
+                    "Duo takes every parameter as a string, but `{key}` is a boolean: write \"1\"/\"0\" or \"true\"/\"false\" as the call documents (e.g. `{key}: \"{{{{#if inputs.x}}}}1{{{{else}}}}0{{{{/if}}}}\"`)"
+                ));
+            }
+            Value::Null => continue,
+            Value::Array(_) | Value::Object(_) => {
+                return Err(format!(
+                    "Duo takes every parameter as a string, but `{key}` is a list or an object: Duo's list parameters are JSON text in a string"
+                ));
+            }
+        };
+        out.insert(key.clone(), Value::String(text));
+    }
+    Ok(out)
+}
+
+/// A v2 form body from params that are all strings already.
+fn form_params(params: &Map<String, Value>) -> Vec<(String, String)> {
+    params.iter().map(|(key, value)| (key.clone(), value.as_str().unwrap_or_default().to_owned())).collect()
 }
 
 fn plain(auth: &Auth, integration: &Integration, call: &Call) -> Result<Parts, String> {
@@ -217,6 +238,18 @@ mod tests {
         {
             assert!(check_path(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn duo_params_are_strings_as_the_official_clients_send_them() {
+        let body = serde_json::json!({"valid_secs": 3600, "username": "jdoe", "gone": null});
+        let params = duo_params(body.as_object()).expect("numbers become text");
+        assert_eq!(Value::Object(params), serde_json::json!({"valid_secs": "3600", "username": "jdoe"}));
+        let err = duo_params(serde_json::json!({"install": true}).as_object()).expect_err("a boolean");
+        assert!(err.contains("`install` is a boolean"), "{err}");
+        let err = duo_params(serde_json::json!({"user_id_list": ["DU1"]}).as_object()).expect_err("a list");
+        assert!(err.contains("JSON text in a string"), "{err}");
+        assert_eq!(duo_params(None).expect("no body"), Map::new());
     }
 
     #[test]

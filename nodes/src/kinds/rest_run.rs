@@ -35,7 +35,13 @@ impl RestCallExec {
             if let Ok(Value::Object(m)) = &mut result {
                 m.insert("attempts".into(), json!(polls));
             }
-            let done = result.as_ref().map(|r| cx.render_with_self(&poll.until, r).map(|v| truthy(&v)));
+            // A long-poll that outlived the attempt's time limit (Duo holds `auth_status` until
+            // the push's state changes) is an answer not given yet: still waiting.
+            let still_waiting = matches!(&result, Err(e) if e.code == "timeout" && self.method == "GET");
+            let done = match &result {
+                Err(_) if still_waiting => Ok(Ok(false)),
+                _ => result.as_ref().map(|r| cx.render_with_self(&poll.until, r).map(|v| truthy(&v))),
+            };
             let keep = kept.len().saturating_sub(KEPT_ATTEMPTS);
             match done {
                 Err(_) | Ok(Ok(true)) | Ok(Err(_)) => {
@@ -55,7 +61,8 @@ impl RestCallExec {
                     format!("`{}` did not hold within {secs} s ({polls} polls)", poll.until.source),
                 ));
             }
-            cx.waiting(&format!("poll {polls}: waiting {} ms", poll.interval.as_millis()));
+            let why = if still_waiting { " (the last attempt timed out)" } else { "" };
+            cx.waiting(&format!("poll {polls}{why}: waiting {} ms", poll.interval.as_millis()));
             tokio::time::sleep(poll.interval).await;
         }
     }
