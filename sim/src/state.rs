@@ -287,6 +287,74 @@ mod tests {
         assert!(a.phone_by_number("+1 (555) 555-0100").is_some());
     }
 
+    /// Every indexed lookup agrees with a scan of the vectors, after each kind of change.
+    fn assert_index_agrees(state: &State) {
+        for (pos, user) in state.users.iter().enumerate() {
+            assert_eq!(state.user_position(&user.user_id), Some(pos));
+            assert_eq!(state.user_by_name(&user.username).map(|u| &u.user_id), Some(&user.user_id));
+            let by_email: Vec<&str> = state.users_by_email(&user.email).map(|u| u.user_id.as_str()).collect();
+            let scanned: Vec<&str> = state
+                .users
+                .iter()
+                .filter(|u| !u.email.is_empty() && u.email.eq_ignore_ascii_case(&user.email))
+                .map(|u| u.user_id.as_str())
+                .collect();
+            assert_eq!(by_email, scanned, "{}", user.email);
+        }
+        for phone in &state.phones {
+            assert_eq!(state.phone(&phone.phone_id).map(|p| &p.number), Some(&phone.number));
+            let users: Vec<&str> = state.users_of(&phone.phone_id).map(|u| u.user_id.as_str()).collect();
+            let scanned: Vec<&str> =
+                state.users.iter().filter(|u| u.phones.contains(&phone.phone_id)).map(|u| u.user_id.as_str()).collect();
+            assert_eq!(users, scanned, "{}", phone.phone_id);
+        }
+    }
+
+    #[test]
+    fn the_index_stays_right_through_every_change() {
+        let mut state = State::from_seed(&Seed::demo(), 0).expect("seed");
+        assert_index_agrees(&state);
+        let spare = state.phone_by_number("+15555550199").expect("spare").phone_id.clone();
+        let alice = state.user_by_name("alice").expect("alice").user_id.clone();
+        let grace = state.user_by_name("grace").expect("grace").user_id.clone();
+        state.associate(&grace, &spare);
+        state.associate(&alice, &spare);
+        assert_index_agrees(&state);
+        let mut renamed = state.user(&alice).expect("alice").clone();
+        renamed.username = "alicia".into();
+        renamed.email = "GRACE@example.com".into();
+        assert!(state.replace_user(&alice, renamed));
+        assert!(state.user_by_name("alice").is_none());
+        assert_eq!(state.users_by_email("grace@EXAMPLE.com").count(), 2);
+        assert_index_agrees(&state);
+        assert!(state.disassociate(&grace, &spare));
+        assert!(!state.disassociate(&grace, &spare));
+        state.remove_user("DUNOSUCHUSER000000000");
+        let bob = state.user_by_name("bob").expect("bob").user_id.clone();
+        assert!(state.remove_user(&bob).is_some());
+        assert_index_agrees(&state);
+        assert!(state.remove_phone(&spare).is_some());
+        assert!(state.user(&alice).expect("alicia").phones.iter().all(|p| p != &spare));
+        assert_index_agrees(&state);
+        let mut fresh = User::new("DUFRESH00000000000000".into(), "fresh".into(), 0);
+        fresh.email = "fresh@example.com".into();
+        state.add_user(fresh);
+        assert_index_agrees(&state);
+    }
+
+    #[test]
+    fn a_state_file_from_before_links_and_the_clock_still_loads() {
+        let state = State::from_seed(&Seed::demo(), 0).expect("seed");
+        let mut old = serde_json::to_value(&state).expect("json");
+        for key in ["activations", "enrollments", "clock_ms"] {
+            old.as_object_mut().expect("object").remove(key);
+        }
+        let mut loaded: State = serde_json::from_value(old).expect("an older state file");
+        loaded.reindex();
+        assert_eq!(loaded, state);
+        assert!(loaded.user_by_name("alice").is_some(), "the index is rebuilt");
+    }
+
     #[test]
     fn seed_mistakes_are_reported() {
         let mut seed = Seed::demo();
