@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use flowcat_sim::seed::{PhoneSeed, UserSeed};
 use flowcat_sim::model::User;
+use flowcat_sim::seed::{PhoneSeed, UserSeed};
 use flowcat_sim::{Options, Seed, Sim, State};
 
 const RUN_FOR: Duration = Duration::from_secs(3);
