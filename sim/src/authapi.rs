@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::model::{Phone, User, UserStatus};
+use crate::model::{Phone, PushBehaviour, User, UserStatus};
 use crate::ops::{Ctx, Reply};
 use crate::params::Params;
 use crate::push::{Outcome, Push};
@@ -67,29 +67,36 @@ pub fn start_auth(ctx: &mut Ctx<'_>, params: &Params) -> Result<Push, ApiError> 
     }
     let state = &*ctx.state;
     let user = named_user(state, params)?.ok_or_else(|| ApiError::invalid("username"))?;
-    let (outcome, device, delay_ms) = match user.status {
-        UserStatus::Bypass => (Outcome::Bypass, String::new(), 0),
-        UserStatus::Disabled | UserStatus::LockedOut => (Outcome::Locked, String::new(), 0),
+    let now = ctx.now_ms;
+    let expires_at_ms = now.saturating_add(i64::try_from(ctx.options.push_expiry.as_millis()).unwrap_or(i64::MAX));
+    let (outcome, device, resolve_at_ms) = match user.status {
+        UserStatus::Bypass => (Outcome::Bypass, String::new(), now),
+        UserStatus::Disabled | UserStatus::LockedOut => (Outcome::Locked, String::new(), now),
         UserStatus::Active => {
             let device = pick_device(state, user, params.get("device").unwrap_or("auto"))?;
-            (Outcome::from(user.push), device, user.push_delay_ms)
+            let answer_at = match user.push {
+                PushBehaviour::Timeout => i64::MAX,
+                _ => now.saturating_add(i64::try_from(user.push_delay_ms).unwrap_or(i64::MAX)),
+            };
+            (Outcome::from(user.push), device, answer_at)
         }
     };
+    let is_async = params.flag("async")?;
     let (user_id, username) = (user.user_id.clone(), user.username.clone());
-    let delay = i64::try_from(delay_ms).unwrap_or(i64::MAX);
     let push = Push {
         txid: ctx.state.ids.txid(),
         user_id,
         username,
         device,
         outcome,
-        created_ms: ctx.now_ms,
-        resolve_at_ms: ctx.now_ms.saturating_add(delay),
+        created_ms: now,
+        resolve_at_ms,
+        expires_at_ms,
     };
     let change = if push.device.is_empty() { "auth.immediate" } else { "push.send" };
     let mut detail = json!({
         "txid": push.txid, "user_id": push.user_id, "username": push.username,
-        "device": push.device, "factor": factor, "async": params.flag("async"),
+        "device": push.device, "factor": factor, "async": is_async,
     });
     // What the push screen would show, so tests can check a flow passed it on.
     for shown in ["type", "display_username", "pushinfo"] {

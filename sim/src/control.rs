@@ -1,21 +1,28 @@
-//! The control API under `/sim/`: unsigned, loopback only, for tests and demos to read the audit
-//! log and stats, set faults, look at the state and reset it.
+//! The control API under `/sim/`: unsigned, for tests and demos to read the audit log and stats,
+//! set faults, look at and reset the state, move the clock, and act as the simulated users
+//! (answer a push, follow an activation or enrolment link). Every call passes `guard::check`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::app::{App, lock};
 use crate::duo::json_response;
+use crate::error::ControlError;
 use crate::fault::Faults;
-use crate::routes;
+use crate::links::PhoneRef;
+use crate::push::Outcome;
+use crate::{guard, routes};
 
 /// The peer of a connection, put on every request by the server.
 #[derive(Debug, Clone, Copy)]
@@ -29,53 +36,59 @@ pub(crate) fn router() -> Router<Arc<App>> {
         .route("/sim/faults", get(faults_get).put(faults_put))
         .route("/sim/state", get(state_get))
         .route("/sim/reset", post(reset))
+        .route("/sim/clock", get(clock_get))
+        .route("/sim/clock/advance", post(clock_advance))
+        .route("/sim/push/answer", post(push_answer))
+        .route("/sim/activate", post(activate))
+        .route("/sim/enroll", post(enroll))
+        .route_layer(middleware::from_fn(guarded))
 }
 
-/// The listener is loopback-only already; this keeps the control API so even if that changes.
-fn refuse_remote(peer: Peer) -> Option<Response> {
-    (!peer.0.ip().is_loopback())
-        .then(|| json_response(StatusCode::FORBIDDEN, &json!({ "error": "the control API is loopback only" })))
+/// Refuses what `guard::check` refuses, before any handler runs.
+async fn guarded(Extension(peer): Extension<Peer>, req: Request, next: Next) -> Response {
+    match guard::check(peer.0.ip(), req.method(), req.headers()) {
+        None => next.run(req).await,
+        Some(refusal) => {
+            let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
+            json_response(status, &json!({ "error": refusal.reason }))
+        }
+    }
 }
 
 fn ok(body: Value) -> Response {
     json_response(StatusCode::OK, &body)
 }
 
-async fn audit_get(State(app): State<Arc<App>>, Extension(peer): Extension<Peer>) -> Response {
-    if let Some(refused) = refuse_remote(peer) {
-        return refused;
-    }
-    ok(serde_json::to_value(lock(&app.state).audit.entries()).unwrap_or_default())
+fn refused(err: &ControlError) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    json_response(status, &json!({ "error": err.to_string() }))
 }
 
-async fn audit_clear(State(app): State<Arc<App>>, Extension(peer): Extension<Peer>) -> Response {
-    if let Some(refused) = refuse_remote(peer) {
-        return refused;
-    }
-    let mut state = lock(&app.state);
+/// A JSON body of the shape `T`, or a 400 saying what is wrong with it.
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ControlError> {
+    serde_json::from_slice(bytes).map_err(|e| ControlError::Invalid(format!("invalid body: {e}")))
+}
+
+async fn audit_get(State(app): State<Arc<App>>) -> Response {
+    ok(serde_json::to_value(app.settled().0.audit.entries()).unwrap_or_default())
+}
+
+async fn audit_clear(State(app): State<Arc<App>>) -> Response {
+    let (mut state, _) = app.settled();
     let cleared = state.audit.entries().len();
     state.audit.clear();
     ok(json!({ "cleared": cleared }))
 }
 
-async fn stats_get(State(app): State<Arc<App>>, Extension(peer): Extension<Peer>) -> Response {
-    if let Some(refused) = refuse_remote(peer) {
-        return refused;
-    }
+async fn stats_get(State(app): State<Arc<App>>) -> Response {
     ok(serde_json::to_value(&*lock(&app.stats)).unwrap_or_default())
 }
 
-async fn faults_get(State(app): State<Arc<App>>, Extension(peer): Extension<Peer>) -> Response {
-    if let Some(refused) = refuse_remote(peer) {
-        return refused;
-    }
+async fn faults_get(State(app): State<Arc<App>>) -> Response {
     ok(serde_json::to_value(&*lock(&app.faults)).unwrap_or_default())
 }
 
-async fn faults_put(State(app): State<Arc<App>>, Extension(peer): Extension<Peer>, body: Bytes) -> Response {
-    if let Some(refused) = refuse_remote(peer) {
-        return refused;
-    }
+async fn faults_put(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let parsed: Result<Faults, String> = serde_json::from_slice(&body).map_err(|e| e.to_string());
     match parsed.and_then(|f| f.validate(&routes::patterns()).map(|()| f)) {
         Ok(faults) => {
@@ -88,15 +101,12 @@ async fn faults_put(State(app): State<Arc<App>>, Extension(peer): Extension<Peer
 }
 
 /// The state without secret keys: it is for looking at, the state file is for reloading.
-async fn state_get(State(app): State<Arc<App>>, Extension(peer): Extension<Peer>) -> Response {
-    if let Some(refused) = refuse_remote(peer) {
-        return refused;
-    }
+async fn state_get(State(app): State<Arc<App>>) -> Response {
     ok(redacted_state(&app))
 }
 
 pub(crate) fn redacted_state(app: &App) -> Value {
-    let mut value = serde_json::to_value(&*lock(&app.state)).unwrap_or_default();
+    let mut value = serde_json::to_value(app.snapshot()).unwrap_or_default();
     if let Some(integrations) = value.get_mut("integrations").and_then(Value::as_array_mut) {
         for integration in integrations {
             integration["skey"] = json!("<redacted>");
@@ -105,11 +115,78 @@ pub(crate) fn redacted_state(app: &App) -> Value {
     value
 }
 
-/// Back to the state at start, with the starting faults and no stats.
-async fn reset(State(app): State<Arc<App>>, Extension(peer): Extension<Peer>) -> Response {
-    if let Some(refused) = refuse_remote(peer) {
-        return refused;
-    }
+/// Back to the state at start, with the starting faults and no stats. The clock keeps running.
+async fn reset(State(app): State<Arc<App>>) -> Response {
     crate::server::reset(&app);
     ok(json!({ "reset": true }))
+}
+
+async fn clock_get(State(app): State<Arc<App>>) -> Response {
+    ok(json!({ "now_ms": app.clock.now_ms(), "time_scale": app.clock.scale() }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    ms: u64,
+}
+
+async fn clock_advance(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
+    match body::<Advance>(&bytes) {
+        Ok(advance) => ok(json!({ "now_ms": app.clock.advance(std::time::Duration::from_millis(advance.ms)) })),
+        Err(err) => refused(&err),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Answer {
+    txid: String,
+    answer: String,
+}
+
+async fn push_answer(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
+    let answer = match body::<Answer>(&bytes) {
+        Ok(answer) => answer,
+        Err(err) => return refused(&err),
+    };
+    let Some(outcome) = Outcome::parse_answer(&answer.answer) else {
+        return refused(&ControlError::Invalid("`answer` is `approve`, `deny` or `fraud`".into()));
+    };
+    match app.answer_push(&answer.txid, outcome) {
+        Ok(()) => ok(json!({ "txid": answer.txid, "answer": answer.answer })),
+        Err(err) => refused(&err),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Activate {
+    #[serde(default)]
+    number: Option<String>,
+    #[serde(default)]
+    phone_id: Option<String>,
+}
+
+async fn activate(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
+    let phone = match body::<Activate>(&bytes) {
+        Ok(Activate { number: Some(number), phone_id: None }) => PhoneRef::Number(number),
+        Ok(Activate { number: None, phone_id: Some(id) }) => PhoneRef::Id(id),
+        Ok(_) => return refused(&ControlError::Invalid("give one of `number` or `phone_id`".into())),
+        Err(err) => return refused(&err),
+    };
+    app.follow_activation(&phone).map_or_else(|e| refused(&e), ok)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Enroll {
+    username: String,
+}
+
+async fn enroll(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
+    match body::<Enroll>(&bytes) {
+        Ok(enroll) => app.follow_enrollment(&enroll.username).map_or_else(|e| refused(&e), ok),
+        Err(err) => refused(&err),
+    }
 }

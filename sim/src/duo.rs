@@ -9,15 +9,16 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::app::{App, lock, now_ms};
+use crate::app::{App, lock};
 use crate::audit::Origin;
 use crate::authapi;
+use crate::clock::wall_ms;
 use crate::error::ApiError;
 use crate::fault::Action;
 use crate::keys::Kind;
 use crate::ops::{self, Ctx, Reply};
 use crate::params::Params;
-use crate::push::{self, Outcome, Status};
+use crate::push::{self, Status};
 use crate::routes::{self, Api, Found, Op, Route};
 use crate::verify::{self, RequestParts};
 
@@ -80,9 +81,9 @@ async fn serve(app: &App, route: &'static Route, ids: &[String], req: Request) -
         Op::Auth => auth(app, origin, &params).await,
         Op::AuthStatus => auth_status(app, &params).await,
         op => {
-            let now_ms = now_ms();
-            let mut state = lock(&app.state);
-            let mut ctx = Ctx { state: &mut state, origin: Origin { time: now_ms, ..origin }, now_ms };
+            let (mut state, now_ms) = app.settled();
+            let options = &app.options;
+            let mut ctx = Ctx { state: &mut state, origin: Origin { time: now_ms, ..origin }, now_ms, options };
             ops::run(op, &mut ctx, &params, ids)
         }
     }
@@ -91,7 +92,8 @@ async fn serve(app: &App, route: &'static Route, ids: &[String], req: Request) -
 /// Checks the signature and that the integration may call this API; returns the ikey.
 fn authorise(app: &App, route: &Route, request: &RequestParts<'_>) -> Result<String, ApiError> {
     let skew = i64::try_from(app.options.skew.as_secs()).unwrap_or(i64::MAX);
-    let verified = verify::verify(request, &app.keyring, now_ms().div_euclid(1000), skew)?;
+    // Clients sign with their own wall clock, so the date is checked against the real one.
+    let verified = verify::verify(request, &app.keyring, wall_ms().div_euclid(1000), skew)?;
     let allowed = match route.api {
         Api::Admin => verified.kind == Kind::DuoAdmin,
         Api::Auth => verified.kind == Kind::DuoAuth,
@@ -103,38 +105,48 @@ fn authorise(app: &App, route: &Route, request: &RequestParts<'_>) -> Result<Str
     Ok(verified.ikey)
 }
 
-/// `POST /auth/v2/auth`: `{txid}` with `async=1`, otherwise the outcome once the user answers.
+/// `POST /auth/v2/auth`: `{txid}` with `async=1`, otherwise the outcome once the user answers
+/// or the push expires (sim time).
 async fn auth(app: &App, origin: Origin<'_>, params: &Params) -> Result<Reply, ApiError> {
     let started = {
-        let now_ms = now_ms();
-        let mut state = lock(&app.state);
-        let mut ctx = Ctx { state: &mut state, origin: Origin { time: now_ms, ..origin }, now_ms };
+        let (mut state, now_ms) = app.settled();
+        let options = &app.options;
+        let mut ctx = Ctx { state: &mut state, origin: Origin { time: now_ms, ..origin }, now_ms, options };
         authapi::start_auth(&mut ctx, params)?
     };
-    if params.flag("async") {
+    // `start_auth` has refused anything but "0" and "1".
+    if params.flag("async") == Ok(true) {
         return Ok(Reply::plain(json!({ "txid": started.txid })));
     }
-    let limit = u64::try_from(app.options.sync_auth_limit.as_millis()).unwrap_or(u64::MAX);
-    wait_ms(started.poll_wait_ms(now_ms(), limit)).await;
-    let status = match started.status(now_ms()) {
-        // The user never answered within the limit: the push expired.
-        Status::Waiting => Status::Done(Outcome::Timeout),
-        done => done,
-    };
+    let status = wait_for_push(app, &started.txid, i64::MAX).await?;
     Ok(Reply::plain(push::render(status)))
 }
 
-/// `GET /auth/v2/auth_status`: long-polls until the push resolves or the bound passes.
+/// `GET /auth/v2/auth_status`: holds the request (sim time) until the push is answered or
+/// expires, or `long_poll` passes, then answers the status at that moment.
 async fn auth_status(app: &App, params: &Params) -> Result<Reply, ApiError> {
-    let found = authapi::find_push(&lock(&app.state), params)?;
-    let bound = u64::try_from(app.options.long_poll.as_millis()).unwrap_or(u64::MAX);
-    wait_ms(found.poll_wait_ms(now_ms(), bound)).await;
-    Ok(Reply::plain(push::render(found.status(now_ms()))))
+    let txid = authapi::find_push(&lock(&app.state), params)?.txid;
+    let hold = i64::try_from(app.options.long_poll.as_millis()).unwrap_or(i64::MAX);
+    let deadline = app.clock.now_ms().saturating_add(hold);
+    let status = wait_for_push(app, &txid, deadline).await?;
+    Ok(Reply::plain(push::render(status)))
 }
 
-async fn wait_ms(ms: u64) {
-    if ms > 0 {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+/// Waits on the sim clock until the push has ended or `deadline_ms` comes, re-checking whenever
+/// the clock is advanced or a push is answered through the control API.
+async fn wait_for_push(app: &App, txid: &str, deadline_ms: i64) -> Result<Status, ApiError> {
+    loop {
+        // Subscribed before reading, so a change between the read and the wait still wakes us.
+        let mut woken = app.clock.subscribe();
+        let found = lock(&app.state).pushes.get(txid).cloned();
+        // Gone only after `POST /sim/reset`: the txid is no longer known.
+        let push = found.ok_or_else(|| ApiError::invalid("txid"))?;
+        let now = app.clock.now_ms();
+        let status = push.status(now);
+        if status != Status::Waiting || now >= deadline_ms {
+            return Ok(status);
+        }
+        app.clock.sleep_until(push.next_change_ms().min(deadline_ms), &mut woken).await;
     }
 }
 

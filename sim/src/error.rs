@@ -27,12 +27,44 @@ pub enum Error {
     /// A seed names things inconsistently.
     #[error("invalid seed: {0}")]
     Seed(String),
+    /// A flag's value is invalid.
+    #[error("invalid `--{flag}`: {message}")]
+    Flag { flag: &'static str, message: String },
     /// A fault flag or configuration is invalid.
     #[error("invalid fault: {0}")]
     Fault(String),
-    /// Waiting for Ctrl-C failed.
-    #[error("cannot wait for Ctrl-C: {0}")]
+    /// Listening for Ctrl-C or SIGTERM failed.
+    #[error("cannot listen for Ctrl-C or SIGTERM: {0}")]
     Signal(std::io::Error),
+}
+
+/// Why a control call (`/sim/…`, or the same call on [`crate::Sim`]) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// The body is not what the call takes (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such phone or transaction (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The thing is not in a state that allows it: nothing was sent, the push has ended (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The link has expired (410).
+    #[error("{0}")]
+    Gone(String),
+}
+
+impl ControlError {
+    /// The HTTP status the control API answers it with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ControlError::Invalid(_) => 400,
+            ControlError::NotFound(_) => 404,
+            ControlError::Conflict(_) => 409,
+            ControlError::Gone(_) => 410,
+        }
+    }
 }
 
 /// A failure answered in Duo's envelope: `{"stat":"FAIL","code":…,"message":…}`.

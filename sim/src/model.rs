@@ -50,7 +50,7 @@ pub enum PushBehaviour {
     Approve,
     /// Taps deny after the delay.
     Deny,
-    /// Ignores it; it times out after the delay.
+    /// Never answers; the push expires (`timeout`) at the push expiry.
     Timeout,
     /// Reports it as fraud after the delay.
     Fraud,
@@ -135,9 +135,10 @@ pub struct User {
     pub push_delay_ms: u64,
 }
 
-/// The delay before a seeded push resolves when the seed does not say: short, so demos are quick.
+/// How long (sim time) a user takes to answer a push when the seed does not say: a few seconds,
+/// as a person reaching for their phone does. A delay at or past the push expiry never answers.
 pub fn default_push_delay_ms() -> u64 {
-    200
+    5_000
 }
 
 /// A phone.
@@ -234,6 +235,25 @@ fn display_platform(platform: &str) -> &'static str {
 }
 
 impl User {
+    /// A new active user without phones, created at `created` (unix seconds).
+    pub fn new(user_id: String, username: String, created: i64) -> Self {
+        User {
+            user_id,
+            username,
+            realname: String::new(),
+            email: String::new(),
+            firstname: String::new(),
+            lastname: String::new(),
+            notes: String::new(),
+            status: UserStatus::Active,
+            created,
+            last_login: None,
+            phones: Vec::new(),
+            push: PushBehaviour::default(),
+            push_delay_ms: default_push_delay_ms(),
+        }
+    }
+
     /// The user as the Admin API shows it, without its phones.
     pub fn render_bare(&self) -> Value {
         json!({

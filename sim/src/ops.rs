@@ -2,20 +2,22 @@
 
 use serde_json::Value;
 
+use crate::app::Options;
 use crate::audit::Origin;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::routes::Op;
 use crate::state::State;
-use crate::{admin, authapi};
+use crate::{admin, authapi, links};
 
 /// What an operation may touch: the state (under the server's lock) and who is asking.
 #[derive(Debug)]
 pub struct Ctx<'a> {
     pub state: &'a mut State,
     pub origin: Origin<'a>,
-    /// Unix milliseconds, read once per request so one request sees one time.
+    /// Sim unix milliseconds, read once per request so one request sees one time.
     pub now_ms: i64,
+    pub options: &'a Options,
 }
 
 impl Ctx<'_> {
@@ -54,14 +56,14 @@ pub fn run(op: Op, ctx: &mut Ctx<'_>, params: &Params, ids: &[String]) -> Result
         Op::UserUpdate => admin::user_update(ctx, id(0), params),
         Op::UserDelete => admin::user_delete(ctx, id(0)),
         Op::UserCreate => admin::user_create(ctx, params),
-        Op::UserEnroll => admin::user_enroll(ctx, params),
+        Op::UserEnroll => links::user_enroll(ctx, params),
         Op::UserPhones => admin::user_phones(ctx, id(0), params),
         Op::UserPhoneAssociate => admin::associate(ctx, id(0), params),
         Op::UserPhoneDisassociate => admin::disassociate(ctx, id(0), id(1)),
         Op::PhonesList => admin::phones_list(ctx, params),
         Op::PhoneCreate => admin::phone_create(ctx, params),
         Op::PhoneDelete => admin::phone_delete(ctx, id(0)),
-        Op::PhoneSmsActivation => admin::sms_activation(ctx, id(0), params),
+        Op::PhoneSmsActivation => links::sms_activation(ctx, id(0), params),
         Op::Ping | Op::Check => Ok(Reply::plain(serde_json::json!({ "time": ctx.now() }))),
         Op::Preauth => authapi::preauth(ctx, params),
         Op::Auth | Op::AuthStatus => Err(ApiError::server(500)),

@@ -13,8 +13,9 @@ pub struct Params {
 }
 
 impl Params {
-    /// Collects the params of a verified request. A JSON body must be an object; its values that
-    /// are not strings (numbers, booleans) are taken as their JSON text, as the Admin API does.
+    /// Collects the params of a verified request. A JSON body must be an object whose every value
+    /// is a string: the official clients send every param as one (`str(valid_secs)`, `"1"`), so a
+    /// number, boolean, null, array or object is refused with 40002 naming the param.
     pub fn from_request(req: &RequestParts<'_>) -> Result<Self, ApiError> {
         let mut pairs: Vec<(String, String)> = lossy(canon::decode_form(req.query.as_bytes()));
         if req.is_form() {
@@ -24,7 +25,12 @@ impl Params {
             let Value::Object(object) = value else {
                 return Err(ApiError::invalid("body"));
             };
-            pairs.extend(object.into_iter().filter_map(|(k, v)| json_text(v).map(|v| (k, v))));
+            for (key, value) in object {
+                match value {
+                    Value::String(text) => pairs.push((key, text)),
+                    _ => return Err(ApiError::invalid(&key)),
+                }
+            }
         }
         Ok(Self { pairs })
     }
@@ -52,9 +58,14 @@ impl Params {
         self.get(name).map(|v| v.trim().parse::<u64>().map_err(|_| ApiError::invalid(name))).transpose()
     }
 
-    /// A flag: `1` or `true` (a JSON `true` arrives as `true`).
-    pub fn flag(&self, name: &str) -> bool {
-        matches!(self.get(name), Some("1" | "true"))
+    /// A flag as the official clients send it: `"1"` or `"0"`; absent is false, anything
+    /// else is 40002.
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None | Some("0") => Ok(false),
+            Some("1") => Ok(true),
+            Some(_) => Err(ApiError::invalid(name)),
+        }
     }
 
     /// `limit` and `offset`: the default limit when absent, the maximum when larger.
@@ -80,14 +91,6 @@ fn lossy(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(String, String)> {
         .collect()
 }
 
-fn json_text(value: Value) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(s) => Some(s),
-        other => Some(other.to_string()),
-    }
-}
-
 /// One page of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
@@ -100,9 +103,20 @@ impl Page {
     /// remain, `prev_offset` only after the first page.
     pub fn apply(&self, items: Vec<Value>) -> (Value, Value) {
         let total = items.len();
+        let window = self.window(total);
+        let page: Vec<Value> = items.into_iter().skip(window.start).take(window.len()).collect();
+        (Value::Array(page), self.metadata(total))
+    }
+
+    /// The positions on this page of a list of `total` items.
+    pub fn window(&self, total: usize) -> std::ops::Range<usize> {
         let start = self.offset.min(total);
-        let end = start.saturating_add(self.limit).min(total);
-        let page: Vec<Value> = items.into_iter().skip(start).take(end - start).collect();
+        start..start.saturating_add(self.limit).min(total)
+    }
+
+    /// Duo's `metadata` for this page of a list of `total` items.
+    pub fn metadata(&self, total: usize) -> Value {
+        let end = self.window(total).end;
         let mut metadata = Map::new();
         metadata.insert("total_objects".into(), json!(total));
         if end < total {
@@ -111,7 +125,7 @@ impl Page {
         if self.offset > 0 {
             metadata.insert("prev_offset".into(), json!(self.offset.saturating_sub(self.limit)));
         }
-        (Value::Array(page), Value::Object(metadata))
+        Value::Object(metadata)
     }
 }
 
@@ -137,5 +151,13 @@ mod tests {
         assert_eq!(Params::from_pairs(&[("limit", "x")]).page(100, 300), Err(ApiError::invalid("limit")));
         assert_eq!(Params::from_pairs(&[("offset", "-1")]).page(100, 300), Err(ApiError::invalid("offset")));
         assert_eq!(Params::default().require("username"), Err(ApiError::missing("username")));
+    }
+
+    #[test]
+    fn flags_are_zero_or_one() {
+        assert_eq!(Params::from_pairs(&[("async", "1")]).flag("async"), Ok(true));
+        assert_eq!(Params::from_pairs(&[("async", "0")]).flag("async"), Ok(false));
+        assert_eq!(Params::default().flag("async"), Ok(false));
+        assert_eq!(Params::from_pairs(&[("async", "true")]).flag("async"), Err(ApiError::invalid("async")));
     }
 }

@@ -1,4 +1,7 @@
-//! Duo Push transactions: how each resolves over time, as pure functions of the clock.
+//! Duo Push transactions: how each resolves over (sim) time, as pure functions of the clock.
+//!
+//! A push ends when the user answers (after their delay, or when a test answers it through the
+//! control API) or, unanswered, when it expires (about 60 s at Duo) as `timeout`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -44,9 +47,21 @@ pub struct Push {
     pub device: String,
     pub outcome: Outcome,
     pub created_ms: i64,
-    /// When the outcome becomes visible.
+    /// When the user answers with `outcome`; `i64::MAX` for a user who never does.
     pub resolve_at_ms: i64,
+    /// When the push ends as `timeout` if unanswered. State files written before expiry existed
+    /// read as never expiring, which keeps their meaning.
+    #[serde(default = "never")]
+    pub expires_at_ms: i64,
 }
+
+fn never() -> i64 {
+    i64::MAX
+}
+
+/// Why a push could not be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended(pub Outcome);
 
 /// What `auth_status` reports at a given moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,16 +73,43 @@ pub enum Status {
 }
 
 impl Push {
-    /// The status at `now_ms`: waiting before `resolve_at_ms`, the outcome from then on.
+    /// The status at `now_ms`: the answer once given, if it comes before the expiry; `timeout`
+    /// from the expiry on; waiting before either.
     pub fn status(&self, now_ms: i64) -> Status {
-        if now_ms < self.resolve_at_ms { Status::Waiting } else { Status::Done(self.outcome) }
+        if self.resolve_at_ms < self.expires_at_ms && now_ms >= self.resolve_at_ms {
+            Status::Done(self.outcome)
+        } else if now_ms >= self.expires_at_ms {
+            Status::Done(Outcome::Timeout)
+        } else {
+            Status::Waiting
+        }
     }
 
-    /// How long a long-poll at `now_ms` should wait before answering: until resolution, but
-    /// never more than `bound_ms`. Zero means answer now.
-    pub fn poll_wait_ms(&self, now_ms: i64, bound_ms: u64) -> u64 {
-        let remaining = u64::try_from(self.resolve_at_ms.saturating_sub(now_ms)).unwrap_or(0);
-        remaining.min(bound_ms)
+    /// The next sim time at which the status may change by itself.
+    pub fn next_change_ms(&self) -> i64 {
+        self.resolve_at_ms.min(self.expires_at_ms)
+    }
+
+    /// The user answers now (from the control API); refused once the push has ended.
+    pub fn answer(&mut self, now_ms: i64, outcome: Outcome) -> Result<(), Ended> {
+        if let Status::Done(ended) = self.status(now_ms) {
+            return Err(Ended(ended));
+        }
+        self.outcome = outcome;
+        self.resolve_at_ms = now_ms;
+        Ok(())
+    }
+}
+
+impl Outcome {
+    /// An answer a user can give: `approve`, `deny` or `fraud`.
+    pub fn parse_answer(text: &str) -> Option<Self> {
+        match text {
+            "approve" => Some(Outcome::Approve),
+            "deny" => Some(Outcome::Deny),
+            "fraud" => Some(Outcome::Fraud),
+            _ => None,
+        }
     }
 }
 
@@ -98,6 +140,7 @@ mod tests {
             outcome,
             created_ms: 1_000,
             resolve_at_ms: 1_200,
+            expires_at_ms: 61_000,
         }
     }
 
@@ -106,14 +149,40 @@ mod tests {
         let p = push(Outcome::Fraud);
         assert_eq!(p.status(1_199), Status::Waiting);
         assert_eq!(p.status(1_200), Status::Done(Outcome::Fraud));
+        assert_eq!(p.next_change_ms(), 1_200);
     }
 
     #[test]
-    fn long_poll_waits_until_resolution_but_no_longer_than_the_bound() {
-        let p = push(Outcome::Approve);
-        assert_eq!(p.poll_wait_ms(1_000, 5_000), 200);
-        assert_eq!(p.poll_wait_ms(1_000, 50), 50);
-        assert_eq!(p.poll_wait_ms(2_000, 5_000), 0);
+    fn an_answer_at_or_after_the_expiry_is_a_timeout() {
+        let mut p = push(Outcome::Approve);
+        p.resolve_at_ms = 61_000;
+        assert_eq!(p.status(60_999), Status::Waiting);
+        assert_eq!(p.status(61_000), Status::Done(Outcome::Timeout));
+        p.resolve_at_ms = i64::MAX;
+        assert_eq!(p.next_change_ms(), 61_000);
+        assert_eq!(p.status(10_000_000), Status::Done(Outcome::Timeout));
+    }
+
+    #[test]
+    fn a_waiting_push_takes_an_answer_once() {
+        let mut p = push(Outcome::Approve);
+        p.resolve_at_ms = i64::MAX;
+        assert_eq!(p.answer(5_000, Outcome::Deny), Ok(()));
+        assert_eq!(p.status(5_000), Status::Done(Outcome::Deny));
+        assert_eq!(p.answer(6_000, Outcome::Approve), Err(Ended(Outcome::Deny)));
+        let mut late = push(Outcome::Approve);
+        late.resolve_at_ms = i64::MAX;
+        assert_eq!(late.answer(61_000, Outcome::Approve), Err(Ended(Outcome::Timeout)));
+        assert_eq!(Outcome::parse_answer("fraud"), Some(Outcome::Fraud));
+        assert_eq!(Outcome::parse_answer("timeout"), None);
+    }
+
+    #[test]
+    fn a_state_file_without_expiry_keeps_its_meaning() {
+        let old = r#"{"txid":"t","user_id":"DU","username":"u","device":"DP","outcome":"timeout","created_ms":0,"resolve_at_ms":1000}"#;
+        let p: Push = serde_json::from_str(old).expect("old push");
+        assert_eq!(p.status(999), Status::Waiting);
+        assert_eq!(p.status(1_000), Status::Done(Outcome::Timeout));
     }
 
     #[test]

@@ -60,7 +60,8 @@ pub struct UserSeed {
     /// How the user answers a push.
     #[serde(default)]
     pub push: PushBehaviour,
-    /// How long the user takes to answer (or, for `timeout`, until the push expires).
+    /// How long (sim ms) the user takes to answer; at or past the push expiry the push expires
+    /// unanswered. Ignored for `timeout`, which never answers.
     #[serde(default = "default_push_delay_ms")]
     pub push_delay_ms: u64,
 }
@@ -143,16 +144,19 @@ fn demo_users() -> Vec<UserSeed> {
     };
     use PushBehaviour::{Approve, Deny, Fraud, Timeout};
     use UserStatus::{Active, Bypass, Disabled, LockedOut};
+    // Everyone who answers takes the default few seconds of sim time; carol never answers, so
+    // her pushes expire (`timeout`) at the push expiry.
+    let delay = default_push_delay_ms();
     vec![
-        user("alice", Active, &["+15555550100"], Approve, 200),
-        user("bob", Active, &["+15555550101"], Deny, 200),
-        user("carol", Active, &["+15555550102"], Timeout, 1000),
-        user("dave", Active, &["+15555550103"], Fraud, 200),
-        user("erin", Bypass, &[], Approve, 200),
-        user("frank", Disabled, &["+15555550105"], Approve, 200),
-        user("grace", Active, &[], Approve, 200),
-        user("henry", Active, &["+15555550104"], Approve, 200),
-        user("ivan", LockedOut, &["+15555550106"], Approve, 200),
+        user("alice", Active, &["+15555550100"], Approve, delay),
+        user("bob", Active, &["+15555550101"], Deny, delay),
+        user("carol", Active, &["+15555550102"], Timeout, delay),
+        user("dave", Active, &["+15555550103"], Fraud, delay),
+        user("erin", Bypass, &[], Approve, delay),
+        user("frank", Disabled, &["+15555550105"], Approve, delay),
+        user("grace", Active, &[], Approve, delay),
+        user("henry", Active, &["+15555550104"], Approve, delay),
+        user("ivan", LockedOut, &["+15555550106"], Approve, delay),
     ]
 }
 

@@ -13,18 +13,22 @@ use std::time::Duration;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_service::Service;
 
-use crate::app::{App, Options, lock, now_ms};
+use crate::app::{App, Options, lock};
 use crate::audit::AuditEntry;
+use crate::clock::wall_ms;
 use crate::control::{self, Peer};
 use crate::duo::{self, DropConnection};
+use crate::error::ControlError;
 use crate::error::Error;
 use crate::fault::Faults;
+use crate::links::PhoneRef;
+use crate::push::Outcome;
 use crate::routes;
 use crate::seed::Seed;
 use crate::state::State;
@@ -55,13 +59,14 @@ impl Sim {
         let router = control::router().fallback(duo::handle).with_state(Arc::clone(&app));
         let (stop, stop_rx) = watch::channel(false);
         let (stopped_tx, stopped) = watch::channel(false);
-        tokio::spawn(accept_loop(listener, router, stop_rx, stopped_tx));
+        let header_timeout = app.options.header_read_timeout;
+        tokio::spawn(accept_loop(listener, router, header_timeout, stop_rx, stopped_tx));
         Ok(Sim { addr, app, stop, stopped })
     }
 
-    /// Starts from a seed, stamping users as created now.
+    /// Starts from a seed, stamping users as created now (the clock starts at the wall time).
     pub async fn start_seed(addr: SocketAddr, seed: &Seed, options: Options) -> Result<Sim, Error> {
-        let state = State::from_seed(seed, now_ms().div_euclid(1000))?;
+        let state = State::from_seed(seed, wall_ms().div_euclid(1000))?;
         Self::start(addr, state, options).await
     }
 
@@ -72,7 +77,36 @@ impl Sim {
 
     /// The audit log, oldest first.
     pub fn audit(&self) -> Vec<AuditEntry> {
-        lock(&self.app.state).audit.entries().to_vec()
+        self.app.settled().0.audit.entries().to_vec()
+    }
+
+    /// The simulator's clock: sim unix milliseconds now.
+    pub fn now_ms(&self) -> i64 {
+        self.app.clock.now_ms()
+    }
+
+    /// Moves the simulator's clock forward (held long-polls re-check at once); the new time.
+    pub fn advance(&self, by: Duration) -> i64 {
+        self.app.clock.advance(by)
+    }
+
+    /// The user answers a waiting push now (`approve`, `deny` or `fraud`). Conflict once it has
+    /// ended, not found for an unknown txid.
+    pub fn answer_push(&self, txid: &str, answer: Outcome) -> Result<(), ControlError> {
+        self.app.answer_push(txid, answer)
+    }
+
+    /// The user follows the newest activation link sent to a phone: it becomes activated.
+    /// Answers the phone as the Admin API renders it. Conflict when no link is pending, gone
+    /// when it expired.
+    pub fn follow_activation(&self, phone: &PhoneRef) -> Result<serde_json::Value, ControlError> {
+        self.app.follow_activation(phone)
+    }
+
+    /// The user follows the enrolment link sent for `username`: the user is created. Answers
+    /// the user. Conflict when nothing is pending, gone when it expired.
+    pub fn follow_enrollment(&self, username: &str) -> Result<serde_json::Value, ControlError> {
+        self.app.follow_enrollment(username)
     }
 
     /// Empties the audit log (sequence numbers keep counting).
@@ -97,9 +131,10 @@ impl Sim {
         Ok(())
     }
 
-    /// A copy of the whole state, secrets included (it is what the state file holds).
+    /// A copy of the whole state, secrets included (it is what the state file holds), stamped
+    /// with the sim time.
     pub fn state(&self) -> State {
-        lock(&self.app.state).clone()
+        self.app.snapshot()
     }
 
     /// Writes the state file.
@@ -139,6 +174,8 @@ pub(crate) fn reset(app: &App) {
     *lock(&app.state) = app.initial.clone();
     *lock(&app.faults) = app.options.faults.clone();
     lock(&app.stats).clear();
+    // Held long-polls re-check and find their txid gone.
+    app.clock.wake();
 }
 
 /// Error a service returns to make hyper close the connection without a response.
@@ -149,17 +186,21 @@ struct Dropped;
 async fn accept_loop(
     listener: TcpListener,
     router: Router,
+    header_timeout: Duration,
     mut stop: watch::Receiver<bool>,
     stopped: watch::Sender<bool>,
 ) {
     let graceful = GracefulShutdown::new();
+    // A client that trickles its header (slowloris) is cut off instead of holding a task forever.
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     // Small JSON answers: without NODELAY, Nagle adds delay to keep-alive clients.
                     let _ = stream.set_nodelay(true);
-                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service(router.clone(), peer));
+                    let conn = http.serve_connection(TokioIo::new(stream), service(router.clone(), peer));
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         // A closed or dropped connection is routine for a server.

@@ -8,12 +8,18 @@ use serde::{Deserialize, Serialize};
 use crate::audit::AuditLog;
 use crate::error::Error;
 use crate::ids::IdGen;
+use crate::index::Index;
+pub use crate::index::normalise_number;
 use crate::keys::{Keyring, Kind};
+use crate::links::{Activation, Enrollment};
 use crate::model::{Phone, User};
 use crate::push::Push;
 use crate::seed::{IntegrationSeed, NewUserPolicy, Seed};
 
 /// Users, phones, pushes, enrolments and the audit log. Serialised as the state file.
+///
+/// `users` and `phones` are public to read; change them through the methods below, which keep
+/// the lookup index right (or call [`State::reindex`] after changing them directly).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
     pub integrations: Vec<IntegrationSeed>,
@@ -30,66 +36,73 @@ pub struct State {
     pub ids: IdGen,
     #[serde(default)]
     pub audit: AuditLog,
+    /// The newest activation link sent to each phone and not yet followed, by phone id.
+    #[serde(default)]
+    pub activations: BTreeMap<String, Activation>,
+    /// Enrolment links sent and not yet followed, by username.
+    #[serde(default)]
+    pub enrollments: BTreeMap<String, Enrollment>,
+    /// The sim time when this copy was taken; a simulator started from it never runs earlier.
+    #[serde(default)]
+    pub clock_ms: i64,
+    #[serde(skip)]
+    index: Index,
 }
 
 impl State {
     /// Builds the state a seed describes; `now` (unix seconds) stamps the users' `created`.
     pub fn from_seed(seed: &Seed, now: i64) -> Result<Self, Error> {
         check_integrations(&seed.integrations)?;
-        let mut ids = IdGen::new(seed.id_seed);
-        let mut phones: Vec<Phone> = Vec::new();
+        let mut state = State {
+            integrations: seed.integrations.clone(),
+            users: Vec::new(),
+            phones: Vec::new(),
+            pushes: BTreeMap::new(),
+            messages: Vec::new(),
+            new_user_policy: seed.new_user_policy,
+            ids: IdGen::new(seed.id_seed),
+            audit: AuditLog::default(),
+            activations: BTreeMap::new(),
+            enrollments: BTreeMap::new(),
+            clock_ms: 0,
+            index: Index::default(),
+        };
         for p in &seed.phones {
-            if phones.iter().any(|q| q.number == p.number) {
+            if state.phone_by_number(&p.number).is_some() {
                 return Err(Error::Seed(format!("phone `{}` is seeded twice", p.number)));
             }
-            phones.push(Phone {
-                phone_id: ids.phone_id(),
+            let phone = Phone {
+                phone_id: state.ids.phone_id(),
                 number: p.number.clone(),
                 name: p.name.clone(),
                 extension: String::new(),
                 kind: p.kind,
                 platform: p.platform.clone(),
                 activated: p.activated,
-            });
+            };
+            state.add_phone(phone);
         }
-        let mut users: Vec<User> = Vec::new();
         for u in &seed.users {
-            if users.iter().any(|v| v.username == u.username) {
+            if state.user_by_name(&u.username).is_some() {
                 return Err(Error::Seed(format!("user `{}` is seeded twice", u.username)));
             }
             let mut phone_ids = Vec::new();
             for number in &u.phones {
-                let phone = phones.iter().find(|p| &p.number == number).ok_or_else(|| {
+                let phone = state.phone_by_number(number).ok_or_else(|| {
                     Error::Seed(format!("user `{}` names phone `{number}`, which is not in `phones`", u.username))
                 })?;
                 phone_ids.push(phone.phone_id.clone());
             }
-            users.push(User {
-                user_id: ids.user_id(),
-                username: u.username.clone(),
-                realname: u.realname.clone(),
-                email: u.email.clone(),
-                firstname: String::new(),
-                lastname: String::new(),
-                notes: String::new(),
-                status: u.status,
-                created: now,
-                last_login: None,
-                phones: phone_ids,
-                push: u.push,
-                push_delay_ms: u.push_delay_ms,
-            });
+            let mut user = User::new(state.ids.user_id(), u.username.clone(), now);
+            user.realname = u.realname.clone();
+            user.email = u.email.clone();
+            user.status = u.status;
+            user.phones = phone_ids;
+            user.push = u.push;
+            user.push_delay_ms = u.push_delay_ms;
+            state.add_user(user);
         }
-        Ok(State {
-            integrations: seed.integrations.clone(),
-            users,
-            phones,
-            pushes: BTreeMap::new(),
-            messages: Vec::new(),
-            new_user_policy: seed.new_user_policy,
-            ids,
-            audit: AuditLog::default(),
-        })
+        Ok(state)
     }
 
     /// Reads a state file written by [`State::save`].
@@ -100,7 +113,9 @@ impl State {
             what: "state",
             source,
         })?;
+        let mut state = state;
         check_integrations(&state.integrations)?;
+        state.reindex();
         Ok(state)
     }
 
@@ -127,33 +142,122 @@ impl State {
         self.integrations.iter().find(|i| i.kind == kind)
     }
 
+    /// Rebuilds the lookup index after `users` or `phones` were changed directly.
+    pub fn reindex(&mut self) {
+        self.index = Index::build(&self.users, &self.phones);
+    }
+
     pub fn user(&self, user_id: &str) -> Option<&User> {
-        self.users.iter().find(|u| u.user_id == user_id)
+        self.index.user(user_id).and_then(|pos| self.users.get(pos))
+    }
+
+    /// The position of a user in `users` (creation order).
+    pub fn user_position(&self, user_id: &str) -> Option<usize> {
+        self.index.user(user_id)
     }
 
     pub fn user_by_name(&self, username: &str) -> Option<&User> {
-        self.users.iter().find(|u| u.username == username)
+        self.index.user_by_name(username).and_then(|pos| self.users.get(pos))
+    }
+
+    /// The users with this email (compared case-insensitively), in creation order.
+    pub fn users_by_email(&self, email: &str) -> impl Iterator<Item = &User> {
+        self.index.users_by_email(email).iter().filter_map(|&pos| self.users.get(pos))
     }
 
     pub fn phone(&self, phone_id: &str) -> Option<&Phone> {
-        self.phones.iter().find(|p| p.phone_id == phone_id)
+        self.index.phone(phone_id).and_then(|pos| self.phones.get(pos))
     }
 
     /// Phones compare by digits, so `+1 555 555 0100` finds `+15555550100`.
     pub fn phone_by_number(&self, number: &str) -> Option<&Phone> {
-        let want = normalise_number(number);
-        self.phones.iter().find(|p| !want.is_empty() && normalise_number(&p.number) == want)
+        self.index.phone_by_number(number).and_then(|pos| self.phones.get(pos))
     }
 
-    /// The users a phone is attached to.
+    /// The users a phone is attached to, in creation order.
     pub fn users_of(&self, phone_id: &str) -> impl Iterator<Item = &User> {
-        self.users.iter().filter(move |u| u.phones.iter().any(|p| p == phone_id))
+        self.index.users_of(phone_id).iter().filter_map(|&pos| self.users.get(pos))
     }
-}
 
-/// Keeps the digits of a number, which is how two spellings of one number are compared.
-pub fn normalise_number(number: &str) -> String {
-    number.chars().filter(char::is_ascii_digit).collect()
+    /// Adds a user at the end of the creation order.
+    pub fn add_user(&mut self, user: User) {
+        let pos = self.users.len();
+        self.index.add_user(pos, &user);
+        self.users.push(user);
+    }
+
+    /// Replaces the user with `user_id` by `after` (same id; phones unchanged). False if unknown.
+    pub fn replace_user(&mut self, user_id: &str, after: User) -> bool {
+        let Some(pos) = self.index.user(user_id) else { return false };
+        let Some(slot) = self.users.get_mut(pos) else { return false };
+        let before = std::mem::replace(slot, after);
+        let after = &self.users[pos];
+        self.index.rename_user(pos, &before, after);
+        true
+    }
+
+    /// Removes a user (its phones stay). O(n): later positions shift, so the index is rebuilt.
+    pub fn remove_user(&mut self, user_id: &str) -> Option<User> {
+        let pos = self.index.user(user_id)?;
+        let user = self.users.remove(pos);
+        self.reindex();
+        Some(user)
+    }
+
+    pub fn add_phone(&mut self, phone: Phone) {
+        let pos = self.phones.len();
+        self.index.add_phone(pos, &phone);
+        self.phones.push(phone);
+    }
+
+    /// A phone to change in place; its id and number must stay as they are (they are indexed).
+    pub fn phone_mut(&mut self, phone_id: &str) -> Option<&mut Phone> {
+        let pos = self.index.phone(phone_id)?;
+        self.phones.get_mut(pos)
+    }
+
+    /// Removes a phone and detaches it from its users. O(n), like [`State::remove_user`].
+    pub fn remove_phone(&mut self, phone_id: &str) -> Option<Phone> {
+        let pos = self.index.phone(phone_id)?;
+        let users: Vec<usize> = self.index.users_of(phone_id).to_vec();
+        for user_pos in users {
+            if let Some(user) = self.users.get_mut(user_pos) {
+                user.phones.retain(|p| p != phone_id);
+            }
+        }
+        let phone = self.phones.remove(pos);
+        self.activations.remove(phone_id);
+        self.reindex();
+        Some(phone)
+    }
+
+    /// Associates a phone with a user (both known; the caller checks limits and repeats).
+    pub fn associate(&mut self, user_id: &str, phone_id: &str) {
+        let Some(pos) = self.index.user(user_id) else { return };
+        if let Some(user) = self.users.get_mut(pos) {
+            user.phones.push(phone_id.to_string());
+            self.index.associate(pos, phone_id);
+        }
+    }
+
+    /// Detaches a phone from a user; whether it was attached.
+    pub fn disassociate(&mut self, user_id: &str, phone_id: &str) -> bool {
+        let Some(pos) = self.index.user(user_id) else { return false };
+        let Some(user) = self.users.get_mut(pos) else { return false };
+        let before = user.phones.len();
+        user.phones.retain(|p| p != phone_id);
+        let removed = user.phones.len() != before;
+        if removed {
+            self.index.disassociate(pos, phone_id);
+        }
+        removed
+    }
+
+    /// Applies what has fallen due by `now_ms` (sim time): activation links that follow
+    /// themselves under `--activate-after`.
+    pub fn settle(&mut self, now_ms: i64) {
+        crate::links::settle(self, now_ms);
+    }
 }
 
 fn check_integrations(integrations: &[IntegrationSeed]) -> Result<(), Error> {
@@ -181,6 +285,74 @@ mod tests {
         let alice = a.user_by_name("alice").expect("alice");
         assert_eq!(alice.phones.len(), 1);
         assert!(a.phone_by_number("+1 (555) 555-0100").is_some());
+    }
+
+    /// Every indexed lookup agrees with a scan of the vectors, after each kind of change.
+    fn assert_index_agrees(state: &State) {
+        for (pos, user) in state.users.iter().enumerate() {
+            assert_eq!(state.user_position(&user.user_id), Some(pos));
+            assert_eq!(state.user_by_name(&user.username).map(|u| &u.user_id), Some(&user.user_id));
+            let by_email: Vec<&str> = state.users_by_email(&user.email).map(|u| u.user_id.as_str()).collect();
+            let scanned: Vec<&str> = state
+                .users
+                .iter()
+                .filter(|u| !u.email.is_empty() && u.email.eq_ignore_ascii_case(&user.email))
+                .map(|u| u.user_id.as_str())
+                .collect();
+            assert_eq!(by_email, scanned, "{}", user.email);
+        }
+        for phone in &state.phones {
+            assert_eq!(state.phone(&phone.phone_id).map(|p| &p.number), Some(&phone.number));
+            let users: Vec<&str> = state.users_of(&phone.phone_id).map(|u| u.user_id.as_str()).collect();
+            let scanned: Vec<&str> =
+                state.users.iter().filter(|u| u.phones.contains(&phone.phone_id)).map(|u| u.user_id.as_str()).collect();
+            assert_eq!(users, scanned, "{}", phone.phone_id);
+        }
+    }
+
+    #[test]
+    fn the_index_stays_right_through_every_change() {
+        let mut state = State::from_seed(&Seed::demo(), 0).expect("seed");
+        assert_index_agrees(&state);
+        let spare = state.phone_by_number("+15555550199").expect("spare").phone_id.clone();
+        let alice = state.user_by_name("alice").expect("alice").user_id.clone();
+        let grace = state.user_by_name("grace").expect("grace").user_id.clone();
+        state.associate(&grace, &spare);
+        state.associate(&alice, &spare);
+        assert_index_agrees(&state);
+        let mut renamed = state.user(&alice).expect("alice").clone();
+        renamed.username = "alicia".into();
+        renamed.email = "GRACE@example.com".into();
+        assert!(state.replace_user(&alice, renamed));
+        assert!(state.user_by_name("alice").is_none());
+        assert_eq!(state.users_by_email("grace@EXAMPLE.com").count(), 2);
+        assert_index_agrees(&state);
+        assert!(state.disassociate(&grace, &spare));
+        assert!(!state.disassociate(&grace, &spare));
+        state.remove_user("DUNOSUCHUSER000000000");
+        let bob = state.user_by_name("bob").expect("bob").user_id.clone();
+        assert!(state.remove_user(&bob).is_some());
+        assert_index_agrees(&state);
+        assert!(state.remove_phone(&spare).is_some());
+        assert!(state.user(&alice).expect("alicia").phones.iter().all(|p| p != &spare));
+        assert_index_agrees(&state);
+        let mut fresh = User::new("DUFRESH00000000000000".into(), "fresh".into(), 0);
+        fresh.email = "fresh@example.com".into();
+        state.add_user(fresh);
+        assert_index_agrees(&state);
+    }
+
+    #[test]
+    fn a_state_file_from_before_links_and_the_clock_still_loads() {
+        let state = State::from_seed(&Seed::demo(), 0).expect("seed");
+        let mut old = serde_json::to_value(&state).expect("json");
+        for key in ["activations", "enrollments", "clock_ms"] {
+            old.as_object_mut().expect("object").remove(key);
+        }
+        let mut loaded: State = serde_json::from_value(old).expect("an older state file");
+        loaded.reindex();
+        assert_eq!(loaded, state);
+        assert!(loaded.user_by_name("alice").is_some(), "the index is rebuilt");
     }
 
     #[test]

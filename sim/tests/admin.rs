@@ -62,28 +62,46 @@ async fn create_user_then_duplicate_is_40003() {
 }
 
 #[tokio::test]
-async fn json_values_that_are_not_strings_are_accepted() {
+async fn json_values_that_are_not_strings_are_refused_naming_the_param() {
     let sim = start().await;
+    for value in [json!(3600), json!(true), json!(null), json!(["a"]), json!({ "a": "b" })] {
+        let call = Call {
+            json: Some(json!({ "username": "numbers", "email": "n@example.com", "valid_secs": value })),
+            ..Call::new("POST", "/admin/v1/users/enroll", &[])
+        };
+        let r = send(&sim, call).await;
+        fail(r.status, &r.body, 400, 40002, Some("valid_secs"));
+    }
     let call = Call {
-        json: Some(json!({ "username": "numbers", "email": "n@example.com", "valid_secs": 3600 })),
+        json: Some(json!({ "username": "numbers", "email": "n@example.com", "valid_secs": "3600" })),
         ..Call::new("POST", "/admin/v1/users/enroll", &[])
     };
     let r = send(&sim, call).await;
     assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(sim.audit().len(), 1, "only the call with strings changed anything");
     assert_eq!(sim.audit()[0].detail["valid_secs"], 3600);
 }
 
 #[tokio::test]
-async fn enroll_creates_the_user_and_sends_a_code() {
+async fn flags_are_zero_or_one_as_the_clients_send_them() {
+    let sim = start().await;
+    let spare = common::phone_id(&sim, "+15555550199").await;
+    let path = format!("/admin/v1/phones/{spare}/send_sms_activation");
+    let (s, b) = admin(&sim, "POST", &path, &[("install", "yes")]).await;
+    fail(s, &b, 400, 40002, Some("install"));
+    let (s, b) = admin(&sim, "POST", &path, &[("install", "0")]).await;
+    assert_eq!(ok(s, &b)["installation_msg"], "");
+}
+
+#[tokio::test]
+async fn enroll_answers_a_code_and_checks_its_params() {
     let sim = start().await;
     let (s, b) =
         admin(&sim, "POST", "/admin/v1/users/enroll", &[("username", "jsmith"), ("email", "jsmith@example.com")]).await;
     let code = ok(s, &b).as_str().expect("code string");
     assert_eq!(code.len(), 20);
-    let (s, b) = admin(&sim, "GET", "/admin/v1/users", &[("username", "jsmith")]).await;
-    assert_eq!(ok(s, &b)[0]["email"], "jsmith@example.com");
     let (s, b) =
-        admin(&sim, "POST", "/admin/v1/users/enroll", &[("username", "jsmith"), ("email", "j@example.com")]).await;
+        admin(&sim, "POST", "/admin/v1/users/enroll", &[("username", "alice"), ("email", "a@example.com")]).await;
     fail(s, &b, 400, 40003, Some("username"));
     let (s, b) = admin(&sim, "POST", "/admin/v1/users/enroll", &[("username", "x")]).await;
     fail(s, &b, 400, 40001, Some("email"));
@@ -218,7 +236,7 @@ async fn users_page_with_metadata_across_pages() {
 }
 
 #[tokio::test]
-async fn sms_activation_activates_a_smartphone_and_refuses_unknown_ones() {
+async fn sms_activation_sends_a_link_and_refuses_unknown_phones() {
     let sim = start().await;
     let (s, b) = admin(
         &sim,
@@ -236,7 +254,9 @@ async fn sms_activation_activates_a_smartphone_and_refuses_unknown_ones() {
         assert!(!r[field].as_str().expect(field).is_empty(), "{field}");
     }
     let (s, b) = admin(&sim, "GET", "/admin/v1/phones", &[("number", "+15555550160")]).await;
-    assert_eq!(ok(s, &b)[0]["activated"], true);
+    assert_eq!(ok(s, &b)[0]["activated"], false, "not until the user follows the link");
+    let (s, b) = admin(&sim, "POST", &path, &[("valid_secs", "0")]).await;
+    fail(s, &b, 400, 40002, Some("valid_secs"));
     let (s, b) = admin(&sim, "POST", "/admin/v1/phones", &[("number", "+15555550161")]).await;
     let unknown = ok(s, &b)["phone_id"].as_str().expect("id").to_string();
     let (s, b) = admin(&sim, "POST", &format!("/admin/v1/phones/{unknown}/send_sms_activation"), &[]).await;

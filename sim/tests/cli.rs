@@ -69,3 +69,25 @@ async fn the_integrations_file_is_written_and_secrets_stay_out_of_debug() {
     assert!(!debug.contains(common::ADMIN_SKEY) && !debug.contains(common::AUTH_SKEY));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+#[tokio::test]
+async fn sigterm_ends_the_shutdown_signal_and_the_state_is_saved() {
+    // Installed before the signal is sent, so SIGTERM reaches it instead of killing the test.
+    let signal = flowcat_sim::cli::shutdown_signal().expect("handlers");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &std::process::id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    tokio::time::timeout(std::time::Duration::from_secs(5), signal).await.expect("SIGTERM ends the wait");
+
+    // What `run` does once the signal ends: shut down and write the state file.
+    let dir = scratch("sigterm");
+    let state = dir.join("state.json");
+    let argv = ["--port", "0", "--state", state.to_str().expect("path"), "--time-scale", "10"];
+    flowcat_sim::cli::run_until(args(&argv), async {}).await.expect("served and saved");
+    let saved = flowcat_sim::State::load(&state).expect("the state file was written");
+    assert_eq!(saved.users.len(), 9);
+    assert!(saved.clock_ms > 1_600_000_000_000, "stamped with the sim time");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}

@@ -100,6 +100,8 @@ async fn the_state_file_round_trips() {
     assert_eq!(b["response"].as_array().map(Vec::len), Some(1));
     assert_eq!(again.audit().len(), 2, "the audit log is kept in the state file");
     let txid = txid_body["response"]["txid"].as_str().expect("txid");
+    assert!(again.now_ms() >= before.clock_ms, "the clock never runs back across a restart");
+    again.advance(std::time::Duration::from_secs(5));
     let (s, b) = auth(&again, "GET", "/auth/v2/auth_status", &[("txid", txid)]).await;
     assert_eq!((s, b["response"]["result"].as_str()), (200, Some("allow")));
     // New ids continue the generator instead of repeating it.

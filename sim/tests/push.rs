@@ -1,11 +1,11 @@
-//! The Auth API over real HTTP: preauth's four answers, push in every seeded behaviour,
-//! long-polling, and the errors.
+//! The Auth API over real HTTP: preauth's four answers, push in every seeded behaviour, and the
+//! errors. Timing (holds, expiry, answers) is in `clock.rs`.
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{auth, start, start_with};
+use common::{auth, start, start_scaled};
 use flowcat_sim::Options;
 use serde_json::{Value, json};
 
@@ -77,14 +77,20 @@ async fn every_push_behaviour_resolves_as_seeded() {
         ("erin", "allow", "bypass"),
         ("frank", "deny", "deny"),
     ];
-    for (user, result, state) in cases {
+    let mut txids = Vec::new();
+    for (user, _, _) in cases {
         let txid = push(&sim, user).await;
         let groups: Vec<usize> = txid.split('-').map(str::len).collect();
         assert_eq!(groups, [8, 4, 4, 4, 12]);
-        let answer = status(&sim, &txid).await;
+        txids.push(txid);
+    }
+    // Past everyone's answer and carol's expiry, without waiting for it.
+    sim.advance(Duration::from_secs(61));
+    for ((user, result, state), txid) in cases.iter().zip(&txids) {
+        let answer = status(&sim, txid).await;
         assert_eq!(
             (answer["result"].as_str(), answer["status"].as_str()),
-            (Some(result), Some(state)),
+            (Some(*result), Some(*state)),
             "{user}: {answer}"
         );
     }
@@ -93,36 +99,24 @@ async fn every_push_behaviour_resolves_as_seeded() {
 }
 
 #[tokio::test]
-async fn auth_status_long_polls_until_resolution() {
-    let sim = start().await;
-    let txid = push(&sim, "carol").await;
-    let started = Instant::now();
-    // Carol's push times out after 1000 ms; one long poll (bound 3 s) waits it out.
-    let answer = status(&sim, &txid).await;
-    assert_eq!(answer["status"], "timeout");
-    assert!(started.elapsed() >= Duration::from_millis(700), "{:?}", started.elapsed());
-}
-
-#[tokio::test]
-async fn a_bounded_long_poll_answers_waiting() {
-    let sim = start_with(Options { long_poll: Duration::from_millis(50), ..Options::default() }).await;
-    let txid = push(&sim, "carol").await;
-    let answer = status(&sim, &txid).await;
-    assert_eq!(
-        answer,
-        json!({"result":"waiting","status":"pushed","status_msg":"Pushed a login request to your device..."})
-    );
-}
-
-#[tokio::test]
-async fn synchronous_auth_answers_once_the_user_has() {
-    let sim = start().await;
+async fn synchronous_auth_answers_once_the_user_has_or_the_push_expired() {
+    // A thousand times faster: alice's 5 s is 5 ms, the 60 s expiry 60 ms.
+    let sim = start_scaled(1000.0).await;
+    let sync = |user: &'static str| {
+        let sim = &sim;
+        async move {
+            let (s, b) =
+                auth(sim, "POST", "/auth/v2/auth", &[("username", user), ("factor", "push"), ("device", "auto")]).await;
+            assert_eq!(s, 200, "{b}");
+            (b["response"]["result"].as_str().map(str::to_string), b["response"]["status"].as_str().map(str::to_string))
+        }
+    };
+    assert_eq!(sync("alice").await, (Some("allow".into()), Some("allow".into())));
+    assert_eq!(sync("dave").await, (Some("deny".into()), Some("fraud".into())));
+    assert_eq!(sync("carol").await, (Some("deny".into()), Some("timeout".into())));
     let (s, b) =
-        auth(&sim, "POST", "/auth/v2/auth", &[("username", "alice"), ("factor", "push"), ("device", "auto")]).await;
-    assert_eq!(s, 200);
-    assert_eq!((b["response"]["result"].as_str(), b["response"]["status"].as_str()), (Some("allow"), Some("allow")));
-    let (_, b) = auth(&sim, "POST", "/auth/v2/auth", &[("username", "dave"), ("factor", "auto")]).await;
-    assert_eq!(b["response"]["status"], "fraud");
+        auth(&sim, "POST", "/auth/v2/auth", &[("username", "alice"), ("factor", "push"), ("async", "true")]).await;
+    assert_eq!((s, b["message_detail"].as_str()), (400, Some("async")), "the clients send \"1\"");
 }
 
 #[tokio::test]
@@ -158,9 +152,9 @@ async fn push_errors() {
 }
 
 #[tokio::test]
-async fn a_push_to_a_named_device_and_after_sms_activation() {
+async fn a_push_reaches_a_named_device_once_its_activation_link_is_followed() {
     let sim = start().await;
-    // Grace gets the spare phone, activated by SMS, then a push reaches it.
+    // Grace gets a new phone; it takes a push only after the SMS link is followed.
     let grace = common::user_id(&sim, "grace").await;
     let (_, b) = common::admin(
         &sim,
@@ -171,19 +165,16 @@ async fn a_push_to_a_named_device_and_after_sms_activation() {
     .await;
     let phone = b["response"]["phone_id"].as_str().expect("id").to_string();
     common::admin(&sim, "POST", &format!("/admin/v1/users/{grace}/phones"), &[("phone_id", &phone)]).await;
-    let (s, b) =
-        auth(&sim, "POST", "/auth/v2/auth", &[("username", "grace"), ("factor", "push"), ("async", "1")]).await;
-    assert_eq!((s, b["message_detail"].as_str()), (400, Some("no capable device")), "not activated yet");
+    let grace_push = [("username", "grace"), ("factor", "push"), ("device", phone.as_str()), ("async", "1")];
     common::admin(&sim, "POST", &format!("/admin/v1/phones/{phone}/send_sms_activation"), &[]).await;
-    let (s, b) = auth(
-        &sim,
-        "POST",
-        "/auth/v2/auth",
-        &[("username", "grace"), ("factor", "push"), ("device", &phone), ("async", "1")],
-    )
-    .await;
+    let (s, b) = auth(&sim, "POST", "/auth/v2/auth", &grace_push).await;
+    assert_eq!((s, b["message_detail"].as_str()), (400, Some("no capable device")), "link not followed yet");
+    let (s, b) = common::control(&sim, "POST", "/sim/activate", Some(json!({ "phone_id": phone }))).await;
+    assert_eq!((s, b["activated"].as_bool()), (200, Some(true)), "{b}");
+    let (s, b) = auth(&sim, "POST", "/auth/v2/auth", &grace_push).await;
     assert_eq!(s, 200, "{b}");
     let txid = b["response"]["txid"].as_str().expect("txid");
+    sim.advance(Duration::from_secs(5));
     assert_eq!(status(&sim, txid).await["result"], "allow");
 }
 

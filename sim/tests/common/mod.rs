@@ -278,9 +278,11 @@ pub async fn auth(sim: &Sim, method: &str, path: &str, params: &[(&str, &str)]) 
     (r.status, r.body)
 }
 
-/// An unsigned control-API call.
+/// An unsigned control-API call; anything but GET goes as JSON (`{}` without a body), as the
+/// control API requires.
 pub async fn control(sim: &Sim, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let body = body.or_else(|| (method != "GET").then(|| serde_json::json!({})));
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let mut req = client.request(method, format!("http://{}{path}", sim.addr()));
     if let Some(body) = body {
@@ -296,4 +298,15 @@ pub async fn control(sim: &Sim, method: &str, path: &str, body: Option<Value>) -
 pub async fn user_id(sim: &Sim, username: &str) -> String {
     let (_, body) = admin(sim, "GET", "/admin/v1/users", &[("username", username)]).await;
     body["response"][0]["user_id"].as_str().expect("user").to_string()
+}
+
+/// The `phone_id` of a phone by number.
+pub async fn phone_id(sim: &Sim, number: &str) -> String {
+    let (_, body) = admin(sim, "GET", "/admin/v1/phones", &[("number", number)]).await;
+    body["response"][0]["phone_id"].as_str().expect("phone").to_string()
+}
+
+/// A demo simulator whose clock runs `scale` times faster than real time.
+pub async fn start_scaled(scale: f64) -> Sim {
+    start_with(Options { time_scale: scale, ..Options::default() }).await
 }
