@@ -220,6 +220,12 @@ pub fn phones_list(ctx: &mut Ctx<'_>, params: &Params) -> Result<Reply, ApiError
     Ok(paged(page, &state.phones, |p| render_phone(state, p)))
 }
 
+/// `GET /admin/v1/phones/{phone_id}`: the phone with its users; 404/40401 if unknown.
+pub fn phone_get(ctx: &mut Ctx<'_>, phone_id: &str) -> Result<Reply, ApiError> {
+    let phone = ctx.state.phone(phone_id).ok_or_else(ApiError::not_found)?;
+    Ok(Reply::plain(render_phone(ctx.state, phone)))
+}
+
 /// `POST /admin/v1/phones`: 40003 when the number exists.
 pub fn phone_create(ctx: &mut Ctx<'_>, params: &Params) -> Result<Reply, ApiError> {
     let number = match params.get("number") {

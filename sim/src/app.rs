@@ -152,8 +152,9 @@ impl App {
     }
 
     /// The user follows the enrolment link sent for `username`.
-    pub fn follow_enrollment(&self, username: &str) -> Result<Value, ControlError> {
+    pub fn follow_enrollment(&self, username: &str, number: Option<&str>) -> Result<Value, ControlError> {
         let (mut state, now) = self.settled();
-        links::follow_enrollment(&mut state, now, username, &Self::control_origin("POST /sim/enroll", now))
+        let origin = Self::control_origin("POST /sim/enroll", now);
+        links::follow_enrollment(&mut state, now, username, number, &origin)
     }
 }

@@ -182,11 +182,16 @@ async fn activate(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
 #[serde(deny_unknown_fields)]
 struct Enroll {
     username: String,
+    /// The phone the user enrols on Duo's enrolment page, if any.
+    #[serde(default)]
+    number: Option<String>,
 }
 
 async fn enroll(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
     match body::<Enroll>(&bytes) {
-        Ok(enroll) => app.follow_enrollment(&enroll.username).map_or_else(|e| refused(&e), ok),
+        Ok(enroll) => {
+            app.follow_enrollment(&enroll.username, enroll.number.as_deref()).map_or_else(|e| refused(&e), ok)
+        }
         Err(err) => refused(&err),
     }
 }

@@ -179,8 +179,13 @@ pub fn follow_enrollment(
     state: &mut State,
     now_ms: i64,
     username: &str,
+    number: Option<&str>,
     origin: &Origin<'_>,
 ) -> Result<Value, ControlError> {
+    let digits = number.map(crate::state::normalise_number);
+    if digits.as_ref().is_some_and(String::is_empty) {
+        return Err(ControlError::Invalid("`number` must hold digits".into()));
+    }
     let link = state
         .enrollments
         .get(username)
@@ -198,9 +203,42 @@ pub fn follow_enrollment(
         state.add_user(user);
     }
     let user_id = state.user_by_name(username).map(|u| u.user_id.clone()).unwrap_or_default();
-    let detail = json!({ "user_id": user_id, "username": username, "email": link.email, "existing": existing });
+    let mut detail = json!({ "user_id": user_id, "username": username, "email": link.email, "existing": existing });
+    if let Some(digits) = digits {
+        detail["phone_id"] = json!(enrol_phone(state, &user_id, &format!("+{digits}")));
+    }
     state.audit.record(origin, "enrollment.complete", detail);
     Ok(state.user(&user_id).map(|u| render_user(state, u)).unwrap_or_default())
+}
+
+/// The phone a user enrols on Duo's enrolment page: the known phone with that number, else a new
+/// smartphone, attached to the user with Duo Mobile activated. Answers its id.
+fn enrol_phone(state: &mut State, user_id: &str, number: &str) -> String {
+    let phone_id = match state.phone_by_number(number) {
+        Some(phone) => phone.phone_id.clone(),
+        None => {
+            let phone = crate::model::Phone {
+                phone_id: state.ids.phone_id(),
+                number: number.to_string(),
+                name: String::new(),
+                extension: String::new(),
+                kind: PhoneType::Mobile,
+                platform: "google android".into(),
+                activated: true,
+            };
+            let id = phone.phone_id.clone();
+            state.add_phone(phone);
+            id
+        }
+    };
+    if let Some(p) = state.phone_mut(&phone_id) {
+        p.activated = true;
+    }
+    let held = state.user(user_id).is_some_and(|u| u.phones.iter().any(|p| p == &phone_id));
+    if !held {
+        state.associate(user_id, &phone_id);
+    }
+    phone_id
 }
 
 /// Follows every activation link whose `--activate-after` time has come, each at that time.

@@ -61,6 +61,7 @@ pub fn run(op: Op, ctx: &mut Ctx<'_>, params: &Params, ids: &[String]) -> Result
         Op::UserPhoneAssociate => admin::associate(ctx, id(0), params),
         Op::UserPhoneDisassociate => admin::disassociate(ctx, id(0), id(1)),
         Op::PhonesList => admin::phones_list(ctx, params),
+        Op::PhoneGet => admin::phone_get(ctx, id(0)),
         Op::PhoneCreate => admin::phone_create(ctx, params),
         Op::PhoneDelete => admin::phone_delete(ctx, id(0)),
         Op::PhoneSmsActivation => links::sms_activation(ctx, id(0), params),

@@ -25,6 +25,7 @@ pub enum Op {
     UserPhoneAssociate,
     UserPhoneDisassociate,
     PhonesList,
+    PhoneGet,
     PhoneCreate,
     PhoneDelete,
     PhoneSmsActivation,
@@ -73,6 +74,7 @@ pub static ROUTES: &[Route] = &[
     },
     Route { pattern: "GET /admin/v1/phones", api: Api::Admin, op: Op::PhonesList },
     Route { pattern: "POST /admin/v1/phones", api: Api::Admin, op: Op::PhoneCreate },
+    Route { pattern: "GET /admin/v1/phones/{phone_id}", api: Api::Admin, op: Op::PhoneGet },
     Route { pattern: "DELETE /admin/v1/phones/{phone_id}", api: Api::Admin, op: Op::PhoneDelete },
     Route {
         pattern: "POST /admin/v1/phones/{phone_id}/send_sms_activation",

@@ -103,10 +103,11 @@ impl Sim {
         self.app.follow_activation(phone)
     }
 
-    /// The user follows the enrolment link sent for `username`: the user is created. Answers
-    /// the user. Conflict when nothing is pending, gone when it expired.
-    pub fn follow_enrollment(&self, username: &str) -> Result<serde_json::Value, ControlError> {
-        self.app.follow_enrollment(username)
+    /// The user follows the enrolment link sent for `username`: the user is created and, with
+    /// a `number`, enrols that phone with Duo Mobile activated, as Duo's enrolment page has a
+    /// user do. Answers the user. Conflict when nothing is pending, gone when it expired.
+    pub fn follow_enrollment(&self, username: &str, number: Option<&str>) -> Result<serde_json::Value, ControlError> {
+        self.app.follow_enrollment(username, number)
     }
 
     /// Empties the audit log (sequence numbers keep counting).

@@ -268,3 +268,16 @@ async fn sms_activation_sends_a_link_and_refuses_unknown_phones() {
     let (s, b) = admin(&sim, "POST", "/admin/v1/phones/DPNOSUCHPHONE0000000/send_sms_activation", &[]).await;
     fail(s, &b, 404, 40401, None);
 }
+
+#[tokio::test]
+async fn a_phone_by_id_has_its_users_and_an_unknown_id_is_40401() {
+    let sim = start().await;
+    let (s, b) = admin(&sim, "GET", "/admin/v1/phones", &[("number", "+15555550100")]).await;
+    let id = ok(s, &b)[0]["phone_id"].as_str().expect("alice's phone").to_owned();
+    let (s, b) = admin(&sim, "GET", &format!("/admin/v1/phones/{id}"), &[]).await;
+    let phone = ok(s, &b);
+    assert_eq!((phone["number"].as_str(), phone["activated"].as_bool()), (Some("+15555550100"), Some(true)));
+    assert_eq!(phone["users"][0]["username"], "alice");
+    let (s, b) = admin(&sim, "GET", "/admin/v1/phones/DPNOTAREALPHONE00000", &[]).await;
+    fail(s, &b, 404, 40401, None);
+}

@@ -126,9 +126,9 @@ async fn enrolment_links_expire_unless_valid_secs_is_zero() {
     sim.advance(Duration::from_secs(400 * 86_400));
     let (s, b) = control(&sim, "POST", "/sim/enroll", Some(json!({ "username": "short" }))).await;
     assert_eq!(s, 410, "{b}");
-    let user = sim.follow_enrollment("forever").expect("never expires");
+    let user = sim.follow_enrollment("forever", None).expect("never expires");
     assert_eq!(user["username"], "forever");
-    assert!(matches!(sim.follow_enrollment("short"), Err(ControlError::Gone(_))));
+    assert!(matches!(sim.follow_enrollment("short", None), Err(ControlError::Gone(_))));
 }
 
 #[tokio::test]
@@ -139,7 +139,7 @@ async fn an_existing_user_gets_the_email_only_while_not_enrolled() {
         admin(&sim, "POST", "/admin/v1/users/enroll", &[("username", "grace"), ("email", "g@example.com")]).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(sim.audit()[0].detail["existing"], true);
-    let user = sim.follow_enrollment("grace").expect("followed");
+    let user = sim.follow_enrollment("grace", None).expect("followed");
     assert_eq!(user["user_id"], grace.as_str(), "the same user: nothing created");
     assert_eq!(sim.state().users.len(), 9);
     let (s, b) =
@@ -156,4 +156,29 @@ async fn enroll_creates_user_at_once_keeps_the_old_behaviour() {
     let (_, b) = admin(&sim, "GET", "/admin/v1/users", &[("username", "quick")]).await;
     assert_eq!(b["response"][0]["email"], "q@example.com");
     assert!(sim.audit()[0].detail["user_id"].as_str().is_some_and(|id| id.starts_with("DU")));
+}
+
+#[tokio::test]
+async fn following_the_enrolment_link_with_a_phone_enrols_it_activated() {
+    let sim = start().await;
+    let (s, b) =
+        admin(&sim, "POST", "/admin/v1/users/enroll", &[("username", "zoe"), ("email", "zoe@example.com")]).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, user) =
+        control(&sim, "POST", "/sim/enroll", Some(json!({ "username": "zoe", "number": "+1 555 555 0150" }))).await;
+    assert_eq!(s, 200, "{user}");
+    assert_eq!(user["is_enrolled"], true);
+    let phone = &user["phones"][0];
+    assert_eq!((phone["number"].as_str(), phone["activated"].as_bool()), (Some("+15555550150"), Some(true)));
+    assert!(phone["capabilities"].as_array().is_some_and(|c| c.contains(&json!("push"))), "{phone}");
+    assert_eq!(sim.audit()[1].detail["phone_id"], phone["phone_id"]);
+    // A known number is the phone enrolled, not a second one.
+    let (_, b) =
+        admin(&sim, "POST", "/admin/v1/users/enroll", &[("username", "yan"), ("email", "yan@example.com")]).await;
+    assert!(b["response"].is_string(), "{b}");
+    let user = sim.follow_enrollment("yan", Some("+15555550199")).expect("followed");
+    let spare = common::phone_id(&sim, "+15555550199").await;
+    assert_eq!(user["phones"][0]["phone_id"], spare.as_str());
+    let (s, b) = control(&sim, "POST", "/sim/enroll", Some(json!({ "username": "nobody", "number": "x" }))).await;
+    assert_eq!(s, 400, "a number without digits: {b}");
 }
