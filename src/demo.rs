@@ -1,6 +1,9 @@
 //! `flowcat demo`: the whole product in a few seconds, with no configuration: a Duo simulator
 //! started in-process on a free loopback port, integrations bound to it, and the
-//! `onboard-employee` automation run for a sample employee, in words a help desk understands.
+//! `onboard-employee` automation run for a sample employee the way it goes on a real Duo
+//! account: Duo creates the user only once the enrolment link is used, and the phone takes a Duo
+//! Push only once its user has opened the activation link. The demo plays the employee's part
+//! (opening both links) through the simulator's control API, and says so.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,85 +11,139 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow};
-use flowcat_engine::run::{Options, RunRequest, RunStatus, Runner};
+use flowcat_engine::Catalog;
+use flowcat_engine::run::{Options, RunRecord, RunRequest, RunStatus, Runner};
 use flowcat_nodes::http::Clients;
-use flowcat_sim::{Seed, Sim};
+use flowcat_nodes::integrations::Integrations;
+use flowcat_sim::{PhoneRef, Seed, Sim};
 use serde_json::{Map, Value, json};
 
 use crate::commands::CatalogDir;
 use crate::live::Live;
 
-const FLOW: &str = "examples.onboard_employee";
+const ONBOARD: &str = "examples.onboard_employee";
+const VERIFY: &str = "duo.auth.verify_push";
+
+/// The simulator's clock runs this many times faster than real time, so the employee's few
+/// seconds to answer the push pass quickly; every wait is still Duo's, in Duo's order.
+const TIME_SCALE: f64 = 10.0;
 
 pub fn demo(catalog: &CatalogDir) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(catalog))
 }
 
+/// What every run of the demo shares.
+struct Demo {
+    sim: Sim,
+    catalog: Arc<Catalog>,
+    file: Integrations,
+}
+
 async fn run(catalog_dir: &CatalogDir) -> anyhow::Result<ExitCode> {
     let addr: SocketAddr = "127.0.0.1:0".parse()?;
-    let sim = Sim::start_seed(addr, &Seed::demo(), flowcat_sim::Options::default())
-        .await
-        .context("starting the simulator")?;
+    let options = flowcat_sim::Options { time_scale: TIME_SCALE, ..flowcat_sim::Options::default() };
+    let sim = Sim::start_seed(addr, &Seed::demo(), options).await.context("starting the simulator")?;
     println!("flowcat demo: no Duo account is touched. A Duo simulator is listening on {}.", sim.addr());
     let text = flowcat_sim::integrations::render(sim.addr(), &sim.state().integrations);
     let file = flowcat_nodes::integrations::parse(Path::new("(the simulator's integrations)"), &text, &|_| None)
         .map_err(|e| anyhow!(e.messages().join("\n")))?;
-    let catalog = crate::commands::load_with_examples(catalog_dir)?;
-    let flow = catalog
-        .get(FLOW)
-        .ok_or_else(|| anyhow!("the example `{FLOW}` is missing or has errors: run `flowcat validate`"))?;
-    let bindings = flowcat_nodes::bind::bind(flow, &file, &[], &Clients::new()).map_err(|p| anyhow!(p.join("\n")))?;
+    let catalog = Arc::new(crate::commands::load_with_examples(catalog_dir)?);
+    let demo = Demo { sim, catalog, file };
     let inputs = sample();
+    let (username, number) = (text_of(&inputs, "username"), text_of(&inputs, "number"));
     println!(
-        "Onboarding a sample employee, {} <{}>, with the phone {}:\n  enrol the user, give them the phone and send the activation SMS, then check with a Duo Push.\n",
-        inputs["username"].as_str().unwrap_or_default(),
-        inputs["email"].as_str().unwrap_or_default(),
-        inputs["number"].as_str().unwrap_or_default(),
+        "Onboarding a sample employee, {username} <{}>, with the phone {number}, as on a real Duo account:\n",
+        text_of(&inputs, "email"),
     );
-    let live = Live::start(std::io::IsTerminal::is_terminal(&std::io::stderr()), false);
-    let runner = Runner::new(Arc::new(catalog), Options::default(), live.clone());
-    let record = runner.run(RunRequest { flow: FLOW.into(), inputs, vars: Map::new(), bindings }).await;
-    live.stop();
-    let record = record?;
-    println!();
-    match &record.error {
-        None => println!("Done. {}", verdict(&record.outputs)),
-        Some(f) => println!("The onboarding stopped at `{}`: {}", f.node, f.message),
+    let outcome = |r: &RunRecord| r.outputs.get("outcome").and_then(Value::as_str).unwrap_or("?").to_owned();
+
+    println!("1. {ONBOARD}: enrol {username}.");
+    let first = demo.run(ONBOARD, inputs.clone()).await?;
+    if !first.ok || outcome(&first.record) != "enrollment_sent" {
+        return demo.stop(first.record, "the enrolment").await;
     }
-    println!("\nWhat changed in the (simulated) Duo account:");
-    for entry in sim.audit() {
-        println!("  - {}", describe(&entry.change, &entry.detail));
+    println!("   → enrollment_sent: Duo emailed the enrolment link; Duo creates the user once it is used.");
+    println!("   (The demo now plays {username} and opens the enrolment link.)\n");
+    demo.sim.follow_enrollment(&username, None).map_err(|e| anyhow!("the simulator: {e}"))?;
+
+    println!("2. {ONBOARD} again: give {username} the phone and send its activation SMS.");
+    let second = demo.run(ONBOARD, inputs.clone()).await?;
+    if !second.ok || outcome(&second.record) != "activation_sent" {
+        return demo.stop(second.record, "the phone").await;
     }
-    println!("{}", REAL_DUO);
-    sim.shutdown().await;
-    Ok(if record.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    println!("   → activation_sent: a phone takes a Duo Push only once its user has opened that link.");
+    println!("   (The demo plays {username} again and opens the activation link on the phone.)\n");
+    demo.sim.follow_activation(&PhoneRef::Number(number)).map_err(|e| anyhow!("the simulator: {e}"))?;
+
+    println!("3. {VERIFY}: check with a Duo Push that {username} can sign in.");
+    let third = demo.run(VERIFY, object(json!({ "username": username, "type": "Onboarding check" }))).await?;
+    let verified = third.record.outputs.get("verified") == Some(&Value::Bool(true));
+    if !third.ok || !verified {
+        return demo.stop(third.record, "the verification push").await;
+    }
+    println!("   → allow: {username} approved the push. Onboarded.\n");
+    demo.finish(true).await
+}
+
+/// A run's record and whether it succeeded.
+struct Ran {
+    record: RunRecord,
+    ok: bool,
+}
+
+impl Demo {
+    async fn run(&self, flow: &str, inputs: Map<String, Value>) -> anyhow::Result<Ran> {
+        let compiled = self
+            .catalog
+            .get(flow)
+            .ok_or_else(|| anyhow!("`{flow}` is missing or has errors: run `flowcat validate`"))?;
+        let bindings =
+            flowcat_nodes::bind::bind(compiled, &self.file, &[], &Clients::new()).map_err(|p| anyhow!(p.join("\n")))?;
+        let live = Live::start(std::io::IsTerminal::is_terminal(&std::io::stderr()), false);
+        let runner = Runner::new(self.catalog.clone(), Options::default(), live.clone());
+        let record = runner.run(RunRequest { flow: flow.into(), inputs, vars: Map::new(), bindings }).await;
+        live.stop();
+        let record = record?;
+        let ok = record.status == RunStatus::Succeeded;
+        Ok(Ran { record, ok })
+    }
+
+    /// Says where the demo stopped, then finishes.
+    async fn stop(self, record: RunRecord, step: &str) -> anyhow::Result<ExitCode> {
+        match &record.error {
+            Some(f) => println!("The demo stopped at {step}, node `{}`: {}", f.node, f.message),
+            None => println!("The demo stopped at {step}: unexpected outcome {}", Value::Object(record.outputs)),
+        }
+        self.finish(false).await
+    }
+
+    async fn finish(self, ok: bool) -> anyhow::Result<ExitCode> {
+        println!("What changed in the (simulated) Duo account:");
+        for entry in self.sim.audit() {
+            println!("  - {}", describe(&entry.change, &entry.detail));
+        }
+        println!("{REAL_DUO}");
+        self.sim.shutdown().await;
+        Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
 }
 
 fn sample() -> Map<String, Value> {
-    let v = json!({
+    object(json!({
         "username": "jdoe",
         "email": "jane.doe@example.com",
         "number": "+15555550142",
         "phone_name": "Jane's phone",
-    });
+    }))
+}
+
+fn object(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
 }
 
-fn verdict(outputs: &Map<String, Value>) -> String {
-    let s = |k: &str| outputs.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
-    let enrolled = if s("enrollment") == "already_enrolled" {
-        "was already enrolled"
-    } else {
-        "is enrolled (Duo emailed the enrolment link)"
-    };
-    let phone = if s("association") == "already_associated" {
-        "already had the phone"
-    } else {
-        "has the phone attached and its activation SMS sent"
-    };
-    let push = if s("outcome") == "verified" { "approved the Duo Push" } else { "did not approve the Duo Push" };
-    format!("jdoe {enrolled}, {phone}, and {push}.")
+fn text_of(m: &Map<String, Value>, key: &str) -> String {
+    m.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
 /// One audit entry in words.
@@ -94,6 +151,10 @@ fn describe(change: &str, detail: &Value) -> String {
     let d = |k: &str| detail.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
     match change {
         "user.enroll" => format!("enrolment email sent to {} for user {}", d("email"), d("username")),
+        "enrollment.complete" => {
+            format!("user {} opened the enrolment link: user {} created", d("username"), d("user_id"))
+        }
+        "phone.activate" => format!("Duo Mobile activated on phone {} (its user opened the link)", d("number")),
         "user.create" => format!("user {} created ({})", d("username"), d("user_id")),
         "phone.create" => format!("phone {} created ({})", d("number"), d("phone_id")),
         "phone.associate" => format!("phone {} attached to user {}", d("phone_id"), d("user_id")),
@@ -111,4 +172,5 @@ To run the same automation against your own Duo account:
   2. Write them into integrations.yaml as `duo_admin` and `duo_auth`, with the secret keys in
      environment variables (`skey: ${DUO_ADMIN_SKEY}`); check them with
      `flowcat integrations check`.
-  3. flowcat run examples.onboard_employee -i username=... -i email=... -i number=+1...";
+  3. flowcat run examples.onboard_employee -i username=... -i email=... -i number=+1...
+     and, once the employee has opened the links, flowcat run duo.auth.verify_push -i username=...";

@@ -37,11 +37,15 @@ fn list_shows_ids_inputs_outputs_and_integrations() {
     assert_eq!(enroll["integrations"][0]["kind"], "duo_admin");
     let inputs: Vec<&str> =
         enroll["inputs"].as_array().expect("inputs").iter().filter_map(|i| i["name"].as_str()).collect();
-    assert_eq!(inputs, ["username", "email", "valid_secs"]);
+    assert_eq!(inputs, ["username", "email", "valid_secs", "email_existing"]);
     assert_eq!(enroll["inputs"][2]["required"], false);
+    let verify = list.as_array().and_then(|l| l.iter().find(|f| f["id"] == "duo.auth.verify_push")).expect("listed");
+    let admin = verify["integrations"].as_array().and_then(|s| s.iter().find(|s| s["name"] == "duo_admin"));
+    assert_eq!(admin.map(|s| &s["required"]), Some(&serde_json::json!(false)), "{verify}");
     let text = flowcat(&["list"]);
     assert!(text.stdout.contains("duo.admin.retrieve_user_id  Duo Admin Retrieve userId\n"), "{}", text.stdout);
     assert!(text.stdout.contains("  inputs:       username: string?, email: string?\n"), "{}", text.stdout);
+    assert!(text.stdout.contains("duo_admin (duo_admin, optional)"), "{}", text.stdout);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The binary's own commands end to end: `demo`, `run` with tracing and the live view's plain
-//! lines, `sim --state` saved on Ctrl-C, and a `host` that would move a signature refused.
+//! lines, `sim --state` saved on Ctrl-C and SIGTERM, and a `host` that would move a signature refused.
 
 mod common;
 
@@ -13,20 +13,32 @@ fn demo_onboards_a_sample_employee_with_no_configuration() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let text = &out.stdout;
     assert!(text.contains("no Duo account is touched. A Duo simulator is listening on 127.0.0.1:"), "{text}");
-    assert!(text.contains("Done. jdoe is enrolled (Duo emailed the enrolment link), has the phone attached and its activation SMS sent, and approved the Duo Push."), "{text}");
-    for change in [
+    // Duo's order: the enrolment link, then the phone and its SMS, then the activation link,
+    // and only then a push; the demo says where it plays the employee.
+    let steps = [
+        "→ enrollment_sent",
+        "(The demo now plays jdoe and opens the enrolment link.)",
+        "→ activation_sent",
+        "(The demo plays jdoe again and opens the activation link on the phone.)",
+        "→ allow: jdoe approved the push. Onboarded.",
         "enrolment email sent to jane.doe@example.com for user jdoe",
+        "user jdoe opened the enrolment link: user DU",
         "phone +15555550142 created",
         "attached to user DU",
         "activation SMS sent to phone DP",
+        "Duo Mobile activated on phone +15555550142",
         "Duo Push sent to user jdoe",
-    ] {
-        assert!(text.contains(change), "missing `{change}` in:\n{text}");
+    ];
+    let mut at = 0;
+    for step in steps {
+        let found = text[at..].find(step).unwrap_or_else(|| panic!("missing `{step}` (in this order) in:\n{text}"));
+        at += found + step.len();
     }
     assert!(text.contains("flowcat integrations check"), "{text}");
     // The live view, in plain lines because stderr is not a terminal.
     assert!(out.stderr.contains("start    enroll (subflow)"), "{}", out.stderr);
-    assert!(out.stderr.contains("ok      verify"), "{}", out.stderr);
+    assert!(out.stderr.contains("start    sms (subflow)"), "{}", out.stderr);
+    assert!(out.stderr.contains("ok      wait"), "{}", out.stderr);
 }
 
 #[test]
@@ -67,7 +79,7 @@ fn a_host_var_naming_another_host_is_refused_before_anything_is_sent() {
 }
 
 #[test]
-fn sim_saves_its_state_on_ctrl_c_and_loads_it_again() {
+fn sim_saves_its_state_on_ctrl_c_and_on_sigterm_and_loads_it_again() {
     let dir = std::env::temp_dir().join(format!("flowcat-cli-state-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
@@ -87,46 +99,51 @@ fn sim_saves_its_state_on_ctrl_c_and_loads_it_again() {
         let mut line = String::new();
         let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
         std::io::BufRead::read_line(&mut out, &mut line).expect("first line");
-        (child, out)
+        let addr = line.split("http://").nth(1).and_then(|r| r.split(';').next()).expect("the address").to_owned();
+        (child, out, addr)
     };
-    let (child, out) = start();
-    let enrol = flowcat(&[
-        "run",
-        "duo.admin.enroll_user",
-        "-i",
-        "username=zoe",
-        "-i",
-        "email=zoe@example.com",
-        "--integrations",
-        integrations.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(enrol.code, 0, "{}", enrol.stderr);
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
-    assert!(status.success());
-    let mut child = child;
-    let exit = child.wait().expect("waits");
+    let stop = |mut child: std::process::Child, signal: &str| {
+        let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+        let exit = child.wait().expect("waits");
+        assert!(exit.success(), "`flowcat sim` ends cleanly on {signal}: {exit:?}");
+    };
+    let enrol = || {
+        let out = flowcat(&[
+            "run",
+            "duo.admin.enroll_user",
+            "-i",
+            "username=zoe",
+            "-i",
+            "email=zoe@example.com",
+            "--integrations",
+            integrations.to_str().expect("utf-8"),
+            "--json",
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let record: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+        record["outputs"]["outcome"].as_str().expect("an outcome").to_owned()
+    };
+    let (child, out, _) = start();
+    assert_eq!(enrol(), "enrolled");
+    stop(child, "-INT");
     drop(out);
-    assert!(exit.success(), "`flowcat sim` ends cleanly on Ctrl-C: {exit:?}");
     let saved = std::fs::read_to_string(&state).expect("the state file was written");
-    assert!(saved.contains("\"zoe\""), "the enrolled user is in the state");
+    assert!(saved.contains("\"zoe\""), "the pending enrolment is in the state");
     assert!(saved.contains("user.enroll"), "the audit log is in the state");
-    // Started again from the state, the user is already there.
-    let (mut child, _out) = start();
-    let again = flowcat(&[
-        "run",
-        "duo.admin.enroll_user",
-        "-i",
-        "username=zoe",
-        "-i",
-        "email=zoe@example.com",
-        "--integrations",
-        integrations.to_str().expect("utf-8"),
-        "--json",
-    ]);
-    let _ = child.kill();
-    let _ = child.wait();
-    let record: serde_json::Value = serde_json::from_str(&again.stdout).expect("json");
-    assert_eq!(record["outputs"]["outcome"], "already_enrolled", "{}", again.stderr);
+    // Started again from the state, the enrolment link still works; then SIGTERM saves too.
+    let (child, out, addr) = start();
+    let body = r#"{"username":"zoe","number":"+15555550150"}"#;
+    let (status, answer) = common::http(&addr, "POST", "/sim/enroll", Some(body));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(enrol(), "already_enrolled");
+    stop(child, "-TERM");
+    drop(out);
+    let saved = std::fs::read_to_string(&state).expect("the state file was written");
+    assert!(saved.contains("enrollment.complete"), "saved on SIGTERM: {saved}");
+    let (child, _out, _) = start();
+    assert_eq!(enrol(), "already_enrolled");
+    stop(child, "-TERM");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -12,6 +12,13 @@
 //! - `details`: a subset of each audit entry's `detail`, in the same order
 //! - `requests`: the requests the simulator served during the step, per route (every attempt)
 //! - `nodes`: `"subflow_node/node": {"attempts": 3, "status": "succeeded"}`
+//! - `integrations: "auth-only"` runs with a file holding only the Auth API application
+//!
+//! A case may give `flowcat sim` flags (`"sim": ["--activate-after", "1h"]`); every simulator
+//! runs its clock 100 times faster than real time (`--time-scale 100`) unless the case says
+//! otherwise, so a push answered after 45 s of Duo's time takes half a second. A step may first
+//! call the simulator's control API (`"control": [{"method": "POST", "path": "/sim/activate",
+//! "body": {…}, "status": 200}]`): the simulated user following a link, the clock moving on.
 
 mod common;
 
@@ -37,7 +44,11 @@ fn check(stem: &str) {
             let path = cases_dir().join("seeds").join(s);
             serde_json::from_str(&std::fs::read_to_string(&path).expect("the seed")).expect("a JSON seed")
         });
-        let sim = Sim::start_with(&format!("{stem}-{n}"), seed.as_ref());
+        let mut args: Vec<&str> = case["sim"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if !args.contains(&"--time-scale") {
+            args.extend(["--time-scale", "100"]);
+        }
+        let sim = Sim::start_args(&format!("{stem}-{n}"), seed.as_ref(), &args);
         let mut saved = Map::new();
         for (i, step) in case["steps"].as_array().expect("`steps`").iter().enumerate() {
             let ctx = format!("{stem}.json › {name} › step {}", i + 1);
@@ -50,6 +61,14 @@ fn run_step(sim: &Sim, flow: &str, step: &Value, saved: &mut Map<String, Value>,
     if let Some(faults) = step.get("faults") {
         sim.set_faults(faults);
     }
+    for call in step["control"].as_array().into_iter().flatten() {
+        let method = call["method"].as_str().unwrap_or("POST");
+        let path = call["path"].as_str().expect("a control `path`");
+        let body = call.get("body").map(|b| resolve(b, saved));
+        let (status, answer) = sim.control(method, path, body.as_ref());
+        let want = call["status"].as_u64().unwrap_or(200);
+        assert_eq!(u64::from(status), want, "{ctx}: {method} {path}: {answer}");
+    }
     sim.clear_audit();
     let before = sim.stats();
     let strings = |key: &str| -> Vec<String> {
@@ -60,7 +79,12 @@ fn run_step(sim: &Sim, flow: &str, step: &Value, saved: &mut Map<String, Value>,
     let mut args = strings("args");
     args.push("--json".into());
     let flow = step["flow"].as_str().unwrap_or(flow);
-    let out = sim.run(flow, &refs(&inputs), &refs(&args));
+    let out = match step["integrations"].as_str() {
+        // Only the Auth API application: what a team without an Admin API application has.
+        Some("auth-only") => sim.run_with(&sim.integrations_only("duo_auth"), flow, &refs(&inputs), &refs(&args)),
+        Some(other) => panic!("{ctx}: unknown `integrations` {other:?}"),
+        None => sim.run(flow, &refs(&inputs), &refs(&args)),
+    };
     let exit = step["exit"].as_i64().unwrap_or(0) as i32;
     assert_eq!(out.code, exit, "{ctx}: exit code\n{}", out.snapshot());
     let requests = served_since(&before, &sim.stats());
@@ -152,7 +176,8 @@ fn resolve(want: &Value, saved: &Map<String, Value>) -> Value {
     }
 }
 
-/// Equality, where `"<DU>"`, `"<DP>"`, `"<txid>"` and `"<text>"` stand for any value of that shape.
+/// Equality, where `"<DU>"`, `"<DP>"`, `"<txid>"`, `"<text>"` and `"<bool>"` stand for any value
+/// of that shape.
 fn matches(want: &Value, got: &Value) -> bool {
     match (want, got) {
         (Value::String(w), _) if w.starts_with('<') && w.ends_with('>') => placeholder(w, got),
@@ -165,6 +190,9 @@ fn matches(want: &Value, got: &Value) -> bool {
 }
 
 fn placeholder(name: &str, got: &Value) -> bool {
+    if name == "<bool>" {
+        return got.is_boolean();
+    }
     let Some(s) = got.as_str() else { return false };
     let id = |prefix: &str| {
         s.len() == 20 && s.starts_with(prefix) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
@@ -242,6 +270,8 @@ flow_cases! {
     send_push => "send-push",
     check_push_status => "check-push-status",
     verify_push => "verify-push",
+    send_activation => "send-activation",
+    wait_for_activation => "wait-for-activation",
     onboard_employee => "onboard-employee",
     replace_phone => "replace-phone",
     offboard_user => "offboard-user",

@@ -350,3 +350,24 @@ outputs:
     assert_eq!((err.node.as_str(), err.code.as_str()), ("maybe", "unbound"));
     assert!(err.message.contains("integration slot `extra` is not bound"), "{}", err.message);
 }
+
+#[test]
+fn an_unbound_slot_is_reported_once_not_also_as_the_var_it_would_offer() {
+    let flow = r#"
+id: t.slot
+integrations:
+  api: { kind: http }
+vars:
+  host: { description: offered by the bound integration }
+nodes:
+  - id: call
+    kind: rest_call
+    integration: api
+    method: GET
+    path: /x
+"#;
+    let r = runner(&[("s.yaml", flow)]);
+    let text = run(&r, "t.slot", json!({})).expect_err("refused").to_string();
+    assert!(text.contains("integration slot `api` of flow `t.slot` is not bound"), "{text}");
+    assert!(!text.contains("var `host`"), "the var is the slot's problem, not a second one: {text}");
+}

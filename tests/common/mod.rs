@@ -54,6 +54,11 @@ impl Sim {
 
     /// A simulator with the demo seed, or with `seed` (the JSON of `--seed`).
     pub fn start_with(name: &str, seed: Option<&serde_json::Value>) -> Sim {
+        Sim::start_args(name, seed, &[])
+    }
+
+    /// A simulator with the demo seed or `seed`, and more `flowcat sim` flags (`--time-scale`…).
+    pub fn start_args(name: &str, seed: Option<&serde_json::Value>, args: &[&str]) -> Sim {
         use std::io::BufRead as _;
         use std::sync::atomic::{AtomicUsize, Ordering};
         static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -63,7 +68,7 @@ impl Sim {
         std::fs::create_dir_all(&dir).expect("a temporary folder");
         let integrations = dir.join("integrations.yaml");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowcat"));
-        cmd.args(["sim", "--port", "0", "--write-integrations"]).arg(&integrations);
+        cmd.args(["sim", "--port", "0", "--write-integrations"]).arg(&integrations).args(args);
         if let Some(seed) = seed {
             let path = dir.join("seed.json");
             std::fs::write(&path, seed.to_string()).expect("the seed is written");
@@ -130,7 +135,33 @@ impl Sim {
 
     /// Runs `flowcat run FLOW -i INPUT… ARGS… --integrations <this simulator's file>`.
     pub fn run(&self, flow: &str, inputs: &[&str], args: &[&str]) -> Output {
-        let integrations = self.integrations.to_str().expect("a UTF-8 temporary path");
+        self.run_with(&self.integrations, flow, inputs, args)
+    }
+
+    /// An integrations file holding only this simulator's integration `name` (e.g. only the
+    /// Auth API application), for runs that must do without the others.
+    pub fn integrations_only(&self, name: &str) -> std::path::PathBuf {
+        let text = std::fs::read_to_string(&self.integrations).expect("the integrations file");
+        let mut keep = true;
+        let mut out = String::new();
+        for line in text.lines() {
+            let is_entry = line.starts_with("  ") && !line.starts_with("   ");
+            if is_entry {
+                keep = line.trim_end().trim_end_matches(':').trim() == name;
+            }
+            if keep || !line.starts_with(' ') {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        let path = self.dir.join(format!("integrations-{name}.yaml"));
+        std::fs::write(&path, out).expect("the reduced integrations file");
+        path
+    }
+
+    /// Runs `flowcat run FLOW -i INPUT… ARGS… --integrations FILE`.
+    pub fn run_with(&self, file: &std::path::Path, flow: &str, inputs: &[&str], args: &[&str]) -> Output {
+        let integrations = file.to_str().expect("a UTF-8 temporary path");
         let mut all = vec!["run", flow, "--integrations", integrations];
         for input in inputs {
             all.extend(["--input", input]);

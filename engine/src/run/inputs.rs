@@ -124,6 +124,9 @@ fn vars(
         }
     }
     let mut env = Env { inputs: Arc::new(inputs.clone()), vars: Arc::new(Map::new()), nodes: Vec::new() };
+    // A var an unbound required slot would have offered (its `host`) is that slot's problem,
+    // already reported: saying `--var host=…` too would point at the wrong fix.
+    let all_bound = flow.signature.slots.iter().all(|s| !s.required || bindings.contains_key(&s.name));
     for var in &flow.vars {
         let offered = || flow.signature.slots.iter().find_map(|s| bindings.get(&s.name)?.vars.get(&var.name).cloned());
         let value = match (overrides.remove(&var.name), &var.default) {
@@ -141,7 +144,7 @@ fn vars(
             Some(v) => {
                 Arc::make_mut(&mut env.vars).insert(var.name.clone(), v);
             }
-            None if var.default.is_none() => problems.push(format!(
+            None if var.default.is_none() && all_bound => problems.push(format!(
                 "var `{}` of flow `{}` has no value: give `--var {}=…`",
                 var.name, flow.signature.id, var.name
             )),
