@@ -6,9 +6,12 @@
 //! compares them with the real wall clock, not this one.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
+// tokio's instant, so that a test on tokio's paused clock moves this clock too: a client and
+// the simulator in one runtime then see one time, and a minute-long hold takes no real time.
+use tokio::time::Instant;
 
 /// A scaled, advanceable clock in unix milliseconds.
 #[derive(Debug)]
