@@ -228,7 +228,10 @@ pub fn sim(args: flowcat_sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run(catalog_dir: &CatalogDir, args: &crate::run::RunArgs) -> anyhow::Result<ExitCode> {
     let catalog = load_for(catalog_dir, &args.flow)?;
-    let live = crate::live::Live::start(std::io::stderr().is_terminal(), false);
+    // With `--json` the record is the output: the live view would only be noise around it.
+    let settings =
+        crate::live::Settings { terminal: std::io::stderr().is_terminal(), quiet: false, verbose: args.verbose };
+    let live = crate::live::Live::start(settings);
     let prepared = match crate::run::prepare(catalog, args, live.clone()) {
         Ok(p) => p,
         Err(e) => {

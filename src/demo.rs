@@ -100,7 +100,12 @@ impl Demo {
             .ok_or_else(|| anyhow!("`{flow}` is missing or has errors: run `flowcat validate`"))?;
         let bindings =
             flowcat_nodes::bind::bind(compiled, &self.file, &[], &Clients::new()).map_err(|p| anyhow!(p.join("\n")))?;
-        let live = Live::start(std::io::IsTerminal::is_terminal(&std::io::stderr()), false);
+        let settings = crate::live::Settings {
+            terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            ..crate::live::Settings::default()
+        };
+        let live = Live::start(settings);
+        live.header(flow, &crate::run::targets(&bindings));
         let runner = Runner::new(self.catalog.clone(), Options::default(), live.clone());
         let record = runner.run(RunRequest { flow: flow.into(), inputs, vars: Map::new(), bindings }).await;
         live.stop();

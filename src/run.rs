@@ -12,7 +12,7 @@ use flowcat_nodes::http::Clients;
 use flowcat_nodes::integrations;
 use serde_json::{Map, Value};
 
-use crate::live::Live;
+use crate::live::{Live, Target};
 
 /// The flags of `flowcat run`.
 #[derive(Debug, clap::Args)]
@@ -37,6 +37,9 @@ pub struct RunArgs {
     /// Print the run record as JSON instead of the outputs.
     #[arg(long)]
     pub json: bool,
+    /// Show every node as it runs, also inside subflows, and why nodes were skipped.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// How many nodes may run at once.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub max_parallel: usize,
@@ -81,9 +84,25 @@ pub fn prepare(catalog: Catalog, args: &RunArgs, observer: Arc<Live>) -> anyhow:
         flowcat_nodes::bind::bind(flow, &file, &binds, &Clients::new()).map_err(|p| anyhow!(p.join("\n")))?
     };
     flowcat_nodes::bind::check_host(flow, &bindings, &vars).map_err(|p| anyhow!(p.join("\n")))?;
+    observer.header(&flow_id, &targets(&bindings));
     let options = Options { max_parallel: args.max_parallel.max(1), ..Options::default() };
     let runner = Runner::new(Arc::new(catalog), options, observer);
     Ok(Prepared { runner, request: RunRequest { flow: flow_id, inputs, vars, bindings } })
+}
+
+/// What each bound slot talks to, in slot order.
+pub fn targets(bindings: &std::collections::HashMap<String, Arc<flowcat_engine::run::Binding>>) -> Vec<Target> {
+    let mut out: Vec<Target> = bindings
+        .iter()
+        .filter_map(|(slot, b)| {
+            let bound = b.value.downcast_ref::<flowcat_nodes::bind::Bound>()?;
+            let i = &bound.integration;
+            let simulator = i.loopback_http && integrations::is_loopback(i.host());
+            Some(Target { slot: slot.clone(), integration: i.name.clone(), host: i.authority(), simulator })
+        })
+        .collect();
+    out.sort_by(|a, b| a.slot.cmp(&b.slot));
+    out
 }
 
 /// The flow's id, from an id or a file path.
@@ -146,7 +165,23 @@ pub fn execute(prepared: Prepared, json: bool, live: &Live) -> anyhow::Result<Ex
         }
     };
     report(&record, json)?;
+    if !json {
+        summarise(&record);
+    }
     Ok(if record.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// What the run wrote, so that nobody has to read the record to know what changed.
+fn summarise(record: &RunRecord) {
+    let changes = crate::live::changes(record);
+    if changes.is_empty() {
+        println!("No write requests were sent.");
+        return;
+    }
+    println!("Write requests:");
+    for line in changes {
+        println!("  {line}");
+    }
 }
 
 fn report(record: &RunRecord, json: bool) -> anyhow::Result<()> {

@@ -15,3 +15,21 @@ pub use sign::{
     CanonicalRequest, Digest, ParseSigVersionError, SigVersion, SignError, SignedRequest, Signer, canon_json,
     canon_params, canonical_string, rfc2822_date, rfc2822_now,
 };
+
+/// Whether a Duo call changes nothing on Duo's side: every `GET`, and the Auth API's `POST`s
+/// that only ask (`preauth`, `check`). What the live view's summary leaves out of the writes.
+pub fn only_reads(method: &str, path: &str) -> bool {
+    method.eq_ignore_ascii_case("GET")
+        || (method.eq_ignore_ascii_case("POST") && matches!(path, "/auth/v2/preauth" | "/auth/v2/check"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn asking_is_not_writing() {
+        assert!(super::only_reads("GET", "/admin/v1/users"));
+        assert!(super::only_reads("post", "/auth/v2/preauth"));
+        assert!(!super::only_reads("POST", "/auth/v2/auth"));
+        assert!(!super::only_reads("DELETE", "/admin/v1/phones/DP1"));
+    }
+}
