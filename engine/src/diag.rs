@@ -78,12 +78,14 @@ impl Diagnostic {
         let _ = writeln!(out, "{pad}--> {}", self.location());
         let _ = writeln!(out, "{pad} |");
         let line = self.lines.line(&self.source.text, span.start.line.saturating_sub(1) as usize);
-        if let Some(full) = line {
-            let (line, shift) = window(full, span.start.col.saturating_sub(1) as usize);
+        if let Some((full, ascii)) = line {
+            let (line, shift) = window(full, ascii, span.start.col.saturating_sub(1) as usize);
             let _ = writeln!(out, "{line_no} | {line}");
             let start = (span.start.col.saturating_sub(1) as usize).saturating_sub(shift);
+            // At most a window's width of carets: a span over a megabyte-long line must not print
+            // a megabyte of them.
             let width = if span.end.line == span.start.line && span.end.col > span.start.col {
-                (span.end.col - span.start.col) as usize
+                ((span.end.col - span.start.col) as usize).min(MAX_LINE + 2)
             } else {
                 line.chars().count().saturating_sub(start).max(1)
             };
@@ -120,48 +122,61 @@ impl Diagnostic {
     }
 }
 
-/// The byte offset of each line's start, built once per file. Line breaks are counted as the
-/// YAML parser counts them: `\r\n`, `\n` and a lone `\r` (old Mac files) each end a line.
+/// The byte offset of each line's start, and whether the line is ASCII, built once per file.
+/// Line breaks are counted as the YAML parser counts them: `\r\n`, `\n` and a lone `\r` (old
+/// Mac files) each end a line.
 #[derive(Debug, Default)]
-struct LineIndex(OnceLock<Vec<usize>>);
+struct LineIndex(OnceLock<Vec<(usize, bool)>>);
 
 impl LineIndex {
-    /// Line `n` (0-based) of `text`, without its line break.
-    fn line<'t>(&self, text: &'t str, n: usize) -> Option<&'t str> {
-        let starts = self.0.get_or_init(|| line_starts(text));
-        let start = *starts.get(n)?;
-        let rest = &text[start..];
-        let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
+    /// Line `n` (0-based) of `text`, without its line break, and whether it is ASCII.
+    fn line<'t>(&self, text: &'t str, n: usize) -> Option<(&'t str, bool)> {
+        let lines = self.0.get_or_init(|| line_starts(text));
+        let (start, ascii) = *lines.get(n)?;
+        let end = lines.get(n + 1).map_or(text.len(), |next| next.0);
         // The index holds a start past the last break; it is a line only if text follows.
-        (start < text.len() || n == 0).then_some(&rest[..end])
+        if start >= text.len() && n > 0 {
+            return None;
+        }
+        Some((text[start..end].trim_end_matches(['\r', '\n']), ascii))
     }
 }
 
-fn line_starts(text: &str) -> Vec<usize> {
+fn line_starts(text: &str) -> Vec<(usize, bool)> {
     let bytes = text.as_bytes();
-    let mut starts = vec![0];
+    let mut lines = vec![];
+    let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        match bytes[i] {
-            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
-                i += 2;
-                starts.push(i);
-            }
-            b'\r' | b'\n' => {
+        let next = match bytes[i] {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i + 2,
+            b'\r' | b'\n' => i + 1,
+            _ => {
                 i += 1;
-                starts.push(i);
+                continue;
             }
-            _ => i += 1,
-        }
+        };
+        lines.push((start, bytes[start..i].is_ascii()));
+        start = next;
+        i = next;
     }
-    starts
+    lines.push((start, bytes[start..].is_ascii()));
+    lines
 }
 
 /// Lines this long are shown as a window around the caret, not whole.
 const MAX_LINE: usize = 160;
 
 /// The part of `line` to print around character `at`, and how many characters were cut before.
-fn window(line: &str, at: usize) -> (String, usize) {
+/// An ASCII line is cut by bytes, without counting its characters: a file may hold thousands of
+/// diagnostics on one long line.
+fn window(line: &str, ascii: bool, at: usize) -> (String, usize) {
+    if ascii && line.len() > MAX_LINE {
+        let from = at.saturating_sub(MAX_LINE / 2).min(line.len() - MAX_LINE);
+        let lead = if from > 0 { "…" } else { "" };
+        let tail = if from + MAX_LINE < line.len() { "…" } else { "" };
+        return (format!("{lead}{}{tail}", &line[from..from + MAX_LINE]), from.saturating_sub(lead.chars().count()));
+    }
     let len = line.chars().count();
     if len <= MAX_LINE {
         return (line.to_owned(), 0);

@@ -49,22 +49,38 @@ struct Ends {
     exits: Vec<String>,
 }
 
-/// How deep subflows are expanded, and what the drawing has used of its budget so far.
-struct Budget {
-    /// Subflows nested deeper than this are drawn as one box.
-    depth: usize,
-    /// Boxes and arrows drawn; counted only while expanding (`depth > 0`).
-    items: usize,
-}
-
-/// The drawing with this depth would hold more than `limits::DRAWING_ITEMS`.
+/// The drawing would hold more than `limits::DRAWING_ITEMS`.
 struct TooLarge;
 
-impl Budget {
-    fn take(&mut self, n: usize) -> Result<(), TooLarge> {
-        self.items = self.items.saturating_add(n);
-        if self.depth > 0 && self.items > limits::DRAWING_ITEMS.value { Err(TooLarge) } else { Ok(()) }
+/// Counts the boxes and arrows of `flow` drawn with subflows expanded `depth` more levels,
+/// without drawing anything, taking them from `left`; returns how many boxes its arrows enter
+/// and leave by. Stops as soon as `left` runs out, so it costs at most the budget.
+fn measure(flow: &Flow, catalog: &Catalog, depth: usize, left: &mut usize) -> Result<(usize, usize), TooLarge> {
+    let plan = &flow.plan;
+    let mut ends = Vec::with_capacity(plan.nodes.len());
+    for node in &plan.nodes {
+        take(left, 1)?;
+        let callee = node.compiled.calls.as_ref().and_then(|c| catalog.get(&c.flow)).filter(|_| depth > 0);
+        ends.push(match callee {
+            Some(sub) => measure(sub, catalog, depth - 1, left)?,
+            None => (1, 1),
+        });
     }
+    for e in plan.graph.raw_edges() {
+        take(left, ends[e.source().index()].1.saturating_mul(ends[e.target().index()].0))?;
+    }
+    let sum = |first: bool| -> usize {
+        (0..plan.nodes.len())
+            .filter(|&i| if first { plan.deps(i).next().is_none() } else { plan.dependents(i).next().is_none() })
+            .map(|i| if first { ends[i].0 } else { ends[i].1 })
+            .sum()
+    };
+    Ok((sum(true), sum(false)))
+}
+
+fn take(left: &mut usize, n: usize) -> Result<(), TooLarge> {
+    *left = left.checked_sub(n).ok_or(TooLarge)?;
+    Ok(())
 }
 
 /// Where a flow is drawn: its catalog (to expand subflows), the prefix of its keys, its depth.
@@ -74,12 +90,12 @@ struct At<'a> {
     depth: usize,
 }
 
-fn build(flow: &Flow, at: &At<'_>, budget: &mut Budget, d: &mut Drawing) -> Result<Vec<Ends>, TooLarge> {
+/// Draws `flow` into `d`, expanding subflows down to depth `max`; returns each node's ends.
+fn build(flow: &Flow, at: &At<'_>, max: usize, d: &mut Drawing) -> Vec<Ends> {
     let plan = &flow.plan;
     let mut ends = Vec::new();
     let mut items = Vec::new();
     for node in &plan.nodes {
-        budget.take(1)?;
         let key = format!("{}{}", at.prefix, node.id);
         let mut lines = vec![node.id.clone(), node.compiled.exec.label()];
         if let Some(w) = &node.when {
@@ -87,10 +103,10 @@ fn build(flow: &Flow, at: &At<'_>, budget: &mut Budget, d: &mut Drawing) -> Resu
         }
         let callee = node.compiled.calls.as_ref().and_then(|c| at.catalog?.get(&c.flow));
         match callee {
-            Some(sub) if at.depth < budget.depth => {
+            Some(sub) if at.depth < max => {
                 let inner_at = At { catalog: at.catalog, prefix: &format!("{key}/"), depth: at.depth + 1 };
                 let mut inner = Drawing::default();
-                let inner_ends = build(sub, &inner_at, budget, &mut inner)?;
+                let inner_ends = build(sub, &inner_at, max, &mut inner);
                 d.arrows.append(&mut inner.arrows);
                 let entries = entry_keys(sub, &inner_ends, true);
                 let exits = entry_keys(sub, &inner_ends, false);
@@ -98,7 +114,7 @@ fn build(flow: &Flow, at: &At<'_>, budget: &mut Budget, d: &mut Drawing) -> Resu
                 ends.push(Ends { entries, exits });
             }
             _ => {
-                if callee.is_some() && budget.depth < MAX_DEPTH {
+                if callee.is_some() && max < MAX_DEPTH {
                     lines.push(COLLAPSED.to_owned());
                 }
                 items.push(Item::Node(Box_ { key: key.clone(), lines, dashed: node.may_skip }));
@@ -110,7 +126,6 @@ fn build(flow: &Flow, at: &At<'_>, budget: &mut Budget, d: &mut Drawing) -> Resu
     for e in plan.graph.raw_edges() {
         let (from, to) = (e.source().index(), e.target().index());
         // An edge into or out of an expanded subflow is drawn to each of its entries or exits.
-        budget.take(ends[from].exits.len().saturating_mul(ends[to].entries.len()))?;
         let label = (e.weight.kind == EdgeKind::Branch).then(|| {
             let g = plan.nodes[to].guards.iter().find(|g| g.switch == from);
             g.map(|g| g.branches.join(" | ")).unwrap_or_default()
@@ -121,7 +136,7 @@ fn build(flow: &Flow, at: &At<'_>, budget: &mut Budget, d: &mut Drawing) -> Resu
             }
         }
     }
-    Ok(ends)
+    ends
 }
 
 /// The boxes of a subflow with no predecessor (`first`) or no successor inside it.
@@ -142,31 +157,32 @@ pub struct Expansion {
     pub collapsed: bool,
 }
 
-/// The deepest expansion of `flow`'s subflows that fits in `limits::DRAWING_ITEMS`, and the
-/// drawing. Subflows that fan out grow a drawing exponentially with depth (ten tiny files drew
-/// gigabytes), so each depth is tried from the deepest down, and a try stops as soon as it
-/// exceeds the budget: the cost stays a small multiple of the budget.
-fn fit(flow: &Flow, catalog: Option<&Catalog>) -> (Expansion, Drawing) {
-    let deepest = if catalog.is_some() { MAX_DEPTH } else { 0 };
-    for depth in (0..=deepest).rev() {
-        let mut budget = Budget { depth, items: 0 };
-        let mut d = Drawing::default();
-        let at = At { catalog, prefix: "", depth: 0 };
-        if build(flow, &at, &mut budget, &mut d).is_ok() {
-            return (Expansion { depth, collapsed: depth < deepest }, d);
-        }
-    }
-    // Depth 0 has no budget, so the loop always returns; this is for the compiler.
-    (Expansion { depth: 0, collapsed: deepest > 0 }, Drawing::default())
+/// The deepest expansion of `flow`'s subflows that fits in `limits::DRAWING_ITEMS`. Subflows
+/// that fan out grow a drawing exponentially with depth (ten tiny files drew gigabytes), so
+/// each depth is measured from the deepest down, and a measure stops as soon as it exceeds the
+/// budget: the cost stays a small multiple of the budget.
+fn fit(flow: &Flow, catalog: Option<&Catalog>) -> Expansion {
+    let Some(catalog) = catalog else { return Expansion { depth: 0, collapsed: false } };
+    let fits = |depth: usize| {
+        let mut left = limits::DRAWING_ITEMS.value;
+        measure(flow, catalog, depth, &mut left).is_ok()
+    };
+    // A deeper drawing holds at least what a shallower one does: the first depth that fits
+    // is the deepest, and any depth below `MAX_DEPTH` means a subflow was left collapsed.
+    let depth = (1..=MAX_DEPTH).rev().find(|&d| fits(d)).unwrap_or(0);
+    Expansion { depth, collapsed: depth < MAX_DEPTH }
 }
 
 /// How `flow`'s subflows will be expanded when drawn with `catalog`.
 pub fn expansion(flow: &Flow, catalog: Option<&Catalog>) -> Expansion {
-    fit(flow, catalog).0
+    fit(flow, catalog)
 }
 
 fn drawing(flow: &Flow, catalog: Option<&Catalog>) -> Drawing {
-    fit(flow, catalog).1
+    let mut d = Drawing::default();
+    let at = At { catalog, prefix: "", depth: 0 };
+    build(flow, &at, fit(flow, catalog).depth, &mut d);
+    d
 }
 
 /// Graphviz DOT.

@@ -93,4 +93,15 @@ mod tests {
         assert_eq!(group(10_485_760), "10,485,760");
         assert_eq!(group(64), "64");
     }
+
+    /// The "Limits" table of the format's reference lists every limit with its value.
+    #[test]
+    fn the_docs_list_every_limit() {
+        let docs = include_str!("../../docs/flow-format.md");
+        let table: Vec<&str> = docs.lines().filter(|l| l.starts_with("| `") && l.contains(" | ")).collect();
+        for l in ALL {
+            let row = format!("| `{}` | {} |", l.name, group(l.value));
+            assert!(table.iter().any(|t| t.starts_with(&row)), "docs/flow-format.md lacks the row `{row}`");
+        }
+    }
 }

@@ -17,6 +17,19 @@ fn forty_thousand_diagnostics_render_in_linear_time() {
     });
 }
 
+/// Found by the fuzzer: a whole flow on one line with thousands of mistakes. Each diagnostic
+/// counted the characters of the line to cut a window around its caret (14 s for one input).
+#[test]
+fn twenty_thousand_diagnostics_on_one_long_line() {
+    isolated("scale::twenty_thousand_diagnostics_on_one_long_line", || {
+        let keys: String = (0..20_000).map(|i| format!(", k{i}: 1")).collect();
+        let catalog = load_one(format!("{{id: long, nodes: []{keys}}}\n"));
+        assert_eq!(catalog.diagnostics().filter(|d| d.code == "unknown-key").count(), 20_000);
+        let last = catalog.diagnostics().last().expect("diagnostics").render(false);
+        assert!(last.contains("k19999: 1}"), "{last}");
+    });
+}
+
 /// Each unknown node listed and compared every node id (7,000 nodes: 7.3 s, 774 MB).
 #[test]
 fn unknown_nodes_among_five_thousand_are_reported_in_linear_time() {
