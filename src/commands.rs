@@ -157,6 +157,17 @@ pub fn graph(catalog_dir: &CatalogDir, flow: &str, format: Drawing, expand: bool
         Drawing::Json => serde_json::to_string_pretty(&draw::json(found, expand))? + "\n",
     };
     print!("{text}");
+    if let Some(e) = expand.map(|c| draw::expansion(found, Some(c))).filter(|e| e.collapsed) {
+        let limit = flowcat_engine::limits::DRAWING_ITEMS;
+        eprintln!(
+            "note: subflows are expanded {} level(s) deep; deeper ones are drawn as one box, because the \
+             drawing would exceed {} {} (limit `{}`)",
+            e.depth,
+            flowcat_engine::limits::group(limit.value),
+            limit.what,
+            limit.name
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

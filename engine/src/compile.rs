@@ -4,7 +4,9 @@
 //! that fails to compile is left out of the graph, and the checks that need it are skipped
 //! rather than reported twice.
 
-use std::collections::HashMap;
+mod scope;
+
+use std::collections::{HashMap, HashSet};
 
 use crate::diag::{Diags, one_of};
 use crate::kind::{CompileCx, Compiled, Registry, Signatures};
@@ -13,6 +15,7 @@ use crate::model::{Output, Signature, Var};
 use crate::plan::{Edge, EdgeKind, Guard, OnError, Plan, PlanNode};
 use crate::template::{Ref, Template};
 use crate::yaml::{Node, Span};
+use scope::{Names, Scope};
 
 /// A validated flow: its signature, vars, outputs and the plan of its nodes.
 #[derive(Debug)]
@@ -44,11 +47,13 @@ pub fn compile(parsed: &mut Parsed, registry: &Registry, catalog: &dyn Signature
     let root = parsed.root.clone();
     let diags = &mut parsed.diags;
     let sig = &parsed.signature;
-    let vars = vars(&root, sig, diags);
+    let inputs = Names::new(sig.inputs.iter().map(|i| i.name.as_str()));
+    let vars = vars(&root, &inputs, diags);
     let pending = nodes(&root, sig, registry, catalog, diags);
-    let ids: Vec<&str> = pending.iter().map(|p| p.id.as_str()).collect();
+    let ids = Names::new(pending.iter().map(|p| p.id.as_str()));
     let declared = declared_ids(&root);
-    let scope = Scope { sig, vars: &vars, nodes: &pending, ids: &ids, declared: &declared };
+    let var_names = Names::new(vars.iter().map(|v| v.name.as_str()));
+    let scope = Scope { inputs: &inputs, vars: &var_names, nodes: &pending, ids: &ids, declared: &declared };
     let mut edges = Vec::new();
     for (i, p) in pending.iter().enumerate() {
         for (r, allow_self) in &p.reads {
@@ -91,15 +96,17 @@ fn plan_node(p: Pending, guards: Vec<Guard>) -> PlanNode {
     }
 }
 
-fn vars(root: &Node, sig: &Signature, diags: &mut Diags) -> Vec<Var> {
+fn vars(root: &Node, inputs: &Names<'_>, diags: &mut Diags) -> Vec<Var> {
     let mut out: Vec<Var> = Vec::new();
+    let mut above = Names::default();
+    let none = (Names::default(), HashSet::new());
     for (name, node) in entries(root, "vars") {
         let default =
             node.get("default").and_then(|d| crate::template::compile_value(d).map_err(|e| report(e, diags)).ok());
         // A var's default reads inputs and the vars above it: an order, so no cycles.
         for t in default.iter().flat_map(|d| d.templates()) {
             for r in &t.refs {
-                let scope = Scope { sig, vars: &out, nodes: &[], ids: &[], declared: &[] };
+                let scope = Scope { inputs, vars: &above, nodes: &[], ids: &none.0, declared: &none.1 };
                 if r.path.first().is_some_and(|root| root == "nodes") {
                     diags
                         .error("bad-reference", Some(r.span), format!("var `{name}` reads `{}`", r.dotted()))
@@ -110,6 +117,7 @@ fn vars(root: &Node, sig: &Signature, diags: &mut Diags) -> Vec<Var> {
                 }
             }
         }
+        above.push(name);
         out.push(Var {
             name: name.to_owned(),
             default,
@@ -130,7 +138,7 @@ fn nodes(
     let items = root.get("nodes").and_then(Node::as_seq).unwrap_or_default();
     let mut seen: HashMap<&str, Span> = HashMap::new();
     let mut out = Vec::new();
-    for item in items {
+    for item in items.iter().take(crate::limits::NODES.value) {
         let Some(id_node) = item.get("id") else { continue };
         let Some(id) = id_node.as_str().filter(|s| crate::shape::is_name(s)) else { continue };
         if let Some(first) = seen.get(id) {
@@ -171,7 +179,8 @@ fn template(node: &Node, diags: &mut Diags) -> Option<Template> {
 /// Reports templates that did not compile.
 pub(crate) fn report(errors: Vec<crate::template::TemplateError>, diags: &mut Diags) {
     for e in errors {
-        let d = diags.error("bad-template", Some(e.span), e.message);
+        let code = if e.limit.is_some() { "limit" } else { "bad-template" };
+        let d = diags.error(code, Some(e.span), e.message);
         if let Some(h) = e.help {
             d.help(h);
         }
@@ -180,24 +189,24 @@ pub(crate) fn report(errors: Vec<crate::template::TemplateError>, diags: &mut Di
 
 /// Every node id written in the file, compiled or not: a reference to a node that failed to
 /// compile is not reported again.
-fn declared_ids(root: &Node) -> Vec<String> {
+fn declared_ids(root: &Node) -> HashSet<&str> {
     let items = root.get("nodes").and_then(Node::as_seq).unwrap_or_default();
-    items.iter().filter_map(|n| n.get("id")?.as_str().map(str::to_owned)).collect()
+    items.iter().filter_map(|n| n.get("id")?.as_str()).collect()
 }
 
 fn after_edges(
     node: &Node,
     to: usize,
-    ids: &[&str],
-    declared: &[String],
+    ids: &Names<'_>,
+    declared: &HashSet<&str>,
     diags: &mut Diags,
 ) -> Vec<(usize, usize, Edge)> {
     let mut out = Vec::new();
     for item in node.get("after").and_then(Node::as_seq).unwrap_or_default() {
         let Some(name) = item.as_str() else { continue };
-        match ids.iter().position(|id| *id == name) {
+        match ids.find(name) {
             Some(from) => out.push((from, to, Edge { kind: EdgeKind::After, span: item.span })),
-            None if declared.iter().any(|d| d == name) => {}
+            None if declared.contains(name) => {}
             None => {
                 diags
                     .error(
@@ -205,8 +214,8 @@ fn after_edges(
                         Some(item.span),
                         format!("`after:` names `{name}`, which is not a node of this flow"),
                     )
-                    .label(format!("expected one of {}", one_of(others(ids, to))))
-                    .suggest(name, others(ids, to));
+                    .label(format!("expected one of {}", one_of(others(&ids.list, to))))
+                    .suggest(name, others(&ids.list, to));
             }
         }
     }
@@ -214,15 +223,17 @@ fn after_edges(
 }
 
 /// The node ids other than `me`'s: what an `after:` or a branch may name.
+/// A chain of two slices, so that its length is known without counting (see `one_of`).
 fn others<'a>(ids: &'a [&'a str], me: usize) -> impl Iterator<Item = &'a str> + Clone + 'a {
-    ids.iter().enumerate().filter(move |(i, _)| *i != me).map(|(_, id)| *id)
+    let (before, after) = ids.split_at(me.min(ids.len()));
+    before.iter().chain(after.iter().skip(1)).copied()
 }
 
 /// Adds an edge from each branching node to each of its targets; returns every node's guards.
 fn branch_edges(
     pending: &[Pending],
-    ids: &[&str],
-    declared: &[String],
+    ids: &Names<'_>,
+    declared: &HashSet<&str>,
     edges: &mut Vec<(usize, usize, Edge)>,
     diags: &mut Diags,
 ) -> Vec<Vec<Guard>> {
@@ -230,8 +241,8 @@ fn branch_edges(
     for (s, p) in pending.iter().enumerate() {
         for branch in &p.compiled.branches {
             for (target, span) in &branch.targets {
-                let Some(t) = ids.iter().position(|id| id == target) else {
-                    if declared.contains(target) {
+                let Some(t) = ids.find(target) else {
+                    if declared.contains(target.as_str()) {
                         continue;
                     }
                     diags
@@ -240,8 +251,8 @@ fn branch_edges(
                             Some(*span),
                             format!("branch `{}` names `{target}`, which is not a node of this flow", branch.name),
                         )
-                        .label(format!("expected one of {}", one_of(others(ids, s))))
-                        .suggest(target, others(ids, s));
+                        .label(format!("expected one of {}", one_of(others(&ids.list, s))))
+                        .suggest(target, others(&ids.list, s));
                     continue;
                 };
                 edges.push((s, t, Edge { kind: EdgeKind::Branch, span: *span }));
@@ -280,124 +291,4 @@ fn outputs(root: &Node, scope: &Scope<'_>, diags: &mut Diags) -> Vec<Output> {
         });
     }
     out
-}
-
-/// What a template may read at one place of a flow.
-struct Scope<'a> {
-    sig: &'a Signature,
-    vars: &'a [Var],
-    nodes: &'a [Pending],
-    ids: &'a [&'a str],
-    declared: &'a [String],
-}
-
-impl Scope<'_> {
-    /// Checks one path. `reader` is the reading node and whether it may read `self.`.
-    /// Returns the node read, for a data edge.
-    fn check(&self, r: &Ref, reader: Option<(usize, bool)>, diags: &mut Diags) -> Option<usize> {
-        let root = r.path[0].as_str();
-        let name = r.path.get(1).map(String::as_str);
-        match (root, name) {
-            ("inputs", Some(n)) => {
-                let names: Vec<&str> = self.sig.inputs.iter().map(|i| i.name.as_str()).collect();
-                self.known(r, "input", n, &names, diags);
-                None
-            }
-            ("vars", Some(n)) => {
-                let names: Vec<&str> = self.vars.iter().map(|v| v.name.as_str()).collect();
-                self.known(r, "var", n, &names, diags);
-                None
-            }
-            ("nodes", Some(n)) => self.node_ref(r, n, reader, diags),
-            ("self", _) if reader.is_some_and(|(_, s)| s) => {
-                let (i, _) = reader?;
-                self.field(r, i, r.path.get(1), diags);
-                None
-            }
-            _ => {
-                self.unknown_root(r, reader.is_some_and(|(_, s)| s), diags);
-                None
-            }
-        }
-    }
-
-    fn known(&self, r: &Ref, what: &str, name: &str, names: &[&str], diags: &mut Diags) {
-        if !names.contains(&name) {
-            let d = diags
-                .error("unknown-name", Some(r.span), format!("`{}` names an undefined {what} `{name}`", r.dotted()))
-                .label(format!("no {what} `{name}` in this flow"));
-            d.help(format!("declare it under `{}s:`", what));
-            d.suggest(name, names.iter().copied());
-        }
-    }
-
-    fn node_ref(&self, r: &Ref, name: &str, reader: Option<(usize, bool)>, diags: &mut Diags) -> Option<usize> {
-        let Some(target) = self.ids.iter().position(|id| *id == name) else {
-            if self.declared.iter().any(|d| d == name) {
-                return None;
-            }
-            diags
-                .error(
-                    "unknown-node",
-                    Some(r.span),
-                    format!("`{}` reads node `{name}`, which this flow does not have", r.dotted()),
-                )
-                .label("no such node")
-                .suggest(name, self.ids.iter().copied());
-            return None;
-        };
-        if let Some((i, allow_self)) = reader.filter(|(i, _)| *i == target) {
-            let d = diags
-                .error("self-reference", Some(r.span), format!("node `{name}` reads its own result"))
-                .label("a node's result exists only after it ran");
-            if allow_self {
-                d.help(format!("inside `until`, write `self.{}`", r.path[2..].join(".")));
-            }
-            let _ = i;
-            return None;
-        }
-        self.field(r, target, r.path.get(2), diags);
-        Some(target)
-    }
-
-    fn field(&self, r: &Ref, node: usize, field: Option<&String>, diags: &mut Diags) {
-        let Some(field) = field else { return };
-        let p = &self.nodes[node];
-        if !p.compiled.fields.contains(field) {
-            let fields: Vec<&str> = p.compiled.fields.iter().map(String::as_str).collect();
-            diags
-                .error(
-                    "unknown-field",
-                    Some(r.span),
-                    format!("`{}` reads `{field}`, which `{}` node `{}` does not produce", r.dotted(), p.kind, p.id),
-                )
-                .label(format!("expected {}", one_of(fields.iter().copied())))
-                .suggest(field, fields.iter().copied());
-        }
-    }
-
-    fn unknown_root(&self, r: &Ref, allow_self: bool, diags: &mut Diags) {
-        let root = &r.path[0];
-        let mut roots = vec!["inputs", "vars", "nodes"];
-        if allow_self {
-            roots.push("self");
-        }
-        let d = diags
-            .error("unknown-name", Some(r.span), format!("a template cannot read `{}`", r.dotted()))
-            .label(format!("expected a path starting with {}", one_of(roots.iter().map(|x| &**x))));
-        let guess = if self.sig.inputs.iter().any(|i| &i.name == root) {
-            Some(format!("inputs.{}", r.dotted()))
-        } else if self.vars.iter().any(|v| &v.name == root) {
-            Some(format!("vars.{}", r.dotted()))
-        } else if self.ids.contains(&root.as_str()) {
-            Some(format!("nodes.{}", r.dotted()))
-        } else {
-            crate::diag::did_you_mean(root, roots.iter().copied())
-                .map(|near| format!("{near}.{}", r.path[1..].join(".")))
-        };
-        match guess {
-            Some(g) => d.help(format!("did you mean `{}`?", g.trim_end_matches('.'))),
-            None => d.help("templates read `inputs.<name>`, `vars.<name>` or `nodes.<id>.<field>`"),
-        };
-    }
 }

@@ -4,10 +4,11 @@
 //! same with or without colour except for the escape codes.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
+use crate::limits::{self, Limit};
 use crate::yaml::Span;
 
 /// A source file as read from disk; diagnostics keep it alive to print the offending line.
@@ -38,6 +39,10 @@ pub struct Diagnostic {
     pub label: Option<String>,
     /// "did you mean …" or the fix.
     pub help: Option<String>,
+    /// Where each line of the source starts, shared by the file's diagnostics and built the
+    /// first time one is rendered: finding the line by scanning the file for each diagnostic
+    /// would make rendering quadratic.
+    lines: Arc<LineIndex>,
 }
 
 impl Diagnostic {
@@ -72,13 +77,15 @@ impl Diagnostic {
         let pad = " ".repeat(line_no.len());
         let _ = writeln!(out, "{pad}--> {}", self.location());
         let _ = writeln!(out, "{pad} |");
-        let line = self.source.text.lines().nth(span.start.line.saturating_sub(1) as usize);
-        if let Some(full) = line {
-            let (line, shift) = window(full, span.start.col.saturating_sub(1) as usize);
+        let line = self.lines.line(&self.source.text, span.start.line.saturating_sub(1) as usize);
+        if let Some((full, ascii)) = line {
+            let (line, shift) = window(full, ascii, span.start.col.saturating_sub(1) as usize);
             let _ = writeln!(out, "{line_no} | {line}");
             let start = (span.start.col.saturating_sub(1) as usize).saturating_sub(shift);
+            // At most a window's width of carets: a span over a megabyte-long line must not print
+            // a megabyte of them.
             let width = if span.end.line == span.start.line && span.end.col > span.start.col {
-                (span.end.col - span.start.col) as usize
+                ((span.end.col - span.start.col) as usize).min(MAX_LINE + 2)
             } else {
                 line.chars().count().saturating_sub(start).max(1)
             };
@@ -115,11 +122,61 @@ impl Diagnostic {
     }
 }
 
+/// The byte offset of each line's start, and whether the line is ASCII, built once per file.
+/// Line breaks are counted as the YAML parser counts them: `\r\n`, `\n` and a lone `\r` (old
+/// Mac files) each end a line.
+#[derive(Debug, Default)]
+struct LineIndex(OnceLock<Vec<(usize, bool)>>);
+
+impl LineIndex {
+    /// Line `n` (0-based) of `text`, without its line break, and whether it is ASCII.
+    fn line<'t>(&self, text: &'t str, n: usize) -> Option<(&'t str, bool)> {
+        let lines = self.0.get_or_init(|| line_starts(text));
+        let (start, ascii) = *lines.get(n)?;
+        let end = lines.get(n + 1).map_or(text.len(), |next| next.0);
+        // The index holds a start past the last break; it is a line only if text follows.
+        if start >= text.len() && n > 0 {
+            return None;
+        }
+        Some((text[start..end].trim_end_matches(['\r', '\n']), ascii))
+    }
+}
+
+fn line_starts(text: &str) -> Vec<(usize, bool)> {
+    let bytes = text.as_bytes();
+    let mut lines = vec![];
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let next = match bytes[i] {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i + 2,
+            b'\r' | b'\n' => i + 1,
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        lines.push((start, bytes[start..i].is_ascii()));
+        start = next;
+        i = next;
+    }
+    lines.push((start, bytes[start..].is_ascii()));
+    lines
+}
+
 /// Lines this long are shown as a window around the caret, not whole.
 const MAX_LINE: usize = 160;
 
 /// The part of `line` to print around character `at`, and how many characters were cut before.
-fn window(line: &str, at: usize) -> (String, usize) {
+/// An ASCII line is cut by bytes, without counting its characters: a file may hold thousands of
+/// diagnostics on one long line.
+fn window(line: &str, ascii: bool, at: usize) -> (String, usize) {
+    if ascii && line.len() > MAX_LINE {
+        let from = at.saturating_sub(MAX_LINE / 2).min(line.len() - MAX_LINE);
+        let lead = if from > 0 { "…" } else { "" };
+        let tail = if from + MAX_LINE < line.len() { "…" } else { "" };
+        return (format!("{lead}{}{tail}", &line[from..from + MAX_LINE]), from.saturating_sub(lead.chars().count()));
+    }
     let len = line.chars().count();
     if len <= MAX_LINE {
         return (line.to_owned(), 0);
@@ -142,11 +199,23 @@ fn caret_indent(line: &str, chars: usize) -> String {
 pub struct Diags {
     pub source: Arc<Source>,
     pub list: Vec<Diagnostic>,
+    lines: Arc<LineIndex>,
 }
 
 impl Diags {
     pub fn new(source: Arc<Source>) -> Self {
-        Diags { source, list: Vec::new() }
+        Diags { source, list: Vec::new(), lines: Arc::default() }
+    }
+
+    /// Reports that `limit` is crossed at `span`; `how` says how to stay under it.
+    pub fn limit(
+        &mut self,
+        limit: Limit,
+        span: Option<Span>,
+        message: impl Into<String>,
+        how: &str,
+    ) -> &mut Diagnostic {
+        self.error("limit", span, message).help(limit.help(how))
     }
 
     /// Starts an error at `span`; finish it with the builder's methods.
@@ -167,6 +236,7 @@ impl Diags {
             span,
             label: None,
             help: None,
+            lines: self.lines.clone(),
         });
         let last = self.list.len() - 1;
         &mut self.list[last]
@@ -197,23 +267,52 @@ impl Diagnostic {
     }
 }
 
+/// How many candidates "did you mean" looks at, and compares with, at most: among thousands of
+/// node ids a hint is worth less than the time to find it, and each diagnostic must cost about
+/// the same however large the file.
+const SUGGEST_SCAN: usize = 1_000;
+const SUGGEST_COMPARE: usize = 64;
+
 /// The closest candidate to `wrong`, if it is close enough to be a likely typo.
+///
+/// Bounded, because Jaro-Winkler is quadratic in the length of the words and a file may hold
+/// thousands of names and errors: a word longer than a name may be gets no hint, and only the
+/// first few candidates of about its length are compared.
 pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let len = wrong.chars().count();
+    if len > limits::NAME_CHARS.value {
+        return None;
+    }
+    let near = |c: &str| c.len() <= 4 * limits::NAME_CHARS.value && c.chars().count().abs_diff(len) <= len / 2 + 2;
     let wrong_lower = wrong.to_lowercase();
     candidates
         .into_iter()
+        .take(SUGGEST_SCAN)
+        .filter(|c| near(c))
+        .take(SUGGEST_COMPARE)
         .map(|c| (strsim::jaro_winkler(&wrong_lower, &c.to_lowercase()), c))
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }
 
-/// "`a`, `b` or `c`", for "expected one of" labels.
+/// How many names an "expected one of" label lists before it says how many more there are.
+const ONE_OF_NAMES: usize = 24;
+
+/// "`a`, `b` or `c`", for "expected one of" labels; a long list is cut ("… or 6,990 others"),
+/// so that a label costs the same however many nodes a flow has.
 pub fn one_of<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
-    let names: Vec<String> = names.into_iter().map(|n| format!("`{n}`")).collect();
-    match names.as_slice() {
+    let mut names = names.into_iter();
+    let shown: Vec<String> = names.by_ref().take(ONE_OF_NAMES).map(|n| format!("`{n}`")).collect();
+    // Counting the rest is free when the iterator knows its length (a slice of ids).
+    let more = match names.size_hint() {
+        (lo, Some(hi)) if lo == hi => lo,
+        _ => names.count(),
+    };
+    match shown.as_slice() {
         [] => "nothing".to_owned(),
         [one] => one.clone(),
+        _ if more > 0 => format!("{} or {} others", shown.join(", "), limits::group(more)),
         [init @ .., last] => format!("{} or {last}", init.join(", ")),
     }
 }

@@ -10,10 +10,14 @@ use serde_json::json;
 
 use crate::catalog::Catalog;
 use crate::compile::Flow;
+use crate::limits;
 use crate::plan::EdgeKind;
 
 /// Subflows nest at most this deep in a drawing (the catalog has no loops, but be safe).
 const MAX_DEPTH: usize = 8;
+
+/// The line a subflow drawn as one box carries, saying why it is not expanded.
+const COLLAPSED: &str = "(subflow not expanded: the drawing would be too large)";
 
 struct Box_ {
     key: String,
@@ -45,47 +49,90 @@ struct Ends {
     exits: Vec<String>,
 }
 
-fn build(
-    flow: &Flow,
-    catalog: Option<&Catalog>,
-    prefix: &str,
+/// The drawing would hold more than `limits::DRAWING_ITEMS`.
+struct TooLarge;
+
+/// Counts the boxes and arrows of `flow` drawn with subflows expanded `depth` more levels,
+/// without drawing anything, taking them from `left`; returns how many boxes its arrows enter
+/// and leave by. Stops as soon as `left` runs out, so it costs at most the budget.
+fn measure(flow: &Flow, catalog: &Catalog, depth: usize, left: &mut usize) -> Result<(usize, usize), TooLarge> {
+    let plan = &flow.plan;
+    let mut ends = Vec::with_capacity(plan.nodes.len());
+    for node in &plan.nodes {
+        take(left, 1)?;
+        let callee = node.compiled.calls.as_ref().and_then(|c| catalog.get(&c.flow)).filter(|_| depth > 0);
+        ends.push(match callee {
+            Some(sub) => measure(sub, catalog, depth - 1, left)?,
+            None => (1, 1),
+        });
+    }
+    for e in plan.graph.raw_edges() {
+        take(left, ends[e.source().index()].1.saturating_mul(ends[e.target().index()].0))?;
+    }
+    let sum = |first: bool| -> usize {
+        (0..plan.nodes.len())
+            .filter(|&i| if first { plan.deps(i).next().is_none() } else { plan.dependents(i).next().is_none() })
+            .map(|i| if first { ends[i].0 } else { ends[i].1 })
+            .sum()
+    };
+    Ok((sum(true), sum(false)))
+}
+
+fn take(left: &mut usize, n: usize) -> Result<(), TooLarge> {
+    *left = left.checked_sub(n).ok_or(TooLarge)?;
+    Ok(())
+}
+
+/// Where a flow is drawn: its catalog (to expand subflows), the prefix of its keys, its depth.
+struct At<'a> {
+    catalog: Option<&'a Catalog>,
+    prefix: &'a str,
     depth: usize,
-    out: &mut Vec<Item>,
-    arrows: &mut Vec<Arrow>,
-) -> Vec<Ends> {
+}
+
+/// Draws `flow` into `d`, expanding subflows down to depth `max`; returns each node's ends.
+fn build(flow: &Flow, at: &At<'_>, max: usize, d: &mut Drawing) -> Vec<Ends> {
     let plan = &flow.plan;
     let mut ends = Vec::new();
+    let mut items = Vec::new();
     for node in &plan.nodes {
-        let key = format!("{prefix}{}", node.id);
+        let key = format!("{}{}", at.prefix, node.id);
         let mut lines = vec![node.id.clone(), node.compiled.exec.label()];
         if let Some(w) = &node.when {
             lines.push(format!("when {}", w.source));
         }
-        let callee = node.compiled.calls.as_ref().and_then(|c| catalog?.get(&c.flow)).filter(|_| depth < MAX_DEPTH);
+        let callee = node.compiled.calls.as_ref().and_then(|c| at.catalog?.get(&c.flow));
         match callee {
-            Some(sub) => {
-                let mut items = Vec::new();
-                let inner = build(sub, catalog, &format!("{key}/"), depth + 1, &mut items, arrows);
-                let entries = entry_keys(sub, &inner, true);
-                let exits = entry_keys(sub, &inner, false);
-                out.push(Item::Cluster { key: key.clone(), title: lines.join(": "), items });
+            Some(sub) if at.depth < max => {
+                let inner_at = At { catalog: at.catalog, prefix: &format!("{key}/"), depth: at.depth + 1 };
+                let mut inner = Drawing::default();
+                let inner_ends = build(sub, &inner_at, max, &mut inner);
+                d.arrows.append(&mut inner.arrows);
+                let entries = entry_keys(sub, &inner_ends, true);
+                let exits = entry_keys(sub, &inner_ends, false);
+                items.push(Item::Cluster { key: key.clone(), title: lines.join(": "), items: inner.items });
                 ends.push(Ends { entries, exits });
             }
-            None => {
-                out.push(Item::Node(Box_ { key: key.clone(), lines, dashed: node.may_skip }));
+            _ => {
+                if callee.is_some() && max < MAX_DEPTH {
+                    lines.push(COLLAPSED.to_owned());
+                }
+                items.push(Item::Node(Box_ { key: key.clone(), lines, dashed: node.may_skip }));
                 ends.push(Ends { entries: vec![key.clone()], exits: vec![key] });
             }
         }
     }
+    d.items.append(&mut items);
     for e in plan.graph.raw_edges() {
         let (from, to) = (e.source().index(), e.target().index());
+        // An edge into or out of an expanded subflow is drawn to each of its entries or exits.
         let label = (e.weight.kind == EdgeKind::Branch).then(|| {
             let g = plan.nodes[to].guards.iter().find(|g| g.switch == from);
             g.map(|g| g.branches.join(" | ")).unwrap_or_default()
         });
         for a in &ends[from].exits {
             for b in &ends[to].entries {
-                arrows.push(Arrow { from: a.clone(), to: b.clone(), kind: e.weight.kind, label: label.clone() });
+                d.arrows.push(Arrow { from: a.clone(), to: b.clone(), kind: e.weight.kind, label: label.clone() });
             }
         }
     }
@@ -101,9 +148,40 @@ fn entry_keys(flow: &Flow, inner: &[Ends], first: bool) -> Vec<String> {
         .collect()
 }
 
+/// How subflows are expanded in a drawing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expansion {
+    /// Subflows nested deeper than this are drawn as one box.
+    pub depth: usize,
+    /// Some subflow was drawn as one box because the drawing would have been too large.
+    pub collapsed: bool,
+}
+
+/// The deepest expansion of `flow`'s subflows that fits in `limits::DRAWING_ITEMS`. Subflows
+/// that fan out grow a drawing exponentially with depth (ten tiny files drew gigabytes), so
+/// each depth is measured from the deepest down, and a measure stops as soon as it exceeds the
+/// budget: the cost stays a small multiple of the budget.
+fn fit(flow: &Flow, catalog: Option<&Catalog>) -> Expansion {
+    let Some(catalog) = catalog else { return Expansion { depth: 0, collapsed: false } };
+    let fits = |depth: usize| {
+        let mut left = limits::DRAWING_ITEMS.value;
+        measure(flow, catalog, depth, &mut left).is_ok()
+    };
+    // A deeper drawing holds at least what a shallower one does: the first depth that fits
+    // is the deepest, and any depth below `MAX_DEPTH` means a subflow was left collapsed.
+    let depth = (1..=MAX_DEPTH).rev().find(|&d| fits(d)).unwrap_or(0);
+    Expansion { depth, collapsed: depth < MAX_DEPTH }
+}
+
+/// How `flow`'s subflows will be expanded when drawn with `catalog`.
+pub fn expansion(flow: &Flow, catalog: Option<&Catalog>) -> Expansion {
+    fit(flow, catalog)
+}
+
 fn drawing(flow: &Flow, catalog: Option<&Catalog>) -> Drawing {
     let mut d = Drawing::default();
-    build(flow, catalog, "", 0, &mut d.items, &mut d.arrows);
+    let at = At { catalog, prefix: "", depth: 0 };
+    build(flow, &at, fit(flow, catalog).depth, &mut d);
     d
 }
 
@@ -197,10 +275,12 @@ fn mermaid_text(s: &str) -> String {
 
 /// The plan as JSON, for tools.
 pub fn json(flow: &Flow, expand: Option<&Catalog>) -> serde_json::Value {
-    json_at(flow, expand, 0)
+    // The JSON holds no more than the drawing (no arrow is repeated per entry and exit).
+    let max = expansion(flow, expand).depth;
+    json_at(flow, expand, 0, max)
 }
 
-fn json_at(flow: &Flow, expand: Option<&Catalog>, depth: usize) -> serde_json::Value {
+fn json_at(flow: &Flow, expand: Option<&Catalog>, depth: usize, max: usize) -> serde_json::Value {
     let plan = &flow.plan;
     let nodes: Vec<_> = plan
         .nodes
@@ -208,8 +288,9 @@ fn json_at(flow: &Flow, expand: Option<&Catalog>, depth: usize) -> serde_json::V
         .map(|n| {
             let guards: Vec<_> =
                 n.guards.iter().map(|g| json!({"node": plan.nodes[g.switch].id, "branches": g.branches})).collect();
-            let sub = n.compiled.calls.as_ref().and_then(|c| expand?.get(&c.flow)).filter(|_| depth < MAX_DEPTH);
-            json!({
+            let callee = n.compiled.calls.as_ref().and_then(|c| expand?.get(&c.flow));
+            let sub = callee.filter(|_| depth < max);
+            let mut node = json!({
                 "id": n.id,
                 "kind": n.kind,
                 "label": n.compiled.exec.label(),
@@ -219,8 +300,12 @@ fn json_at(flow: &Flow, expand: Option<&Catalog>, depth: usize) -> serde_json::V
                 "guards": guards,
                 "fields": n.compiled.fields,
                 "settings": n.compiled.exec.describe(),
-                "subflow": sub.map(|s| json_at(s, expand, depth + 1)),
-            })
+                "subflow": sub.map(|s| json_at(s, expand, depth + 1, max)),
+            });
+            if callee.is_some() && sub.is_none() && max < MAX_DEPTH {
+                node["collapsed"] = json!(COLLAPSED);
+            }
+            node
         })
         .collect();
     let edges: Vec<_> = plan

@@ -9,6 +9,7 @@
 use std::fmt::Debug;
 
 use crate::diag::{Diagnostic, Diags};
+use crate::limits::Limit;
 use crate::model::{Signature, Slot};
 use crate::run::{BoxFuture, NodeCx, NodeError, NodeOutput};
 use crate::shape::Field;
@@ -195,6 +196,11 @@ impl<'a> CompileCx<'a> {
     /// Reports an error at `span`; finish it with `label` and `help`.
     pub fn error(&mut self, code: &'static str, span: Span, message: impl Into<String>) -> &mut Diagnostic {
         self.diags.error(code, Some(span), message)
+    }
+
+    /// Reports that `limit` is crossed at `span`; `how` says how to stay under it.
+    pub fn limit(&mut self, limit: Limit, span: Span, message: impl Into<String>, how: &str) -> &mut Diagnostic {
+        self.diags.limit(limit, Some(span), message, how)
     }
 
     pub fn warning(&mut self, code: &'static str, span: Span, message: impl Into<String>) -> &mut Diagnostic {

@@ -10,6 +10,7 @@ pub mod compile;
 pub mod diag;
 pub mod format;
 pub mod kind;
+pub mod limits;
 mod lints;
 pub mod load;
 pub mod model;

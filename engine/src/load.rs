@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::diag::{Diags, Source};
 use crate::format::FLOW_FIELDS;
 use crate::kind::Registry;
+use crate::limits;
 use crate::model::{Input, InputType, OutputSig, Signature, Slot};
 use crate::shape::{Checker, Shape};
 use crate::yaml::{self, Node, Pos, Span};
@@ -24,10 +25,21 @@ pub struct Parsed {
 /// then `diags` says why.
 pub fn parse(source: Arc<Source>, registry: &Registry) -> Result<Parsed, Diags> {
     let mut diags = Diags::new(source.clone());
+    if source.text.len() > limits::FILE_BYTES.value {
+        let span = byte_span(&source.text, limits::FILE_BYTES.value);
+        let message = format!("the file is {} bytes long", limits::group(source.text.len()));
+        diags.limit(limits::FILE_BYTES, Some(span), message, "split the flow into subflows");
+        return Err(diags);
+    }
     let root = match yaml::parse(&source.text) {
         Ok(Some(root)) => root,
         Ok(None) => {
             diags.error("empty-file", None, "the file is empty").help("a flow needs at least `id:` and `nodes:`");
+            return Err(diags);
+        }
+        Err(yaml::SyntaxError { limit: Some(limit), message, pos }) => {
+            let span = Span { start: pos, end: Pos { line: pos.line, col: pos.col + 1 } };
+            diags.limit(limit, Some(span), message, "flatten the value, or pass it as an input");
             return Err(diags);
         }
         Err(e) => {
@@ -66,6 +78,20 @@ pub fn parse(source: Arc<Source>, registry: &Registry) -> Result<Parsed, Diags> 
             .collect(),
     };
     Ok(Parsed { root, signature, diags })
+}
+
+/// The one-character span of byte `at` of `text` (rounded down to a character). Counted with
+/// `str` searches, which are fast even in debug builds, since `text` may be many megabytes.
+fn byte_span(text: &str, at: usize) -> Span {
+    let at = (0..=at.min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    let before = &text[..at];
+    // Lines end with `\n`, or with a lone `\r` in a file that has no `\n` (old Mac files).
+    let brk = if text.contains('\n') { '\n' } else { '\r' };
+    let line = before.matches(brk).count() + 1;
+    let line_start = before.rfind(brk).map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    let start = Pos { line: line as u32, col: col as u32 };
+    Span { start, end: Pos { col: start.col + 1, ..start } }
 }
 
 fn text(node: &Node, key: &str) -> Option<String> {

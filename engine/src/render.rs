@@ -200,8 +200,11 @@ impl handlebars::HelperDef for Coalesce {
 }
 
 /// Renders with handlebars against a context of just the values the template reads.
+///
+/// Each value is copied into the context once, however often the template reads it: a
+/// template reading one large array 5,000 times copied it 5,000 times per render.
 fn with_handlebars(t: &Template, values: &dyn Values, escape: Escape) -> Result<String, RenderError> {
-    let mut root = Value::Object(Map::new());
+    let mut paths: Vec<&[String]> = Vec::with_capacity(t.refs.len());
     for r in &t.refs {
         // What is written out must exist and not be null; what a helper tests, or a block
         // writes only when its condition holds, may be missing (it is null).
@@ -216,12 +219,23 @@ fn with_handlebars(t: &Template, values: &dyn Values, escape: Escape) -> Result<
         }
         // Stop before the first index: handlebars walks arrays itself.
         let depth = r.path.iter().position(|s| s.parse::<usize>().is_ok()).unwrap_or(r.path.len());
-        let path = &r.path[..depth];
+        paths.push(&r.path[..depth]);
+    }
+    // Sorted, a path comes right after any path it extends: keep only the shortest of each.
+    paths.sort_unstable();
+    let mut root = Value::Object(Map::new());
+    let mut kept: Option<&[String]> = None;
+    for path in paths {
+        if path.is_empty() || kept.is_some_and(|k| path.starts_with(k)) {
+            continue;
+        }
         if let Some(v) = values.lookup(path) {
             insert(&mut root, path, v.clone());
+            kept = Some(path);
         }
     }
-    let ctx = handlebars::Context::wraps(root).map_err(|e| failed(t, &e))?;
+    // `from`, not `wraps`: `wraps` serialises the whole context into a second copy.
+    let ctx = handlebars::Context::from(root);
     let reg = registry(escape);
     let mut rc = handlebars::RenderContext::new(None);
     let mut out = handlebars::StringOutput::new();

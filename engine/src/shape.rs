@@ -5,8 +5,11 @@
 //! same way; nothing else knows which keys exist, so the checker, the schema and the docs cannot
 //! drift apart.
 
+use std::collections::HashSet;
+
 use crate::diag::{Diags, one_of};
 use crate::kind::Registry;
+use crate::limits;
 use crate::yaml::{Node, Style, Value};
 
 /// What a value must look like.
@@ -155,6 +158,16 @@ impl Checker<'_> {
 
     fn name(&mut self, node: &Node, what: &str) {
         match node.as_str() {
+            Some(s) if s.len() > limits::NAME_CHARS.value && is_name(s) => {
+                let start = node.span.start;
+                let span = crate::yaml::Span { start, end: crate::yaml::Pos { col: start.col + 1, ..start } };
+                self.diags.limit(
+                    limits::NAME_CHARS,
+                    Some(span),
+                    format!("{what} is {} characters long", limits::group(s.len())),
+                    "use a shorter name",
+                );
+            }
             Some(s) if is_name(s) => {}
             Some(s) if !node.is_null() => {
                 self.diags
@@ -218,11 +231,13 @@ impl Checker<'_> {
     }
 
     /// The pairs of a mapping with each key once; a key given again is reported and dropped.
+    /// The keys seen are hashed: a mapping of 60,000 vars is checked in linear time.
     fn unique<'n>(&mut self, pairs: &'n [(Node, Node)], what: &str) -> Vec<(&'n str, &'n Node, &'n Node)> {
         let mut out: Vec<(&str, &Node, &Node)> = Vec::with_capacity(pairs.len());
+        let mut seen: HashSet<&str> = HashSet::with_capacity(pairs.len());
         for (k, v) in pairs {
             let key = k.as_str().unwrap_or_default();
-            if out.iter().any(|(seen, _, _)| *seen == key) {
+            if !seen.insert(key) {
                 self.diags
                     .error("duplicate-key", Some(k.span), format!("`{key}` is given twice in {what}"))
                     .label("second definition here")
@@ -289,7 +304,12 @@ impl Checker<'_> {
             self.mismatch(node, "`nodes`", "a list of nodes");
             return;
         };
-        for item in items {
+        if let Some(first_over) = items.get(limits::NODES.value) {
+            let message = format!("the flow has {} nodes", limits::group(items.len()));
+            self.diags.limit(limits::NODES, Some(first_over.span), message, "split the flow into subflows");
+        }
+        // Past the limit nodes are neither checked nor compiled: the flow is refused anyway.
+        for item in items.iter().take(limits::NODES.value) {
             let id = item.get("id").and_then(Node::as_str).unwrap_or("?");
             let kind_node = item.get("kind");
             let kind = kind_node.and_then(Node::as_str).and_then(|k| self.registry.kind(k));

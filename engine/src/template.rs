@@ -5,10 +5,15 @@
 //! (a poll's `until`), `self.<field>…`. Paths inside `{{#each}}` and `{{#with}}` blocks are
 //! relative to the block's item and are not checked, except `@root.` paths.
 
+mod guard;
+mod locate;
+
 use handlebars::template::{HelperTemplate, Parameter, TemplateElement};
 use handlebars::{Path, PathSeg};
 
-use crate::yaml::{Node, Pos, Span, Value};
+use crate::limits::{self, Limit};
+use crate::yaml::{Node, Span, Value};
+use locate::Locator;
 
 /// The helpers a template may call: handlebars' built-ins that make sense in a flow.
 pub const HELPERS: &[&str] = &[
@@ -68,6 +73,8 @@ pub struct TemplateError {
     pub message: String,
     pub span: Span,
     pub help: Option<String>,
+    /// Set when the template crosses one of flowcat's limits (reported as `limit`).
+    pub limit: Option<Limit>,
 }
 
 /// A JSON-shaped value whose strings may be templates: a body, a query, a `with:` block.
@@ -100,12 +107,24 @@ impl ValueTemplate {
 /// Compiles the scalar `node` as a template.
 pub fn compile(node: &Node) -> Result<Template, Vec<TemplateError>> {
     let source = node.as_str().unwrap_or_default().to_owned();
-    let locate = Locator::new(node);
+    let mut locate = Locator::new(node);
+    // Before handlebars: its parser and our walk recurse, and both are slow on huge inputs.
+    if let Err(crossed) = guard::scan(&source) {
+        let span = locate.at_byte(crossed.byte, 2);
+        let help = crossed.limit.help("split it into several templates, nodes or `set` values");
+        return Err(vec![TemplateError {
+            message: crossed.message,
+            span,
+            help: Some(help),
+            limit: Some(crossed.limit),
+        }]);
+    }
     let compiled = handlebars::Template::compile(&source).map_err(|e| {
         let span = e.pos().map_or(node.span, |(line, col)| locate.at(line, col.saturating_sub(1), 2));
         vec![syntax_error(&e, span)]
     })?;
-    let mut walk = Walk { locate: &locate, text: &source, refs: Vec::new(), errors: Vec::new(), cursor: 0, depth: 0 };
+    let mut walk =
+        Walk { locate, text: &source, refs: Vec::new(), errors: Vec::new(), cursor: 0, mark: 0, over: false, depth: 0 };
     walk.elements(&compiled.elements, false);
     if !walk.errors.is_empty() {
         return Err(walk.errors);
@@ -156,7 +175,7 @@ fn syntax_error(e: &handlebars::TemplateError, span: Span) -> TemplateError {
             "check that every `{{` has its `}}` and every `{{#if}}` its `{{/if}}`".to_owned(),
         ),
     };
-    TemplateError { message, span, help: Some(help) }
+    TemplateError { message, span, help: Some(help), limit: None }
 }
 
 /// The arguments of `{{coalesce …}}` when each is a path or a literal.
@@ -188,111 +207,18 @@ fn is_plain_path(h: &HelperTemplate) -> bool {
     matches!(h.name, Parameter::Path(Path::Relative(_))) && h.params.is_empty() && h.hash.is_empty()
 }
 
-/// Maps a position inside the template text to the YAML file.
-struct Locator<'n> {
-    span: Span,
-    /// The scalar as written, when escapes, doubled quotes or line breaks move characters.
-    raw: Option<&'n str>,
-    /// Characters before the text starts: the opening quote.
-    offset: usize,
-    /// The template text.
-    text: &'n str,
-}
-
-impl<'n> Locator<'n> {
-    fn new(node: &'n Node) -> Self {
-        let (raw, text) = match &node.value {
-            Value::Scalar { raw, text, .. } => (raw.as_deref(), text.as_str()),
-            _ => (None, ""),
-        };
-        Locator { span: node.span, raw, offset: crate::shape::text_offset(node), text }
-    }
-
-    /// `line` is 1-based, `col` 0-based in the template text.
-    fn at(&self, line: usize, col: usize, len: usize) -> Span {
-        let before: usize = self.text.split('\n').take(line.saturating_sub(1)).map(|l| l.chars().count() + 1).sum();
-        let target = before + col;
-        match self.raw {
-            None if line <= 1 => self.span.sub(self.offset + col, len),
-            None => self.span,
-            Some(raw) => {
-                let start = walk_raw(raw, target, self.span.start);
-                Span { start, end: Pos { line: start.line, col: start.col + len.max(1) as u32 } }
-            }
-        }
-    }
-}
-
-/// Walks the scalar as written until `target` characters of its value have gone by, and says
-/// where that is. Escapes (`\"`, `\u00e9`), doubled single quotes and the line breaks and
-/// indentation of multi-line and block scalars take room in the file but not in the value.
-fn walk_raw(raw: &str, target: usize, mut at: Pos) -> Pos {
-    let mut chars = raw.chars().peekable();
-    let quote = match raw.chars().next() {
-        Some(q @ ('"' | '\'')) => {
-            chars.next();
-            at.col += 1;
-            Some(q)
-        }
-        _ => None,
-    };
-    // Block scalars start at their first content character: that column is the indentation.
-    let indent = at.col;
-    let mut produced = 0;
-    while let Some(c) = chars.next() {
-        if produced >= target {
-            break;
-        }
-        match (quote, c) {
-            (Some('"'), '\\') => {
-                let skip = match chars.next() {
-                    Some('x') => 2,
-                    Some('u') => 4,
-                    Some('U') => 8,
-                    Some('\n') => {
-                        at.line += 1;
-                        at.col = 1;
-                        continue;
-                    }
-                    _ => 0,
-                };
-                for _ in 0..skip {
-                    chars.next();
-                }
-                at.col += 2 + skip as u32;
-                produced += 1;
-            }
-            (Some('\''), '\'') if chars.peek() == Some(&'\'') => {
-                chars.next();
-                at.col += 2;
-                produced += 1;
-            }
-            (_, '\n') => {
-                at.line += 1;
-                at.col = 1;
-                produced += 1;
-                // The next line's indentation is not part of the value.
-                while chars.peek() == Some(&' ') && (quote.is_some() || at.col < indent) {
-                    chars.next();
-                    at.col += 1;
-                }
-            }
-            _ => {
-                at.col += 1;
-                produced += 1;
-            }
-        }
-    }
-    at
-}
-
 struct Walk<'a> {
-    locate: &'a Locator<'a>,
+    locate: Locator<'a>,
     text: &'a str,
     refs: Vec<Ref>,
     errors: Vec<TemplateError>,
     /// Where in the source the last path was found, so that repeated paths get their own spans.
     cursor: usize,
+    /// `cursor` when the current element began: a helper's `key=value` arguments come out of
+    /// handlebars in another order than written, and are searched for again from here.
+    mark: usize,
+    /// Set once the template read more paths than allowed.
+    over: bool,
     /// How many blocks (`{{#if}}`, `{{#each}}`…) enclose the element being walked.
     depth: usize,
 }
@@ -300,6 +226,8 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn elements(&mut self, elements: &[TemplateElement], relative: bool) {
         for el in elements {
+            self.mark = self.cursor;
+            self.locate.checkpoint();
             match el {
                 TemplateElement::Expression(h) | TemplateElement::HtmlExpression(h) => self.helper(h, relative),
                 TemplateElement::HelperBlock(h) => {
@@ -321,6 +249,7 @@ impl Walk<'_> {
                     message: "partials and decorators are not available in flow templates".into(),
                     span: self.locate.span,
                     help: Some("use `{{#if}}`, `{{#each}}` and the comparison helpers".into()),
+                    limit: None,
                 }),
             }
         }
@@ -330,7 +259,8 @@ impl Walk<'_> {
         match &h.name {
             Parameter::Name(name) if !HELPERS.contains(&name.as_str()) => {
                 let span = self.find(name);
-                let mut err = TemplateError { message: format!("unknown helper `{name}`"), span, help: None };
+                let message = format!("unknown helper `{name}`");
+                let mut err = TemplateError { message, span, help: None, limit: None };
                 if let Some(near) = crate::diag::did_you_mean(name, HELPERS.iter().copied()) {
                     err.help = Some(format!("did you mean `{near}`?"));
                 } else {
@@ -367,22 +297,35 @@ impl Walk<'_> {
         if path.is_empty() {
             return;
         }
+        if self.refs.len() >= limits::TEMPLATE_REFS.value {
+            // Reported once, at the first path past the limit.
+            if !std::mem::replace(&mut self.over, true) {
+                let span = self.find(raw);
+                self.errors.push(TemplateError {
+                    message: format!(
+                        "the template reads more than {} paths",
+                        limits::group(limits::TEMPLATE_REFS.value)
+                    ),
+                    span,
+                    help: Some(limits::TEMPLATE_REFS.help("split it into several templates, nodes or `set` values")),
+                    limit: Some(limits::TEMPLATE_REFS),
+                });
+            }
+            return;
+        }
         let span = self.find(raw);
         self.refs.push(Ref { path, span, interpolated, soft });
     }
 
-    /// The span of `needle`'s next occurrence in the template source.
+    /// The span of `needle`'s next occurrence in the template source: after the last path
+    /// found, else after the start of the current element, else anywhere.
     fn find(&mut self, needle: &str) -> Span {
         let text = self.text;
-        let from = self.cursor.min(text.len());
-        let found = text[from..].find(needle).map(|i| i + from).or_else(|| text.find(needle));
-        match found {
+        let after = |from: usize| text.get(from..).and_then(|t| t.find(needle)).map(|i| i + from);
+        match after(self.cursor).or_else(|| after(self.mark)).or_else(|| after(0)) {
             Some(byte) => {
                 self.cursor = byte + needle.len();
-                let line_start = text[..byte].rfind('\n').map_or(0, |i| i + 1);
-                let col = text[line_start..byte].chars().count();
-                let line = text[..byte].matches('\n').count() + 1;
-                self.locate.at(line, col, needle.chars().count())
+                self.locate.at_byte(byte, needle.chars().count())
             }
             None => self.locate.span,
         }

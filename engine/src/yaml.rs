@@ -7,7 +7,11 @@
 //! 1.1 surprises (`NO` as false, `0123` as octal, `+15555550100` as a number) never happen: a
 //! scalar is only given a type where the flow format expects one.
 
+use std::collections::HashMap;
+
 use saphyr_parser::{Event, Parser, ScalarStyle};
+
+use crate::limits::{self, Limit};
 
 /// A position in a source file: line and column are 1-based, the column counts characters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -71,6 +75,14 @@ pub enum Value {
 pub struct SyntaxError {
     pub message: String,
     pub pos: Pos,
+    /// Set when the file is valid YAML but crosses one of flowcat's limits.
+    pub limit: Option<Limit>,
+}
+
+impl SyntaxError {
+    fn at(pos: Pos, message: impl Into<String>) -> Self {
+        SyntaxError { message: message.into(), pos, limit: None }
+    }
 }
 
 impl Node {
@@ -128,6 +140,16 @@ impl Node {
         match &self.value {
             Value::Scalar { text, style: Style::Plain, .. } if is_json_number(text) => serde_json::from_str(text).ok(),
             _ => None,
+        }
+    }
+
+    /// How many values this one holds, itself included (its depth is bounded, so is the
+    /// recursion).
+    pub fn count(&self) -> usize {
+        match &self.value {
+            Value::Scalar { .. } => 1,
+            Value::Seq(items) => 1 + items.iter().map(Node::count).sum::<usize>(),
+            Value::Map(pairs) => 1 + pairs.iter().map(|(k, v)| k.count() + v.count()).sum::<usize>(),
         }
     }
 
@@ -211,7 +233,7 @@ fn pos(m: saphyr_parser::Marker) -> Pos {
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
     let mut builder = Builder { source: text, ..Builder::default() };
     for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|e| SyntaxError { message: e.info().to_owned(), pos: pos(*e.marker()) })?;
+        let (event, span) = event.map_err(|e| SyntaxError::at(pos(*e.marker()), e.info()))?;
         let raw = (span.start.index(), span.end.index());
         let span = Span { start: pos(span.start), end: pos(span.end) };
         builder.event(event, span, raw)?;
@@ -219,14 +241,19 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
     Ok(builder.root)
 }
 
-/// Folds parser events into a tree. Containers under construction wait on a stack.
+/// Folds parser events into a tree. Containers under construction wait on a stack, so
+/// building never recurses; the depth limit keeps every later pass's recursion (clone, drop,
+/// checks, `to_json`) shallow too.
 #[derive(Default)]
 struct Builder<'s> {
     source: &'s str,
     /// Byte offset of each character of `source`, built the first time a scalar needs it.
     chars: Option<Vec<usize>>,
     stack: Vec<Open>,
-    anchors: Vec<(usize, Node)>,
+    /// Anchored values by the parser's anchor id, with how many values each holds.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Values copied by aliases so far (see `limits::ALIAS_VALUES`).
+    copied: usize,
     root: Option<Node>,
     documents: usize,
 }
@@ -252,10 +279,10 @@ impl Builder<'_> {
             Event::DocumentStart(_) => {
                 self.documents += 1;
                 if self.documents > 1 {
-                    return Err(SyntaxError {
-                        message: "a flow file holds one YAML document; found a second `---`".into(),
-                        pos: span.start,
-                    });
+                    return Err(SyntaxError::at(
+                        span.start,
+                        "a flow file holds one YAML document; found a second `---`",
+                    ));
                 }
             }
             Event::Scalar(text, style, anchor, _tag) => {
@@ -270,8 +297,8 @@ impl Builder<'_> {
                 self.remember(anchor, &node);
                 self.push(node);
             }
-            Event::SequenceStart(anchor, _) => self.open(Value::Seq(Vec::new()), anchor, span),
-            Event::MappingStart(anchor, _) => self.open(Value::Map(Vec::new()), anchor, span),
+            Event::SequenceStart(anchor, _) => self.open(Value::Seq(Vec::new()), anchor, span)?,
+            Event::MappingStart(anchor, _) => self.open(Value::Map(Vec::new()), anchor, span)?,
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(mut open) = self.stack.pop() {
                     if span.end.line > 0 {
@@ -282,10 +309,17 @@ impl Builder<'_> {
                 }
             }
             Event::Alias(id) => {
-                let found = self.anchors.iter().rev().find(|(a, _)| *a == id);
-                let Some((_, node)) = found else {
-                    return Err(SyntaxError { message: "unknown alias".into(), pos: span.start });
+                let Some((node, size)) = self.anchors.get(&id) else {
+                    return Err(SyntaxError::at(span.start, "unknown alias"));
                 };
+                // Counted before copying: aliases of aliases double the tree at each level.
+                self.copied = self.copied.saturating_add(*size);
+                if self.copied > limits::ALIAS_VALUES.value {
+                    return Err(SyntaxError {
+                        limit: Some(limits::ALIAS_VALUES),
+                        ..SyntaxError::at(span.start, "YAML aliases copy too many values")
+                    });
+                }
                 let mut node = node.clone();
                 node.span = span;
                 self.push(node);
@@ -295,13 +329,18 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn open(&mut self, value: Value, anchor: usize, span: Span) {
+    fn open(&mut self, value: Value, anchor: usize, span: Span) -> Result<(), SyntaxError> {
+        if self.stack.len() >= limits::YAML_DEPTH.value {
+            let message = format!("YAML nests deeper than {} levels", limits::group(limits::YAML_DEPTH.value));
+            return Err(SyntaxError { limit: Some(limits::YAML_DEPTH), ..SyntaxError::at(span.start, message) });
+        }
         self.stack.push(Open { node: Node { value, span }, anchor, key: None });
+        Ok(())
     }
 
     fn remember(&mut self, anchor: usize, node: &Node) {
         if anchor != 0 {
-            self.anchors.push((anchor, node.clone()));
+            self.anchors.insert(anchor, (node.clone(), node.count()));
         }
     }
 

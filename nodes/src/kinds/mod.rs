@@ -1,6 +1,7 @@
 //! The node kinds: each a unit struct implementing `NodeKind`, with its compiled form beside it.
 
 pub mod fail;
+pub mod jsonpath;
 pub mod rest_call;
 mod rest_run;
 pub mod set;

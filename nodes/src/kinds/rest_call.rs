@@ -289,6 +289,13 @@ fn extract(cx: &mut CompileCx<'_>) -> Option<Vec<Extract>> {
         let path_node = if v.as_map().is_some() { v.get("path") } else { Some(v) };
         let Some(path_node) = path_node else { continue };
         let source = path_node.as_str().unwrap_or_default().to_owned();
+        // Before the parser: it recurses and backtracks without bound.
+        if let Err(crossed) = super::jsonpath::scan(&source) {
+            let span = jsonpath_span(path_node, crossed.at);
+            cx.limit(crossed.limit, span, crossed.message, "extract the whole value and test it in a `switch`");
+            ok = false;
+            continue;
+        }
         let path = match JsonPath::parse(&source) {
             Ok(p) => p,
             Err(e) => {
