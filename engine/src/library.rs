@@ -102,46 +102,44 @@ impl Library {
         Catalog::load(self.sources.clone(), registry)
     }
 
-    /// The id of a flow named by id or by the path of one of its sources.
-    pub fn find(&self, flow: &str) -> Result<String, Unknown> {
-        if self.by_id.contains_key(flow) {
-            return Ok(flow.to_owned());
+    /// The sources of a flow named by id (all of them, should two share it) or by path.
+    fn find(&self, flow: &str) -> Result<Vec<usize>, Unknown> {
+        if let Some(found) = self.by_id.get(flow) {
+            return Ok(found.clone());
         }
         let path = crate::catalog::normalize(Path::new(flow));
-        let by_path = self.sources.iter().position(|s| Path::new(&s.path) == path);
-        match by_path.and_then(|i| self.ids[i].clone()) {
-            Some(id) => Ok(id),
+        match self.sources.iter().position(|s| Path::new(&s.path) == path) {
+            Some(i) => Ok(vec![i]),
             None => Err(Unknown::new(flow, self.ids())),
         }
     }
 
     /// Compiles the flow named `flow` (id or path) and every flow it may call, directly or
     /// through others, and nothing else: the cost of a run does not grow with the library.
-    /// Returns the catalog of those flows and the flow's id.
-    pub fn load_for(&self, flow: &str, registry: &Registry) -> Result<(Catalog, String), Unknown> {
-        let id = self.find(flow)?;
-        let closure = self.closure(&id);
+    pub fn load_for(&self, flow: &str, registry: &Registry) -> Result<Catalog, Unknown> {
+        let closure = self.closure(self.find(flow)?);
         let sources = closure.into_iter().map(|i| self.sources[i].clone()).collect();
-        Ok((Catalog::load(sources, registry), id))
+        Ok(Catalog::load(sources, registry))
     }
 
-    /// The sources of `id` and of every id their text mentions, transitively. A subflow call
+    /// The sources `start` and those of every id their text mentions, transitively. A subflow call
     /// names its flow literally, so this holds every flow a run can reach (and maybe a few
     /// more, e.g. an id quoted in a description: harmless).
-    fn closure(&self, id: &str) -> Vec<usize> {
+    fn closure(&self, start: Vec<usize>) -> Vec<usize> {
         let odd: Vec<&str> = self.by_id.keys().map(String::as_str).filter(|id| !id.chars().all(is_id_char)).collect();
         let mut seen: HashSet<usize> = HashSet::new();
-        let mut todo: Vec<&str> = vec![id];
-        while let Some(next) = todo.pop() {
-            for &i in self.by_id.get(next).into_iter().flatten() {
-                if !seen.insert(i) {
-                    continue;
-                }
-                let text = &self.sources[i].text;
-                let tokens = text.split(|c: char| !is_id_char(c)).filter(|t| !t.is_empty());
-                todo.extend(tokens.filter(|t| self.by_id.contains_key(*t)));
-                // Ids with other characters than the usual ones are searched for as they are.
-                todo.extend(odd.iter().copied().filter(|o| text.contains(o)));
+        let mut todo = start;
+        while let Some(i) = todo.pop() {
+            if !seen.insert(i) {
+                continue;
+            }
+            let text = &self.sources[i].text;
+            let tokens = text.split(|c: char| !is_id_char(c)).filter(|t| !t.is_empty());
+            // Ids with other characters than the usual ones are searched for as they are.
+            let mentioned =
+                tokens.filter(|t| self.by_id.contains_key(*t)).chain(odd.iter().copied().filter(|o| text.contains(o)));
+            for id in mentioned {
+                todo.extend(self.by_id[id].iter().filter(|j| !seen.contains(j)));
             }
         }
         let mut out: Vec<usize> = seen.into_iter().collect();
@@ -225,9 +223,10 @@ mod tests {
             ],
             Vec::new(),
         );
-        assert_eq!(library.closure("a"), [0, 1, 3]);
-        assert_eq!(library.closure("c"), [2]);
-        assert_eq!(library.find("b.yaml"), Ok("b".to_owned()));
+        assert_eq!(library.closure(vec![0]), [0, 1, 3]);
+        assert_eq!(library.closure(vec![2]), [2]);
+        assert_eq!(library.find("b.yaml"), Ok(vec![1]));
+        assert_eq!(library.find("a"), Ok(vec![0]));
         let unknown = library.find("zzz").expect_err("unknown");
         assert_eq!(unknown.to_string(), "no flow `zzz` in the catalog; `flowcat list` shows every flow");
     }
