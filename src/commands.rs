@@ -1,88 +1,32 @@
 //! The subcommands: each loads what it needs, prints, and returns the exit code.
 
 use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use flowcat_engine::catalog::{self, Catalog};
 use flowcat_engine::{Diagnostic, Flow, draw};
 use flowcat_nodes::REGISTRY;
 
-/// The catalog folder: `--catalog DIR`, or `flows` by default.
-#[derive(Debug)]
-pub struct CatalogDir {
-    pub path: PathBuf,
-    /// Given on the command line: then it must exist.
-    pub explicit: bool,
-}
-
-impl CatalogDir {
-    pub fn new(given: Option<PathBuf>) -> Self {
-        match given {
-            Some(path) => CatalogDir { path, explicit: true },
-            None => CatalogDir { path: PathBuf::from("flows"), explicit: false },
-        }
-    }
-}
-
-/// Loads the catalog folder plus `extra` files and folders.
-fn load(catalog: &CatalogDir, extra: &[PathBuf]) -> anyhow::Result<Catalog> {
-    let catalog_dir = catalog.path.as_path();
-    let mut roots = Vec::new();
-    if catalog_dir.is_dir() {
-        roots.push(catalog_dir.to_owned());
-    } else if catalog.explicit || extra.is_empty() {
-        bail!("the catalog folder `{}` does not exist (use `--catalog DIR`)", catalog_dir.display());
-    }
-    roots.extend(extra.iter().cloned());
-    let files = catalog::discover(&roots)?;
-    Ok(Catalog::load(catalog::read(&files)?, &REGISTRY))
-}
-
-/// The catalog, `examples/` when it exists, and `flow` when it is a file: what `run` and
-/// `graph` find flows in, by id or by path.
-fn load_for(catalog: &CatalogDir, flow: &str) -> anyhow::Result<Catalog> {
-    let mut extra: Vec<PathBuf> = Vec::new();
-    if Path::new("examples").is_dir() {
-        extra.push(PathBuf::from("examples"));
-    }
-    if Path::new(flow).is_file() {
-        extra.push(PathBuf::from(flow));
-    }
-    load(catalog, &extra)
-}
-
-/// The catalog plus `examples/` when it exists (for commands that run composed automations).
-pub fn load_with_examples(catalog: &CatalogDir) -> anyhow::Result<Catalog> {
-    let examples = PathBuf::from("examples");
-    let extra = if examples.is_dir() { vec![examples] } else { Vec::new() };
-    load(catalog, &extra)
-}
+use crate::flows::Flows;
 
 fn colour() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-pub fn validate(
-    catalog: &CatalogDir,
-    paths: Vec<PathBuf>,
-    deny_warnings: bool,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let paths = if paths.is_empty() {
-        let mut defaults = vec![catalog.path.clone()];
-        if Path::new("examples").is_dir() {
-            defaults.push(PathBuf::from("examples"));
-        }
-        defaults
+/// With no paths, every built-in and local flow; with paths, those files, checked against the
+/// built-in and local flows so that their subflow calls resolve.
+pub fn validate(flows: &Flows, paths: Vec<PathBuf>, deny_warnings: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let library = flows.library(&paths)?;
+    let catalog = library.load(&REGISTRY);
+    Flows::notes(&library, None);
+    let entries: Vec<_> = if paths.is_empty() {
+        catalog.entries.iter().collect()
     } else {
-        paths
+        let wanted: Vec<String> = catalog::discover(&paths)?.iter().map(|p| p.display().to_string()).collect();
+        catalog.entries.iter().filter(|e| wanted.contains(&e.path)).collect()
     };
-    let requested = catalog::discover(&paths)?;
-    let catalog = load(catalog, &paths)?;
-    let wanted: Vec<String> = requested.iter().map(|p| p.display().to_string()).collect();
-    let entries: Vec<_> = catalog.entries.iter().filter(|e| wanted.contains(&e.path)).collect();
     let diags: Vec<&Diagnostic> = entries.iter().flat_map(|e| e.diagnostics.iter()).collect();
     let errors = diags.iter().filter(|d| d.is_error()).count();
     let warnings = diags.len() - errors;
@@ -115,22 +59,10 @@ pub enum Drawing {
     Json,
 }
 
-/// Finds a flow by path or id; prints its diagnostics when it does not compile.
+/// The flow named by id or path, with only the subflows it calls compiled; `Err(code)` after
+/// printing its diagnostics when it does not compile.
 fn find<'a>(catalog: &'a Catalog, flow: &str) -> anyhow::Result<Result<&'a Flow, ExitCode>> {
-    let by_path = catalog.entries.iter().find(|e| Path::new(&e.path) == Path::new(flow));
-    let entry = match by_path {
-        Some(e) => e,
-        None => match catalog.entry(flow) {
-            Some(e) => e,
-            None => {
-                let ids: Vec<&str> = catalog.flows().map(|f| f.id()).collect();
-                let hint = flowcat_engine::diag::did_you_mean(flow, ids.iter().copied())
-                    .map(|n| format!("; did you mean `{n}`?"))
-                    .unwrap_or_else(|| "; `flowcat list` shows every flow".to_owned());
-                bail!("no flow `{flow}` in the catalog{hint}");
-            }
-        },
-    };
+    let entry = catalog.find(flow)?;
     match &entry.flow {
         Some(f) => Ok(Ok(f)),
         None => {
@@ -144,8 +76,17 @@ fn find<'a>(catalog: &'a Catalog, flow: &str) -> anyhow::Result<Result<&'a Flow,
     }
 }
 
-pub fn graph(catalog_dir: &CatalogDir, flow: &str, format: Drawing, expand: bool) -> anyhow::Result<ExitCode> {
-    let catalog = load_for(catalog_dir, flow)?;
+/// The library with `flow` added when it is a file, and the catalog of `flow` and its subflows.
+pub fn load_for(flows: &Flows, flow: &str) -> anyhow::Result<Catalog> {
+    let extra: Vec<PathBuf> = if crate::flows::is_file(flow) { vec![PathBuf::from(flow)] } else { Vec::new() };
+    let library = flows.library(&extra)?;
+    let catalog = library.load_for(flow, &REGISTRY)?;
+    Flows::notes(&library, Some(&catalog));
+    Ok(catalog)
+}
+
+pub fn graph(flows: &Flows, flow: &str, format: Drawing, expand: bool) -> anyhow::Result<ExitCode> {
+    let catalog = load_for(flows, flow)?;
     let found = match find(&catalog, flow)? {
         Ok(f) => f,
         Err(code) => return Ok(code),
@@ -171,8 +112,10 @@ pub fn graph(catalog_dir: &CatalogDir, flow: &str, format: Drawing, expand: bool
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn list(catalog_dir: &CatalogDir, json: bool) -> anyhow::Result<ExitCode> {
-    let catalog = load(catalog_dir, &[])?;
+pub fn list(flows: &Flows, json: bool) -> anyhow::Result<ExitCode> {
+    let library = flows.library(&[])?;
+    let catalog = library.load(&REGISTRY);
+    Flows::notes(&library, None);
     let mut flows: Vec<&Flow> = catalog.flows().collect();
     flows.sort_by(|a, b| a.id().cmp(b.id()));
     if json {
@@ -237,13 +180,11 @@ pub fn sim(args: flowcat_sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn run(catalog_dir: &CatalogDir, args: &crate::run::RunArgs) -> anyhow::Result<ExitCode> {
-    let catalog = load_for(catalog_dir, &args.flow)?;
-    // With `--json` the record is the output: the live view would only be noise around it.
+pub fn run(flows: &Flows, args: &crate::run::RunArgs) -> anyhow::Result<ExitCode> {
     let settings =
         crate::live::Settings { terminal: std::io::stderr().is_terminal(), quiet: false, verbose: args.verbose };
     let live = crate::live::Live::start(settings);
-    let prepared = match crate::run::prepare(catalog, args, live.clone()) {
+    let prepared = match crate::run::prepare(flows, args, live.clone()) {
         Ok(p) => p,
         Err(e) => {
             live.stop();

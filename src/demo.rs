@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow};
 use flowcat_engine::Catalog;
-use flowcat_engine::run::{Options, RunRecord, RunRequest, RunStatus, Runner};
-use flowcat_nodes::http::Clients;
+use flowcat_engine::run::{Options, RunRecord, RunStatus};
+use flowcat_nodes::hall::{Call, Hall};
 use flowcat_nodes::integrations::Integrations;
 use flowcat_sim::{PhoneRef, Seed, Sim};
 use serde_json::{Map, Value, json};
 
-use crate::commands::CatalogDir;
+use crate::flows::Flows;
 use crate::live::Live;
 
 const ONBOARD: &str = "examples.onboard_employee";
@@ -28,9 +28,19 @@ const VERIFY: &str = "duo.auth.verify_push";
 /// seconds to answer the push pass quickly; every wait is still Duo's, in Duo's order.
 const TIME_SCALE: f64 = 10.0;
 
-pub fn demo(catalog: &CatalogDir) -> anyhow::Result<ExitCode> {
+pub fn demo(flows: &Flows) -> anyhow::Result<ExitCode> {
+    // Both flows and their subflows, built-in or local; nothing else is compiled.
+    let library = flows.library(&[])?;
+    let mut sources = Vec::new();
+    for flow in [ONBOARD, VERIFY] {
+        sources.extend(library.load_for(flow, &flowcat_nodes::REGISTRY)?.entries.into_iter().map(|e| e.source));
+    }
+    sources.sort_by(|a, b| a.path.cmp(&b.path));
+    sources.dedup_by(|a, b| a.path == b.path);
+    let catalog = Catalog::load(sources, &flowcat_nodes::REGISTRY);
+    Flows::notes(&library, Some(&catalog));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(catalog))
+    runtime.block_on(run(Arc::new(catalog)))
 }
 
 /// What every run of the demo shares.
@@ -40,7 +50,7 @@ struct Demo {
     file: Integrations,
 }
 
-async fn run(catalog_dir: &CatalogDir) -> anyhow::Result<ExitCode> {
+async fn run(catalog: Arc<Catalog>) -> anyhow::Result<ExitCode> {
     let addr: SocketAddr = "127.0.0.1:0".parse()?;
     let options = flowcat_sim::Options { time_scale: TIME_SCALE, ..flowcat_sim::Options::default() };
     let sim = Sim::start_seed(addr, &Seed::demo(), options).await.context("starting the simulator")?;
@@ -48,7 +58,6 @@ async fn run(catalog_dir: &CatalogDir) -> anyhow::Result<ExitCode> {
     let text = flowcat_sim::integrations::render(sim.addr(), &sim.state().integrations);
     let file = flowcat_nodes::integrations::parse(Path::new("(the simulator's integrations)"), &text, &|_| None)
         .map_err(|e| anyhow!(e.messages().join("\n")))?;
-    let catalog = Arc::new(crate::commands::load_with_examples(catalog_dir)?);
     let demo = Demo { sim, catalog, file };
     let inputs = sample();
     let (username, number) = (text_of(&inputs, "username"), text_of(&inputs, "number"));
@@ -93,21 +102,23 @@ struct Ran {
 }
 
 impl Demo {
+    /// One run through the front hall, with its own live view.
     async fn run(&self, flow: &str, inputs: Map<String, Value>) -> anyhow::Result<Ran> {
-        let compiled = self
-            .catalog
-            .get(flow)
-            .ok_or_else(|| anyhow!("`{flow}` is missing or has errors: run `flowcat validate`"))?;
-        let bindings =
-            flowcat_nodes::bind::bind(compiled, &self.file, &[], &Clients::new()).map_err(|p| anyhow!(p.join("\n")))?;
         let settings = crate::live::Settings {
             terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             ..crate::live::Settings::default()
         };
         let live = Live::start(settings);
-        live.header(flow, &crate::run::targets(&bindings));
-        let runner = Runner::new(self.catalog.clone(), Options::default(), live.clone());
-        let record = runner.run(RunRequest { flow: flow.into(), inputs, vars: Map::new(), bindings }).await;
+        let hall =
+            Hall::new(self.catalog.clone(), Options::default(), live.clone()).with_integrations(self.file.clone());
+        let checked = hall.prepare(Call::new(flow, inputs));
+        let record = match checked {
+            Ok(checked) => {
+                live.header(checked.flow(), &crate::run::targets(checked.bindings()));
+                hall.run_checked(checked).await
+            }
+            Err(refused) => Err(refused),
+        };
         live.stop();
         let record = record?;
         let ok = record.status == RunStatus::Succeeded;

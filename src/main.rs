@@ -5,6 +5,8 @@
 
 mod commands;
 mod demo;
+mod flows;
+mod init;
 mod live;
 mod run;
 
@@ -21,7 +23,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "flowcat", version, about = "Declarative workflows for Duo Security administration")]
 struct Cli {
-    /// The folder holding the flow catalog; flows are found in it by id [default: flows].
+    /// A folder of local flows, added to the built-in ones [default: $FLOWCAT_CATALOG, or the
+    /// nearest `flows/` in this folder or one above it].
     #[arg(long, global = true, value_name = "DIR")]
     catalog: Option<PathBuf>,
     #[command(subcommand)]
@@ -32,7 +35,8 @@ struct Cli {
 enum Command {
     /// Check flow files and report every problem with its line and column.
     Validate {
-        /// Flow files or folders (default: the catalog and `examples/`).
+        /// Flow files or folders, checked against the other flows (default: every built-in and
+        /// local flow).
         paths: Vec<PathBuf>,
         /// Treat warnings as errors (exit 1).
         #[arg(long)]
@@ -50,7 +54,7 @@ enum Command {
         #[arg(long)]
         expand_subflows: bool,
     },
-    /// List every flow in the catalog with its inputs, outputs and integrations.
+    /// List every flow, built-in and local, with its inputs, outputs and integrations.
     List {
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
@@ -61,6 +65,11 @@ enum Command {
     Demo,
     /// Run a flow: inputs and integrations are checked first, then its nodes run.
     Run(run::RunArgs),
+    /// Start a project: an integrations file, a `flows/` folder with one flow, what to do next.
+    Init {
+        /// The project folder [default: the current folder].
+        dir: Option<PathBuf>,
+    },
     /// Work with the integrations file.
     #[command(subcommand)]
     Integrations(IntegrationsCommand),
@@ -106,7 +115,7 @@ fn main() -> ExitCode {
         .with_ansi(false)
         .init();
     let cli = Cli::parse();
-    let catalog = commands::CatalogDir::new(cli.catalog);
+    let catalog = flows::Flows::new(cli.catalog);
     let result = match cli.command {
         Command::Validate { paths, deny_warnings, format } => {
             commands::validate(&catalog, paths, deny_warnings, matches!(format, ReportFormat::Json))
@@ -122,6 +131,7 @@ fn main() -> ExitCode {
         Command::List { format } => commands::list(&catalog, matches!(format, ListFormat::Json)),
         Command::Schema => commands::schema(),
         Command::Demo => demo::demo(&catalog),
+        Command::Init { dir } => init::init(dir),
         Command::Run(args) => commands::run(&catalog, &args),
         Command::Integrations(IntegrationsCommand::Check { name, integrations }) => {
             commands::check(integrations, name.as_deref())

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
-use flowcat_engine::Catalog;
-use flowcat_engine::run::{Options, RunRecord, RunRequest, RunStatus, Runner};
-use flowcat_nodes::http::Clients;
+use flowcat_engine::run::{Options, RunRecord, RunStatus};
+use flowcat_nodes::hall::{Call, Checked, Hall};
 use flowcat_nodes::integrations;
 use serde_json::{Map, Value};
 
+use crate::flows::Flows;
 use crate::live::{Live, Target};
 
 /// The flags of `flowcat run`.
@@ -55,12 +55,14 @@ pub fn pair(s: &str, flag: &str) -> anyhow::Result<(String, String)> {
 
 /// Everything a run needs, checked: exit code 2 for any problem here, before anything is sent.
 pub struct Prepared {
-    pub runner: Runner,
-    pub request: RunRequest,
+    pub hall: Hall,
+    pub request: Checked,
 }
 
-pub fn prepare(catalog: Catalog, args: &RunArgs, observer: Arc<Live>) -> anyhow::Result<Prepared> {
-    let flow_id = resolve(&catalog, &args.flow)?;
+/// Loads the flow and its subflows, reads the arguments and, when the flow has slots, the
+/// integrations file; the front hall does the rest.
+pub fn prepare(flows: &Flows, args: &RunArgs, observer: Arc<Live>) -> anyhow::Result<Prepared> {
+    let catalog = crate::commands::load_for(flows, &args.flow)?;
     let mut inputs = match &args.inputs_file {
         Some(path) => read_inputs(path)?,
         None => Map::new(),
@@ -75,19 +77,16 @@ pub fn prepare(catalog: Catalog, args: &RunArgs, observer: Arc<Live>) -> anyhow:
         vars.insert(k, Value::String(v));
     }
     let binds: Vec<(String, String)> = args.binds.iter().map(|b| pair(b, "--bind")).collect::<Result<_, _>>()?;
-    let flow = catalog.get(&flow_id).ok_or_else(|| anyhow!("flow `{flow_id}` has errors"))?;
-    let bindings = if flow.signature.slots.is_empty() {
-        Default::default()
-    } else {
-        let path = args.integrations.clone().unwrap_or_else(integrations::default_path);
-        let file = load_integrations(&path)?;
-        flowcat_nodes::bind::bind(flow, &file, &binds, &Clients::new()).map_err(|p| anyhow!(p.join("\n")))?
-    };
-    flowcat_nodes::bind::check_host(flow, &bindings, &vars).map_err(|p| anyhow!(p.join("\n")))?;
-    observer.header(&flow_id, &targets(&bindings));
     let options = Options { max_parallel: args.max_parallel.max(1), ..Options::default() };
-    let runner = Runner::new(Arc::new(catalog), options, observer);
-    Ok(Prepared { runner, request: RunRequest { flow: flow_id, inputs, vars, bindings } })
+    let mut hall = Hall::new(Arc::new(catalog), options, observer.clone());
+    // A flow without slots runs without an integrations file.
+    if !hall.flow(&args.flow)?.signature.slots.is_empty() {
+        let path = args.integrations.clone().unwrap_or_else(integrations::default_path);
+        hall = hall.with_integrations(load_integrations(&path)?);
+    }
+    let request = hall.prepare(Call { flow: args.flow.clone(), inputs, vars, binds })?;
+    observer.header(request.flow(), &targets(request.bindings()));
+    Ok(Prepared { hall, request })
 }
 
 /// What each bound slot talks to, in slot order.
@@ -103,28 +102,6 @@ pub fn targets(bindings: &std::collections::HashMap<String, Arc<flowcat_engine::
         .collect();
     out.sort_by(|a, b| a.slot.cmp(&b.slot));
     out
-}
-
-/// The flow's id, from an id or a file path.
-fn resolve(catalog: &Catalog, flow: &str) -> anyhow::Result<String> {
-    let path = flowcat_engine::catalog::normalize(Path::new(flow));
-    if let Some(e) = catalog.entries.iter().find(|e| Path::new(&e.path) == path) {
-        return match &e.flow {
-            Some(f) => Ok(f.id().to_owned()),
-            None => bail!("`{flow}` has errors: run `flowcat validate {flow}`"),
-        };
-    }
-    if let Some(entry) = catalog.entry(flow) {
-        if entry.flow.is_none() {
-            bail!("flow `{flow}` has errors: run `flowcat validate {}`", entry.path);
-        }
-        return Ok(flow.to_owned());
-    }
-    let ids: Vec<&str> = catalog.flows().map(|f| f.id()).collect();
-    let hint = flowcat_engine::diag::did_you_mean(flow, ids.iter().copied())
-        .map(|n| format!("; did you mean `{n}`?"))
-        .unwrap_or_else(|| "; `flowcat list` shows every flow".to_owned());
-    bail!("no flow `{flow}` in the catalog{hint}")
 }
 
 fn read_inputs(path: &Path) -> anyhow::Result<Map<String, Value>> {
@@ -155,7 +132,7 @@ pub fn load_integrations(path: &Path) -> anyhow::Result<integrations::Integratio
 /// Runs a prepared flow on a fresh runtime and reports; the exit code says how it went.
 pub fn execute(prepared: Prepared, json: bool, live: &Live) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let record = runtime.block_on(prepared.runner.run(prepared.request));
+    let record = runtime.block_on(prepared.hall.run_checked(prepared.request));
     live.stop();
     let record = match record {
         Ok(r) => r,

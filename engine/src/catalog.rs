@@ -62,7 +62,10 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
             return Err(Error::NotFound(path.display().to_string()));
         }
     }
-    let mut out: Vec<PathBuf> = out.iter().map(|p| normalize(p)).collect();
+    // One `getcwd` for all the files, not one each: a catalog of hundreds of files is read on
+    // every `flowcat run`.
+    let cwd = std::env::current_dir().ok();
+    let mut out: Vec<PathBuf> = out.iter().map(|p| normalize_in(p, cwd.as_deref())).collect();
     out.sort();
     out.dedup();
     Ok(out)
@@ -70,8 +73,11 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
 
 /// One spelling per file: relative to the working directory when inside it, without `./`.
 pub fn normalize(path: &Path) -> PathBuf {
-    let cwd = std::env::current_dir().ok();
-    let rel = match &cwd {
+    normalize_in(path, std::env::current_dir().ok().as_deref())
+}
+
+fn normalize_in(path: &Path, cwd: Option<&Path>) -> PathBuf {
+    let rel = match cwd {
         Some(cwd) if path.is_absolute() => path.strip_prefix(cwd).unwrap_or(path),
         _ => path,
     };
@@ -81,8 +87,16 @@ pub fn normalize(path: &Path) -> PathBuf {
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     let read = |e| Error::Read { path: dir.display().to_string(), source: e };
     for entry in std::fs::read_dir(dir).map_err(read)? {
-        let path = entry.map_err(read)?.path();
-        if path.is_dir() {
+        let entry = entry.map_err(read)?;
+        let path = entry.path();
+        // The directory entry's own type saves a `stat` per file; a symbolic link (or a file
+        // system that does not say) is asked about the way it always was.
+        let is_dir = match entry.file_type() {
+            Ok(t) if t.is_dir() => true,
+            Ok(t) if t.is_file() => false,
+            _ => path.is_dir(),
+        };
+        if is_dir {
             walk(&path, out)?;
         } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
             out.push(path);

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flowcat_engine::Catalog;
-use flowcat_engine::run::{Observer, Options, Quiet, RunError, RunRecord, RunRequest, Runner};
+use flowcat_engine::run::{Observer, Options, Quiet, RunError, RunRecord};
 use serde_json::{Map, Value};
 
-use crate::http::Clients;
+use crate::hall::{Call, Hall, Refused};
 use crate::integrations::{self, Integrations};
 
 /// Why a flow could not be loaded, bound or started. A flow that ran and failed is not an
@@ -34,22 +34,28 @@ pub enum Error {
     Integrations(Vec<String>),
     #[error("inputs must be a JSON object")]
     Inputs,
+    /// Refused by the front hall (unknown flow, binding, `host`) before the runner saw it.
+    #[error(transparent)]
+    Refused(Refused),
+    /// Refused by the runner's checks (inputs, bindings, vars).
     #[error(transparent)]
     Run(#[from] RunError),
 }
 
-/// A catalog with its integrations, ready to run flows. Share one: every run uses the same
-/// HTTP connection pool.
-pub struct Flowcat {
-    runner: Runner,
-    integrations: Integrations,
-    clients: Clients,
+impl From<Refused> for Error {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Run(e) => Error::Run(e),
+            other => Error::Refused(other),
+        }
+    }
 }
 
-impl std::fmt::Debug for Flowcat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Flowcat").field("integrations", &self.integrations).finish_non_exhaustive()
-    }
+/// A catalog with its integrations, ready to run flows. Share one: every run uses the same
+/// HTTP connection pool.
+#[derive(Debug)]
+pub struct Flowcat {
+    hall: Hall,
 }
 
 /// Loads every flow under `dirs`; any error in any flow refuses the catalog.
@@ -68,8 +74,8 @@ impl Flowcat {
 
     /// Like `new`, with an observer of every node's start and end.
     pub fn with_observer(catalog: Catalog, integrations: Integrations, observer: Arc<dyn Observer>) -> Self {
-        let runner = Runner::new(Arc::new(catalog), Options::default(), observer);
-        Flowcat { runner, integrations, clients: Clients::new() }
+        let hall = Hall::new(Arc::new(catalog), Options::default(), observer).with_integrations(integrations);
+        Flowcat { hall }
     }
 
     /// Loads the flows under `dirs` and the integrations file (secrets from the environment).
@@ -81,7 +87,7 @@ impl Flowcat {
     }
 
     pub fn catalog(&self) -> &Catalog {
-        &self.runner.catalog
+        self.hall.catalog()
     }
 
     /// Runs `flow` with `inputs` (a JSON object), each slot bound to the integration of its name.
@@ -98,15 +104,7 @@ impl Flowcat {
         vars: Map<String, Value>,
         binds: &[(String, String)],
     ) -> Result<RunRecord, Error> {
-        let bindings = match self.runner.catalog.get(flow) {
-            Some(f) => {
-                let b = crate::bind::bind(f, &self.integrations, binds, &self.clients).map_err(Error::Integrations)?;
-                crate::bind::check_host(f, &b, &vars).map_err(Error::Integrations)?;
-                b
-            }
-            // Unknown flows are reported by the runner, with a "did you mean".
-            None => Default::default(),
-        };
-        Ok(self.runner.run(RunRequest { flow: flow.to_owned(), inputs, vars, bindings }).await?)
+        let call = Call { flow: flow.to_owned(), inputs, vars, binds: binds.to_vec() };
+        Ok(self.hall.run(call).await?)
     }
 }

@@ -6,6 +6,7 @@
 pub mod bind;
 pub mod duo;
 pub mod embed;
+pub mod hall;
 pub mod http;
 pub mod integrations;
 pub mod kinds;

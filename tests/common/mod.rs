@@ -20,11 +20,20 @@ impl Output {
 
 /// Runs `flowcat ARGS` in the workspace root, without colour.
 pub fn flowcat(args: &[&str]) -> Output {
+    flowcat_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), args, &[])
+}
+
+/// Runs `flowcat ARGS` in `dir` with `env` set, without colour, and with no
+/// `FLOWCAT_CATALOG` or `FLOWCAT_INTEGRATIONS` from the caller's environment.
+pub fn flowcat_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_flowcat"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(dir)
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
+        .env_remove("FLOWCAT_CATALOG")
+        .env_remove("FLOWCAT_INTEGRATIONS")
+        .envs(env.iter().copied())
         .output()
         .expect("the flowcat binary runs");
     Output {

@@ -178,11 +178,8 @@ impl Runner {
         if let Some(entry) = self.catalog.entry(id) {
             return Err(RunError::Invalid { flow: id.to_owned(), path: entry.path.clone() });
         }
-        let ids: Vec<&str> = self.catalog.flows().map(|f| f.id()).collect();
-        let hint = match crate::diag::did_you_mean(id, ids.iter().copied()) {
-            Some(near) => format!("; did you mean `{near}`?"),
-            None => "; `flowcat list` shows every flow".to_owned(),
-        };
-        Err(RunError::UnknownFlow { flow: id.to_owned(), hint })
+        let crate::library::Unknown { flow, hint } =
+            crate::library::Unknown::new(id, self.catalog.flows().map(|f| f.id()));
+        Err(RunError::UnknownFlow { flow, hint })
     }
 }

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha512};
 
+use super::rules::{self, carries_body};
 use super::secret::Secret;
 
 pub use super::date::{rfc2822_date, rfc2822_now};
@@ -148,8 +149,7 @@ pub const MAX_JSON_DEPTH: usize = 128;
 /// Sorting the encoded pairs, not the joined `k=v` strings, matters: `foo` sorts before `foo-bar`
 /// although `foo=` sorts after `foo-`.
 pub fn canon_params(params: &[(String, String)]) -> String {
-    let mut encoded: Vec<(String, String)> =
-        params.iter().map(|(k, v)| (percent_encode(k), percent_encode(v))).collect();
+    let mut encoded: Vec<(String, String)> = params.iter().map(|(k, v)| (rules::encode(k), rules::encode(v))).collect();
     encoded.sort_unstable();
     let mut out = String::with_capacity(encoded.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
     for (i, (k, v)) in encoded.iter().enumerate() {
@@ -159,21 +159,6 @@ pub fn canon_params(params: &[(String, String)]) -> String {
         out.push_str(k);
         out.push('=');
         out.push_str(v);
-    }
-    out
-}
-
-fn percent_encode(text: &str) -> String {
-    const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX_UPPER[usize::from(byte >> 4)]));
-            out.push(char::from(HEX_UPPER[usize::from(byte & 0xf)]));
-        }
     }
     out
 }
@@ -578,12 +563,6 @@ struct Wire<'a> {
     path: &'a str,
     date: &'a str,
     x_duo_headers: &'a [(String, String)],
-}
-
-/// The official clients put params in the body for exactly these methods (compared after
-/// upper-casing, so `post` is a POST).
-fn carries_body(method: &str) -> bool {
-    matches!(method, "POST" | "PUT" | "PATCH")
 }
 
 #[cfg(test)]

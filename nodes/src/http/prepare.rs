@@ -5,6 +5,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use super::Call;
+use crate::duo::rules::{self, METHODS, Misplaced, carries_body};
 use crate::duo::{SigVersion, Signer, rfc2822_now};
 use crate::integrations::{Auth, Integration, Scheme, is_loopback};
 
@@ -15,20 +16,6 @@ pub(super) struct Prepared {
     pub url: reqwest::Url,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
-}
-
-const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
-
-/// Headers a call may not set: the transport and the integration decide them, and a `Host` of
-/// the call's choosing could route a signed request elsewhere.
-const RESERVED: &[&str] =
-    &["host", "authorization", "proxy-authorization", "content-length", "transfer-encoding", "connection", "te"];
-
-/// Headers the Duo signature decides.
-const DUO_RESERVED: &[&str] = &["date", "content-type"];
-
-fn carries_body(method: &str) -> bool {
-    matches!(method, "POST" | "PUT" | "PATCH")
 }
 
 /// Everything that must hold before a request is sent; the reason names the fix.
@@ -49,11 +36,10 @@ pub(super) fn check(integration: &Integration, call: &Call) -> Result<(), String
         check_header(integration, name, value)?;
     }
     if integration.kind.is_duo() {
-        if carries_body(&method) && !call.query.is_empty() {
-            return Err(format!("a Duo `{method}` takes its params in `body`, not `query`"));
-        }
-        if !carries_body(&method) && call.body.is_some() {
-            return Err(format!("a Duo `{method}` takes its params in `query`, not `body`"));
+        match rules::misplaced_params(&method, !call.query.is_empty(), call.body.is_some()) {
+            Some(Misplaced::Query) => return Err(format!("a Duo `{method}` takes its params in `body`, not `query`")),
+            Some(Misplaced::Body) => return Err(format!("a Duo `{method}` takes its params in `query`, not `body`")),
+            None => {}
         }
     }
     Ok(())
@@ -84,8 +70,7 @@ fn check_header(integration: &Integration, name: &str, value: &str) -> Result<()
     if !token || !value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
         return Err(format!("header `{}` has a name or value that cannot be sent", clip(name)));
     }
-    let lower = name.to_ascii_lowercase();
-    if RESERVED.contains(&lower.as_str()) || (integration.kind.is_duo() && DUO_RESERVED.contains(&lower.as_str())) {
+    if rules::reserved_header(name, integration.kind.is_duo()).is_some() {
         return Err(format!("header `{name}` is set by the integration `{}`, not by the call", integration.name));
     }
     Ok(())
@@ -173,7 +158,8 @@ fn plain(auth: &Auth, integration: &Integration, call: &Call) -> Result<Parts, S
     let path = format!("{}{}", integration.endpoint.base_path, call.path);
     let mut url = format!("{}{}", integration.base_url(), call.path);
     if !call.query.is_empty() {
-        let pairs: Vec<String> = call.query.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+        let pairs: Vec<String> =
+            call.query.iter().map(|(k, v)| format!("{}={}", rules::encode(k), rules::encode(v))).collect();
         url = format!("{url}?{}", pairs.join("&"));
     }
     let mut headers = call.headers.clone();
@@ -207,19 +193,6 @@ fn plain(auth: &Auth, integration: &Integration, call: &Call) -> Result<Parts, S
     Ok((url, headers, body, path))
 }
 
-/// RFC 3986 percent-encoding: only `A-Z a-z 0-9 - _ . ~` stay as they are.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn clip(text: &str) -> String {
     text.chars().take(80).collect()
 }
@@ -250,10 +223,5 @@ mod tests {
         let err = duo_params(serde_json::json!({"user_id_list": ["DU1"]}).as_object()).expect_err("a list");
         assert!(err.contains("JSON text in a string"), "{err}");
         assert_eq!(duo_params(None).expect("no body"), Map::new());
-    }
-
-    #[test]
-    fn percent_encoding() {
-        assert_eq!(encode("a b+c/é~"), "a%20b%2Bc%2F%C3%A9~");
     }
 }

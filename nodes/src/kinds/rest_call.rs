@@ -15,10 +15,12 @@ use flowcat_engine::template::{Template, ValueTemplate};
 use flowcat_engine::yaml::{Node, Span};
 use serde_json_path::JsonPath;
 
+use crate::duo::rules;
+
 #[derive(Debug)]
 pub struct RestCall;
 
-pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+pub use crate::duo::rules::METHODS;
 
 const EXTRACT_FIELDS: &[Field] = &[
     Field::required("path", Shape::Str, "a JSONPath into the response body, e.g. `$.response[0].user_id`"),
@@ -110,7 +112,7 @@ impl NodeKind for RestCall {
         }
         let query = map_of_values(cx, "query");
         let body = map_of_values(cx, "body");
-        if cx.get("body").is_some() && matches!(method.as_deref(), Some("GET" | "DELETE")) {
+        if cx.get("body").is_some() && method.as_deref().is_some_and(|m| !rules::carries_body(m)) {
             let span = cx.key_span("body");
             let m = method.as_deref().unwrap_or_default();
             cx.error("body-not-allowed", span, format!("a `{m}` request has no body"))
@@ -221,20 +223,13 @@ fn map_of_values(cx: &mut CompileCx<'_>, key: &str) -> Option<Option<Vec<(String
     ok.then_some(Some(out))
 }
 
-/// Headers the HTTP layer sets itself, for every integration.
-const RESERVED_HEADERS: &[&str] =
-    &["host", "authorization", "proxy-authorization", "content-length", "transfer-encoding", "connection", "te"];
-/// And for Duo integrations, whose requests are signed with them.
-const DUO_HEADERS: &[&str] = &["date", "content-type"];
-
 fn headers(cx: &mut CompileCx<'_>, duo: bool) -> Option<Vec<(String, Template)>> {
     let pairs = cx.get("headers").and_then(Node::as_map).unwrap_or_default();
     let mut out = Vec::new();
     let mut ok = true;
     for (k, v) in pairs {
         let name = k.as_str().unwrap_or_default();
-        let lower = name.to_ascii_lowercase();
-        if RESERVED_HEADERS.contains(&lower.as_str()) || (duo && DUO_HEADERS.contains(&lower.as_str())) {
+        if rules::reserved_header(name, duo).is_some() {
             let why = if duo { "the integration signs every request with it" } else { "the HTTP layer sets it" };
             cx.error("reserved-header", k.span, format!("`{name}` is set by the integration"))
                 .label(why)
@@ -254,8 +249,9 @@ fn headers(cx: &mut CompileCx<'_>, duo: bool) -> Option<Vec<(String, Template)>>
 /// the body; the other way round is refused before anything is sent, so say it now.
 fn params_where_duo_wants_them(cx: &mut CompileCx<'_>, method: Option<&str>) {
     let Some(method) = method else { return };
-    let reads = matches!(method, "GET" | "DELETE");
-    if !reads && cx.get("query").is_some() {
+    // Only the query side is checked here: a body on a GET or DELETE is refused for every
+    // integration (`body-not-allowed`), so it is not reported twice.
+    if rules::misplaced_params(method, cx.get("query").is_some(), false) == Some(rules::Misplaced::Query) {
         let span = cx.key_span("query");
         cx.error("query-not-allowed", span, format!("a Duo `{method}` takes its parameters in the body"))
             .label("Duo signs a POST, PUT or PATCH's parameters as its JSON body")

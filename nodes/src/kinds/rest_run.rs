@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::rest_call::{Extract, RestCallExec};
 use crate::bind::Bound;
+use crate::duo::rules;
 use crate::http::{self, Call, CallError, Reply};
 
 /// Attempts kept in the run record per node: a poll may make many.
@@ -223,7 +224,9 @@ impl Failure {
             json!({ "status": self.status, "code": self.code, "message": self.message, "message_detail": self.detail });
         let detail = self.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
         let (code, message) = match (self.duo, self.code) {
-            (true, Some(c)) => (format!("duo_{c}"), format!("Duo answered {c}: {}{detail}{}", self.message, hint(c))),
+            (true, Some(c)) => {
+                (format!("duo_{c}"), format!("Duo answered {c}: {}{detail}{}", self.message, rules::error_hint(c)))
+            }
             (true, None) => (
                 format!("http_{}", self.status),
                 format!("Duo answered HTTP {}: {}{detail}", self.status, self.message),
@@ -231,18 +234,6 @@ impl Failure {
             (false, _) => (format!("http_{}", self.status), format!("HTTP {}: {}", self.status, self.message)),
         };
         NodeError::new(code, message).with_data(data)
-    }
-}
-
-/// What to change when Duo refuses for a reason an administrator can fix.
-fn hint(code: u64) -> &'static str {
-    match code {
-        40102 => " — check the integration key (Duo Admin Panel → Applications → your application → Integration key)",
-        40103 => " — check the secret key and the API hostname, and that this machine's clock is right",
-        40301 => {
-            " — the keys belong to another kind of application (Admin API keys used for the Auth API, or the reverse), or the application lacks the permission"
-        }
-        _ => "",
     }
 }
 

@@ -1,0 +1,233 @@
+//! The flows a program can see before any is compiled: a base layer (the binary's built-in
+//! flows) and an overlay (the user's own), indexed by id with a cheap scan of each file, so that
+//! running one flow compiles only that flow and the subflows it may call.
+//!
+//! Finding a flow by id or path, with its "did you mean" hint, lives here too ([`Unknown`]):
+//! the binary, the runner and the embedding API all report an unknown flow the same way.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, Entry};
+use crate::diag::Source;
+use crate::kind::Registry;
+
+/// No flow of that id or path: the message names the nearest id, or where to look.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no flow `{flow}` in the catalog{hint}")]
+pub struct Unknown {
+    pub flow: String,
+    /// `; did you mean `x`?` or a pointer to `flowcat list`.
+    pub hint: String,
+}
+
+impl Unknown {
+    /// The one place that words an unknown flow.
+    pub fn new<'a>(flow: &str, ids: impl IntoIterator<Item = &'a str>) -> Unknown {
+        let hint = match crate::diag::did_you_mean(flow, ids) {
+            Some(near) => format!("; did you mean `{near}`?"),
+            None => "; `flowcat list` shows every flow".to_owned(),
+        };
+        Unknown { flow: flow.to_owned(), hint }
+    }
+}
+
+/// A flow of the overlay that takes the place of a base flow with the same id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shadow {
+    pub id: String,
+    /// The overlay's file.
+    pub path: String,
+    /// The base flow's file, now hidden.
+    pub hidden: String,
+}
+
+/// Flow sources by id, not yet compiled.
+#[derive(Debug, Default)]
+pub struct Library {
+    sources: Vec<Arc<Source>>,
+    /// The id each source declares, when a cheap scan (or, failing it, the YAML parser) finds one.
+    ids: Vec<Option<String>>,
+    by_id: HashMap<String, Vec<usize>>,
+    /// Overlay flows that replaced a base flow of different text; an identical twin replaces it
+    /// silently (a clone of flowcat's own repository sees its `flows/` as both).
+    pub shadows: Vec<Shadow>,
+}
+
+impl Library {
+    /// `overlay` flows replace `base` flows of the same id. Two flows of one layer with the same
+    /// id both stay: compiling them reports the duplicate in both files.
+    pub fn new(base: Vec<Arc<Source>>, overlay: Vec<Arc<Source>>) -> Library {
+        let overlay_ids: Vec<Option<String>> = overlay.iter().map(|s| declared_id(&s.text)).collect();
+        let by_overlay: HashMap<&str, usize> =
+            overlay_ids.iter().enumerate().filter_map(|(i, id)| Some((id.as_deref()?, i))).collect();
+        let mut library = Library::default();
+        for source in base {
+            let id = declared_id(&source.text);
+            if let Some(&o) = id.as_deref().and_then(|id| by_overlay.get(id)) {
+                if overlay[o].text != source.text {
+                    let (path, hidden) = (overlay[o].path.clone(), source.path.clone());
+                    library.shadows.push(Shadow { id: id.unwrap_or_default(), path, hidden });
+                }
+                continue;
+            }
+            library.push(source, id);
+        }
+        for (source, id) in overlay.into_iter().zip(overlay_ids) {
+            library.push(source, id);
+        }
+        library
+    }
+
+    fn push(&mut self, source: Arc<Source>, id: Option<String>) {
+        if let Some(id) = &id {
+            self.by_id.entry(id.clone()).or_default().push(self.sources.len());
+        }
+        self.sources.push(source);
+        self.ids.push(id);
+    }
+
+    pub fn sources(&self) -> &[Arc<Source>] {
+        &self.sources
+    }
+
+    /// Every flow id, in source order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.ids.iter().filter_map(|id| id.as_deref())
+    }
+
+    /// Compiles every flow (what `validate` and `list` need).
+    pub fn load(&self, registry: &Registry) -> Catalog {
+        Catalog::load(self.sources.clone(), registry)
+    }
+
+    /// The sources of a flow named by id (all of them, should two share it) or by path.
+    fn find(&self, flow: &str) -> Result<Vec<usize>, Unknown> {
+        if let Some(found) = self.by_id.get(flow) {
+            return Ok(found.clone());
+        }
+        let path = crate::catalog::normalize(Path::new(flow));
+        match self.sources.iter().position(|s| Path::new(&s.path) == path) {
+            Some(i) => Ok(vec![i]),
+            None => Err(Unknown::new(flow, self.ids())),
+        }
+    }
+
+    /// Compiles the flow named `flow` (id or path) and every flow it may call, directly or
+    /// through others, and nothing else: the cost of a run does not grow with the library.
+    pub fn load_for(&self, flow: &str, registry: &Registry) -> Result<Catalog, Unknown> {
+        let closure = self.closure(self.find(flow)?);
+        let sources = closure.into_iter().map(|i| self.sources[i].clone()).collect();
+        Ok(Catalog::load(sources, registry))
+    }
+
+    /// The sources `start` and those of every id their text mentions, transitively. A subflow call
+    /// names its flow literally, so this holds every flow a run can reach (and maybe a few
+    /// more, e.g. an id quoted in a description: harmless).
+    fn closure(&self, start: Vec<usize>) -> Vec<usize> {
+        let odd: Vec<&str> = self.by_id.keys().map(String::as_str).filter(|id| !id.chars().all(is_id_char)).collect();
+        let mut seen: HashSet<usize> = HashSet::new();
+        let mut todo = start;
+        while let Some(i) = todo.pop() {
+            if !seen.insert(i) {
+                continue;
+            }
+            let text = &self.sources[i].text;
+            let tokens = text.split(|c: char| !is_id_char(c)).filter(|t| !t.is_empty());
+            // Ids with other characters than the usual ones are searched for as they are.
+            let mentioned =
+                tokens.filter(|t| self.by_id.contains_key(*t)).chain(odd.iter().copied().filter(|o| text.contains(o)));
+            for id in mentioned {
+                todo.extend(self.by_id[id].iter().filter(|j| !seen.contains(j)));
+            }
+        }
+        let mut out: Vec<usize> = seen.into_iter().collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+/// The `id:` a flow file declares: a top-level `id: value` line when there is one (a key at
+/// column 0 cannot be inside a nested value or a block scalar), else what the YAML parser finds.
+fn declared_id(text: &str) -> Option<String> {
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("id:") else { continue };
+        let value = rest.split(" #").next().unwrap_or_default().trim();
+        let unquoted = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        if !unquoted.is_empty() && unquoted.chars().all(is_id_char) {
+            return Some(unquoted.to_owned());
+        }
+        break;
+    }
+    let root = crate::yaml::parse(text).ok().flatten()?;
+    root.get("id").and_then(crate::yaml::Node::as_str).map(str::to_owned)
+}
+
+impl Catalog {
+    /// A flow's entry by id or by path, compiled or not.
+    pub fn find(&self, flow: &str) -> Result<&Entry, Unknown> {
+        if let Some(entry) = self.entry(flow) {
+            return Ok(entry);
+        }
+        let path = crate::catalog::normalize(Path::new(flow));
+        let by_path = self.entries.iter().find(|e| Path::new(&e.path) == path);
+        by_path.ok_or_else(|| Unknown::new(flow, self.flows().map(|f| f.id())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(path: &str, text: &str) -> Arc<Source> {
+        Arc::new(Source { path: path.into(), text: text.into() })
+    }
+
+    #[test]
+    fn ids_are_found_cheaply_and_otherwise_by_the_parser() {
+        assert_eq!(declared_id("# c\nid: a.b_c # note\nnodes: []\n").as_deref(), Some("a.b_c"));
+        assert_eq!(declared_id("id: \"q.x\"\n").as_deref(), Some("q.x"));
+        assert_eq!(declared_id("{id: flow style, nodes: []}").as_deref(), Some("flow style"));
+        assert_eq!(declared_id("nodes: []\n"), None);
+        assert_eq!(declared_id("id: [\n"), None);
+    }
+
+    #[test]
+    fn the_overlay_shadows_the_base_and_says_so_unless_identical() {
+        let base = vec![source("b/x.yaml", "id: x\n"), source("b/y.yaml", "id: y\n")];
+        let overlay = vec![source("o/x.yaml", "id: x\nname: mine\n"), source("o/y.yaml", "id: y\n")];
+        let library = Library::new(base, overlay);
+        let paths: Vec<&str> = library.sources().iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(paths, ["o/x.yaml", "o/y.yaml"]);
+        let shadow = Shadow { id: "x".into(), path: "o/x.yaml".into(), hidden: "b/x.yaml".into() };
+        assert_eq!(library.shadows, [shadow]);
+    }
+
+    #[test]
+    fn the_closure_follows_mentioned_ids_transitively() {
+        let library = Library::new(
+            vec![
+                source("a.yaml", "id: a\nnodes:\n  - flow: b\n"),
+                source("b.yaml", "id: b\nnodes:\n  - flow: \"odd id\"\n"),
+                source("c.yaml", "id: c\n"),
+                source("d.yaml", "id: \"odd id\"\n"),
+            ],
+            Vec::new(),
+        );
+        assert_eq!(library.closure(vec![0]), [0, 1, 3]);
+        assert_eq!(library.closure(vec![2]), [2]);
+        assert_eq!(library.find("b.yaml"), Ok(vec![1]));
+        assert_eq!(library.find("a"), Ok(vec![0]));
+        let unknown = library.find("zzz").expect_err("unknown");
+        assert_eq!(unknown.to_string(), "no flow `zzz` in the catalog; `flowcat list` shows every flow");
+    }
+}
