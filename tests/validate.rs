@@ -56,6 +56,33 @@ fn broken_flows() {
     });
 }
 
+/// Every broken file's JSON report keeps `docs/flow-format.md`'s promise: 1-based lines and
+/// columns, an exclusive end after the start, `0` for all four when there is no position, and
+/// the same places as the human report.
+#[test]
+fn json_positions_keep_the_documented_promise() {
+    insta::glob!("broken/*.yaml", |path| {
+        let rel = relative(path);
+        let human = validate(&[&rel]);
+        let json = validate(&["--format", "json", &rel]);
+        assert_eq!(json.code, human.code, "{rel}");
+        let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("valid JSON");
+        let mut located = Vec::new();
+        for d in report["diagnostics"].as_array().expect("a list of diagnostics") {
+            let n = |key: &str| d[key].as_u64().unwrap_or_else(|| panic!("{rel}: `{key}` is not a number: {d}"));
+            let (line, col, end_line, end_col) = (n("line"), n("column"), n("end_line"), n("end_column"));
+            if line == 0 {
+                assert_eq!((col, end_line, end_col), (0, 0, 0), "{rel}: {d}");
+                located.push(rel.clone());
+                continue;
+            }
+            assert!(col >= 1 && (end_line, end_col) > (line, col), "{rel}: {d}");
+            located.push(format!("{rel}:{line}:{col}"));
+        }
+        assert_eq!(located, locations(&human.stderr), "{rel}");
+    });
+}
+
 #[test]
 fn yaml_1_1_spellings_stay_strings() {
     let out = validate(&["tests/broken/yaml11-strings-stay-strings.yaml"]);
