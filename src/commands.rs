@@ -37,7 +37,7 @@ fn load(catalog: &CatalogDir, extra: &[PathBuf]) -> anyhow::Result<Catalog> {
     }
     roots.extend(extra.iter().cloned());
     let files = catalog::discover(&roots)?;
-    Ok(Catalog::load(catalog::read(&files)?, &REGISTRY))
+    Ok(catalog::load_files(&files, &REGISTRY)?)
 }
 
 /// The catalog, `examples/` when it exists, and `flow` when it is a file: what `run` and

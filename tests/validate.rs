@@ -114,6 +114,17 @@ fn json_report() {
     insta::assert_json_snapshot!(report);
 }
 
+/// The JSON report of the mistakes new authors make first, each a file of `tests/broken/`.
+#[test]
+fn json_reports_of_first_mistakes() {
+    for name in ["not-utf8", "yaml-alias-bomb", "yaml-tab-after-spaces"] {
+        let out = validate(&["--format", "json", &format!("tests/broken/{name}.yaml")]);
+        assert_eq!((out.code, out.stderr.as_str()), (1, ""), "{name}");
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("valid JSON");
+        insta::assert_json_snapshot!(format!("json-{name}"), report);
+    }
+}
+
 /// JSON and human output agree on where each problem is.
 #[test]
 fn json_and_human_reports_agree_on_locations() {

@@ -21,6 +21,10 @@ pub enum Error {
     Read { path: String, source: std::io::Error },
     #[error("`{0}` is neither a flow file nor a folder")]
     NotFound(String),
+    /// A file that is not UTF-8, for callers that take sources, not a catalog (`load_files`
+    /// reports it as a diagnostic instead).
+    #[error("{}: {}; {}", .0.location(), .0.message, .0.help.as_deref().unwrap_or_default())]
+    NotUtf8(Box<Diagnostic>),
 }
 
 /// One flow file of the catalog.
@@ -91,16 +95,41 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Reads the files; a file that cannot be read is an error, a flow with problems is not.
+/// Reads the files; a file that cannot be read or is not UTF-8 is an error, a flow with
+/// problems is not.
 pub fn read(paths: &[PathBuf]) -> Result<Vec<Arc<Source>>, Error> {
-    paths
-        .iter()
-        .map(|p| {
-            let text =
-                std::fs::read_to_string(p).map_err(|e| Error::Read { path: p.display().to_string(), source: e })?;
-            Ok(Arc::new(Source { path: p.display().to_string(), text }))
-        })
-        .collect()
+    paths.iter().map(|p| read_one(p)?.map_err(|e| Error::NotUtf8(Box::new(e.diagnostics[0].clone())))).collect()
+}
+
+/// One file's source, or, when it is not UTF-8, an entry holding the diagnostic that says so.
+/// The one place where flow files are read from disk and decoded.
+fn read_one(path: &Path) -> Result<Result<Arc<Source>, Entry>, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Read { path: path.display().to_string(), source: e })?;
+    Ok(match crate::decode::decode(path.display().to_string(), bytes) {
+        Ok(source) => Ok(Arc::new(source)),
+        Err(d) => {
+            Err(Entry { path: d.source.path.clone(), source: d.source.clone(), flow: None, diagnostics: vec![*d] })
+        }
+    })
+}
+
+/// Reads and validates the files: `read` then `Catalog::load`, except that a file that is not
+/// UTF-8 is a diagnostic in its entry, in its place among the others, like any mistake in a file.
+pub fn load_files(paths: &[PathBuf], registry: &Registry) -> Result<Catalog, Error> {
+    let mut sources = Vec::with_capacity(paths.len());
+    let mut undecodable = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        match read_one(path)? {
+            Ok(source) => sources.push(source),
+            Err(entry) => undecodable.push((i, entry)),
+        }
+    }
+    let mut catalog = Catalog::load(sources, registry);
+    // In ascending order, each index is right once the entries before it are in.
+    for (i, entry) in undecodable {
+        catalog.entries.insert(i, entry);
+    }
+    Ok(catalog)
 }
 
 impl Catalog {
