@@ -117,7 +117,15 @@ fn json_report() {
 /// The JSON report of the mistakes new authors make first, each a file of `tests/broken/`.
 #[test]
 fn json_reports_of_first_mistakes() {
-    for name in ["not-utf8", "yaml-alias-bomb", "yaml-tab-after-spaces"] {
+    let names = [
+        "not-utf8",
+        "yaml-alias-bomb",
+        "yaml-tab-after-spaces",
+        "template-helper-arity",
+        "template-operator",
+        "template-unquoted",
+    ];
+    for name in names {
         let out = validate(&["--format", "json", &format!("tests/broken/{name}.yaml")]);
         assert_eq!((out.code, out.stderr.as_str()), (1, ""), "{name}");
         let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("valid JSON");

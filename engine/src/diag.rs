@@ -266,6 +266,18 @@ impl Diags {
     pub fn has_errors(&self) -> bool {
         self.list.iter().any(Diagnostic::is_error)
     }
+
+    /// The text of a span that lies on one line, and the text of that line before it, for
+    /// hints that quote the user's own words.
+    pub fn snippet(&self, span: Span) -> Option<(&str, &str)> {
+        if span.start.line != span.end.line || span.end.col <= span.start.col {
+            return None;
+        }
+        let (line, _) = self.lines.line(&self.source.text, span.start.line.checked_sub(1)? as usize)?;
+        let byte = |col: u32| line.char_indices().map(|(b, _)| b).chain([line.len()]).nth(col as usize - 1);
+        let (from, to) = (byte(span.start.col)?, byte(span.end.col)?);
+        Some((&line[..from], &line[from..to]))
+    }
 }
 
 impl Diagnostic {
