@@ -274,6 +274,11 @@ impl Diags {
             return None;
         }
         let (line, _) = self.lines.line(&self.source.text, span.start.line.checked_sub(1)? as usize)?;
+        // Counting characters is linear in the line: on a megabyte-long line, once per
+        // diagnostic, that would be quadratic. Hints do without the quote there.
+        if line.len() > 4 * MAX_LINE {
+            return None;
+        }
         let byte = |col: u32| line.char_indices().map(|(b, _)| b).chain([line.len()]).nth(col as usize - 1);
         let (from, to) = (byte(span.start.col)?, byte(span.end.col)?);
         Some((&line[..from], &line[from..to]))
