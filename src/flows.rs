@@ -56,8 +56,10 @@ impl Flows {
         let mut roots: Vec<PathBuf> = self.local()?.into_iter().collect();
         roots.extend(extra.iter().cloned());
         // One `discover` for all, so that a file both given and under the folder counts once.
-        let local = catalog::read(&catalog::discover(&roots)?)?;
-        Ok(Library::new(builtin(), local))
+        let read = catalog::read_sources(&catalog::discover(&roots)?)?;
+        let mut library = Library::new(builtin(), read.sources);
+        library.undecodable = read.undecodable.into_iter().map(|(_, entry)| entry).collect();
+        Ok(library)
     }
 
     /// Says which local flows replace built-in ones; with `loaded`, only those it holds.

@@ -56,6 +56,33 @@ fn broken_flows() {
     });
 }
 
+/// Every broken file's JSON report keeps `docs/flow-format.md`'s promise: 1-based lines and
+/// columns, an exclusive end after the start, `0` for all four when there is no position, and
+/// the same places as the human report.
+#[test]
+fn json_positions_keep_the_documented_promise() {
+    insta::glob!("broken/*.yaml", |path| {
+        let rel = relative(path);
+        let human = validate(&[&rel]);
+        let json = validate(&["--format", "json", &rel]);
+        assert_eq!(json.code, human.code, "{rel}");
+        let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("valid JSON");
+        let mut located = Vec::new();
+        for d in report["diagnostics"].as_array().expect("a list of diagnostics") {
+            let n = |key: &str| d[key].as_u64().unwrap_or_else(|| panic!("{rel}: `{key}` is not a number: {d}"));
+            let (line, col, end_line, end_col) = (n("line"), n("column"), n("end_line"), n("end_column"));
+            if line == 0 {
+                assert_eq!((col, end_line, end_col), (0, 0, 0), "{rel}: {d}");
+                located.push(rel.clone());
+                continue;
+            }
+            assert!(col >= 1 && (end_line, end_col) > (line, col), "{rel}: {d}");
+            located.push(format!("{rel}:{line}:{col}"));
+        }
+        assert_eq!(located, locations(&human.stderr), "{rel}");
+    });
+}
+
 #[test]
 fn yaml_1_1_spellings_stay_strings() {
     let out = validate(&["tests/broken/yaml11-strings-stay-strings.yaml"]);
@@ -85,6 +112,25 @@ fn json_report() {
         assert!(d["line"].as_u64().is_some_and(|n| n > 0) && d["column"].as_u64().is_some_and(|n| n > 0), "{d}");
     }
     insta::assert_json_snapshot!(report);
+}
+
+/// The JSON report of the mistakes new authors make first, each a file of `tests/broken/`.
+#[test]
+fn json_reports_of_first_mistakes() {
+    let names = [
+        "not-utf8",
+        "yaml-alias-bomb",
+        "yaml-tab-after-spaces",
+        "template-helper-arity",
+        "template-operator",
+        "template-unquoted",
+    ];
+    for name in names {
+        let out = validate(&["--format", "json", &format!("tests/broken/{name}.yaml")]);
+        assert_eq!((out.code, out.stderr.as_str()), (1, ""), "{name}");
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("valid JSON");
+        insta::assert_json_snapshot!(format!("json-{name}"), report);
+    }
 }
 
 /// JSON and human output agree on where each problem is.

@@ -21,6 +21,10 @@ pub enum Error {
     Read { path: String, source: std::io::Error },
     #[error("`{0}` is neither a flow file nor a folder")]
     NotFound(String),
+    /// A file that is not UTF-8, for callers that take sources, not a catalog (`load_files`
+    /// reports it as a diagnostic instead).
+    #[error("{}: {}; {}", .0.location(), .0.message, .0.help.as_deref().unwrap_or_default())]
+    NotUtf8(Box<Diagnostic>),
 }
 
 /// One flow file of the catalog.
@@ -105,16 +109,78 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Reads the files; a file that cannot be read is an error, a flow with problems is not.
+/// Reads the files; a file that cannot be read or is not UTF-8 is an error, a flow with
+/// problems is not.
 pub fn read(paths: &[PathBuf]) -> Result<Vec<Arc<Source>>, Error> {
-    paths
-        .iter()
-        .map(|p| {
-            let text =
-                std::fs::read_to_string(p).map_err(|e| Error::Read { path: p.display().to_string(), source: e })?;
-            Ok(Arc::new(Source { path: p.display().to_string(), text }))
+    let read = read_sources(paths)?;
+    match read.undecodable.into_iter().next() {
+        Some((_, mut entry)) => Err(Error::NotUtf8(Box::new(entry.diagnostics.remove(0)))),
+        None => Ok(read.sources),
+    }
+}
+
+/// One file's source, or, when it is not UTF-8, an entry holding the diagnostic that says so.
+/// The one place where flow files are read from disk and decoded.
+fn read_one(path: &Path) -> Result<Result<Arc<Source>, Entry>, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Read { path: path.display().to_string(), source: e })?;
+    Ok(match crate::decode::decode(path.display().to_string(), bytes) {
+        Ok(source) => Ok(Arc::new(source)),
+        Err(d) => {
+            Err(Entry { path: d.source.path.clone(), source: d.source.clone(), flow: None, diagnostics: vec![*d] })
+        }
+    })
+}
+
+/// Files read by [`read_sources`]: the sources, and the files that are not UTF-8 with their
+/// place among the paths and the entry that says so.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub sources: Vec<Arc<Source>>,
+    pub undecodable: Vec<(usize, Entry)>,
+}
+
+/// Below this many files one thread reads them; above, the available cores share the work, so
+/// that `flowcat run` over a catalog of hundreds of files waits on the disk less.
+const PARALLEL_FROM: usize = 64;
+
+/// Reads the files, several at once when there are many; a file that cannot be read is an
+/// error, one that is not UTF-8 an entry holding its diagnostic.
+pub fn read_sources(paths: &[PathBuf]) -> Result<Read, Error> {
+    let results: Vec<Result<Result<Arc<Source>, Entry>, Error>> = if paths.len() < PARALLEL_FROM {
+        paths.iter().map(|p| read_one(p)).collect()
+    } else {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+        let chunk = paths.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = paths
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(|p| read_one(p)).collect::<Vec<_>>()))
+                .collect();
+            // `read_one` does not panic; if it ever did, the panic goes on rather than a file
+            // going missing from the catalog.
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
         })
-        .collect()
+    };
+    let mut read = Read::default();
+    for (i, result) in results.into_iter().enumerate() {
+        match result? {
+            Ok(source) => read.sources.push(source),
+            Err(entry) => read.undecodable.push((i, entry)),
+        }
+    }
+    Ok(read)
+}
+
+/// Reads and validates the files: `read` then `Catalog::load`, except that a file that is not
+/// UTF-8 is a diagnostic in its entry, in its place among the others, like any mistake in a file.
+pub fn load_files(paths: &[PathBuf], registry: &Registry) -> Result<Catalog, Error> {
+    let Read { sources, undecodable } = read_sources(paths)?;
+    let mut catalog = Catalog::load(sources, registry);
+    // In ascending order, each index is right once the entries before it are in.
+    for (i, entry) in undecodable {
+        catalog.entries.insert(i, entry);
+    }
+    Ok(catalog)
 }
 
 impl Catalog {
@@ -240,5 +306,36 @@ impl Catalog {
 
     pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
         self.entries.iter().flat_map(|e| e.diagnostics.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_files_are_read_side_by_side_and_keep_their_order() {
+        let dir = std::env::temp_dir().join(format!("flowcat-read-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a folder");
+        let mut paths = Vec::new();
+        for i in 0..(PARALLEL_FROM * 2 + 3) {
+            let path = dir.join(format!("f{i:03}.yaml"));
+            let text: Vec<u8> = if i == 70 { b"id: caf\xe9\n".to_vec() } else { format!("id: f{i}\n").into_bytes() };
+            std::fs::write(&path, text).expect("a file");
+            paths.push(path);
+        }
+        let read = read_sources(&paths).expect("read");
+        assert_eq!(read.sources.len(), paths.len() - 1);
+        assert_eq!(read.sources[0].text, "id: f0\n");
+        assert_eq!(read.sources[70].text, "id: f71\n", "the one after the bad file, in order");
+        assert_eq!(read.undecodable.len(), 1);
+        assert_eq!(read.undecodable[0].0, 70);
+        assert!(
+            read.undecodable[0].1.diagnostics[0].message.contains("0xE9"),
+            "{:?}",
+            read.undecodable[0].1.diagnostics
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

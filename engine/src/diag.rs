@@ -82,15 +82,13 @@ impl Diagnostic {
             let (line, shift) = window(full, ascii, span.start.col.saturating_sub(1) as usize);
             let _ = writeln!(out, "{line_no} | {line}");
             let start = (span.start.col.saturating_sub(1) as usize).saturating_sub(shift);
-            // At most a window's width of carets: a span over a megabyte-long line must not print
-            // a megabyte of them.
-            let width = if span.end.line == span.start.line && span.end.col > span.start.col {
-                ((span.end.col - span.start.col) as usize).min(MAX_LINE + 2)
+            let chars = if span.end.line == span.start.line && span.end.col > span.start.col {
+                (span.end.col - span.start.col) as usize
             } else {
-                line.chars().count().saturating_sub(start).max(1)
+                usize::MAX
             };
+            let (indent, width) = caret(&line, start, chars);
             let label = self.label.as_deref().map(|l| format!(" {l}")).unwrap_or_default();
-            let indent = caret_indent(&line, start);
             let _ = writeln!(out, "{pad} | {indent}{on}{}{label}{off}", "^".repeat(width));
         }
         if let Some(help) = &self.help {
@@ -102,10 +100,11 @@ impl Diagnostic {
 
     /// The machine-readable form used by `--format json`.
     pub fn to_json(&self) -> serde_json::Value {
-        // No position (an empty file): null, not a made-up line 0.
+        // No position (an empty file): `0` for all four, as `docs/flow-format.md` promises, so
+        // that a reader always finds numbers (a real line or column is never 0).
         let (line, col, end_line, end_col) = match self.span {
-            Some(s) => (Some(s.start.line), Some(s.start.col), Some(s.end.line), Some(s.end.col)),
-            None => (None, None, None, None),
+            Some(s) => (s.start.line, s.start.col, s.end.line, s.end.col),
+            None => (0, 0, 0, 0),
         };
         serde_json::json!({
             "severity": self.severity,
@@ -189,9 +188,31 @@ fn window(line: &str, ascii: bool, at: usize) -> (String, usize) {
     (format!("{lead}{body}{tail}"), from.saturating_sub(lead.chars().count()))
 }
 
-/// Keeps tabs in the caret line so that the caret lines up under tab-indented text.
-fn caret_indent(line: &str, chars: usize) -> String {
-    line.chars().take(chars).map(|c| if c == '\t' { '\t' } else { ' ' }).collect()
+/// The caret line's indent and how many carets, for `chars` characters from character `start`
+/// of `line`, measured in terminal columns: an East Asian wide character or an emoji takes
+/// two, a combining mark none. Tabs are kept in the indent so that the caret lines up under
+/// tab-indented text. At most a window's width of carets: a span over a megabyte-long line
+/// must not print a megabyte of them.
+fn caret(line: &str, start: usize, chars: usize) -> (String, usize) {
+    use unicode_width::UnicodeWidthChar as _;
+    let mut indent = String::new();
+    for c in line.chars().take(start) {
+        match c {
+            '\t' => indent.push('\t'),
+            c => indent.extend(std::iter::repeat_n(' ', c.width().unwrap_or(0))),
+        }
+    }
+    let (mut width, mut taken) = (0, 0);
+    for c in line.chars().skip(start).take(chars) {
+        width += c.width().unwrap_or(1);
+        taken += 1;
+    }
+    // A span past the end of the line (an unclosed template ends at its closing quote) keeps
+    // one caret per character it covers there.
+    if chars != usize::MAX {
+        width += chars - taken;
+    }
+    (indent, width.clamp(1, MAX_LINE + 2))
 }
 
 /// Collects diagnostics for one file; every pass adds to it and none stops at the first.
@@ -244,6 +265,23 @@ impl Diags {
 
     pub fn has_errors(&self) -> bool {
         self.list.iter().any(Diagnostic::is_error)
+    }
+
+    /// The text of a span that lies on one line, and the text of that line before it, for
+    /// hints that quote the user's own words.
+    pub fn snippet(&self, span: Span) -> Option<(&str, &str)> {
+        if span.start.line != span.end.line || span.end.col <= span.start.col {
+            return None;
+        }
+        let (line, _) = self.lines.line(&self.source.text, span.start.line.checked_sub(1)? as usize)?;
+        // Counting characters is linear in the line: on a megabyte-long line, once per
+        // diagnostic, that would be quadratic. Hints do without the quote there.
+        if line.len() > 4 * MAX_LINE {
+            return None;
+        }
+        let byte = |col: u32| line.char_indices().map(|(b, _)| b).chain([line.len()]).nth(col as usize - 1);
+        let (from, to) = (byte(span.start.col)?, byte(span.end.col)?);
+        Some((&line[..from], &line[from..to]))
     }
 }
 
@@ -352,6 +390,34 @@ mod tests {
         assert!(source_line.chars().count() <= MAX_LINE + 2, "{source_line}");
         let caret = caret_line.chars().position(|c| c == '^').expect("a caret");
         assert_eq!(source_line.chars().nth(caret), Some('x'), "{text}");
+    }
+
+    /// The caret sits under the spanned text as a terminal shows it: `名前` takes four columns,
+    /// `👋` two, the combining accent of `é` none.
+    #[test]
+    fn carets_are_measured_in_display_columns() {
+        let line = "a: \"名前 👋 e\u{301} {{x}}\"";
+        let at = |needle: &str| line[..line.find(needle).expect(needle)].chars().count();
+        assert_eq!(caret(line, at("名"), 2), (" ".repeat(4), 4));
+        assert_eq!(caret(line, at("👋"), 1), (" ".repeat(9), 2));
+        assert_eq!(caret(line, at("{{"), 5), (" ".repeat(14), 5));
+        assert_eq!(caret("\t\tx", 2, 1), ("\t\t".to_owned(), 1));
+        let source = Arc::new(Source { path: "f.yaml".into(), text: format!("{line}\n") });
+        let mut diags = Diags::new(source);
+        let col = at("{{") as u32 + 3;
+        diags.error("x", Some(Span { start: Pos { line: 1, col }, end: Pos { line: 1, col: col + 1 } }), "here");
+        let text = diags.list[0].render(false);
+        assert!(text.contains("\n  |                 ^\n"), "{text}");
+    }
+
+    #[test]
+    fn a_diagnostic_without_a_position_has_zeros_in_json() {
+        let mut diags = Diags::new(Arc::new(Source { path: "f.yaml".into(), text: String::new() }));
+        diags.error("empty-file", None, "the file is empty");
+        let json = diags.list[0].to_json();
+        for key in ["line", "column", "end_line", "end_column"] {
+            assert_eq!(json[key], 0, "{key}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod compile;
+pub mod decode;
 pub mod diag;
 pub mod format;
 pub mod kind;

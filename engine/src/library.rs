@@ -53,6 +53,9 @@ pub struct Library {
     /// Overlay flows that replaced a base flow of different text; an identical twin replaces it
     /// silently (a clone of flowcat's own repository sees its `flows/` as both).
     pub shadows: Vec<Shadow>,
+    /// Overlay files that are not UTF-8: no source, only the entry that says where and why;
+    /// [`Library::load`] reports them with the rest.
+    pub undecodable: Vec<crate::catalog::Entry>,
 }
 
 impl Library {
@@ -99,7 +102,14 @@ impl Library {
 
     /// Compiles every flow (what `validate` and `list` need).
     pub fn load(&self, registry: &Registry) -> Catalog {
-        Catalog::load(self.sources.clone(), registry)
+        let mut catalog = Catalog::load(self.sources.clone(), registry);
+        catalog.entries.extend(self.undecodable.iter().map(|e| crate::catalog::Entry {
+            path: e.path.clone(),
+            source: e.source.clone(),
+            flow: None,
+            diagnostics: e.diagnostics.clone(),
+        }));
+        catalog
     }
 
     /// The sources of a flow named by id (all of them, should two share it) or by path.

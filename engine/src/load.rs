@@ -37,17 +37,8 @@ pub fn parse(source: Arc<Source>, registry: &Registry) -> Result<Parsed, Diags> 
             diags.error("empty-file", None, "the file is empty").help("a flow needs at least `id:` and `nodes:`");
             return Err(diags);
         }
-        Err(yaml::SyntaxError { limit: Some(limit), message, pos }) => {
-            let span = Span { start: pos, end: Pos { line: pos.line, col: pos.col + 1 } };
-            diags.limit(limit, Some(span), message, "flatten the value, or pass it as an input");
-            return Err(diags);
-        }
         Err(e) => {
-            let span = Span { start: e.pos, end: Pos { line: e.pos.line, col: e.pos.col + 1 } };
-            diags
-                .error("yaml-syntax", Some(span), format!("invalid YAML: {}", e.message))
-                .label("the YAML parser stopped here")
-                .help("check the indentation and that every quote and bracket is closed");
+            syntax_error(&mut diags, e);
             return Err(diags);
         }
     };
@@ -78,6 +69,21 @@ pub fn parse(source: Arc<Source>, registry: &Registry) -> Result<Parsed, Diags> 
             .collect(),
     };
     Ok(Parsed { root, signature, diags })
+}
+
+/// A YAML syntax error, or a limit crossed while the tree was built, at its place.
+fn syntax_error(diags: &mut Diags, e: yaml::SyntaxError) {
+    let span = Span { start: e.pos, end: Pos { line: e.pos.line, col: e.pos.col + 1 } };
+    let d = match e.limit {
+        Some(limit) => diags.limit(limit, Some(span), e.message, e.help.unwrap_or("flatten the value")),
+        None => diags
+            .error("yaml-syntax", Some(span), format!("invalid YAML: {}", e.message))
+            .label("the YAML parser stopped here")
+            .help(e.help.unwrap_or("check the indentation and that every quote and bracket is closed")),
+    };
+    if let Some(label) = e.label {
+        d.label(label);
+    }
 }
 
 /// The one-character span of byte `at` of `text` (rounded down to a character). Counted with

@@ -114,7 +114,7 @@ impl Checker<'_> {
             }
             Shape::Duration => self.duration(node, what),
             Shape::Enum(words) => self.word(node, what, words.iter().copied()),
-            Shape::Value => {}
+            Shape::Value => self.unquoted_in_value(node, what),
             Shape::List(item) => self.list(node, item, what),
             Shape::Map(value) => self.map(node, value, what, true),
             Shape::Dict(value) => self.map(node, value, what, false),
@@ -130,9 +130,47 @@ impl Checker<'_> {
 
     fn mismatch(&mut self, node: &Node, what: &str, expected: &str) {
         let found = node.describe();
-        self.diags
+        let hint = unquoted_template(node).then(|| self.quote_hint(node));
+        let d = self
+            .diags
             .error("wrong-type", Some(node.span), format!("{what} must be {expected}, found {found}"))
             .label(format!("expected {expected}"));
+        if let Some(hint) = hint {
+            d.help(hint);
+        }
+    }
+
+    /// "quote it", with the user's line quoted: `value: "{{nodes.x.y}}"`.
+    fn quote_hint(&self, node: &Node) -> String {
+        let why = "YAML reads an unquoted `{{` as the start of a mapping";
+        let Some((before, text)) = self.diags.snippet(node.span) else { return format!("{why}: quote the template") };
+        let key = before.trim_start().trim_start_matches("- ");
+        let key = if key.trim_end().ends_with(':') { key } else { "" };
+        let quoted = if text.contains('"') { format!("'{}'", text.replace('\'', "''")) } else { format!("\"{text}\"") };
+        format!("{why}: quote it: `{key}{quoted}`")
+    }
+
+    /// In a value (a `body`, `with`, `values`…) a mapping is fine, but not `{{…}}` unquoted,
+    /// which would pass as a mapping whose key is a mapping and never be a template.
+    fn unquoted_in_value(&mut self, node: &Node, what: &str) {
+        if unquoted_template(node) {
+            let hint = self.quote_hint(node);
+            self.diags
+                .error(
+                    "wrong-type",
+                    Some(node.span),
+                    format!("{what} holds an unquoted `{{{{…}}}}`, which YAML reads as a mapping"),
+                )
+                .label("a mapping, not a template")
+                .help(hint);
+            return;
+        }
+        // The tree is at most `yaml-depth` deep: so is this recursion.
+        match &node.value {
+            Value::Seq(items) => items.iter().for_each(|i| self.unquoted_in_value(i, what)),
+            Value::Map(pairs) => pairs.iter().for_each(|(_, v)| self.unquoted_in_value(v, what)),
+            Value::Scalar { .. } => {}
+        }
     }
 
     fn scalar(&mut self, node: &Node, what: &str, expected: &str) {
@@ -359,6 +397,13 @@ impl Checker<'_> {
         d.suggest(kind, names.iter().copied());
         let _ = item;
     }
+}
+
+/// `{{…}}` written without quotes: YAML reads it as a flow mapping whose one key is a flow
+/// mapping starting right after the first `{`.
+fn unquoted_template(node: &Node) -> bool {
+    let inner = crate::yaml::Pos { col: node.span.start.col + 1, ..node.span.start };
+    matches!(node.as_map(), Some([(key, _)]) if matches!(key.value, Value::Map(_)) && key.span.start == inner)
 }
 
 /// The span of a mapping's first key: where "missing field" points.

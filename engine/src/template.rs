@@ -5,8 +5,10 @@
 //! (a poll's `until`), `self.<field>…`. Paths inside `{{#each}}` and `{{#with}}` blocks are
 //! relative to the block's item and are not checked, except `@root.` paths.
 
+mod arity;
 mod guard;
 mod locate;
+mod operators;
 
 use handlebars::template::{HelperTemplate, Parameter, TemplateElement};
 use handlebars::{Path, PathSeg};
@@ -118,6 +120,10 @@ pub fn compile(node: &Node) -> Result<Template, Vec<TemplateError>> {
             help: Some(help),
             limit: Some(crossed.limit),
         }]);
+    }
+    if let Some(op) = operators::find(&source) {
+        let span = locate.at_byte(op.byte, op.text.len());
+        return Err(vec![TemplateError { message: op.message, span, help: Some(op.help), limit: None }]);
     }
     let compiled = handlebars::Template::compile(&source).map_err(|e| {
         let span = e.pos().map_or(node.span, |(line, col)| locate.at(line, col.saturating_sub(1), 2));
@@ -267,6 +273,12 @@ impl Walk<'_> {
                     err.help = Some(format!("the helpers are {}", crate::diag::one_of(HELPERS.iter().copied())));
                 }
                 self.errors.push(err);
+            }
+            Parameter::Name(name) => {
+                if let Err((message, help)) = arity::check(name, h.params.len()) {
+                    let span = self.find(name);
+                    self.errors.push(TemplateError { message, span, help: Some(help), limit: None });
+                }
             }
             other => self.param(other, relative, self.depth == 0, false),
         }

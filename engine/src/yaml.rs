@@ -77,11 +77,15 @@ pub struct SyntaxError {
     pub pos: Pos,
     /// Set when the file is valid YAML but crosses one of flowcat's limits.
     pub limit: Option<Limit>,
+    /// What is wrong at `pos` in particular, printed under the caret.
+    pub label: Option<String>,
+    /// How to fix it, when the parser's message does not say.
+    pub help: Option<&'static str>,
 }
 
 impl SyntaxError {
     fn at(pos: Pos, message: impl Into<String>) -> Self {
-        SyntaxError { message: message.into(), pos, limit: None }
+        SyntaxError { message: message.into(), pos, limit: None, label: None, help: None }
     }
 }
 
@@ -233,12 +237,41 @@ fn pos(m: saphyr_parser::Marker) -> Pos {
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
     let mut builder = Builder { source: text, ..Builder::default() };
     for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|e| SyntaxError::at(pos(*e.marker()), e.info()))?;
+        let (event, span) = event.map_err(|e| scan_error(text, &e))?;
         let raw = (span.start.index(), span.end.index());
         let span = Span { start: pos(span.start), end: pos(span.end) };
         builder.event(event, span, raw)?;
     }
     Ok(builder.root)
+}
+
+/// The parser's error, moved to the tab it complains about.
+///
+/// saphyr reports a tab in the indentation where it was when it noticed: after the tab, or at
+/// the start of the plain scalar it was reading, lines above. The tab itself is the first one
+/// in a line's indentation from the line of that marker on.
+fn scan_error(text: &str, e: &saphyr_parser::ScanError) -> SyntaxError {
+    let at = pos(*e.marker());
+    if !e.info().contains("tab") {
+        return SyntaxError::at(at, e.info());
+    }
+    let Some(tab) = indenting_tab(text, at.line) else { return SyntaxError::at(at, e.info()) };
+    SyntaxError {
+        label: Some("a tab".into()),
+        help: Some("YAML indents with spaces only: replace the tab with spaces"),
+        ..SyntaxError::at(tab, "a tab in the indentation")
+    }
+}
+
+/// The first tab in the leading whitespace of a line, from line `from` (1-based) on.
+fn indenting_tab(text: &str, from: u32) -> Option<Pos> {
+    // Lines end with `\n`, or with a lone `\r` in a file that has no `\n` (old Mac files).
+    let brk = if text.contains('\n') { '\n' } else { '\r' };
+    text.split(brk).enumerate().skip(from.saturating_sub(1) as usize).find_map(|(n, line)| {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        let col = line[..indent].find('\t')?;
+        Some(Pos { line: n as u32 + 1, col: col as u32 + 1 })
+    })
 }
 
 /// Folds parser events into a tree. Containers under construction wait on a stack, so
@@ -309,18 +342,15 @@ impl Builder<'_> {
                 }
             }
             Event::Alias(id) => {
-                let Some((node, size)) = self.anchors.get(&id) else {
+                let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
                     return Err(SyntaxError::at(span.start, "unknown alias"));
                 };
                 // Counted before copying: aliases of aliases double the tree at each level.
-                self.copied = self.copied.saturating_add(*size);
+                self.copied = self.copied.saturating_add(size);
                 if self.copied > limits::ALIAS_VALUES.value {
-                    return Err(SyntaxError {
-                        limit: Some(limits::ALIAS_VALUES),
-                        ..SyntaxError::at(span.start, "YAML aliases copy too many values")
-                    });
+                    return Err(self.too_many_copies(size, span, raw));
                 }
-                let mut node = node.clone();
+                let mut node = self.anchors[&id].0.clone();
                 node.span = span;
                 self.push(node);
             }
@@ -329,10 +359,27 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// The `alias-values` limit crossed at an alias that copies `size` values.
+    fn too_many_copies(&mut self, size: usize, span: Span, raw: (usize, usize)) -> SyntaxError {
+        let alias = self.raw(raw).filter(|a| a.starts_with('*')).unwrap_or_else(|| "this alias".into());
+        let (size, all) = (limits::group(size), limits::group(self.copied));
+        let message = format!("YAML aliases copy more than {} values", limits::group(limits::ALIAS_VALUES.value));
+        SyntaxError {
+            limit: Some(limits::ALIAS_VALUES),
+            label: Some(format!("`{alias}` copies {size} values, {all} in all")),
+            help: Some("write the values out, or use fewer aliases of aliases"),
+            ..SyntaxError::at(span.start, message)
+        }
+    }
+
     fn open(&mut self, value: Value, anchor: usize, span: Span) -> Result<(), SyntaxError> {
         if self.stack.len() >= limits::YAML_DEPTH.value {
             let message = format!("YAML nests deeper than {} levels", limits::group(limits::YAML_DEPTH.value));
-            return Err(SyntaxError { limit: Some(limits::YAML_DEPTH), ..SyntaxError::at(span.start, message) });
+            return Err(SyntaxError {
+                limit: Some(limits::YAML_DEPTH),
+                help: Some("flatten the value, or pass it as an input"),
+                ..SyntaxError::at(span.start, message)
+            });
         }
         self.stack.push(Open { node: Node { value, span }, anchor, key: None });
         Ok(())
@@ -394,6 +441,18 @@ mod tests {
     fn syntax_errors_have_a_position() {
         let err = parse("a: [1, 2\nb: c\n").expect_err("unclosed list");
         assert!(err.pos.line >= 1, "{err:?}");
+    }
+
+    /// saphyr notices a tab after it (`\tb:` at column 2) or at the scalar before it, lines
+    /// above; the error points at the tab itself.
+    #[test]
+    fn a_tab_in_the_indentation_is_reported_at_the_tab() {
+        let at = |src: &str| parse(src).map(|_| ()).map_err(|e| (e.pos.line, e.pos.col));
+        assert_eq!(at("a:\n  b: 1\n\tc: 2\n"), Err((3, 1)));
+        assert_eq!(at("a:\n  b: 1\n  \tc: 2\n"), Err((3, 3)));
+        assert_eq!(at("a:\n  b: 1\n\n\t c: 2\n"), Err((4, 1)));
+        assert_eq!(at("a:\n\t    b: 2\n"), Err((2, 1)));
+        assert_eq!(at("a: [1,\t2]\n"), Ok(()), "a tab between values is allowed");
     }
 
     #[test]
