@@ -9,11 +9,12 @@ use flowcat_engine::diag::did_you_mean;
 use flowcat_engine::shape::parse_duration;
 use flowcat_engine::yaml::{self, Node, Span};
 
-use super::{Auth, Endpoint, Error, Integration, Integrations, Kind, Scheme, is_loopback, relative_to};
+use super::guard::{DUO_DOMAINS, is_duo_api_host, looks_like_secret, readable_by_others};
+use super::{Auth, Endpoint, Error, Integration, Integrations, Kind, Roots, Scheme, Tls, is_loopback, relative_to};
 use crate::duo::{RetryPolicy, Secret, SigVersion, SignError, Signer};
 
-const COMMON_KEYS: &[&str] = &["kind", "retry", "loopback_http"];
-const DUO_KEYS: &[&str] = &["host", "ikey", "skey", "signature"];
+const COMMON_KEYS: &[&str] = &["kind", "retry", "loopback_http", "tls_roots", "ca_certs"];
+const DUO_KEYS: &[&str] = &["host", "ikey", "skey", "signature", "host_check"];
 const HTTP_KEYS: &[&str] = &["base_url", "auth", "token", "username", "password"];
 const RETRY_KEYS: &[&str] = &["max_attempts", "initial", "max", "jitter"];
 const AUTH_MODES: &[&str] = &["none", "basic", "bearer"];
@@ -29,7 +30,8 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Integra
 
 /// [`load`] for text already read; `path` names it in messages and anchors file references.
 pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Integrations, Error> {
-    let mut cx = Cx { path, file: path.display().to_string(), env, name: None, problems: vec![], warnings: vec![] };
+    let file = path.display().to_string();
+    let mut cx = Cx { path, file, env, name: None, loopback_http: false, problems: vec![], warnings: vec![] };
     let list = cx.file(text);
     if cx.problems.is_empty() {
         Ok(Integrations { path: path.to_owned(), list, warnings: cx.warnings })
@@ -45,6 +47,9 @@ struct Cx<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     /// The integration being read, named in every message about it.
     name: Option<String>,
+    /// The integration being read is the simulator's (`loopback_http: true`): its made-up keys are
+    /// written inline on purpose, so inline secrets draw no warning.
+    loopback_http: bool,
     problems: Vec<String>,
     warnings: Vec<String>,
 }
@@ -140,18 +145,14 @@ impl Cx<'_> {
         };
         self.unknown_keys(pairs, allowed, kind.map(Kind::as_str).unwrap_or_default());
         let loopback_http = self.flag(body, "loopback_http");
+        self.loopback_http = loopback_http;
         let retry = self.retry(body);
-        let warned = self.warnings.len();
+        let tls = self.tls(body);
         let (endpoint, auth) = match kind? {
             Kind::Http => self.http(body, at, loopback_http)?,
             _ => self.duo(body, at, loopback_http)?,
         };
-        // A loopback integration is the simulator's (its keys are made up and written inline on
-        // purpose): no warning about inline secrets for it.
-        if loopback_http {
-            self.warnings.truncate(warned);
-        }
-        Some(Integration { name, kind: kind?, endpoint, auth, retry: retry?, loopback_http })
+        Some(Integration { name, kind: kind?, endpoint, auth, retry: retry?, loopback_http, tls: tls? })
     }
 
     fn kind(&mut self, body: &Node, at: Span) -> Option<Kind> {
@@ -161,6 +162,10 @@ impl Cx<'_> {
             return None;
         };
         let text = node.as_str().unwrap_or_default();
+        if let Some(why) = looks_like_secret(text) {
+            self.secret_in_wrong_place(node.span, "kind", why);
+            return None;
+        }
         let kind = Kind::parse(text);
         if kind.is_none() {
             let fix = match did_you_mean(text, names) {
@@ -244,7 +249,12 @@ impl Cx<'_> {
         let host_fix = "copy the API hostname from the Duo Admin Panel: Applications → your application → API hostname";
         let host = self.required(body, "host", at, host_fix).and_then(|node| {
             let text = self.text(node, "host", false)?;
-            parse_host(&text).map_err(|what| self.error(node.span, what, host_fix)).ok()
+            if let Some(why) = looks_like_secret(&text) {
+                self.secret_in_wrong_place(node.span, "host", why);
+                return None;
+            }
+            let host = parse_host(&text).map_err(|what| self.error(node.span, what, host_fix)).ok()?;
+            self.duo_host(body, node.span, &host.0, loopback_http).then_some(host)
         });
         let ikey_fix = "copy the Integration key from the Duo Admin Panel: Applications → your application";
         let ikey = self.required(body, "ikey", at, ikey_fix).and_then(|node| self.text(node, "ikey", false));
@@ -288,6 +298,71 @@ impl Cx<'_> {
             }
             (true, None) => None,
         }
+    }
+
+    /// A value that looks like a key, in a setting that is not secret: refused without quoting it,
+    /// so it reaches no terminal, log or record, and is never looked up as a host name.
+    fn secret_in_wrong_place(&mut self, span: Span, key: &str, why: &str) {
+        let what = format_args!("`{key}` looks like a secret, not a {key} ({why}); its value is not shown");
+        let fix = "if a key was pasted here by mistake, replace it, and rotate the key in the Duo Admin Panel";
+        self.error(span, what, fix);
+    }
+
+    /// A Duo integration's host must be a Duo API hostname, unless the file says `host_check: off`
+    /// (a Duo-compatible server under another name) or it is the simulator (`loopback_http`).
+    fn duo_host(&mut self, body: &Node, span: Span, host: &str, loopback_http: bool) -> bool {
+        let checked = match body.get("host_check") {
+            None => true,
+            Some(node) => match node.as_str() {
+                Some("on") => true,
+                Some("off") => false,
+                _ => {
+                    self.error(node.span, "`host_check` must be `on` or `off`", "`on` is the default");
+                    return false;
+                }
+            },
+        };
+        if !checked || (loopback_http && is_loopback(host)) || is_duo_api_host(host) {
+            return true;
+        }
+        let what = format_args!(
+            "`{host}` is not a Duo API hostname (`api-XXXXXXXX.{}`)",
+            DUO_DOMAINS.join("` or `api-XXXXXXXX.")
+        );
+        self.error(span, what, "copy the API hostname from the Duo Admin Panel, or add `host_check: off` for a Duo-compatible server under another name");
+        false
+    }
+
+    /// `tls_roots: bundled | system` and `ca_certs: FILE` (a PEM bundle, relative to this file).
+    fn tls(&mut self, body: &Node) -> Option<Tls> {
+        let mut tls = Tls::default();
+        let before = self.problems.len();
+        if let Some(node) = body.get("tls_roots") {
+            match node.as_str().and_then(Roots::parse) {
+                Some(roots) => tls.roots = roots,
+                None => self.error(
+                    node.span,
+                    "`tls_roots` must be `bundled` or `system`",
+                    "`bundled` (the default) trusts Mozilla's roots; `system` the operating system's store",
+                ),
+            }
+        }
+        if let Some(node) = body.get("ca_certs") {
+            let fix = "give the path of a PEM file of CA certificates, relative to the integrations file";
+            match node.as_str().filter(|t| !t.is_empty()) {
+                None => self.error(node.span, "`ca_certs` must be a file path", fix),
+                Some(reference) => {
+                    let path = relative_to(self.path, reference);
+                    let certs =
+                        std::fs::read(&path).map_err(|e| e.to_string()).and_then(|bytes| super::parse_pem(&bytes));
+                    match certs {
+                        Ok(certs) => tls.ca_certs = certs,
+                        Err(e) => self.error(node.span, format_args!("`ca_certs` `{}`: {e}", path.display()), fix),
+                    }
+                }
+            }
+        }
+        (self.problems.len() == before).then_some(tls)
     }
 
     fn http(&mut self, body: &Node, at: Span, loopback_http: bool) -> Option<(Endpoint, Auth)> {
@@ -362,12 +437,12 @@ impl Cx<'_> {
     /// Error messages name the variable or the file, never the value.
     fn text(&mut self, node: &Node, key: &str, secret: bool) -> Option<String> {
         let value = if node.as_map().is_some() {
-            self.file_reference(node, key)?
+            self.file_reference(node, key, secret)?
         } else if let Some(text) = node.as_str() {
             match env_reference(text) {
                 Ok(Some(var)) => self.env_var(node.span, key, var)?,
                 Ok(None) => {
-                    if secret {
+                    if secret && !self.loopback_http {
                         let what = format_args!("`{key}` is written inline in the file");
                         let warning = self.message(node.span, what, SECRET_FIX);
                         self.warnings.push(warning);
@@ -392,15 +467,23 @@ impl Cx<'_> {
     }
 
     fn env_var(&mut self, span: Span, key: &str, var: &str) -> Option<String> {
-        let value = (self.env)(var);
-        if value.is_none() {
+        let Some(mut value) = (self.env)(var) else {
             let what = format_args!("environment variable `{var}` (for `{key}`) is not set");
             self.error(span, what, format_args!("set it, e.g. `export {var}=…`, or use `{{ file: PATH }}`"));
+            return None;
+        };
+        // `export X=$(cat file)` drops it, but `X="$(cat file)\n"` or a secrets manager may not:
+        // a newline is never part of a key, and signing with it fails in a puzzling way.
+        if value.ends_with(['\n', '\r']) {
+            value.truncate(value.trim_end_matches(['\n', '\r']).len());
+            let what = format_args!("environment variable `{var}` (for `{key}`) ends with a newline");
+            let warning = self.message(span, what, "it was trimmed; set the variable without it");
+            self.warnings.push(warning);
         }
-        value
+        Some(value)
     }
 
-    fn file_reference(&mut self, node: &Node, key: &str) -> Option<String> {
+    fn file_reference(&mut self, node: &Node, key: &str, secret: bool) -> Option<String> {
         let pairs = node.as_map().unwrap_or_default();
         self.unknown_keys(pairs, &[&["file"]], "file reference");
         let Some(reference) = node.get("file").and_then(Node::as_str).filter(|r| !r.is_empty()) else {
@@ -409,7 +492,18 @@ impl Cx<'_> {
         };
         let path = relative_to(self.path, reference);
         match std::fs::read_to_string(&path) {
-            Ok(text) => Some(text.trim().to_owned()),
+            Ok(text) => {
+                if let Some(mode) = secret.then(|| readable_by_others(&path)).flatten() {
+                    let what = format_args!(
+                        "`{}` (for `{key}`) is readable by group or others (mode {mode:04o})",
+                        path.display()
+                    );
+                    let fix = format_args!("`chmod 600 {}`", path.display());
+                    let warning = self.message(node.span, what, fix);
+                    self.warnings.push(warning);
+                }
+                Some(text.trim().to_owned())
+            }
             Err(e) => {
                 let what = format_args!("cannot read `{}` (for `{key}`): {e}", path.display());
                 self.error(node.span, what, "the path is relative to the integrations file");
