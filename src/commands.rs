@@ -1,13 +1,20 @@
 //! The subcommands: each loads what it needs, prints, and returns the exit code.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use flowcat_engine::catalog::{self, Catalog};
+use flowcat_engine::diag::Source;
 use flowcat_engine::{Diagnostic, Flow, draw};
 use flowcat_nodes::REGISTRY;
+
+use crate::ui::{self, ValidateFormat};
+
+/// `-` in place of a flow file reads the flow from stdin; messages call it this.
+pub const STDIN: &str = "<stdin>";
 
 /// The catalog folder: `--catalog DIR`, or `flows` by default.
 #[derive(Debug)]
@@ -26,7 +33,7 @@ impl CatalogDir {
     }
 }
 
-/// Loads the catalog folder plus `extra` files and folders.
+/// Loads the catalog folder plus `extra` files and folders (`-`: a flow on stdin).
 fn load(catalog: &CatalogDir, extra: &[PathBuf]) -> anyhow::Result<Catalog> {
     let catalog_dir = catalog.path.as_path();
     let mut roots = Vec::new();
@@ -35,9 +42,19 @@ fn load(catalog: &CatalogDir, extra: &[PathBuf]) -> anyhow::Result<Catalog> {
     } else if catalog.explicit || extra.is_empty() {
         bail!("the catalog folder `{}` does not exist (use `--catalog DIR`)", catalog_dir.display());
     }
-    roots.extend(extra.iter().cloned());
+    roots.extend(extra.iter().filter(|p| !is_stdin(p)).cloned());
     let files = catalog::discover(&roots)?;
-    Ok(Catalog::load(catalog::read(&files)?, &REGISTRY))
+    let mut sources = catalog::read(&files)?;
+    if extra.iter().any(|p| is_stdin(p)) {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("cannot read a flow from stdin")?;
+        sources.push(Arc::new(Source { path: STDIN.to_owned(), text }));
+    }
+    Ok(Catalog::load(sources, &REGISTRY))
+}
+
+fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-")
 }
 
 /// The catalog, `examples/` when it exists, and `flow` when it is a file: what `run` and
@@ -47,7 +64,7 @@ fn load_for(catalog: &CatalogDir, flow: &str) -> anyhow::Result<Catalog> {
     if Path::new("examples").is_dir() {
         extra.push(PathBuf::from("examples"));
     }
-    if Path::new(flow).is_file() {
+    if flow == "-" || Path::new(flow).is_file() {
         extra.push(PathBuf::from(flow));
     }
     load(catalog, &extra)
@@ -60,15 +77,16 @@ pub fn load_with_examples(catalog: &CatalogDir) -> anyhow::Result<Catalog> {
     load(catalog, &extra)
 }
 
+/// `--color`, `NO_COLOR` and the terminal, as `main` decided.
 fn colour() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    ui::get().color
 }
 
 pub fn validate(
     catalog: &CatalogDir,
     paths: Vec<PathBuf>,
     deny_warnings: bool,
-    json: bool,
+    format: ValidateFormat,
 ) -> anyhow::Result<ExitCode> {
     let paths = if paths.is_empty() {
         let mut defaults = vec![catalog.path.clone()];
@@ -79,24 +97,37 @@ pub fn validate(
     } else {
         paths
     };
-    let requested = catalog::discover(&paths)?;
+    let on_disk: Vec<PathBuf> = paths.iter().filter(|p| !is_stdin(p)).cloned().collect();
+    let requested = catalog::discover(&on_disk)?;
     let catalog = load(catalog, &paths)?;
-    let wanted: Vec<String> = requested.iter().map(|p| p.display().to_string()).collect();
+    let mut wanted: Vec<String> = requested.iter().map(|p| p.display().to_string()).collect();
+    if paths.iter().any(|p| is_stdin(p)) {
+        wanted.push(STDIN.to_owned());
+    }
     let entries: Vec<_> = catalog.entries.iter().filter(|e| wanted.contains(&e.path)).collect();
     let diags: Vec<&Diagnostic> = entries.iter().flat_map(|e| e.diagnostics.iter()).collect();
     let errors = diags.iter().filter(|d| d.is_error()).count();
     let warnings = diags.len() - errors;
-    if json {
-        let list: Vec<_> = diags.iter().map(|d| d.to_json()).collect();
-        let report =
-            serde_json::json!({ "flows": entries.len(), "errors": errors, "warnings": warnings, "diagnostics": list });
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        let colour = colour();
-        for d in &diags {
-            eprintln!("{}", d.render(colour));
+    match format {
+        ValidateFormat::Json => {
+            let list: Vec<_> = diags.iter().map(|d| d.to_json()).collect();
+            let report = serde_json::json!({ "flows": entries.len(), "errors": errors, "warnings": warnings, "diagnostics": list });
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        eprintln!("{}", summary(entries.len(), errors, warnings));
+        ValidateFormat::Github => {
+            for d in &diags {
+                println!("{}", crate::github::annotation(d));
+            }
+        }
+        ValidateFormat::Human => {
+            let colour = colour();
+            for d in &diags {
+                eprintln!("{}", d.render(colour));
+            }
+            if !ui::get().quiet {
+                eprintln!("{}", summary(entries.len(), errors, warnings));
+            }
+        }
     }
     let failed = errors > 0 || (deny_warnings && warnings > 0);
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
@@ -146,6 +177,7 @@ fn find<'a>(catalog: &'a Catalog, flow: &str) -> anyhow::Result<Result<&'a Flow,
 
 pub fn graph(catalog_dir: &CatalogDir, flow: &str, format: Drawing, expand: bool) -> anyhow::Result<ExitCode> {
     let catalog = load_for(catalog_dir, flow)?;
+    let flow = if flow == "-" { STDIN } else { flow };
     let found = match find(&catalog, flow)? {
         Ok(f) => f,
         Err(code) => return Ok(code),
@@ -228,8 +260,12 @@ pub fn sim(args: flowcat_sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run(catalog_dir: &CatalogDir, args: &crate::run::RunArgs) -> anyhow::Result<ExitCode> {
     let catalog = load_for(catalog_dir, &args.flow)?;
-    let live = crate::live::Live::start(std::io::stderr().is_terminal(), false);
-    let prepared = match crate::run::prepare(catalog, args, live.clone()) {
+    let mut args = args.clone();
+    if args.flow == "-" {
+        args.flow = STDIN.to_owned();
+    }
+    let live = crate::live::Live::start(std::io::stderr().is_terminal(), ui::get().quiet);
+    let prepared = match crate::run::prepare(catalog, &args, live.clone()) {
         Ok(p) => p,
         Err(e) => {
             live.stop();
@@ -237,10 +273,10 @@ pub fn run(catalog_dir: &CatalogDir, args: &crate::run::RunArgs) -> anyhow::Resu
             return Ok(ExitCode::from(2));
         }
     };
-    crate::run::execute(prepared, args.json, &live)
+    crate::run::execute(prepared, args.json(), &live)
 }
 
-pub fn check(path: Option<PathBuf>, name: Option<&str>) -> anyhow::Result<ExitCode> {
+pub fn check(path: Option<PathBuf>, name: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let path = path.unwrap_or_else(flowcat_nodes::integrations::default_path);
     let file = crate::run::load_integrations(&path)?;
     let chosen: Vec<_> = match name {
@@ -250,8 +286,16 @@ pub fn check(path: Option<PathBuf>, name: Option<&str>) -> anyhow::Result<ExitCo
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let clients = flowcat_nodes::http::Clients::new();
     let mut ok = true;
+    let mut reports = Vec::new();
     for integration in chosen {
         let report = runtime.block_on(flowcat_nodes::integrations::check::check(&clients, integration));
+        ok &= report.ok;
+        if json {
+            let mut value = serde_json::to_value(&report)?;
+            value["name"] = serde_json::Value::from(integration.name.as_str());
+            reports.push(value);
+            continue;
+        }
         let mark = if report.skipped {
             "-"
         } else if report.ok {
@@ -263,7 +307,9 @@ pub fn check(path: Option<PathBuf>, name: Option<&str>) -> anyhow::Result<ExitCo
         if let Some(fix) = &report.fix {
             println!("   fix: {fix}");
         }
-        ok &= report.ok;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
