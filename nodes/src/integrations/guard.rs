@@ -1,8 +1,14 @@
 //! Checks that keep an integrations file from leaking or misdirecting secrets: a value in `host:`
 //! or `kind:` that looks like a key (refused without being echoed, before anything could look it
-//! up), a Duo host that is not a Duo API host, and secret files others may read.
+//! up), a Duo host that is not a Duo API host, and secret files others may read; and the TLS
+//! settings (`tls_roots`, `ca_certs`).
 
 use std::path::Path;
+
+use flowcat_engine::yaml::{Node, Span};
+
+use super::load::Cx;
+use super::{Roots, Tls, is_loopback, relative_to};
 
 /// Why `text` looks like a secret rather than a host name or a kind, or `None`. The reason never
 /// quotes the value: a key pasted into the wrong field must not reach a terminal or a log.
@@ -52,6 +58,74 @@ pub(super) fn readable_by_others(path: &Path) -> Option<u32> {
     {
         let _ = path;
         None
+    }
+}
+
+/// The file's guards, as steps of the loader.
+impl Cx<'_> {
+    /// A value that looks like a key, in a setting that is not secret: refused without quoting it,
+    /// so it reaches no terminal, log or record, and is never looked up as a host name.
+    pub(super) fn secret_in_wrong_place(&mut self, span: Span, key: &str, why: &str) {
+        let what = format_args!("`{key}` looks like a secret, not a {key} ({why}); its value is not shown");
+        let fix = "if a key was pasted here by mistake, replace it, and rotate the key in the Duo Admin Panel";
+        self.error(span, what, fix);
+    }
+
+    /// A Duo integration's host must be a Duo API hostname, unless the file says `host_check: off`
+    /// (a Duo-compatible server under another name) or it is the simulator (`loopback_http`).
+    pub(super) fn duo_host(&mut self, body: &Node, span: Span, host: &str, loopback_http: bool) -> bool {
+        let checked = match body.get("host_check") {
+            None => true,
+            Some(node) => match node.as_str() {
+                Some("on") => true,
+                Some("off") => false,
+                _ => {
+                    self.error(node.span, "`host_check` must be `on` or `off`", "`on` is the default");
+                    return false;
+                }
+            },
+        };
+        if !checked || (loopback_http && is_loopback(host)) || is_duo_api_host(host) {
+            return true;
+        }
+        let what = format_args!(
+            "`{host}` is not a Duo API hostname (`api-XXXXXXXX.{}`)",
+            DUO_DOMAINS.join("` or `api-XXXXXXXX.")
+        );
+        self.error(span, what, "copy the API hostname from the Duo Admin Panel, or add `host_check: off` for a Duo-compatible server under another name");
+        false
+    }
+
+    /// `tls_roots: bundled | system` and `ca_certs: FILE` (a PEM bundle, relative to this file).
+    pub(super) fn tls(&mut self, body: &Node) -> Option<Tls> {
+        let mut tls = Tls::default();
+        let before = self.problems.len();
+        if let Some(node) = body.get("tls_roots") {
+            match node.as_str().and_then(Roots::parse) {
+                Some(roots) => tls.roots = roots,
+                None => self.error(
+                    node.span,
+                    "`tls_roots` must be `bundled` or `system`",
+                    "`bundled` (the default) trusts Mozilla's roots; `system` the operating system's store",
+                ),
+            }
+        }
+        if let Some(node) = body.get("ca_certs") {
+            let fix = "give the path of a PEM file of CA certificates, relative to the integrations file";
+            match node.as_str().filter(|t| !t.is_empty()) {
+                None => self.error(node.span, "`ca_certs` must be a file path", fix),
+                Some(reference) => {
+                    let path = relative_to(self.path, reference);
+                    let certs =
+                        std::fs::read(&path).map_err(|e| e.to_string()).and_then(|bytes| super::parse_pem(&bytes));
+                    match certs {
+                        Ok(certs) => tls.ca_certs = certs,
+                        Err(e) => self.error(node.span, format_args!("`ca_certs` `{}`: {e}", path.display()), fix),
+                    }
+                }
+            }
+        }
+        (self.problems.len() == before).then_some(tls)
     }
 }
 

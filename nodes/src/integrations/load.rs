@@ -2,15 +2,15 @@
 //! gathered, each pointing at `file:line:col` with the integration's name and the fix.
 
 use std::fmt::Display;
-use std::net::Ipv6Addr;
 use std::path::Path;
 
 use flowcat_engine::diag::did_you_mean;
 use flowcat_engine::shape::parse_duration;
 use flowcat_engine::yaml::{self, Node, Span};
 
-use super::guard::{DUO_DOMAINS, is_duo_api_host, looks_like_secret, readable_by_others};
-use super::{Auth, Endpoint, Error, Integration, Integrations, Kind, Roots, Scheme, Tls, is_loopback, relative_to};
+use super::guard::{looks_like_secret, readable_by_others};
+use super::value::{clip, env_reference, parse_base_url, parse_host};
+use super::{Auth, Endpoint, Error, Integration, Integrations, Kind, Scheme, is_loopback, relative_to};
 use crate::duo::{RetryPolicy, Secret, SigVersion, SignError, Signer};
 
 const COMMON_KEYS: &[&str] = &["kind", "retry", "loopback_http", "tls_roots", "ca_certs"];
@@ -41,8 +41,8 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
 }
 
 /// The loader's state: where we are and what went wrong so far.
-struct Cx<'a> {
-    path: &'a Path,
+pub(super) struct Cx<'a> {
+    pub(super) path: &'a Path,
     file: String,
     env: &'a dyn Fn(&str) -> Option<String>,
     /// The integration being read, named in every message about it.
@@ -50,18 +50,18 @@ struct Cx<'a> {
     /// The integration being read is the simulator's (`loopback_http: true`): its made-up keys are
     /// written inline on purpose, so inline secrets draw no warning.
     loopback_http: bool,
-    problems: Vec<String>,
+    pub(super) problems: Vec<String>,
     warnings: Vec<String>,
 }
 
 impl Cx<'_> {
-    fn message(&self, span: Span, what: impl Display, fix: impl Display) -> String {
+    pub(super) fn message(&self, span: Span, what: impl Display, fix: impl Display) -> String {
         let Span { start, .. } = span;
         let whose = self.name.as_ref().map(|n| format!("integration `{n}`: ")).unwrap_or_default();
         format!("{}:{}:{}: {whose}{what} ({fix})", self.file, start.line, start.col)
     }
 
-    fn error(&mut self, span: Span, what: impl Display, fix: impl Display) {
+    pub(super) fn error(&mut self, span: Span, what: impl Display, fix: impl Display) {
         let message = self.message(span, what, fix);
         self.problems.push(message);
     }
@@ -300,71 +300,6 @@ impl Cx<'_> {
         }
     }
 
-    /// A value that looks like a key, in a setting that is not secret: refused without quoting it,
-    /// so it reaches no terminal, log or record, and is never looked up as a host name.
-    fn secret_in_wrong_place(&mut self, span: Span, key: &str, why: &str) {
-        let what = format_args!("`{key}` looks like a secret, not a {key} ({why}); its value is not shown");
-        let fix = "if a key was pasted here by mistake, replace it, and rotate the key in the Duo Admin Panel";
-        self.error(span, what, fix);
-    }
-
-    /// A Duo integration's host must be a Duo API hostname, unless the file says `host_check: off`
-    /// (a Duo-compatible server under another name) or it is the simulator (`loopback_http`).
-    fn duo_host(&mut self, body: &Node, span: Span, host: &str, loopback_http: bool) -> bool {
-        let checked = match body.get("host_check") {
-            None => true,
-            Some(node) => match node.as_str() {
-                Some("on") => true,
-                Some("off") => false,
-                _ => {
-                    self.error(node.span, "`host_check` must be `on` or `off`", "`on` is the default");
-                    return false;
-                }
-            },
-        };
-        if !checked || (loopback_http && is_loopback(host)) || is_duo_api_host(host) {
-            return true;
-        }
-        let what = format_args!(
-            "`{host}` is not a Duo API hostname (`api-XXXXXXXX.{}`)",
-            DUO_DOMAINS.join("` or `api-XXXXXXXX.")
-        );
-        self.error(span, what, "copy the API hostname from the Duo Admin Panel, or add `host_check: off` for a Duo-compatible server under another name");
-        false
-    }
-
-    /// `tls_roots: bundled | system` and `ca_certs: FILE` (a PEM bundle, relative to this file).
-    fn tls(&mut self, body: &Node) -> Option<Tls> {
-        let mut tls = Tls::default();
-        let before = self.problems.len();
-        if let Some(node) = body.get("tls_roots") {
-            match node.as_str().and_then(Roots::parse) {
-                Some(roots) => tls.roots = roots,
-                None => self.error(
-                    node.span,
-                    "`tls_roots` must be `bundled` or `system`",
-                    "`bundled` (the default) trusts Mozilla's roots; `system` the operating system's store",
-                ),
-            }
-        }
-        if let Some(node) = body.get("ca_certs") {
-            let fix = "give the path of a PEM file of CA certificates, relative to the integrations file";
-            match node.as_str().filter(|t| !t.is_empty()) {
-                None => self.error(node.span, "`ca_certs` must be a file path", fix),
-                Some(reference) => {
-                    let path = relative_to(self.path, reference);
-                    let certs =
-                        std::fs::read(&path).map_err(|e| e.to_string()).and_then(|bytes| super::parse_pem(&bytes));
-                    match certs {
-                        Ok(certs) => tls.ca_certs = certs,
-                        Err(e) => self.error(node.span, format_args!("`ca_certs` `{}`: {e}", path.display()), fix),
-                    }
-                }
-            }
-        }
-        (self.problems.len() == before).then_some(tls)
-    }
-
     fn http(&mut self, body: &Node, at: Span, loopback_http: bool) -> Option<(Endpoint, Auth)> {
         let fix = "write `base_url: https://host/path`";
         let endpoint = self.required(body, "base_url", at, fix).and_then(|node| {
@@ -509,111 +444,6 @@ impl Cx<'_> {
                 self.error(node.span, what, "the path is relative to the integrations file");
                 None
             }
-        }
-    }
-}
-
-/// `Ok(Some(NAME))` for `${NAME}`, `Ok(None)` for text without `${`, `Err` for anything else
-/// holding `${` (a typo like `${DUO SKEY}` or `x${Y}` must not become a literal secret).
-fn env_reference(text: &str) -> Result<Option<&str>, ()> {
-    if !text.contains("${") {
-        return Ok(None);
-    }
-    let name = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')).ok_or(())?;
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if valid { Ok(Some(name)) } else { Err(()) }
-}
-
-/// `api-x.duosecurity.com`, `127.0.0.1:41234`, `[::1]:8080` → lower-cased host and port.
-pub(super) fn parse_host(text: &str) -> Result<(String, Option<u16>), String> {
-    if text.contains("://") || text.contains('/') {
-        return Err(format!("`host` must be the API hostname alone, without scheme or path, not `{}`", clip(text)));
-    }
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']').ok_or_else(|| format!("unclosed `[` in `{}`", clip(text)))?;
-        inside.parse::<Ipv6Addr>().map_err(|_| format!("`{}` is not an IPv6 address", clip(inside)))?;
-        (format!("[{}]", inside.to_ascii_lowercase()), after.strip_prefix(':'))
-    } else {
-        match text.rsplit_once(':') {
-            Some((host, port)) => (host.to_ascii_lowercase(), Some(port)),
-            None => (text.to_ascii_lowercase(), None),
-        }
-    };
-    let host_ok = host.starts_with('[')
-        || (!host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
-    if !host_ok {
-        return Err(format!("`{}` is not a host name", clip(text)));
-    }
-    let port = match port {
-        None => None,
-        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("bad port `{}`", clip(p)))?),
-    };
-    Ok((host, port))
-}
-
-/// An `http` integration's `base_url`: scheme, host, port and base path; no credentials, query or
-/// fragment (credentials belong in `auth`).
-fn parse_base_url(text: &str) -> Result<(Endpoint, Scheme), String> {
-    let url = reqwest::Url::parse(text).map_err(|e| format!("`base_url` is not a URL: {e}"))?;
-    let scheme = match url.scheme() {
-        "https" => Scheme::Https,
-        "http" => Scheme::Http,
-        other => return Err(format!("`base_url` scheme `{}` is not `https`", clip(other))),
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("`base_url` holds credentials; put them in `auth`, `username` and `password`".to_owned());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("`base_url` must not have a query or fragment".to_owned());
-    }
-    let host = url.host_str().ok_or("`base_url` has no host")?.to_ascii_lowercase();
-    let base_path = url.path().trim_end_matches('/').to_owned();
-    Ok((Endpoint { scheme, host, port: url.port(), base_path }, scheme))
-}
-
-/// At most 40 characters of something the user wrote, for messages.
-fn clip(text: &str) -> String {
-    let mut out: String = text.chars().take(40).collect();
-    if out.len() < text.len() {
-        out.push('…');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts() {
-        assert_eq!(parse_host("API-X.duosecurity.com"), Ok(("api-x.duosecurity.com".into(), None)));
-        assert_eq!(parse_host("127.0.0.1:41234"), Ok(("127.0.0.1".into(), Some(41234))));
-        assert_eq!(parse_host("[::1]:8080"), Ok(("[::1]".into(), Some(8080))));
-        for bad in ["https://api-x.duosecurity.com", "a/b", "", "x:0", "x:99999", "[::1", "[zz]", "a b", "u@h", ":80"] {
-            assert!(parse_host(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn env_references() {
-        assert_eq!(env_reference("${DUO_SKEY}"), Ok(Some("DUO_SKEY")));
-        assert_eq!(env_reference("plain"), Ok(None));
-        for bad in ["${}", "${1X}", "${A B}", "x${A}", "${A}x", "${A"] {
-            assert_eq!(env_reference(bad), Err(()), "{bad}");
-        }
-    }
-
-    #[test]
-    fn base_urls() {
-        let (endpoint, scheme) = parse_base_url("https://Tickets.Example.com/api/").expect("valid");
-        assert_eq!(
-            (endpoint.host.as_str(), endpoint.port, endpoint.base_path.as_str()),
-            ("tickets.example.com", None, "/api")
-        );
-        assert_eq!(scheme, Scheme::Https);
-        for bad in ["ftp://x", "https://u:p@x/", "https://x/?a=1", "not a url"] {
-            assert!(parse_base_url(bad).is_err(), "{bad}");
         }
     }
 }

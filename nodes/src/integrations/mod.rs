@@ -10,6 +10,7 @@ pub mod check;
 mod guard;
 mod load;
 mod tls;
+mod value;
 
 use std::fmt;
 use std::net::IpAddr;
