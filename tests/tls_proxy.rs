@@ -38,7 +38,19 @@ fn pki() -> Pki {
         .expect("params")
         .signed_by(&key, &ca, &ca_key)
         .expect("server certificate");
-    Pki { ca_pem: ca.pem(), chain: vec![leaf.der().clone()], key: PrivatePkcs8KeyDer::from(key.serialize_der()) }
+    Pki {
+        ca_pem: pem("CERTIFICATE", ca.der()),
+        chain: vec![leaf.der().clone()],
+        key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+    }
+}
+
+/// `der` as PEM with `label` (`CERTIFICATE`, `PRIVATE KEY`).
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = text.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
 /// Reads an HTTP request head (up to the empty line) and returns its first line.

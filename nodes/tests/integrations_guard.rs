@@ -123,13 +123,21 @@ fn a_secret_file_others_may_read_draws_a_warning() {
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
+/// `der` as PEM with `label` (`CERTIFICATE`, `PRIVATE KEY`).
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = text.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
 #[test]
 fn tls_settings_are_read_and_checked() {
     let dir = temp_dir();
     let path = dir.join("int.yaml");
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
-    std::fs::write(dir.join("ca.pem"), cert.cert.pem()).expect("write");
-    std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).expect("write");
+    std::fs::write(dir.join("ca.pem"), pem("CERTIFICATE", cert.cert.der())).expect("write");
+    std::fs::write(dir.join("key.pem"), pem("PRIVATE KEY", &cert.key_pair.serialize_der())).expect("write");
     let http = |extra: &str| {
         format!("integrations:\n  t:\n    kind: http\n    base_url: https://tickets.example.com\n{extra}")
     };
