@@ -157,8 +157,17 @@ fn temp_dir() -> PathBuf {
 
 /// Runs `flowcat integrations check` on `file` with `env`, proxies and TLS variables cleared first.
 fn check(file: &Path, env: &[(&str, String)]) -> common::Output {
+    check_args(file, env, &[])
+}
+
+/// [`check`] with more arguments (`--format json`).
+fn check_args(file: &Path, env: &[(&str, String)], args: &[&str]) -> common::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowcat"));
-    cmd.args(["integrations", "check", "--integrations"]).arg(file).env("NO_COLOR", "1").env("DUO_SKEY", SKEY);
+    cmd.args(["integrations", "check", "--integrations"])
+        .arg(file)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("DUO_SKEY", SKEY);
     for var in [
         "HTTPS_PROXY",
         "https_proxy",
@@ -221,6 +230,18 @@ fn https_goes_through_the_proxy_and_trusts_ca_certs() {
     let system = check(&duo_file(&dir, HOST, "    tls_roots: system\n"), &env);
     assert_eq!(system.code, 0, "{}", system.snapshot());
     assert_eq!(proxy.asked.lock().expect("log").len(), 3, "one tunnel per check");
+
+    // The same report for programs.
+    let json = check_args(&duo_file(&dir, HOST, "    ca_certs: proxy-ca.pem\n"), &via, &["--format", "json"]);
+    assert_eq!(json.code, 0, "{}", json.snapshot());
+    let reports: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(
+        reports,
+        serde_json::json!([{
+            "name": "duo_admin", "ok": true, "skipped": false, "kind": "duo_admin", "fix": null,
+            "message": format!("the keys of `duo_admin` work: a Duo Admin API application at `{HOST}`"),
+        }])
+    );
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
