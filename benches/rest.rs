@@ -104,6 +104,9 @@ fn main() {
         let file = flowcat_nodes::integrations::parse("bench.yaml".as_ref(), &yaml, &|_| None).expect("integrations");
         let catalog = Catalog::load(vec![Arc::new(Source { path: "five.yaml".into(), text: FLOW.into() })], &REGISTRY);
         let flowcat = Arc::new(Flowcat::new(catalog, file.clone()));
+        // The workspace's reqwest has no crypto provider of its own (flowcat-nodes configures
+        // rustls itself): install ring's for this plain client.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         let url = format!("http://{}/auth/v2/ping", sim.addr());
         if std::env::var("FLOWCAT_BENCH_PROBE").is_ok() {

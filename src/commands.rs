@@ -9,38 +9,58 @@ use flowcat_engine::catalog::{self, Catalog};
 use flowcat_engine::{Diagnostic, Flow, draw};
 use flowcat_nodes::REGISTRY;
 
-use crate::flows::Flows;
+use crate::flows::{Flows, STDIN};
+use crate::ui::{self, ValidateFormat};
 
+/// `--color`, `NO_COLOR` and the terminal, as `main` decided.
 fn colour() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    ui::get().color
 }
 
 /// With no paths, every built-in and local flow; with paths, those files, checked against the
 /// built-in and local flows so that their subflow calls resolve.
-pub fn validate(flows: &Flows, paths: Vec<PathBuf>, deny_warnings: bool, json: bool) -> anyhow::Result<ExitCode> {
+pub fn validate(
+    flows: &Flows,
+    paths: Vec<PathBuf>,
+    deny_warnings: bool,
+    format: ValidateFormat,
+) -> anyhow::Result<ExitCode> {
     let library = flows.library(&paths)?;
     let catalog = library.load(&REGISTRY);
     Flows::notes(&library, None);
     let entries: Vec<_> = if paths.is_empty() {
         catalog.entries.iter().collect()
     } else {
-        let wanted: Vec<String> = catalog::discover(&paths)?.iter().map(|p| p.display().to_string()).collect();
+        let files: Vec<PathBuf> = paths.iter().filter(|p| !crate::flows::is_stdin(p)).cloned().collect();
+        let mut wanted: Vec<String> = catalog::discover(&files)?.iter().map(|p| p.display().to_string()).collect();
+        if paths.iter().any(|p| crate::flows::is_stdin(p)) {
+            wanted.push(STDIN.to_owned());
+        }
         catalog.entries.iter().filter(|e| wanted.contains(&e.path)).collect()
     };
     let diags: Vec<&Diagnostic> = entries.iter().flat_map(|e| e.diagnostics.iter()).collect();
     let errors = diags.iter().filter(|d| d.is_error()).count();
     let warnings = diags.len() - errors;
-    if json {
-        let list: Vec<_> = diags.iter().map(|d| d.to_json()).collect();
-        let report =
-            serde_json::json!({ "flows": entries.len(), "errors": errors, "warnings": warnings, "diagnostics": list });
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        let colour = colour();
-        for d in &diags {
-            eprintln!("{}", d.render(colour));
+    match format {
+        ValidateFormat::Json => {
+            let list: Vec<_> = diags.iter().map(|d| d.to_json()).collect();
+            let report = serde_json::json!({ "flows": entries.len(), "errors": errors, "warnings": warnings, "diagnostics": list });
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        eprintln!("{}", summary(entries.len(), errors, warnings));
+        ValidateFormat::Github => {
+            for d in &diags {
+                println!("{}", crate::github::annotation(d));
+            }
+        }
+        ValidateFormat::Human => {
+            let colour = colour();
+            for d in &diags {
+                eprintln!("{}", d.render(colour));
+            }
+            if !ui::get().quiet {
+                eprintln!("{}", summary(entries.len(), errors, warnings));
+            }
+        }
     }
     let failed = errors > 0 || (deny_warnings && warnings > 0);
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
@@ -78,15 +98,17 @@ fn find<'a>(catalog: &'a Catalog, flow: &str) -> anyhow::Result<Result<&'a Flow,
 
 /// The library with `flow` added when it is a file, and the catalog of `flow` and its subflows.
 pub fn load_for(flows: &Flows, flow: &str) -> anyhow::Result<Catalog> {
-    let extra: Vec<PathBuf> = if crate::flows::is_file(flow) { vec![PathBuf::from(flow)] } else { Vec::new() };
+    let stdin = crate::flows::is_stdin(std::path::Path::new(flow));
+    let extra: Vec<PathBuf> = if stdin || crate::flows::is_file(flow) { vec![PathBuf::from(flow)] } else { Vec::new() };
     let library = flows.library(&extra)?;
-    let catalog = library.load_for(flow, &REGISTRY)?;
+    let catalog = library.load_for(if stdin { STDIN } else { flow }, &REGISTRY)?;
     Flows::notes(&library, Some(&catalog));
     Ok(catalog)
 }
 
 pub fn graph(flows: &Flows, flow: &str, format: Drawing, expand: bool) -> anyhow::Result<ExitCode> {
     let catalog = load_for(flows, flow)?;
+    let flow = if flow == "-" { STDIN } else { flow };
     let found = match find(&catalog, flow)? {
         Ok(f) => f,
         Err(code) => return Ok(code),
@@ -181,8 +203,9 @@ pub fn sim(args: flowcat_sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run(flows: &Flows, args: &crate::run::RunArgs) -> anyhow::Result<ExitCode> {
+    let ui = ui::get();
     let settings =
-        crate::live::Settings { terminal: std::io::stderr().is_terminal(), quiet: false, verbose: args.verbose };
+        crate::live::Settings { terminal: std::io::stderr().is_terminal(), quiet: ui.quiet, verbose: ui.verbose };
     let live = crate::live::Live::start(settings);
     let prepared = match crate::run::prepare(flows, args, live.clone()) {
         Ok(p) => p,
@@ -192,10 +215,10 @@ pub fn run(flows: &Flows, args: &crate::run::RunArgs) -> anyhow::Result<ExitCode
             return Ok(ExitCode::from(2));
         }
     };
-    crate::run::execute(prepared, args.json, &live)
+    crate::run::execute(prepared, args.json(), &live)
 }
 
-pub fn check(path: Option<PathBuf>, name: Option<&str>) -> anyhow::Result<ExitCode> {
+pub fn check(path: Option<PathBuf>, name: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let path = path.unwrap_or_else(flowcat_nodes::integrations::default_path);
     let file = crate::run::load_integrations(&path)?;
     let chosen: Vec<_> = match name {
@@ -205,8 +228,16 @@ pub fn check(path: Option<PathBuf>, name: Option<&str>) -> anyhow::Result<ExitCo
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let clients = flowcat_nodes::http::Clients::new();
     let mut ok = true;
+    let mut reports = Vec::new();
     for integration in chosen {
         let report = runtime.block_on(flowcat_nodes::integrations::check::check(&clients, integration));
+        ok &= report.ok;
+        if json {
+            let mut value = serde_json::to_value(&report)?;
+            value["name"] = serde_json::Value::from(integration.name.as_str());
+            reports.push(value);
+            continue;
+        }
         let mark = if report.skipped {
             "-"
         } else if report.ok {
@@ -218,7 +249,9 @@ pub fn check(path: Option<PathBuf>, name: Option<&str>) -> anyhow::Result<ExitCo
         if let Some(fix) = &report.fix {
             println!("   fix: {fix}");
         }
-        ok &= report.ok;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

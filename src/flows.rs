@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use flowcat_engine::catalog::{self, Catalog};
 use flowcat_engine::diag::Source;
 use flowcat_engine::library::Library;
@@ -54,9 +54,14 @@ impl Flows {
     /// built-in ones).
     pub fn library(&self, extra: &[PathBuf]) -> anyhow::Result<Library> {
         let mut roots: Vec<PathBuf> = self.local()?.into_iter().collect();
-        roots.extend(extra.iter().cloned());
+        roots.extend(extra.iter().filter(|p| !is_stdin(p)).cloned());
         // One `discover` for all, so that a file both given and under the folder counts once.
-        let read = catalog::read_sources(&catalog::discover(&roots)?)?;
+        let mut read = catalog::read_sources(&catalog::discover(&roots)?)?;
+        if extra.iter().any(|p| is_stdin(p)) {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("cannot read a flow from stdin")?;
+            read.sources.push(Arc::new(Source { path: STDIN.to_owned(), text }));
+        }
         let mut library = Library::new(builtin(), read.sources);
         library.undecodable = read.undecodable.into_iter().map(|(_, entry)| entry).collect();
         Ok(library)
@@ -70,6 +75,14 @@ impl Flows {
             }
         }
     }
+}
+
+/// `-` in place of a flow file reads the flow from stdin; messages call it this.
+pub const STDIN: &str = "<stdin>";
+
+/// Whether a path is `-`, stdin.
+pub fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-")
 }
 
 /// The built-in flows, each under its path in the repository with ` (built-in)` after it.

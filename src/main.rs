@@ -6,14 +6,19 @@
 mod commands;
 mod demo;
 mod flows;
+mod github;
 mod init;
 mod live;
+mod manual;
 mod run;
+mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+
+use ui::{ColorChoice, Format, ValidateFormat};
 
 /// mimalloc: with two tokio workers, glibc malloc's arena locks were a measurable share of a
 /// REST node's cost (docs/benchmarks.md).
@@ -27,6 +32,18 @@ struct Cli {
     /// nearest `flows/` in this folder or one above it].
     #[arg(long, global = true, value_name = "DIR")]
     catalog: Option<PathBuf>,
+    /// Print only results, warnings and errors: no live view of a run, no summary lines.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More detail: `-v` shows every node of a run as it finishes, also inside subflows, and
+    /// skipped nodes with the reason, and traces each run's end and each failure on stderr;
+    /// `-vv` traces every node (as `RUST_LOG=flowcat_engine=debug`; `RUST_LOG`, when set, wins).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    verbose: u8,
+    /// When to colour diagnostics; `auto` colours a terminal unless `NO_COLOR` is set and not
+    /// empty (`CLICOLOR_FORCE` forces it).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    color: ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,18 +53,20 @@ enum Command {
     /// Check flow files and report every problem with its line and column.
     Validate {
         /// Flow files or folders, checked against the other flows (default: every built-in and
-        /// local flow).
+        /// local flow); `-` reads a flow from stdin.
         paths: Vec<PathBuf>,
         /// Treat warnings as errors (exit 1).
         #[arg(long)]
         deny_warnings: bool,
-        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
-        format: ReportFormat,
+        /// `human` on stderr, `json` on stdout, or `github`: GitHub Actions annotations on stdout.
+        #[arg(long, value_enum, default_value_t = ValidateFormat::Human)]
+        format: ValidateFormat,
     },
     /// Draw a flow's graph.
     Graph {
-        /// A flow id from the catalog, or the path of a flow file.
+        /// A flow id from the catalog, or the path of a flow file; `-` reads it from stdin.
         flow: String,
+        /// The drawing: Graphviz `dot`, `mermaid`, or the graph as `json`.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
         /// Draw each subflow's nodes inside the node that calls it.
@@ -56,8 +75,9 @@ enum Command {
     },
     /// List every flow, built-in and local, with its inputs, outputs and integrations.
     List {
-        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
-        format: ListFormat,
+        /// `human` (also `text`) or `json`.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
     },
     /// Print the JSON Schema (draft-07) of the flow format, for editors.
     Schema,
@@ -75,23 +95,32 @@ enum Command {
     Integrations(IntegrationsCommand),
     /// Serve the Duo API simulator on loopback, so that flows run offline.
     Sim(flowcat_sim::cli::SimArgs),
+    /// Print a shell completion script: `flowcat completions bash > /etc/bash_completion.d/flowcat`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a man page (roff): `flowcat man | man -l -`, or one subcommand's: `flowcat man run`.
+    Man {
+        /// The subcommand whose page to print (default: flowcat's own).
+        subcommand: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum IntegrationsCommand {
     /// Call each integration (or NAME) with a harmless request: do its keys work?
     Check {
+        /// The integration to check (default: every one in the file).
         name: Option<String>,
         /// The integrations file [default: $FLOWCAT_INTEGRATIONS or ./integrations.yaml].
         #[arg(long, value_name = "FILE")]
         integrations: Option<PathBuf>,
+        /// `human` or `json` (a list of reports).
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
     },
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ReportFormat {
-    Human,
-    Json,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -101,24 +130,21 @@ enum GraphFormat {
     Json,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ListFormat {
-    Text,
-    Json,
-}
-
 fn main() -> ExitCode {
-    // `RUST_LOG=flowcat_engine=debug` shows a span per run and per node on stderr.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
     let cli = Cli::parse();
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let color = ui::color_enabled(cli.color, terminal, |name| std::env::var(name).ok());
+    ui::init(ui::Ui { color, quiet: cli.quiet, verbose: cli.verbose > 0 });
+    // `RUST_LOG=flowcat_engine=debug` (or `-vv`) shows a span per run and per node on stderr.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => tracing_subscriber::EnvFilter::new(spec),
+        _ => tracing_subscriber::EnvFilter::new(ui::tracing_filter(cli.verbose)),
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
     let catalog = flows::Flows::new(cli.catalog);
     let result = match cli.command {
         Command::Validate { paths, deny_warnings, format } => {
-            commands::validate(&catalog, paths, deny_warnings, matches!(format, ReportFormat::Json))
+            commands::validate(&catalog, paths, deny_warnings, format)
         }
         Command::Graph { flow, format, expand_subflows } => {
             let format = match format {
@@ -128,15 +154,17 @@ fn main() -> ExitCode {
             };
             commands::graph(&catalog, &flow, format, expand_subflows)
         }
-        Command::List { format } => commands::list(&catalog, matches!(format, ListFormat::Json)),
+        Command::List { format } => commands::list(&catalog, format == Format::Json),
         Command::Schema => commands::schema(),
         Command::Demo => demo::demo(&catalog),
         Command::Init { dir } => init::init(dir),
         Command::Run(args) => commands::run(&catalog, &args),
-        Command::Integrations(IntegrationsCommand::Check { name, integrations }) => {
-            commands::check(integrations, name.as_deref())
+        Command::Integrations(IntegrationsCommand::Check { name, integrations, format }) => {
+            commands::check(integrations, name.as_deref(), format == Format::Json)
         }
         Command::Sim(args) => commands::sim(args),
+        Command::Completions { shell } => manual::completions(shell),
+        Command::Man { subcommand } => manual::man(subcommand.as_deref()),
     };
     match result {
         Ok(code) => code,

@@ -15,9 +15,9 @@ use crate::flows::Flows;
 use crate::live::{Live, Target};
 
 /// The flags of `flowcat run`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// A flow id from the catalog, or the path of a flow file.
+    /// A flow id from the catalog, or the path of a flow file; `-` reads it from stdin.
     pub flow: String,
     /// An input, `name=value`; typed as the flow declares (`--input limit=10`).
     #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
@@ -34,15 +34,22 @@ pub struct RunArgs {
     /// Bind a slot to an integration of another name, `slot=name`.
     #[arg(long = "bind", value_name = "SLOT=NAME")]
     pub binds: Vec<String>,
-    /// Print the run record as JSON instead of the outputs.
-    #[arg(long)]
+    /// `human`: the outcome and the outputs; `json`: the whole run record.
+    #[arg(long, value_enum, default_value_t = crate::ui::Format::Human)]
+    pub format: crate::ui::Format,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
-    /// Show every node as it runs, also inside subflows, and why nodes were skipped.
-    #[arg(long, short = 'v')]
-    pub verbose: bool,
     /// How many nodes may run at once.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub max_parallel: usize,
+}
+
+impl RunArgs {
+    /// Whether to print the run record as JSON (`--format json` or `--json`).
+    pub fn json(&self) -> bool {
+        self.json || self.format == crate::ui::Format::Json
+    }
 }
 
 /// Splits `name=value`.
@@ -63,28 +70,41 @@ pub struct Prepared {
 /// integrations file; the front hall does the rest.
 pub fn prepare(flows: &Flows, args: &RunArgs, observer: Arc<Live>) -> anyhow::Result<Prepared> {
     let catalog = crate::commands::load_for(flows, &args.flow)?;
+    // `-`: the flow came on stdin, under this name.
+    let flow = if args.flow == "-" { crate::flows::STDIN.to_owned() } else { args.flow.clone() };
     let mut inputs = match &args.inputs_file {
         Some(path) => read_inputs(path)?,
         None => Map::new(),
     };
+    let mut given = Map::new();
     for s in &args.inputs {
         let (k, v) = pair(s, "--input")?;
-        inputs.insert(k, Value::String(v));
+        if given.insert(k.clone(), Value::String(v)).is_some() {
+            bail!("input `{k}` is given twice (`--input {k}=…`): give it once");
+        }
     }
+    inputs.extend(given);
     let mut vars = Map::new();
     for s in &args.vars {
         let (k, v) = pair(s, "--var")?;
-        vars.insert(k, Value::String(v));
+        if vars.insert(k.clone(), Value::String(v)).is_some() {
+            bail!("var `{k}` is given twice (`--var {k}=…`): give it once");
+        }
     }
     let binds: Vec<(String, String)> = args.binds.iter().map(|b| pair(b, "--bind")).collect::<Result<_, _>>()?;
+    if let Some((_, (slot, _))) =
+        binds.iter().enumerate().find(|(i, (slot, _))| binds[..*i].iter().any(|b| &b.0 == slot))
+    {
+        bail!("slot `{slot}` is bound twice (`--bind {slot}=…`): give it once");
+    }
     let options = Options { max_parallel: args.max_parallel.max(1), ..Options::default() };
     let mut hall = Hall::new(Arc::new(catalog), options, observer.clone());
     // A flow without slots runs without an integrations file.
-    if !hall.flow(&args.flow)?.signature.slots.is_empty() {
+    if !hall.flow(&flow)?.signature.slots.is_empty() {
         let path = args.integrations.clone().unwrap_or_else(integrations::default_path);
         hall = hall.with_integrations(load_integrations(&path)?);
     }
-    let request = hall.prepare(Call { flow: args.flow.clone(), inputs, vars, binds })?;
+    let request = hall.prepare(Call { flow, inputs, vars, binds })?;
     observer.header(request.flow(), &targets(request.bindings()));
     Ok(Prepared { hall, request })
 }

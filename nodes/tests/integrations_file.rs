@@ -35,6 +35,16 @@ fn problems(text: &str) -> Vec<String> {
     }
 }
 
+/// A secret file only its owner may read, as it should be (others draw a warning).
+fn write_private(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+}
+
 fn skey(integrations: &Integrations, name: &str) -> String {
     match &integrations.get(name).expect("integration").auth {
         Auth::Duo { skey, .. } => skey.expose().to_owned(),
@@ -62,7 +72,7 @@ fn loads_the_file_the_simulator_writes() {
     // The simulator's keys are made up and inline on purpose: its loopback integrations earn no
     // warning. The same key inline for a real host does.
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    let real = "integrations:\n  duo_admin:\n    kind: duo_admin\n    host: api-abc.duosecurity.com\n    ikey: DIXXXXXXXXXXXXXXXXXX\n    skey: inline-secret-key-0123456789abcdefghij\n";
+    let real = "integrations:\n  duo_admin:\n    kind: duo_admin\n    host: api-abc12345.duosecurity.com\n    ikey: DIXXXXXXXXXXXXXXXXXX\n    skey: inline-secret-key-0123456789abcdefghij\n";
     let loaded = integrations::parse(&path, real, &|_| None).expect("loads");
     assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
     assert!(
@@ -77,8 +87,8 @@ fn loads_the_file_the_simulator_writes() {
 fn secrets_from_the_environment_and_from_files() {
     let dir = temp_dir();
     std::fs::create_dir_all(dir.join("secrets")).expect("dir");
-    std::fs::write(dir.join("secrets/auth.skey"), "  auth-secret-from-file\n").expect("write");
-    std::fs::write(dir.join("pass"), "p4ssw0rd\n").expect("write");
+    write_private(&dir.join("secrets/auth.skey"), "  auth-secret-from-file\n");
+    write_private(&dir.join("pass"), "p4ssw0rd\n");
     let path = dir.join("integrations.yaml");
     let text = r#"
 integrations:
@@ -133,24 +143,24 @@ fn every_mistake_is_reported_with_its_place_and_fix() {
     let text = r#"integrations:
   a:
     kind: duo_admin
-    host: api-1.duosecurity.com
+    host: api-12345678.duosecurity.com
     skye: x
   b:
     kind: duo_auth
-    host: api-1.duosecurity.com
+    host: api-12345678.duosecurity.com
     skey: ${NOT_SET}
   c:
     kind: http
     base_url: http://tickets.example.com
   d:
     kind: duo_admin
-    host: api-1.duosecurity.com
+    host: api-12345678.duosecurity.com
     ikey: DI1
     skey: ${SET}
     loopback_http: true
   e:
     kind: duo_admin
-    host: https://api-1.duosecurity.com
+    host: https://api-12345678.duosecurity.com
     ikey: DI1
     skey: ${SET}
     signature: v3
@@ -166,7 +176,7 @@ fn every_mistake_is_reported_with_its_place_and_fix() {
     retry: { max_attempts: 0, initial: soon }
   h:
     kind: duo_auth
-    host: api-1.duosecurity.com
+    host: api-12345678.duosecurity.com
     ikey: DI1
     skey: ${SET
     base_url: https://x
@@ -174,7 +184,7 @@ fn every_mistake_is_reported_with_its_place_and_fix() {
     kind: http
   i:
     kind: duo_auth
-    host: api-1.duosecurity.com
+    host: api-12345678.duosecurity.com
     ikey: DI1
     skey: { file: nowhere.skey }
 "#;
@@ -186,8 +196,8 @@ fn every_mistake_is_reported_with_its_place_and_fix() {
         "int.yaml:6:3: integration `b`: missing `ikey`",
         "int.yaml:9:11: integration `b`: environment variable `NOT_SET` (for `skey`) is not set (set it, e.g. `export NOT_SET=…`, or use `{ file: PATH }`)",
         "int.yaml:12:15: integration `c`: plain `http` is refused: credentials and data would travel in clear (use `https://`; a loopback test server may add `loopback_http: true`)",
-        "int.yaml:18:5: integration `d`: `loopback_http: true` but `api-1.duosecurity.com` is not a loopback host (remove `loopback_http`",
-        "int.yaml:21:11: integration `e`: `host` must be the API hostname alone, without scheme or path, not `https://api-1.duosecurity.com` (copy the API hostname",
+        "int.yaml:18:5: integration `d`: `loopback_http: true` but `api-12345678.duosecurity.com` is not a loopback host (remove `loopback_http`",
+        "int.yaml:21:11: integration `e`: `host` must be the API hostname alone, without scheme or path, not `https://api-12345678.duosecurity.com` (copy the API hostname",
         "int.yaml:24:16: integration `e`: unknown signature version `v3`: expected `v5`, `v2` (HMAC-SHA512) or `v2-sha1` (use `v5` (the default)",
         "int.yaml:26:11: integration `f`: unknown kind `duo_admn` (did you mean `duo_admin`?)",
         "int.yaml:31:5: integration `g`: `token` is not used with `auth: basic` (set `auth: bearer`, or remove it)",
@@ -241,7 +251,7 @@ fn file_level_mistakes() {
 #[test]
 fn looking_up_an_integration_for_a_slot() {
     let loaded = parse(
-        "integrations:\n  duo_admin:\n    kind: duo_admin\n    host: h.example.com\n    ikey: DI\n    skey: ${SET}\n",
+        "integrations:\n  duo_admin:\n    kind: duo_admin\n    host: api-12345678.duosecurity.com\n    ikey: DI\n    skey: ${SET}\n",
     )
     .expect("loads");
     let unknown = loaded.get("duo_admn").expect_err("unknown");

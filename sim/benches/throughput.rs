@@ -104,6 +104,8 @@ async fn rate(sim: &Sim, lookup: Lookup) -> (f64, u64) {
 }
 
 async fn run(addr: SocketAddr, requests: Vec<(String, Vec<(String, String)>)>) -> (u64, u64, Duration) {
+    // The workspace's reqwest has no crypto provider of its own (see flowcat-nodes): install ring's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(requests.len()).build().expect("client");
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));

@@ -6,7 +6,7 @@
 //! several never lets a tampered request through.
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::Sha512;
 

@@ -28,7 +28,7 @@ async fn held(sim: &Sim, txid: &str) -> tokio::task::JoinHandle<(u16, Value)> {
     let (addr_sim, txid) = (sim.addr(), txid.to_string());
     let call = common::Call::new("GET", "/auth/v2/auth_status", &[("txid", &txid)]).auth_keys();
     let task = tokio::spawn(async move {
-        let client = reqwest::Client::builder().no_proxy().build().expect("client");
+        let client = common::client_builder().no_proxy().build().expect("client");
         let r = common::try_send_with(&client, addr_sim, call).await.expect("request");
         (r.status, r.body)
     });
@@ -156,7 +156,7 @@ async fn synchronous_auth_is_held_until_an_advance_resolves_it() {
     let call = common::Call::new("POST", "/auth/v2/auth", &[("username", "bob"), ("factor", "push")]).auth_keys();
     let addr = sim.addr();
     let task = tokio::spawn(async move {
-        let client = reqwest::Client::builder().no_proxy().build().expect("client");
+        let client = common::client_builder().no_proxy().build().expect("client");
         let r = common::try_send_with(&client, addr, call).await.expect("request");
         (r.status, r.body)
     });

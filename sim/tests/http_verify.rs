@@ -126,7 +126,7 @@ async fn a_short_window_rejects_a_date_reused_after_it() {
 #[tokio::test]
 async fn malformed_credentials_and_bodies_are_answered_not_crashed_on() {
     let sim = start().await;
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let client = common::client_builder().no_proxy().build().expect("client");
     let url = format!("http://{}/admin/v1/users", sim.addr());
     for auth in ["Basic !!!", "Bearer abc", "Basic", "Basic ZGlzY2FyZA==", "Basic RElTSU1BRE1JTjAwMDAwMDAwMDE6eno="] {
         let r = client

@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Map, Value};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha512};
@@ -378,9 +378,9 @@ impl Signer {
         // HMAC takes keys of any length, so keying cannot fail; map it anyway rather than unwrap.
         let mac = match version {
             SigVersion::V2 { digest: Digest::Sha1 } => {
-                KeyedMac::Sha1(<Hmac<Sha1> as Mac>::new_from_slice(key).map_err(|_| SignError::EmptySecret)?)
+                KeyedMac::Sha1(<Hmac<Sha1> as KeyInit>::new_from_slice(key).map_err(|_| SignError::EmptySecret)?)
             }
-            _ => KeyedMac::Sha512(<Hmac<Sha512> as Mac>::new_from_slice(key).map_err(|_| SignError::EmptySecret)?),
+            _ => KeyedMac::Sha512(<Hmac<Sha512> as KeyInit>::new_from_slice(key).map_err(|_| SignError::EmptySecret)?),
         };
         Ok(Self { ikey, skey, version, mac })
     }

@@ -9,6 +9,7 @@
 mod error;
 mod prepare;
 mod record;
+mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -21,7 +22,7 @@ pub use error::CallError;
 pub use record::{Attempt, REDACTED, RequestRecord, ResponseRecord, is_sensitive_header, parse_body};
 
 use crate::duo::{Failure, RetryPolicy, delay, may_retry, retry_after};
-use crate::integrations::{Integration, is_loopback};
+use crate::integrations::{Integration, Tls, is_loopback};
 use prepare::Prepared;
 use record::Redactor;
 
@@ -35,34 +36,42 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// The HTTP clients every run shares: one connection pool per connect timeout (reqwest sets that
-/// timeout per client), made on first use. Cloning is cheap and shares the pools.
+/// timeout per client), proxy use and TLS settings, made on first use. Cloning is cheap and shares
+/// the pools.
 #[derive(Debug, Clone, Default)]
 pub struct Clients {
-    pools: Arc<Mutex<HashMap<(Duration, bool), reqwest::Client>>>,
+    pools: Arc<Mutex<HashMap<PoolKey, reqwest::Client>>>,
 }
+
+/// What tells two clients apart: the connect timeout, whether proxies are bypassed (loopback),
+/// and the TLS settings (roots and extra CA certificates).
+type PoolKey = (Duration, bool, Tls);
 
 impl Clients {
     pub fn new() -> Clients {
         Clients::default()
     }
 
-    /// The client for this connect timeout; `loopback` clients ignore proxy settings, so a
-    /// request for the simulator never leaves the machine.
-    fn client(&self, connect_timeout: Duration, loopback: bool) -> Result<reqwest::Client, String> {
+    /// The client for this connect timeout and integration. Clients for a loopback host ignore
+    /// proxy settings, so a request for the simulator never leaves the machine; the others
+    /// honour `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (reqwest's default).
+    fn client(&self, connect_timeout: Duration, integration: &Integration) -> Result<reqwest::Client, String> {
+        let key: PoolKey = (connect_timeout, is_loopback(integration.host()), integration.tls.clone());
         // A panic elsewhere while holding the lock leaves the map intact: keep using it.
         let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(client) = pools.get(&(connect_timeout, loopback)) {
+        if let Some(client) = pools.get(&key) {
             return Ok(client.clone());
         }
         let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls::config(&key.2)?)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(connect_timeout)
             .user_agent(concat!("flowcat/", env!("CARGO_PKG_VERSION")));
-        if loopback {
+        if key.1 {
             builder = builder.no_proxy();
         }
         let client = builder.build().map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
-        pools.insert((connect_timeout, loopback), client.clone());
+        pools.insert(key, client.clone());
         Ok(client)
     }
 }
@@ -165,7 +174,7 @@ enum Outcome {
 pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> Result<Reply, CallError> {
     let refused = |reason| CallError::Refused { reason };
     prepare::check(integration, call).map_err(refused)?;
-    let client = clients.client(call.connect_timeout, is_loopback(integration.host())).map_err(refused)?;
+    let client = clients.client(call.connect_timeout, integration).map_err(refused)?;
     let policy = call.retry.unwrap_or(integration.retry);
     let redactor = Redactor::new(integration);
     let method = call.method.to_ascii_uppercase();

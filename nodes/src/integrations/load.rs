@@ -2,18 +2,19 @@
 //! gathered, each pointing at `file:line:col` with the integration's name and the fix.
 
 use std::fmt::Display;
-use std::net::Ipv6Addr;
 use std::path::Path;
 
 use flowcat_engine::diag::did_you_mean;
 use flowcat_engine::shape::parse_duration;
 use flowcat_engine::yaml::{self, Node, Span};
 
+use super::guard::{looks_like_secret, readable_by_others};
+use super::value::{clip, env_reference, parse_base_url, parse_host};
 use super::{Auth, Endpoint, Error, Integration, Integrations, Kind, Scheme, is_loopback, relative_to};
 use crate::duo::{RetryPolicy, Secret, SigVersion, SignError, Signer};
 
-const COMMON_KEYS: &[&str] = &["kind", "retry", "loopback_http"];
-const DUO_KEYS: &[&str] = &["host", "ikey", "skey", "signature"];
+const COMMON_KEYS: &[&str] = &["kind", "retry", "loopback_http", "tls_roots", "ca_certs"];
+const DUO_KEYS: &[&str] = &["host", "ikey", "skey", "signature", "host_check"];
 const HTTP_KEYS: &[&str] = &["base_url", "auth", "token", "username", "password"];
 const RETRY_KEYS: &[&str] = &["max_attempts", "initial", "max", "jitter"];
 const AUTH_MODES: &[&str] = &["none", "basic", "bearer"];
@@ -29,7 +30,8 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Integra
 
 /// [`load`] for text already read; `path` names it in messages and anchors file references.
 pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Integrations, Error> {
-    let mut cx = Cx { path, file: path.display().to_string(), env, name: None, problems: vec![], warnings: vec![] };
+    let file = path.display().to_string();
+    let mut cx = Cx { path, file, env, name: None, loopback_http: false, problems: vec![], warnings: vec![] };
     let list = cx.file(text);
     if cx.problems.is_empty() {
         Ok(Integrations { path: path.to_owned(), list, warnings: cx.warnings })
@@ -39,24 +41,27 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
 }
 
 /// The loader's state: where we are and what went wrong so far.
-struct Cx<'a> {
-    path: &'a Path,
+pub(super) struct Cx<'a> {
+    pub(super) path: &'a Path,
     file: String,
     env: &'a dyn Fn(&str) -> Option<String>,
     /// The integration being read, named in every message about it.
     name: Option<String>,
-    problems: Vec<String>,
+    /// The integration being read is the simulator's (`loopback_http: true`): its made-up keys are
+    /// written inline on purpose, so inline secrets draw no warning.
+    loopback_http: bool,
+    pub(super) problems: Vec<String>,
     warnings: Vec<String>,
 }
 
 impl Cx<'_> {
-    fn message(&self, span: Span, what: impl Display, fix: impl Display) -> String {
+    pub(super) fn message(&self, span: Span, what: impl Display, fix: impl Display) -> String {
         let Span { start, .. } = span;
         let whose = self.name.as_ref().map(|n| format!("integration `{n}`: ")).unwrap_or_default();
         format!("{}:{}:{}: {whose}{what} ({fix})", self.file, start.line, start.col)
     }
 
-    fn error(&mut self, span: Span, what: impl Display, fix: impl Display) {
+    pub(super) fn error(&mut self, span: Span, what: impl Display, fix: impl Display) {
         let message = self.message(span, what, fix);
         self.problems.push(message);
     }
@@ -140,18 +145,14 @@ impl Cx<'_> {
         };
         self.unknown_keys(pairs, allowed, kind.map(Kind::as_str).unwrap_or_default());
         let loopback_http = self.flag(body, "loopback_http");
+        self.loopback_http = loopback_http;
         let retry = self.retry(body);
-        let warned = self.warnings.len();
+        let tls = self.tls(body);
         let (endpoint, auth) = match kind? {
             Kind::Http => self.http(body, at, loopback_http)?,
             _ => self.duo(body, at, loopback_http)?,
         };
-        // A loopback integration is the simulator's (its keys are made up and written inline on
-        // purpose): no warning about inline secrets for it.
-        if loopback_http {
-            self.warnings.truncate(warned);
-        }
-        Some(Integration { name, kind: kind?, endpoint, auth, retry: retry?, loopback_http })
+        Some(Integration { name, kind: kind?, endpoint, auth, retry: retry?, loopback_http, tls: tls? })
     }
 
     fn kind(&mut self, body: &Node, at: Span) -> Option<Kind> {
@@ -161,6 +162,10 @@ impl Cx<'_> {
             return None;
         };
         let text = node.as_str().unwrap_or_default();
+        if let Some(why) = looks_like_secret(text) {
+            self.secret_in_wrong_place(node.span, "kind", why);
+            return None;
+        }
         let kind = Kind::parse(text);
         if kind.is_none() {
             let fix = match did_you_mean(text, names) {
@@ -244,7 +249,12 @@ impl Cx<'_> {
         let host_fix = "copy the API hostname from the Duo Admin Panel: Applications → your application → API hostname";
         let host = self.required(body, "host", at, host_fix).and_then(|node| {
             let text = self.text(node, "host", false)?;
-            parse_host(&text).map_err(|what| self.error(node.span, what, host_fix)).ok()
+            if let Some(why) = looks_like_secret(&text) {
+                self.secret_in_wrong_place(node.span, "host", why);
+                return None;
+            }
+            let host = parse_host(&text).map_err(|what| self.error(node.span, what, host_fix)).ok()?;
+            self.duo_host(body, node.span, &host.0, loopback_http).then_some(host)
         });
         let ikey_fix = "copy the Integration key from the Duo Admin Panel: Applications → your application";
         let ikey = self.required(body, "ikey", at, ikey_fix).and_then(|node| self.text(node, "ikey", false));
@@ -362,12 +372,12 @@ impl Cx<'_> {
     /// Error messages name the variable or the file, never the value.
     fn text(&mut self, node: &Node, key: &str, secret: bool) -> Option<String> {
         let value = if node.as_map().is_some() {
-            self.file_reference(node, key)?
+            self.file_reference(node, key, secret)?
         } else if let Some(text) = node.as_str() {
             match env_reference(text) {
                 Ok(Some(var)) => self.env_var(node.span, key, var)?,
                 Ok(None) => {
-                    if secret {
+                    if secret && !self.loopback_http {
                         let what = format_args!("`{key}` is written inline in the file");
                         let warning = self.message(node.span, what, SECRET_FIX);
                         self.warnings.push(warning);
@@ -392,15 +402,23 @@ impl Cx<'_> {
     }
 
     fn env_var(&mut self, span: Span, key: &str, var: &str) -> Option<String> {
-        let value = (self.env)(var);
-        if value.is_none() {
+        let Some(mut value) = (self.env)(var) else {
             let what = format_args!("environment variable `{var}` (for `{key}`) is not set");
             self.error(span, what, format_args!("set it, e.g. `export {var}=…`, or use `{{ file: PATH }}`"));
+            return None;
+        };
+        // `export X=$(cat file)` drops it, but `X="$(cat file)\n"` or a secrets manager may not:
+        // a newline is never part of a key, and signing with it fails in a puzzling way.
+        if value.ends_with(['\n', '\r']) {
+            value.truncate(value.trim_end_matches(['\n', '\r']).len());
+            let what = format_args!("environment variable `{var}` (for `{key}`) ends with a newline");
+            let warning = self.message(span, what, "it was trimmed; set the variable without it");
+            self.warnings.push(warning);
         }
-        value
+        Some(value)
     }
 
-    fn file_reference(&mut self, node: &Node, key: &str) -> Option<String> {
+    fn file_reference(&mut self, node: &Node, key: &str, secret: bool) -> Option<String> {
         let pairs = node.as_map().unwrap_or_default();
         self.unknown_keys(pairs, &[&["file"]], "file reference");
         let Some(reference) = node.get("file").and_then(Node::as_str).filter(|r| !r.is_empty()) else {
@@ -409,117 +427,23 @@ impl Cx<'_> {
         };
         let path = relative_to(self.path, reference);
         match std::fs::read_to_string(&path) {
-            Ok(text) => Some(text.trim().to_owned()),
+            Ok(text) => {
+                if let Some(mode) = secret.then(|| readable_by_others(&path)).flatten() {
+                    let what = format_args!(
+                        "`{}` (for `{key}`) is readable by group or others (mode {mode:04o})",
+                        path.display()
+                    );
+                    let fix = format_args!("`chmod 600 {}`", path.display());
+                    let warning = self.message(node.span, what, fix);
+                    self.warnings.push(warning);
+                }
+                Some(text.trim().to_owned())
+            }
             Err(e) => {
                 let what = format_args!("cannot read `{}` (for `{key}`): {e}", path.display());
                 self.error(node.span, what, "the path is relative to the integrations file");
                 None
             }
-        }
-    }
-}
-
-/// `Ok(Some(NAME))` for `${NAME}`, `Ok(None)` for text without `${`, `Err` for anything else
-/// holding `${` (a typo like `${DUO SKEY}` or `x${Y}` must not become a literal secret).
-fn env_reference(text: &str) -> Result<Option<&str>, ()> {
-    if !text.contains("${") {
-        return Ok(None);
-    }
-    let name = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')).ok_or(())?;
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if valid { Ok(Some(name)) } else { Err(()) }
-}
-
-/// `api-x.duosecurity.com`, `127.0.0.1:41234`, `[::1]:8080` → lower-cased host and port.
-pub(super) fn parse_host(text: &str) -> Result<(String, Option<u16>), String> {
-    if text.contains("://") || text.contains('/') {
-        return Err(format!("`host` must be the API hostname alone, without scheme or path, not `{}`", clip(text)));
-    }
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']').ok_or_else(|| format!("unclosed `[` in `{}`", clip(text)))?;
-        inside.parse::<Ipv6Addr>().map_err(|_| format!("`{}` is not an IPv6 address", clip(inside)))?;
-        (format!("[{}]", inside.to_ascii_lowercase()), after.strip_prefix(':'))
-    } else {
-        match text.rsplit_once(':') {
-            Some((host, port)) => (host.to_ascii_lowercase(), Some(port)),
-            None => (text.to_ascii_lowercase(), None),
-        }
-    };
-    let host_ok = host.starts_with('[')
-        || (!host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
-    if !host_ok {
-        return Err(format!("`{}` is not a host name", clip(text)));
-    }
-    let port = match port {
-        None => None,
-        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("bad port `{}`", clip(p)))?),
-    };
-    Ok((host, port))
-}
-
-/// An `http` integration's `base_url`: scheme, host, port and base path; no credentials, query or
-/// fragment (credentials belong in `auth`).
-fn parse_base_url(text: &str) -> Result<(Endpoint, Scheme), String> {
-    let url = reqwest::Url::parse(text).map_err(|e| format!("`base_url` is not a URL: {e}"))?;
-    let scheme = match url.scheme() {
-        "https" => Scheme::Https,
-        "http" => Scheme::Http,
-        other => return Err(format!("`base_url` scheme `{}` is not `https`", clip(other))),
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("`base_url` holds credentials; put them in `auth`, `username` and `password`".to_owned());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("`base_url` must not have a query or fragment".to_owned());
-    }
-    let host = url.host_str().ok_or("`base_url` has no host")?.to_ascii_lowercase();
-    let base_path = url.path().trim_end_matches('/').to_owned();
-    Ok((Endpoint { scheme, host, port: url.port(), base_path }, scheme))
-}
-
-/// At most 40 characters of something the user wrote, for messages.
-fn clip(text: &str) -> String {
-    let mut out: String = text.chars().take(40).collect();
-    if out.len() < text.len() {
-        out.push('…');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts() {
-        assert_eq!(parse_host("API-X.duosecurity.com"), Ok(("api-x.duosecurity.com".into(), None)));
-        assert_eq!(parse_host("127.0.0.1:41234"), Ok(("127.0.0.1".into(), Some(41234))));
-        assert_eq!(parse_host("[::1]:8080"), Ok(("[::1]".into(), Some(8080))));
-        for bad in ["https://api-x.duosecurity.com", "a/b", "", "x:0", "x:99999", "[::1", "[zz]", "a b", "u@h", ":80"] {
-            assert!(parse_host(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn env_references() {
-        assert_eq!(env_reference("${DUO_SKEY}"), Ok(Some("DUO_SKEY")));
-        assert_eq!(env_reference("plain"), Ok(None));
-        for bad in ["${}", "${1X}", "${A B}", "x${A}", "${A}x", "${A"] {
-            assert_eq!(env_reference(bad), Err(()), "{bad}");
-        }
-    }
-
-    #[test]
-    fn base_urls() {
-        let (endpoint, scheme) = parse_base_url("https://Tickets.Example.com/api/").expect("valid");
-        assert_eq!(
-            (endpoint.host.as_str(), endpoint.port, endpoint.base_path.as_str()),
-            ("tickets.example.com", None, "/api")
-        );
-        assert_eq!(scheme, Scheme::Https);
-        for bad in ["ftp://x", "https://u:p@x/", "https://x/?a=1", "not a url"] {
-            assert!(parse_base_url(bad).is_err(), "{bad}");
         }
     }
 }

@@ -7,7 +7,10 @@
 //! [`Integrations`] can be logged as it is. [`check`] tries an integration's keys against Duo.
 
 pub mod check;
+mod guard;
 mod load;
+mod tls;
+mod value;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -16,6 +19,7 @@ use std::path::{Path, PathBuf};
 use crate::duo::{RetryPolicy, Secret, Signer};
 
 pub use load::{load, parse};
+pub use tls::{Roots, Tls, parse_pem};
 
 /// The environment variable that names the integrations file when `--integrations` is not given.
 pub const ENV_VAR: &str = "FLOWCAT_INTEGRATIONS";
@@ -147,6 +151,8 @@ pub struct Integration {
     pub retry: RetryPolicy,
     /// Plain `http` is allowed because the host is loopback and the file says so.
     pub loopback_http: bool,
+    /// The roots and extra CA certificates the server's certificate is checked against.
+    pub tls: Tls,
 }
 
 impl Integration {
