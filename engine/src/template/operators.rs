@@ -56,7 +56,9 @@ fn scan(text: &str, start: usize, end: usize) -> Option<Operator> {
             q @ (b'"' | b'\'') => k = text[k + 1..end].find(q as char).map_or(end, |p| k + 1 + p),
             b'[' => k = text[k..end].find(']').map_or(end, |p| k + p),
             _ => {
-                if let Some((op, helper)) = OPERATORS.iter().find(|(op, _)| text[k..end].starts_with(op)) {
+                // Bytes, not `text[k..]`: `k` walks bytes and may sit inside a character; an
+                // operator is ASCII, so it can only start on a character's first byte anyway.
+                if let Some((op, helper)) = OPERATORS.iter().find(|(op, _)| b[k..end].starts_with(op.as_bytes())) {
                     return Some(operator(text, (start, k, end), op, helper));
                 }
             }
@@ -115,6 +117,14 @@ mod tests {
         assert_eq!(help("{{#if !a}}x{{/if}}").as_deref(), Some("handlebars has no operators: write `{{#if (not a)}}`"));
         assert_eq!(help("{{a > b > c}}").as_deref(), Some("handlebars has no operators: write `{{gt a b}}`"));
         assert_eq!(find("{{x}} {{a>=b}}").map(|o| (o.byte, o.text)), Some((9, ">=")));
+    }
+
+    #[test]
+    fn characters_of_several_bytes_are_walked_over() {
+        // Found by the fuzzer: slicing the text at a byte inside `é` or `\u{FFFD}` panicked.
+        assert_eq!(find("{{nodes.n1.\u{FFFD}A-o}} {{#if vars.v}}y{{/if}}"), None);
+        assert_eq!(find("{{not (eq \u{FFFD}\u{FFFD}nodes.n5.v 1)}}"), None);
+        assert_eq!(find("{{café == 1}}").map(|o| (o.byte, o.text)), Some((8, "==")));
     }
 
     #[test]
