@@ -78,7 +78,11 @@ impl Diagnostic {
         let _ = writeln!(out, "{pad}--> {}", self.location());
         let _ = writeln!(out, "{pad} |");
         let line = self.lines.line(&self.source.text, span.start.line.saturating_sub(1) as usize);
-        if let Some((full, ascii)) = line {
+        if let Some((full, false)) = line.filter(|(full, ascii)| !ascii && full.len() > LONG_TEXT_LINE) {
+            // Finding a column in it means counting its characters, once per diagnostic: a file
+            // of thousands of mistakes on one such line would take quadratic time to show.
+            let _ = writeln!(out, "{line_no} | (a line of {} bytes with non-ASCII text: not shown)", full.len());
+        } else if let Some((full, ascii)) = line {
             let (line, shift) = window(full, ascii, span.start.col.saturating_sub(1) as usize);
             let _ = writeln!(out, "{line_no} | {line}");
             let start = (span.start.col.saturating_sub(1) as usize).saturating_sub(shift);
@@ -165,6 +169,9 @@ fn line_starts(text: &str) -> Vec<(usize, bool)> {
 
 /// Lines this long are shown as a window around the caret, not whole.
 const MAX_LINE: usize = 160;
+
+/// A line of non-ASCII text longer than this (in bytes) is not shown under its diagnostics.
+const LONG_TEXT_LINE: usize = 16 * 1024;
 
 /// The part of `line` to print around character `at`, and how many characters were cut before.
 /// An ASCII line is cut by bytes, without counting its characters: a file may hold thousands of

@@ -119,3 +119,18 @@ fn yaml_scalar(text: &str) -> flowcat_engine::yaml::Node {
     let doc = flowcat_engine::yaml::parse(&format!("t: {text}\n")).ok().flatten().expect("yaml");
     doc.get("t").cloned().expect("t")
 }
+
+/// The same on one long line of non-ASCII text: placing each caret counted the line's
+/// characters again, so showing every diagnostic took time quadratic in the line.
+#[test]
+fn twenty_thousand_diagnostics_on_one_long_line_of_text() {
+    isolated("scale::twenty_thousand_diagnostics_on_one_long_line_of_text", || {
+        let keys: String = (0..20_000).map(|i| format!(", clé{i}: é")).collect();
+        let catalog = load_one(format!("{{id: long, nodes: []{keys}}}\n"));
+        assert_eq!(catalog.diagnostics().filter(|d| d.code == "unknown-key").count(), 20_000);
+        let shown: Vec<String> = catalog.diagnostics().map(|d| d.render(false)).collect();
+        let last = shown.last().expect("diagnostics");
+        assert!(last.contains("--> "), "{last}");
+        assert!(last.contains("with non-ASCII text: not shown"), "{last}");
+    });
+}
