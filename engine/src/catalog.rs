@@ -70,7 +70,9 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     // every `flowcat run`.
     let cwd = std::env::current_dir().ok();
     let mut out: Vec<PathBuf> = out.iter().map(|p| normalize_in(p, cwd.as_deref())).collect();
-    out.sort();
+    // By the path's bytes: `PathBuf`'s own order compares component by component, which was
+    // the largest single cost of `flowcat run` over a catalog of hundreds of files.
+    out.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     out.dedup();
     Ok(out)
 }
