@@ -36,7 +36,7 @@ fn check(stem: &str) {
     let path = cases_dir().join(format!("{stem}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    // Examples are not in the catalog: they run by file.
+    // Examples run by file (their `path`), which also tests running a flow named by its path.
     let flow = doc["path"].as_str().or(doc["flow"].as_str()).expect("`flow`");
     for (n, case) in doc["cases"].as_array().expect("`cases`").iter().enumerate() {
         let name = case["name"].as_str().expect("a case `name`");
