@@ -10,6 +10,7 @@ pub mod compile;
 pub mod decode;
 pub mod diag;
 pub mod format;
+pub mod journal;
 pub mod kind;
 pub mod library;
 pub mod limits;

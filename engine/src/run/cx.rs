@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::record::{NodeError, RunRecord};
 use super::{Binding, Event, Runner};
+use crate::journal::RunLog;
 use crate::render::{self, Escape, Values};
 use crate::template::{Template, ValueTemplate};
 
@@ -88,6 +89,12 @@ pub struct NodeCx<'a> {
     pub(crate) depth: usize,
     pub(crate) path: Arc<[String]>,
     pub(crate) trace: Arc<Mutex<Trace>>,
+    /// The run's journal, when it has one.
+    pub(crate) journal: Option<Arc<dyn RunLog>>,
+    /// When the node first started, in an earlier process (resume).
+    pub(crate) first_started: Option<u64>,
+    /// When the whole run must have ended.
+    pub(crate) deadline: Option<tokio::time::Instant>,
 }
 
 impl std::fmt::Debug for NodeCx<'_> {
@@ -154,6 +161,26 @@ impl<'a> NodeCx<'a> {
         if let Ok(mut t) = self.trace.lock() {
             t.detail = Some(detail);
         }
+    }
+
+    /// Journals that the node is about to send a write (`request`, already redacted). Call it
+    /// right before sending; when it fails, do not send: the error is the node's.
+    pub async fn intent(&self, request: &Value) -> Result<(), NodeError> {
+        let Some(journal) = &self.journal else { return Ok(()) };
+        journal.intent(&self.path, request).await.map_err(|e| {
+            NodeError::new("journal", format!("the write was not sent: the journal could not record it: {e}"))
+        })
+    }
+
+    /// When the node first started (Unix ms), if that was in an earlier process: a resumed
+    /// wait counts the time already spent from here.
+    pub fn first_started_at(&self) -> Option<u64> {
+        self.first_started
+    }
+
+    /// When the whole run must have ended: waits (retries, polls) must not sleep past it.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.deadline
     }
 
     /// Tells observers the node is waiting (polling, backing off).

@@ -84,7 +84,18 @@ pub(crate) async fn execute(
             let trace = Arc::new(Mutex::new(Trace::default()));
             let p = node_path(i);
             runner.observer.event(&Event::Started { path: &p, kind: node.kind });
-            let cx = NodeCx { id: &node.id, env, bindings, runner, depth, path: p, trace: trace.clone() };
+            let cx = NodeCx {
+                id: &node.id,
+                env,
+                bindings,
+                runner,
+                depth,
+                path: p,
+                trace: trace.clone(),
+                journal: None,
+                first_started: None,
+                deadline: None,
+            };
             states[i] = State::Running;
             let (t0, at) = (Instant::now(), now_ms());
             let span = tracing::info_span!("node", id = %node.id, kind = node.kind);
