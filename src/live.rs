@@ -255,6 +255,16 @@ impl Observer for Live {
                     self.permanent(&mut screen, &format!("{}waiting  {n}: {note}", indent(path)));
                 }
             }
+            Event::Restored { path, status } => {
+                if !self.shown(path, Some(*status)) {
+                    return;
+                }
+                let lead = if self.settings.terminal { "↺ " } else { "restored " };
+                self.permanent(
+                    &mut screen,
+                    &format!("{}{lead}{} (done before; from the journal)", indent(path), name(path)),
+                );
+            }
             Event::Finished { path, status, duration_ms, message } => {
                 let n = name(path);
                 screen.running.retain(|r| r.name != n);

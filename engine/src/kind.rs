@@ -11,7 +11,7 @@ use std::fmt::Debug;
 use crate::diag::{Diagnostic, Diags};
 use crate::limits::Limit;
 use crate::model::{Signature, Slot};
-use crate::run::{BoxFuture, NodeCx, NodeError, NodeOutput};
+pub use crate::node::{Effect, NodeExec, Reconciled};
 use crate::shape::Field;
 use crate::template::{Template, TemplateError, ValueTemplate};
 use crate::yaml::{Node, Span};
@@ -26,60 +26,6 @@ pub trait NodeKind: Sync {
     fn fields(&self) -> &'static [Field];
     /// Compiles the node's fields; returns `None` when it reported an error.
     fn compile(&self, cx: &mut CompileCx<'_>) -> Option<Compiled>;
-}
-
-/// A node's compiled, runnable form. Execution plugs in here; compile time needs only what it
-/// shows of itself.
-pub trait NodeExec: Debug + Send + Sync {
-    /// A one-line summary for graphs, such as `GET /admin/v1/users`.
-    fn label(&self) -> String;
-    /// The node's settings as JSON, for `flowcat graph --format json`.
-    fn describe(&self) -> serde_json::Value;
-    /// Runs the node. Errors are outcomes of the run, recorded against the node.
-    fn run<'a>(&'a self, cx: NodeCx<'a>) -> BoxFuture<'a, Result<NodeOutput, NodeError>>;
-    /// What running the node does outside the run; decides what a resumed run does with the
-    /// node when it was in flight.
-    fn effect(&self) -> Effect {
-        Effect::Local
-    }
-    /// Resume: the node's write was journaled as about to be sent (`intent`), and its outcome
-    /// is unknown. Finds out, with a read, whether it happened.
-    fn reconcile<'a>(&'a self, cx: NodeCx<'a>, intent: &'a serde_json::Value) -> BoxFuture<'a, Reconciled> {
-        let _ = (cx, intent);
-        Box::pin(async { Reconciled::Undeclared })
-    }
-}
-
-/// What running a node does outside the run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Effect {
-    /// Nothing: it computes from values the run has (`set`, `switch`, `fail`). Run again freely.
-    #[default]
-    Local,
-    /// Reads only: run again freely.
-    Read,
-    /// Changes something, but sending it twice changes nothing more (Duo's DELETEs): retried
-    /// after 5xx and lost connections, run again on resume.
-    Idempotent,
-    /// Changes something, and sending it twice may do it twice: never re-sent blindly. On
-    /// resume with its outcome unknown it is reconciled first.
-    Write,
-    /// Runs other nodes (a subflow): resumed through their own journal entries.
-    Composite,
-}
-
-/// What [`NodeExec::reconcile`] found.
-#[derive(Debug)]
-pub enum Reconciled {
-    /// The write happened: this is the node's result, as if its answer had arrived.
-    Done(NodeOutput),
-    /// The write did not happen: it may be sent.
-    NotDone,
-    /// The node declares no way to find out: a person must check.
-    Undeclared,
-    /// The read failed: the outcome is still unknown.
-    Failed(NodeError),
 }
 
 /// What a kind returns from [`NodeKind::compile`].

@@ -17,6 +17,7 @@ pub mod limits;
 mod lints;
 pub mod load;
 pub mod model;
+pub mod node;
 pub mod plan;
 pub mod render;
 pub mod run;

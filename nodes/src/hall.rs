@@ -111,7 +111,13 @@ impl Hall {
         let flow = self.flow(&call.flow)?;
         let bindings = self.bind(flow, &call.binds)?;
         crate::bind::check_host(flow, &bindings, &call.vars).map_err(Refused::Bind)?;
-        Ok(Checked(RunRequest { flow: flow.id().to_owned(), inputs: call.inputs, vars: call.vars, bindings }))
+        Ok(Checked(RunRequest {
+            flow: flow.id().to_owned(),
+            inputs: call.inputs,
+            vars: call.vars,
+            bindings,
+            durable: Default::default(),
+        }))
     }
 
     fn bind(&self, flow: &Flow, binds: &[(String, String)]) -> Result<HashMap<String, Arc<Binding>>, Refused> {

@@ -1,20 +1,31 @@
 //! The scheduler: starts each node once everything it waits for has finished, applies the skip
-//! rule, and stops the run cleanly at the first failure.
+//! rule, journals what finished before anything that waits for it starts, and stops the run
+//! cleanly at the first failure, on a stop request, or at the deadline.
+//!
+//! One [`Scheduler`] runs one level of a run (the flow, or one subflow call). Its steps are
+//! methods with one job each: [`Scheduler::launch`] takes ready nodes (skipping, restoring
+//! from the journal, or starting them), [`Scheduler::complete`] takes a node's outcome
+//! (journaling it before releasing its dependents), [`Scheduler::halt`] stops the run, and
+//! [`Scheduler::into_record`] writes the record.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::StreamExt as _;
+use futures_util::future::{Either, select};
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
-use super::cx::{Env, NodeCx, NodeOutput, Trace};
 use super::inputs::Prepared;
-use super::record::{NodeError, NodeRecord, NodeStatus, RunFailure, RunRecord, RunStatus, now_ms};
-use super::{Binding, Event, Runner};
+use super::{Level, StopLevel};
 use crate::Flow;
+use crate::journal::{Finished, NodePast, path_key};
+use crate::node::record::now_ms;
+use crate::node::{
+    Bindings, BoxFuture, Effect, Env, Event, NodeCx, NodeError, NodeOutput, NodeRecord, NodeStatus, Reconciled,
+    RunFailure, RunRecord, RunStatus, Subflows as _, Trace,
+};
 use crate::plan::{OnError, PlanNode};
 use crate::render::{Escape, render, render_value, truthy};
 
@@ -27,167 +38,506 @@ enum State {
     Failed,
 }
 
-type Finished = (usize, Result<NodeOutput, NodeError>, Arc<Mutex<Trace>>, Instant, u64);
+/// Why the run stopped before its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Halt {
+    /// A node failed (or an output could not be rendered).
+    Failed,
+    /// Stopped on request, or the journal could not be written: resumable.
+    Interrupted,
+    /// A write's outcome is unknown and could not be reconciled.
+    Attention,
+}
+
+/// How a node's future ended.
+enum Outcome {
+    Ran(Result<NodeOutput, NodeError>),
+    /// The node's write had an unknown outcome that could not be reconciled.
+    Attention(NodeError),
+}
+
+struct Ended {
+    node: usize,
+    outcome: Outcome,
+    trace: Arc<Mutex<Trace>>,
+    t0: Instant,
+    at: u64,
+}
 
 pub(crate) async fn execute(
-    runner: &Runner,
+    level: &Level<'_>,
     flow: &Flow,
     prepared: Prepared,
-    bindings: &HashMap<String, Arc<Binding>>,
+    bindings: &Bindings,
     depth: usize,
     path: Arc<[String]>,
 ) -> RunRecord {
-    let plan = &flow.plan;
-    let started_at = now_ms();
-    let base = Env { inputs: Arc::new(prepared.inputs), vars: Arc::new(prepared.vars), nodes: Vec::new() };
-    let mut states: Vec<State> = (0..plan.nodes.len()).map(|i| State::Waiting(plan.deps(i).count())).collect();
-    let mut records: Vec<NodeRecord> = plan.nodes.iter().map(pending_record).collect();
-    let mut ready: Vec<usize> = plan.order.iter().copied().filter(|&i| plan.deps(i).next().is_none()).collect();
-    ready.reverse();
-    let mut running: FuturesUnordered<crate::run::BoxFuture<'_, Finished>> = FuturesUnordered::new();
-    let mut failure: Option<RunFailure> = None;
-    let ids: HashMap<&str, usize> = plan.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
-    let node_path = |i: usize| -> Arc<[String]> {
-        let mut p = path.to_vec();
-        p.push(plan.nodes[i].id.clone());
-        Arc::from(p)
-    };
+    let mut s = Scheduler::new(level, flow, prepared, bindings, depth, path);
+    let mut running: FuturesUnordered<BoxFuture<'_, Ended>> = FuturesUnordered::new();
+    let mut stop = level.durable.stop.clone();
     loop {
-        while running.len() < runner.options.max_parallel.max(1) {
-            let Some(i) = ready.pop() else { break };
-            let node = &plan.nodes[i];
-            let skip = match skip_reason(node, &states, &base) {
-                Ok(skip) => skip,
+        if s.stop_level(&stop) == StopLevel::Abandon {
+            if !running.is_empty() || !s.finished_all() {
+                s.interrupt("the run was stopped; the nodes in flight were abandoned");
+            }
+            break;
+        }
+        if s.halt.is_none() && s.stop_level(&stop) == StopLevel::Go {
+            s.launch(&mut running);
+        }
+        if running.is_empty() {
+            if s.halt.is_none() && s.stop_level(&stop) != StopLevel::Go && !s.finished_all() {
+                s.interrupt("the run was stopped before it finished");
+            }
+            break;
+        }
+        if s.halt.is_some() && s.halt != Some(Halt::Interrupted) {
+            break;
+        }
+        let ended = match s.next(&mut running, &mut stop).await {
+            Next::Ended(ended) => ended,
+            Next::Stop(StopLevel::Abandon) => {
+                s.interrupt("the run was stopped; the nodes in flight were abandoned");
+                break;
+            }
+            Next::Stop(_) => continue,
+            Next::Deadline => {
+                s.fail_deadline();
+                break;
+            }
+        };
+        s.complete(ended).await;
+    }
+    // Dropping the set drops every node still running: their requests are cancelled.
+    drop(running);
+    s.into_record()
+}
+
+enum Next {
+    Ended(Ended),
+    Stop(StopLevel),
+    Deadline,
+}
+
+struct Scheduler<'r, 'l> {
+    level: &'r Level<'l>,
+    flow: &'r Flow,
+    bindings: &'r Bindings,
+    depth: usize,
+    path: Arc<[String]>,
+    base: Env,
+    started_at: u64,
+    states: Vec<State>,
+    records: Vec<NodeRecord>,
+    /// Per node: what it journaled as about to be sent in this process.
+    traces: Vec<Option<Arc<Mutex<Trace>>>>,
+    ready: Vec<usize>,
+    failure: Option<RunFailure>,
+    halt: Option<Halt>,
+}
+
+impl<'r, 'l> Scheduler<'r, 'l> {
+    fn new(
+        level: &'r Level<'l>,
+        flow: &'r Flow,
+        prepared: Prepared,
+        bindings: &'r Bindings,
+        depth: usize,
+        path: Arc<[String]>,
+    ) -> Self {
+        let plan = &flow.plan;
+        let mut ready: Vec<usize> = plan.order.iter().copied().filter(|&i| plan.deps(i).next().is_none()).collect();
+        ready.reverse();
+        Scheduler {
+            level,
+            flow,
+            bindings,
+            depth,
+            path,
+            base: Env { inputs: Arc::new(prepared.inputs), vars: Arc::new(prepared.vars), nodes: Vec::new() },
+            started_at: now_ms(),
+            states: (0..plan.nodes.len()).map(|i| State::Waiting(plan.deps(i).count())).collect(),
+            records: plan.nodes.iter().map(pending_record).collect(),
+            traces: vec![None; plan.nodes.len()],
+            ready,
+            failure: None,
+            halt: None,
+        }
+    }
+
+    fn node_path(&self, i: usize) -> Arc<[String]> {
+        let mut p = self.path.to_vec();
+        p.push(self.flow.plan.nodes[i].id.clone());
+        Arc::from(p)
+    }
+
+    fn stop_level(&self, stop: &Option<tokio::sync::watch::Receiver<StopLevel>>) -> StopLevel {
+        stop.as_ref().map(|s| *s.borrow()).unwrap_or_default()
+    }
+
+    fn finished_all(&self) -> bool {
+        self.states.iter().all(|s| matches!(s, State::Done { .. } | State::Skipped))
+    }
+
+    /// Takes ready nodes while fewer than `max_parallel` run: skips them, restores them from
+    /// the journal, or starts them.
+    fn launch(&mut self, running: &mut FuturesUnordered<BoxFuture<'r, Ended>>) {
+        let max = self.level.runner.options.max_parallel.max(1);
+        while running.len() < max && self.halt.is_none() {
+            let Some(i) = self.ready.pop() else { break };
+            let node = &self.flow.plan.nodes[i];
+            match skip_reason(node, &self.states, &self.base) {
+                Ok(None) => {}
+                Ok(Some(reason)) => {
+                    self.skip(i, reason);
+                    continue;
+                }
                 Err(e) => {
                     // A condition that cannot be evaluated is the node's failure, never a skip.
-                    records[i].status = NodeStatus::Failed;
-                    records[i].error = Some(e.clone());
-                    failure = Some(RunFailure { node: node.id.clone(), code: e.code, message: e.message });
+                    self.records[i].status = NodeStatus::Failed;
+                    self.records[i].error = Some(e.clone());
+                    self.fail(node.id.clone(), e.code, e.message);
                     break;
                 }
-            };
-            if let Some(reason) = skip {
-                states[i] = State::Skipped;
-                records[i].status = NodeStatus::Skipped;
-                records[i].reason = Some(reason);
-                let p = node_path(i);
-                runner.observer.event(&Event::Finished {
-                    path: &p,
-                    status: NodeStatus::Skipped,
-                    duration_ms: 0.0,
-                    message: records[i].reason.as_deref(),
-                });
-                release(plan, i, &mut states, &mut ready);
+            }
+            if self.deadline_passed() {
+                self.fail_deadline();
+                break;
+            }
+            let key = path_key(&self.node_path(i));
+            let past = self.level.durable.past.node(&key).cloned();
+            if let Some(done) = past.as_ref().and_then(|p| p.finished.clone()) {
+                self.restore(i, done);
                 continue;
             }
-            let env = env_for(node, &base, &states);
-            let trace = Arc::new(Mutex::new(Trace::default()));
-            let p = node_path(i);
-            runner.observer.event(&Event::Started { path: &p, kind: node.kind });
-            let cx = NodeCx {
-                id: &node.id,
-                env,
+            running.push(self.start(i, past));
+        }
+    }
+
+    fn skip(&mut self, i: usize, reason: String) {
+        self.states[i] = State::Skipped;
+        self.records[i].status = NodeStatus::Skipped;
+        self.records[i].reason = Some(reason);
+        let p = self.node_path(i);
+        self.observer().event(&Event::Finished {
+            path: &p,
+            status: NodeStatus::Skipped,
+            duration_ms: 0.0,
+            message: self.records[i].reason.as_deref(),
+        });
+        self.release(i);
+    }
+
+    /// A node the journal says finished in an earlier process: its result, not run again.
+    fn restore(&mut self, i: usize, done: Finished) {
+        let value = done.record.result.clone().unwrap_or_else(|| Arc::new(Value::Null));
+        self.states[i] = State::Done { value, branch: done.branch };
+        self.records[i] = done.record;
+        let p = self.node_path(i);
+        self.observer().event(&Event::Restored { path: &p, status: self.records[i].status });
+        self.release(i);
+    }
+
+    /// Starts node `i`. A write whose outcome an earlier process left unknown is reconciled
+    /// first, and sent only if that shows it did not happen.
+    fn start(&mut self, i: usize, past: Option<NodePast>) -> BoxFuture<'r, Ended> {
+        let level = self.level;
+        let node: &'r PlanNode = &self.flow.plan.nodes[i];
+        let p = self.node_path(i);
+        let past = past.unwrap_or_default();
+        let (t0, at) = (Instant::now(), now_ms());
+        let journal = level.durable.journal.clone();
+        if let Some(j) = &journal {
+            if past.started_at.is_none() && node.compiled.exec.effect() != Effect::Local {
+                j.started(&p, at);
+            }
+        }
+        self.observer().event(&Event::Started { path: &p, kind: node.kind });
+        let trace = Arc::new(Mutex::new(Trace::default()));
+        self.traces[i] = Some(trace.clone());
+        self.states[i] = State::Running;
+        let env = env_for(node, &self.base, &self.states);
+        let bindings = self.bindings;
+        let depth = self.depth;
+        let deadline = level.durable.deadline;
+        let first_started = past.started_at;
+        let cx = {
+            let trace = trace.clone();
+            let id: &'r str = &node.id;
+            move || NodeCx {
+                id,
+                env: env.clone(),
                 bindings,
-                runner,
+                sub: level,
                 depth,
-                path: p,
+                path: p.clone(),
                 trace: trace.clone(),
-                journal: None,
-                first_started: None,
-                deadline: None,
-            };
-            states[i] = State::Running;
-            let (t0, at) = (Instant::now(), now_ms());
-            let span = tracing::info_span!("node", id = %node.id, kind = node.kind);
-            let fut = async move {
+                journal: journal.clone(),
+                first_started,
+                deadline,
+            }
+        };
+        let in_doubt = match node.compiled.exec.effect() {
+            Effect::Write => past.intent,
+            _ => None,
+        };
+        let span = tracing::info_span!("node", id = %node.id, kind = node.kind);
+        Box::pin(
+            async move {
                 tracing::debug!("node started");
-                let result = node.compiled.exec.run(cx).await;
+                let exec = &node.compiled.exec;
+                if let Some(intent) = &in_doubt {
+                    match exec.reconcile(cx(), intent).await {
+                        Reconciled::Done(out) => {
+                            tracing::info!("write found done by its reconcile read");
+                            return Ended { node: i, outcome: Outcome::Ran(Ok(out)), trace, t0, at };
+                        }
+                        Reconciled::NotDone => tracing::info!("write found not done: sending it"),
+                        Reconciled::Undeclared => {
+                            let e = unknown_outcome(intent, "the node declares no `reconcile:` read");
+                            return Ended { node: i, outcome: Outcome::Attention(e), trace, t0, at };
+                        }
+                        Reconciled::Failed(e) => {
+                            let why = format!("its `reconcile:` read failed: {}", e.message);
+                            let e = unknown_outcome(intent, &why);
+                            return Ended { node: i, outcome: Outcome::Attention(e), trace, t0, at };
+                        }
+                    }
+                }
+                let result = exec.run(cx()).await;
                 if let Err(e) = &result {
                     tracing::debug!(code = %e.code, "node failed");
                 }
-                (i, result, trace, t0, at)
+                Ended { node: i, outcome: Outcome::Ran(result), trace, t0, at }
             }
-            .instrument(span);
-            running.push(Box::pin(fut));
+            .instrument(span),
+        )
+    }
+
+    /// Waits for the next node to end, a stop request, or the deadline.
+    async fn next(
+        &self,
+        running: &mut FuturesUnordered<BoxFuture<'r, Ended>>,
+        stop: &mut Option<tokio::sync::watch::Receiver<StopLevel>>,
+    ) -> Next {
+        // One node in flight (a chain, the common case) and nothing to watch: await it
+        // directly. Going through `FuturesUnordered` adds a wake-up hop per I/O event, measured
+        // at ~25 µs per request on loopback (docs/benchmarks.md).
+        let deadline = self.level.durable.deadline;
+        if stop.is_none() && deadline.is_none() && running.len() == 1 {
+            if let Some(only) = running.iter_mut().next() {
+                let out = only.await;
+                running.clear();
+                return Next::Ended(out);
+            }
         }
-        if failure.is_some() {
-            break;
-        }
-        // One node in flight (a chain, the common case): await it directly. Going through
-        // `FuturesUnordered` adds a wake-up hop per I/O event, measured at ~25 µs per request
-        // on loopback (docs/benchmarks.md); nothing else can start until it ends anyway.
-        let next = match running.len() {
-            1 => match running.iter_mut().next() {
-                Some(only) => {
-                    let out = only.await;
-                    running.clear();
-                    Some(out)
+        let ended = running.next();
+        let stopped = async {
+            match stop {
+                Some(rx) => {
+                    let seen = *rx.borrow_and_update();
+                    loop {
+                        if rx.changed().await.is_err() {
+                            // The sender is gone: nobody can ask for more.
+                            std::future::pending::<()>().await;
+                        }
+                        let now = *rx.borrow_and_update();
+                        if now > seen {
+                            return now;
+                        }
+                    }
                 }
-                None => None,
-            },
-            _ => running.next().await,
+                None => std::future::pending().await,
+            }
         };
-        let Some((i, result, trace, t0, at)) = next else { break };
-        let node = &plan.nodes[i];
-        let rec = &mut records[i];
-        finish_record(rec, &trace, t0, at);
-        match &result {
-            Ok(_) => tracing::debug!(node = %node.id, ms = rec.duration_ms, "node succeeded"),
-            Err(e) => tracing::info!(node = %node.id, code = %e.code, error = %e.message, "node failed"),
+        let expired = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let watch = select(Box::pin(stopped), Box::pin(expired));
+        match select(ended, watch).await {
+            Either::Left((Some(ended), _)) => Next::Ended(ended),
+            Either::Left((None, _)) => Next::Stop(StopLevel::Drain),
+            Either::Right((Either::Left((level, _)), _)) => Next::Stop(level),
+            Either::Right((Either::Right(((), _)), _)) => Next::Deadline,
         }
-        let p = node_path(i);
+    }
+
+    /// Takes a node's outcome: journals it, then releases the nodes that wait for it.
+    async fn complete(&mut self, ended: Ended) {
+        let Ended { node: i, outcome, trace, t0, at } = ended;
+        let node = &self.flow.plan.nodes[i];
+        finish_record(&mut self.records[i], &trace, t0, at);
+        let p = self.node_path(i);
+        let result = match outcome {
+            Outcome::Ran(result) => result,
+            Outcome::Attention(e) => {
+                self.records[i].status = NodeStatus::Unknown;
+                self.records[i].error = Some(e.clone());
+                self.states[i] = State::Failed;
+                self.emit_finished(i, &p);
+                self.stop_for(Halt::Attention, node.id.clone(), e.code, e.message);
+                return;
+            }
+        };
+        // A subflow that was stopped or needs attention stops this run the same way.
+        let nested = trace.lock().ok().and_then(|t| t.subflow.as_ref().map(|r| (r.status, r.error.clone())));
+        if let (Err(e), Some((status @ (RunStatus::Interrupted | RunStatus::NeedsAttention), _))) = (&result, &nested) {
+            self.records[i].status = NodeStatus::Cancelled;
+            self.states[i] = State::Failed;
+            let halt = if *status == RunStatus::Interrupted { Halt::Interrupted } else { Halt::Attention };
+            self.stop_for(halt, node.id.clone(), e.code.clone(), e.message.clone());
+            return;
+        }
+        let rec = &mut self.records[i];
+        let mut branch = None;
         match result {
             Ok(out) => {
+                tracing::debug!(node = %node.id, ms = rec.duration_ms, "node succeeded");
                 rec.status = NodeStatus::Succeeded;
                 let value = Arc::new(out.value);
                 rec.result = Some(value.clone());
-                states[i] = State::Done { value, branch: out.branch };
+                branch = out.branch.clone();
+                self.states[i] = State::Done { value, branch: out.branch };
             }
             Err(e) => {
+                tracing::info!(node = %node.id, code = %e.code, error = %e.message, "node failed");
                 rec.status = NodeStatus::Failed;
                 rec.error = Some(e.clone());
                 if node.on_error == OnError::Continue {
                     let value = Arc::new(e.as_result());
                     rec.result = Some(value.clone());
-                    states[i] = State::Done { value, branch: None };
+                    self.states[i] = State::Done { value, branch: None };
                 } else {
-                    states[i] = State::Failed;
-                    failure =
-                        Some(RunFailure { node: node.id.clone(), code: e.code.clone(), message: e.message.clone() });
+                    self.states[i] = State::Failed;
+                    self.emit_finished(i, &p);
+                    self.fail(node.id.clone(), e.code, e.message);
+                    return;
                 }
             }
         }
-        let message = rec.error.as_ref().map(|e| e.message.as_str());
-        runner.observer.event(&Event::Finished {
-            path: &p,
+        if let Some(journal) = &self.level.durable.journal {
+            let done = Finished { record: self.records[i].clone(), branch };
+            if let Err(e) = journal.finished(&p, &done).await {
+                // The node's effect happened but is not journaled: a resume reconciles it.
+                self.emit_finished(i, &p);
+                let message = format!("the journal could not record that node `{}` finished: {e}", node.id);
+                self.stop_for(Halt::Interrupted, node.id.clone(), "journal".into(), message);
+                return;
+            }
+        }
+        self.emit_finished(i, &p);
+        self.release(i);
+    }
+
+    fn emit_finished(&self, i: usize, p: &[String]) {
+        let rec = &self.records[i];
+        self.observer().event(&Event::Finished {
+            path: p,
             status: rec.status,
             duration_ms: rec.duration_ms.unwrap_or_default(),
-            message,
+            message: rec.error.as_ref().map(|e| e.message.as_str()),
         });
-        if failure.is_some() {
-            break;
+    }
+
+    /// Marks `i` finished for the nodes waiting on it; those with nothing left to wait for
+    /// are ready.
+    fn release(&mut self, i: usize) {
+        for (d, _) in self.flow.plan.dependents(i) {
+            if let State::Waiting(n) = &mut self.states[d] {
+                *n -= 1;
+                if *n == 0 {
+                    self.ready.push(d);
+                }
+            }
         }
-        release(plan, i, &mut states, &mut ready);
     }
-    // Dropping the set drops every node still running: their requests are cancelled.
-    drop(running);
-    for (i, s) in states.iter().enumerate() {
-        if matches!(s, State::Running) {
-            records[i].status = NodeStatus::Cancelled;
+
+    fn fail(&mut self, node: String, code: String, message: String) {
+        self.stop_for(Halt::Failed, node, code, message);
+    }
+
+    fn stop_for(&mut self, halt: Halt, node: String, code: String, message: String) {
+        if self.halt.is_none() {
+            self.halt = Some(halt);
+            self.failure = Some(RunFailure { node, code, message });
         }
     }
-    let outputs = if failure.is_none() { outputs(flow, &base, &states, &ids, &mut failure) } else { Map::new() };
-    RunRecord {
-        flow: flow.id().to_owned(),
-        status: if failure.is_some() { RunStatus::Failed } else { RunStatus::Succeeded },
-        error: failure,
-        inputs: (*base.inputs).clone(),
-        vars: (*base.vars).clone(),
-        outputs,
-        started_at,
-        ended_at: now_ms(),
-        nodes: records,
+
+    fn interrupt(&mut self, why: &str) {
+        let node = self.path.last().cloned().unwrap_or_default();
+        self.stop_for(Halt::Interrupted, node, "interrupted".into(), why.to_owned());
     }
+
+    fn deadline_passed(&self) -> bool {
+        self.level.durable.deadline.is_some_and(|d| tokio::time::Instant::now() >= d)
+    }
+
+    fn fail_deadline(&mut self) {
+        let node = self.path.last().cloned().unwrap_or_default();
+        let message = "the run's deadline passed before it finished".to_owned();
+        self.stop_for(Halt::Failed, node, "deadline".into(), message);
+    }
+
+    fn observer(&self) -> &dyn crate::node::Observer {
+        self.level.observer()
+    }
+
+    /// The run's record. Nodes still running were dropped: a write among them that journaled
+    /// its intent has an unknown outcome, the others were cancelled.
+    fn into_record(mut self) -> RunRecord {
+        for (i, s) in self.states.iter().enumerate() {
+            if matches!(s, State::Running) {
+                let trace =
+                    self.traces[i].as_ref().and_then(|t| t.lock().ok().map(|mut t| (t.intent.take(), t.attempts)));
+                let (intent, attempts) = trace.unwrap_or_default();
+                let rec = &mut self.records[i];
+                rec.attempts = attempts.unwrap_or(0);
+                match intent {
+                    Some(request) => {
+                        rec.status = NodeStatus::Unknown;
+                        rec.error = Some(unknown_outcome(&request, "the run stopped while it was in flight"));
+                    }
+                    None => rec.status = NodeStatus::Cancelled,
+                }
+            }
+        }
+        let ids = self.flow.plan.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+        let outputs = if self.halt.is_none() {
+            outputs(self.flow, &self.base, &self.states, &ids, &mut self.failure)
+        } else {
+            Map::new()
+        };
+        let status = match (self.halt, &self.failure) {
+            (Some(Halt::Interrupted), _) => RunStatus::Interrupted,
+            (Some(Halt::Attention), _) => RunStatus::NeedsAttention,
+            (Some(Halt::Failed), _) | (None, Some(_)) => RunStatus::Failed,
+            (None, None) => RunStatus::Succeeded,
+        };
+        RunRecord {
+            flow: self.flow.id().to_owned(),
+            id: None,
+            status,
+            error: self.failure,
+            inputs: Arc::try_unwrap(self.base.inputs).unwrap_or_else(|a| (*a).clone()),
+            vars: Arc::try_unwrap(self.base.vars).unwrap_or_else(|a| (*a).clone()),
+            outputs,
+            started_at: self.started_at,
+            ended_at: now_ms(),
+            nodes: self.records,
+        }
+    }
+}
+
+/// The error of a write whose outcome is unknown: what was sent, and why nobody knows.
+fn unknown_outcome(intent: &Value, why: &str) -> NodeError {
+    NodeError::new(
+        "outcome_unknown",
+        format!("a write was sent and its outcome is unknown ({why}); check it before resuming"),
+    )
+    .with_data(serde_json::json!({ "request": intent }))
 }
 
 fn pending_record(n: &PlanNode) -> NodeRecord {
@@ -215,18 +565,6 @@ fn finish_record(rec: &mut NodeRecord, trace: &Mutex<Trace>, t0: Instant, at: u6
         rec.attempts = t.attempts.unwrap_or(1);
         rec.detail = t.detail.take();
         rec.subflow = t.subflow.take().map(Box::new);
-    }
-}
-
-/// Marks `i` finished for the nodes waiting on it; those with nothing left to wait for are ready.
-fn release(plan: &crate::Plan, i: usize, states: &mut [State], ready: &mut Vec<usize>) {
-    for (d, _) in plan.dependents(i) {
-        if let State::Waiting(n) = &mut states[d] {
-            *n -= 1;
-            if *n == 0 {
-                ready.push(d);
-            }
-        }
     }
 }
 
@@ -271,7 +609,7 @@ fn outputs(
     flow: &Flow,
     base: &Env,
     states: &[State],
-    ids: &HashMap<&str, usize>,
+    ids: &std::collections::HashMap<&str, usize>,
     failure: &mut Option<RunFailure>,
 ) -> Map<String, Value> {
     let all: Vec<(Arc<str>, Arc<Value>)> = flow

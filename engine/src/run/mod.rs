@@ -4,40 +4,25 @@
 //! independent nodes overlap (bounded by `max_parallel`) without spawning tasks: when a node
 //! fails, dropping the set drops every in-flight request, and no task is left behind.
 
-mod cx;
 mod exec;
 mod inputs;
-pub mod record;
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
-pub use cx::{BoxFuture, Env, NodeCx, NodeOutput};
-pub use record::{Detail, NodeError, NodeRecord, NodeStatus, RunFailure, RunRecord, RunStatus};
+pub use crate::node::record;
+pub use crate::node::{
+    Binding, Bindings, BoxFuture, Detail, Env, Event, NodeCx, NodeError, NodeOutput, NodeRecord, NodeStatus, Observer,
+    Quiet, RunFailure, RunRecord, RunStatus,
+};
 
 use crate::catalog::Catalog;
-
-/// An integration bound to a slot: opaque to the engine, downcast by the node kind that uses
-/// it. It may offer values for the flow's vars (e.g. `host`).
-pub struct Binding {
-    /// The integration's name, for messages.
-    pub name: String,
-    /// Its kind, checked against the slot's.
-    pub kind: String,
-    /// Values for vars the flow declares without a default.
-    pub vars: Map<String, Value>,
-    pub value: Arc<dyn Any + Send + Sync>,
-}
-
-impl std::fmt::Debug for Binding {
-    // The value may hold keys: print only what identifies it.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Binding").field("name", &self.name).field("kind", &self.kind).finish_non_exhaustive()
-    }
-}
+use crate::journal::{Past, RunLog};
+use crate::node::Subflows;
 
 /// What to run.
 #[derive(Debug, Default)]
@@ -48,6 +33,40 @@ pub struct RunRequest {
     pub vars: Map<String, Value>,
     /// Slot name → integration.
     pub bindings: HashMap<String, Arc<Binding>>,
+    /// How the run is journaled, resumed, stopped and bounded; by default not at all.
+    pub durable: Durable,
+}
+
+/// What makes a run survive its process: a journal to write, the past of the run it resumes,
+/// a way to stop it cleanly, and a deadline.
+#[derive(Debug, Default)]
+pub struct Durable {
+    /// Written as the run goes (docs/architecture.md, "The journal").
+    pub journal: Option<Arc<dyn RunLog>>,
+    /// What the journal holds of this run from an earlier process: finished nodes are not run
+    /// again, writes in flight are reconciled.
+    pub past: Arc<Past>,
+    /// Stops the run: see [`StopLevel`].
+    pub stop: Option<watch::Receiver<StopLevel>>,
+    /// The whole run (its subflows, polls and retries included) ends by then, failing with
+    /// code `deadline`.
+    pub deadline: Option<Instant>,
+}
+
+/// How far a run is asked to stop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StopLevel {
+    #[default]
+    Go,
+    /// Start no new node; let the nodes in flight finish (the caller bounds how long).
+    Drain,
+    /// Drop the nodes in flight now: a write among them is recorded as outcome unknown.
+    Abandon,
+}
+
+/// A sender of [`StopLevel`]s and the receiver to put in [`Durable::stop`].
+pub fn stop_signal() -> (watch::Sender<StopLevel>, watch::Receiver<StopLevel>) {
+    watch::channel(StopLevel::Go)
 }
 
 /// A run that could not start: said before any node runs.
@@ -72,39 +91,6 @@ impl From<RunError> for NodeError {
         };
         NodeError::new(code, e.to_string())
     }
-}
-
-/// Progress of a run, for live views and logs.
-#[derive(Debug)]
-pub enum Event<'a> {
-    /// `path` is the node's id, after the ids of the subflow nodes it runs inside.
-    Started {
-        path: &'a [String],
-        kind: &'a str,
-    },
-    Finished {
-        path: &'a [String],
-        status: NodeStatus,
-        duration_ms: f64,
-        message: Option<&'a str>,
-    },
-    Waiting {
-        path: &'a [String],
-        note: &'a str,
-    },
-}
-
-/// Receives run events; must be cheap, it is called on the run's own task.
-pub trait Observer: Send + Sync {
-    fn event(&self, event: &Event<'_>);
-}
-
-/// Ignores every event.
-#[derive(Debug)]
-pub struct Quiet;
-
-impl Observer for Quiet {
-    fn event(&self, _: &Event<'_>) {}
 }
 
 /// Limits of a runner.
@@ -146,29 +132,11 @@ impl Runner {
         let flow = self.flow(&req.flow)?;
         let prepared = inputs::prepare(flow, req.inputs, req.vars, &req.bindings)?;
         let span = tracing::info_span!("run", flow = %flow.id());
-        let record =
-            exec::execute(self, flow, prepared, &req.bindings, 0, Arc::from(Vec::new())).instrument(span).await;
+        let level = Level { runner: self, durable: &req.durable };
+        let root: Arc<[String]> = Arc::from(Vec::new());
+        let record = exec::execute(&level, flow, prepared, &req.bindings, 0, root).instrument(span).await;
         tracing::info!(flow = %flow.id(), status = ?record.status, "run finished");
         Ok(record)
-    }
-
-    /// A subflow's run, from a node at `depth`.
-    pub(crate) async fn run_nested(
-        &self,
-        flow: &str,
-        inputs: Map<String, Value>,
-        bindings: HashMap<String, Arc<Binding>>,
-        depth: usize,
-        path: Arc<[String]>,
-    ) -> Result<RunRecord, RunError> {
-        if depth > self.options.max_depth {
-            return Err(RunError::TooDeep(self.options.max_depth));
-        }
-        use tracing::Instrument as _;
-        let flow = self.flow(flow)?;
-        let prepared = inputs::prepare(flow, inputs, Map::new(), &bindings)?;
-        let span = tracing::info_span!("subflow", flow = %flow.id(), depth);
-        Ok(exec::execute(self, flow, prepared, &bindings, depth, path).instrument(span).await)
     }
 
     fn flow(&self, id: &str) -> Result<&crate::Flow, RunError> {
@@ -181,5 +149,38 @@ impl Runner {
         let crate::library::Unknown { flow, hint } =
             crate::library::Unknown::new(id, self.catalog.flows().map(|f| f.id()));
         Err(RunError::UnknownFlow { flow, hint })
+    }
+}
+
+/// One run's view of the runner: what every level of subflows of the run shares.
+pub(crate) struct Level<'r> {
+    pub runner: &'r Runner,
+    pub durable: &'r Durable,
+}
+
+impl Subflows for Level<'_> {
+    fn run_subflow<'a>(
+        &'a self,
+        flow: &'a str,
+        inputs: Map<String, Value>,
+        bindings: Bindings,
+        depth: usize,
+        path: Arc<[String]>,
+    ) -> BoxFuture<'a, Result<RunRecord, NodeError>> {
+        Box::pin(async move {
+            use tracing::Instrument as _;
+            let options = &self.runner.options;
+            if depth > options.max_depth {
+                return Err(RunError::TooDeep(options.max_depth).into());
+            }
+            let flow = self.runner.flow(flow)?;
+            let prepared = inputs::prepare(flow, inputs, Map::new(), &bindings)?;
+            let span = tracing::info_span!("subflow", flow = %flow.id(), depth);
+            Ok(exec::execute(self, flow, prepared, &bindings, depth, path).instrument(span).await)
+        })
+    }
+
+    fn observer(&self) -> &dyn Observer {
+        &*self.runner.observer
     }
 }

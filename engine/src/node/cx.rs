@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 
 use super::record::{NodeError, RunRecord};
-use super::{Binding, Event, Runner};
+use super::{Binding, Event, Subflows};
 use crate::journal::RunLog;
 use crate::render::{self, Escape, Values};
 use crate::template::{Template, ValueTemplate};
@@ -78,6 +78,8 @@ pub(crate) struct Trace {
     pub attempts: Option<u32>,
     pub detail: Option<super::record::Detail>,
     pub subflow: Option<RunRecord>,
+    /// The write the node said it is about to send (redacted).
+    pub intent: Option<Value>,
 }
 
 /// The context of one running node.
@@ -85,7 +87,8 @@ pub struct NodeCx<'a> {
     pub id: &'a str,
     pub(crate) env: Env,
     pub(crate) bindings: &'a HashMap<String, Arc<Binding>>,
-    pub(crate) runner: &'a Runner,
+    /// Runs subflows and receives events: the scheduler.
+    pub(crate) sub: &'a dyn Subflows,
     pub(crate) depth: usize,
     pub(crate) path: Arc<[String]>,
     pub(crate) trace: Arc<Mutex<Trace>>,
@@ -166,6 +169,9 @@ impl<'a> NodeCx<'a> {
     /// Journals that the node is about to send a write (`request`, already redacted). Call it
     /// right before sending; when it fails, do not send: the error is the node's.
     pub async fn intent(&self, request: &Value) -> Result<(), NodeError> {
+        if let Ok(mut t) = self.trace.lock() {
+            t.intent = Some(request.clone());
+        }
         let Some(journal) = &self.journal else { return Ok(()) };
         journal.intent(&self.path, request).await.map_err(|e| {
             NodeError::new("journal", format!("the write was not sent: the journal could not record it: {e}"))
@@ -185,7 +191,7 @@ impl<'a> NodeCx<'a> {
 
     /// Tells observers the node is waiting (polling, backing off).
     pub fn waiting(&self, note: &str) {
-        self.runner.observer.event(&Event::Waiting { path: &self.path, note });
+        self.sub.observer().event(&Event::Waiting { path: &self.path, note });
     }
 
     /// Runs `flow` as a subflow with `inputs`; `bindings` maps its slots to this flow's.
@@ -196,7 +202,7 @@ impl<'a> NodeCx<'a> {
         inputs: Map<String, Value>,
         bindings: &'a [(String, String)],
     ) -> BoxFuture<'a, Result<Map<String, Value>, NodeError>> {
-        let runner = self.runner;
+        let sub = self.sub;
         let parent = self.bindings;
         let depth = self.depth + 1;
         let path = self.path.clone();
@@ -206,10 +212,10 @@ impl<'a> NodeCx<'a> {
                 .iter()
                 .filter_map(|(callee, caller)| Some((callee.clone(), parent.get(caller)?.clone())))
                 .collect();
-            let record = runner.run_nested(flow, inputs, bound, depth, path).await.map_err(|e| {
-                let e = NodeError::from(e);
-                NodeError::new(e.code, format!("subflow `{flow}` could not start: {}", e.message))
-            })?;
+            let record = sub
+                .run_subflow(flow, inputs, bound, depth, path)
+                .await
+                .map_err(|e| NodeError::new(e.code, format!("subflow `{flow}` could not start: {}", e.message)))?;
             let outputs = record.outputs.clone();
             let failure = record.error.clone();
             if let Ok(mut t) = trace.lock() {

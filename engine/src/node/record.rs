@@ -57,6 +57,19 @@ impl<'de> Deserialize<'de> for Detail {
 pub enum RunStatus {
     Succeeded,
     Failed,
+    /// Stopped before it finished (Ctrl-C, SIGTERM): `flowcat resume` continues it.
+    Interrupted,
+    /// Stopped on a write whose outcome is unknown and could not be reconciled: a person
+    /// checks Duo before it goes on.
+    #[serde(rename = "needs_attention")]
+    NeedsAttention,
+}
+
+impl RunStatus {
+    /// Whether the run can go on later (`flowcat resume`).
+    pub fn is_resumable(self) -> bool {
+        matches!(self, RunStatus::Interrupted | RunStatus::NeedsAttention)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,8 +81,10 @@ pub enum NodeStatus {
     /// Failed; with `on_error: continue` the run went on.
     Failed,
     Skipped,
-    /// Was running when another node failed; its work was dropped.
+    /// Was running when another node failed or the run was stopped; its work was dropped.
     Cancelled,
+    /// A write whose outcome is unknown: it was sent (or about to be) when the run stopped.
+    Unknown,
 }
 
 /// Why a run failed: the node, and the error it reported.
@@ -114,6 +129,9 @@ pub struct NodeRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub flow: String,
+    /// The run's id in the journal; none for a run without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub status: RunStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RunFailure>,
