@@ -383,7 +383,7 @@ impl<'r, 'l> Scheduler<'r, 'l> {
             }
         };
         // A subflow that was stopped or needs attention stops this run the same way.
-        let nested = trace.lock().ok().and_then(|t| t.subflow.as_ref().map(|r| (r.status, r.error.clone())));
+        let nested = self.records[i].subflow.as_ref().map(|r| (r.status, r.error.clone()));
         if let (Err(e), Some((status @ (RunStatus::Interrupted | RunStatus::NeedsAttention), _))) = (&result, &nested) {
             self.records[i].status = NodeStatus::Cancelled;
             self.states[i] = State::Failed;
