@@ -13,6 +13,7 @@ use crate::kind::{CompileCx, Compiled, Registry, Signatures};
 use crate::load::{Parsed, entries};
 use crate::model::{Output, Signature, Var};
 use crate::plan::{Edge, EdgeKind, Guard, OnError, Plan, PlanNode};
+use crate::template::report;
 use crate::template::{Ref, Template};
 use crate::yaml::{Node, Span};
 use scope::{Names, Scope};
@@ -177,16 +178,6 @@ fn template(node: &Node, diags: &mut Diags) -> Option<Template> {
 }
 
 /// Reports templates that did not compile.
-pub(crate) fn report(errors: Vec<crate::template::TemplateError>, diags: &mut Diags) {
-    for e in errors {
-        let code = if e.limit.is_some() { "limit" } else { "bad-template" };
-        let d = diags.error(code, Some(e.span), e.message);
-        if let Some(h) = e.help {
-            d.help(h);
-        }
-    }
-}
-
 /// Every node id written in the file, compiled or not: a reference to a node that failed to
 /// compile is not reported again.
 fn declared_ids(root: &Node) -> HashSet<&str> {

@@ -179,7 +179,7 @@ impl<'a> CompileCx<'a> {
     }
 
     fn report(&mut self, errors: Vec<TemplateError>) {
-        crate::compile::report(errors, self.diags);
+        crate::template::report(errors, self.diags);
     }
 
     /// Reports an error at `span`; finish it with `label` and `help`.

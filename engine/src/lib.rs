@@ -6,6 +6,7 @@
 //! DAG). The engine knows flows, not Duo: node kinds plug in through [`kind::NodeKind`].
 
 pub mod catalog;
+pub mod check;
 pub mod compile;
 pub mod decode;
 pub mod diag;

@@ -5,12 +5,13 @@
 
 use std::sync::Arc;
 
+use crate::check::Checker;
 use crate::diag::{Diags, Source};
 use crate::format::FLOW_FIELDS;
 use crate::kind::Registry;
 use crate::limits;
 use crate::model::{Input, InputType, OutputSig, Signature, Slot};
-use crate::shape::{Checker, Shape};
+use crate::shape::Shape;
 use crate::yaml::{self, Node, Pos, Span};
 
 /// A flow file after pass one: its tree, its signature, and what was found wrong so far.

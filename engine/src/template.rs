@@ -13,6 +13,7 @@ mod operators;
 use handlebars::template::{HelperTemplate, Parameter, TemplateElement};
 use handlebars::{Path, PathSeg};
 
+use crate::diag::Diags;
 use crate::limits::{self, Limit};
 use crate::yaml::{Node, Span, Value};
 use locate::Locator;
@@ -340,6 +341,17 @@ impl Walk<'_> {
                 self.locate.at_byte(byte, needle.chars().count())
             }
             None => self.locate.span,
+        }
+    }
+}
+
+/// Reports template errors as diagnostics.
+pub(crate) fn report(errors: Vec<TemplateError>, diags: &mut Diags) {
+    for e in errors {
+        let code = if e.limit.is_some() { "limit" } else { "bad-template" };
+        let d = diags.error(code, Some(e.span), e.message);
+        if let Some(h) = e.help {
+            d.help(h);
         }
     }
 }

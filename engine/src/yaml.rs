@@ -407,6 +407,14 @@ impl Builder<'_> {
     }
 }
 
+/// Whether a scalar was quoted, which moves its text one column right of its span.
+pub fn text_offset(node: &Node) -> usize {
+    match &node.value {
+        Value::Scalar { style: Style::Quoted, .. } => 1,
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
+use super::log::RunLog;
 use super::record::{NodeError, RunRecord};
 use super::{Binding, Event, Subflows};
-use crate::journal::RunLog;
 use crate::render::{self, Escape, Values};
 use crate::template::{Template, ValueTemplate};
 

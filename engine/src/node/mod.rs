@@ -3,9 +3,10 @@
 //!
 //! This module knows nothing of catalogs, compiling or the scheduler: a node reaches the rest of
 //! its run only through [`NodeCx`], and runs a subflow through the [`Subflows`] the scheduler
-//! hands it. The compile side of a node kind is [`crate::kind`].
+//! hands it. The compile side of a node kind is the `kind` module.
 
 mod cx;
+pub mod log;
 pub mod record;
 
 use std::any::Any;

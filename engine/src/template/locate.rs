@@ -50,7 +50,7 @@ impl<'n> Locator<'n> {
             _ => (None, ""),
         };
         let quote = raw.and_then(|r| r.chars().next()).filter(|c| matches!(c, '"' | '\''));
-        let offset = crate::shape::text_offset(node);
+        let offset = crate::yaml::text_offset(node);
         let zero = (TextPos::default(), RawPos { byte: 0, produced: 0, at: node.span.start });
         let mut locator = Locator { span: node.span, raw, quote, offset, text, cur: zero, mark: zero };
         locator.cur = locator.new_start();

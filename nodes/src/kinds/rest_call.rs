@@ -320,7 +320,7 @@ fn extract(cx: &mut CompileCx<'_>) -> Option<Vec<Extract>> {
 fn jsonpath_span(node: &Node, position: usize) -> Span {
     if node.span.start.line == node.span.end.line {
         // serde_json_path's position is the 0-based offset of the offending character.
-        node.span.sub(flowcat_engine::shape::text_offset(node) + position, 1)
+        node.span.sub(flowcat_engine::yaml::text_offset(node) + position, 1)
     } else {
         node.span
     }

@@ -1,0 +1,58 @@
+//! The hooks a run journals through: the part of the journal's contract that the run side
+//! sees. The rest (stores, run listings) is [`crate::journal`].
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BoxFuture, NodeRecord};
+
+/// A node's place in a run: its id after the ids of the subflow nodes it runs inside, joined
+/// with `/` (node ids never contain one), e.g. `phone/create`.
+pub fn path_key(path: &[String]) -> String {
+    path.join("/")
+}
+
+/// Why the journal could not do what it was asked. The message names the file and the fix;
+/// it never holds a secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct JournalError {
+    /// `corrupt`, `read_only`, `full`, `newer_version`, `busy`, `unknown_run`, `io`, …
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl JournalError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        JournalError { code, message: message.into() }
+    }
+}
+
+/// A node that finished, as journaled: its record (without a subflow's nested record: a
+/// subflow's nodes are journaled under their own paths) and the branch it took.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finished {
+    pub record: NodeRecord,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+}
+
+/// The journal of one run, as the executor writes it.
+pub trait RunLog: Send + Sync {
+    /// A node starts. Not awaited: losing it in a crash loses only the time a resumed wait
+    /// credits.
+    fn started(&self, path: &[String], at_ms: u64);
+    /// A write is about to be sent with this (redacted) request. Durable when `Ok`.
+    fn intent<'a>(&'a self, path: &'a [String], request: &'a Value) -> BoxFuture<'a, Result<(), JournalError>>;
+    /// A node finished (succeeded, failed under `on_error: continue`, or was skipped). Durable
+    /// when `Ok`; the nodes that wait for it start only then.
+    fn finished<'a>(&'a self, path: &'a [String], node: &'a Finished) -> BoxFuture<'a, Result<(), JournalError>>;
+}
+
+impl fmt::Debug for dyn RunLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RunLog")
+    }
+}
