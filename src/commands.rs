@@ -215,7 +215,7 @@ pub fn run(flows: &Flows, args: &crate::run::RunArgs) -> anyhow::Result<ExitCode
             return Ok(ExitCode::from(2));
         }
     };
-    crate::run::execute(prepared, args.json(), &live)
+    crate::run::execute(prepared, args, &live)
 }
 
 pub fn check(path: Option<PathBuf>, name: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {

@@ -300,8 +300,16 @@ fn walk(record: &Value, path: &mut Vec<String>, out: &mut Vec<String>) {
     for node in record["nodes"].as_array().into_iter().flatten() {
         let id = node["id"].as_str().unwrap_or("?").to_owned();
         path.push(id);
-        for attempt in node["detail"]["attempts"].as_array().into_iter().flatten() {
+        let attempts = node["detail"]["attempts"].as_array().filter(|a| !a.is_empty());
+        for attempt in attempts.into_iter().flatten() {
             if let Some(line) = write_line(attempt, path) {
+                out.push(line);
+            }
+        }
+        // A write dropped in flight has no attempts recorded: its journaled request says what it was.
+        if attempts.is_none() && node["status"] == "unknown" {
+            let request = &node["error"]["data"]["request"];
+            if let Some(line) = write_line(&serde_json::json!({ "request": request }), path) {
                 out.push(line);
             }
         }

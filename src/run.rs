@@ -6,10 +6,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
-use flowcat_engine::run::{Options, RunRecord, RunStatus};
-use flowcat_nodes::hall::{Call, Checked, Hall};
+use std::time::Duration;
+
+use flowcat_engine::journal::IfBusy;
+use flowcat_engine::run::{Options, RunRecord, RunStatus, StopLevel, stop_signal};
+use flowcat_nodes::hall::{Call, Checked, Durably, Hall, Ran};
 use flowcat_nodes::integrations;
 use serde_json::{Map, Value};
+use tokio::sync::watch;
 
 use crate::flows::Flows;
 use crate::live::{Live, Target};
@@ -43,6 +47,35 @@ pub struct RunArgs {
     /// How many nodes may run at once.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub max_parallel: usize,
+    /// The run key: a second run with the key of a finished run prints its record and sends
+    /// nothing; with the key of an unfinished run it resumes it [default: the flow's `key:`].
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// When the key's run is running in another process: `wait` for it, or `refuse` at once
+    /// (exit 2).
+    #[arg(long, value_enum, default_value_t = IfRunning::Wait, value_name = "WHAT")]
+    pub if_running: IfRunning,
+    /// Bound the whole run, e.g. `90s`, `10m`, `2h` [default: the flow's `deadline:`]; it fails
+    /// with code `deadline` when the time is up.
+    #[arg(long, value_name = "DURATION", value_parser = parse_deadline)]
+    pub deadline: Option<std::time::Duration>,
+    /// Do not journal the run: it cannot be resumed, and run keys are not honoured.
+    #[arg(long)]
+    pub no_journal: bool,
+}
+
+/// `--if-running`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum IfRunning {
+    Wait,
+    Refuse,
+}
+
+fn parse_deadline(s: &str) -> Result<std::time::Duration, String> {
+    match flowcat_engine::shape::parse_duration(s) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("`{s}` is not a duration: write a number and a unit, e.g. `90s`, `10m`, `2h`")),
+    }
 }
 
 impl RunArgs {
@@ -149,23 +182,98 @@ pub fn load_integrations(path: &Path) -> anyhow::Result<integrations::Integratio
     Ok(file)
 }
 
+/// How long the requests in flight may take to finish after the first Ctrl-C or SIGTERM.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Exit code of a run stopped by Ctrl-C or SIGTERM (as a shell reports SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+/// Exit code of a run stopped on a write whose outcome is unknown.
+pub const EXIT_ATTENTION: u8 = 3;
+
 /// Runs a prepared flow on a fresh runtime and reports; the exit code says how it went.
-pub fn execute(prepared: Prepared, json: bool, live: &Live) -> anyhow::Result<ExitCode> {
+pub fn execute(prepared: Prepared, args: &RunArgs, live: &Live) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let record = runtime.block_on(prepared.hall.run_checked(prepared.request));
+    let how = Durably {
+        key: args.key.clone(),
+        if_busy: match args.if_running {
+            IfRunning::Wait => IfBusy::Wait,
+            IfRunning::Refuse => IfBusy::Refuse,
+        },
+        deadline: args.deadline,
+        stop: None,
+    };
+    let ran = runtime.block_on(async {
+        let (tx, rx) = stop_signal();
+        let signals = tokio::spawn(watch_signals(tx, GRACE));
+        let ran = prepared.hall.run_durably(prepared.request, Durably { stop: Some(rx), ..how }).await;
+        signals.abort();
+        ran
+    });
     live.stop();
-    let record = match record {
+    finish(ran, args.json())
+}
+
+/// Reports how a run ended; the exit code says how it went.
+pub fn finish(ran: Result<Ran, flowcat_nodes::hall::Refused>, json: bool) -> anyhow::Result<ExitCode> {
+    let ran = match ran {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(2));
         }
     };
-    report(&record, json)?;
-    if !json {
-        summarise(&record);
+    if let Ran::Before(record) = &ran {
+        let id = record.id.as_deref().unwrap_or("?");
+        eprintln!("note: a run with this key finished before (run `{id}`): its record follows; nothing was sent");
     }
-    Ok(if record.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let record = ran.record();
+    report(record, json)?;
+    if !json {
+        summarise(record);
+    }
+    let resume = |what: &str| match &record.id {
+        Some(id) => eprintln!("{what}\nrun `{id}` is journaled; continue it with:\n  flowcat resume {id}"),
+        None => eprintln!("{what}\nthe run was not journaled (--no-journal): it cannot be resumed"),
+    };
+    Ok(match record.status {
+        RunStatus::Succeeded => ExitCode::SUCCESS,
+        RunStatus::Failed => ExitCode::FAILURE,
+        RunStatus::Interrupted => {
+            resume("the run was stopped before it finished.");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
+        RunStatus::NeedsAttention => {
+            resume(
+                "the run stopped on a write whose outcome is unknown: check it in the Duo Admin Panel first \
+                 (the request is shown above).",
+            );
+            ExitCode::from(EXIT_ATTENTION)
+        }
+    })
+}
+
+/// The first Ctrl-C or SIGTERM drains the run (no new node starts); a second one, or `grace`
+/// later, abandons the requests still in flight.
+pub async fn watch_signals(tx: watch::Sender<StopLevel>, grace: Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    let _ = tx.send(StopLevel::Drain);
+    eprintln!(
+        "\nstopping: no new step starts; the requests in flight get {} s to finish (Ctrl-C again to abandon them)",
+        grace.as_secs()
+    );
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+        () = tokio::time::sleep(grace) => {}
+    }
+    let _ = tx.send(StopLevel::Abandon);
 }
 
 /// What the run wrote, so that nobody has to read the record to know what changed.
@@ -194,9 +302,33 @@ fn report(record: &RunRecord, json: bool) -> anyhow::Result<()> {
                 println!("  {k}: {v}");
             }
         }
-        Some(f) => {
-            println!("flow `{}` failed at node `{}` [{}]: {}", record.flow, f.node, f.code, f.message);
-        }
+        Some(f) => match record.status {
+            RunStatus::Interrupted => println!("flow `{}` was stopped: {}", record.flow, f.message),
+            RunStatus::NeedsAttention => {
+                println!("flow `{}` needs attention at node `{}`: {}", record.flow, f.node, f.message);
+                for (path, request) in in_doubt(record, &mut Vec::new()) {
+                    println!("  {path}: {}", serde_json::to_string(&request)?);
+                }
+            }
+            _ => println!("flow `{}` failed at node `{}` [{}]: {}", record.flow, f.node, f.code, f.message),
+        },
     }
     Ok(())
+}
+
+/// The writes of a record whose outcome is unknown, with the (redacted) request of each.
+fn in_doubt(record: &RunRecord, path: &mut Vec<String>) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for node in &record.nodes {
+        path.push(node.id.clone());
+        if node.status == flowcat_engine::run::NodeStatus::Unknown {
+            let request = node.error.as_ref().and_then(|e| e.data.as_ref()).map(|d| d["request"].clone());
+            out.push((path.join(" › "), request.unwrap_or_default()));
+        }
+        if let Some(sub) = &node.subflow {
+            out.extend(in_doubt(sub, path));
+        }
+        path.pop();
+    }
+    out
 }

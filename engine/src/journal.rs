@@ -108,8 +108,12 @@ pub struct RunInfo {
     pub key: Option<String>,
     pub inputs: Map<String, Value>,
     pub vars: Map<String, Value>,
-    /// Slot → integration name (never the integration's keys).
+    /// Slot → integration name (never the integration's keys), as given with `--bind`.
     pub binds: Vec<(String, String)>,
+    /// Slot → the host its integration talks to, when the run started: a resume bound to
+    /// another account is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<(String, String)>,
     /// Unix ms.
     pub created_at: u64,
     /// The whole run's deadline, Unix ms.

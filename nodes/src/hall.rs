@@ -8,10 +8,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use flowcat_engine::journal::{
+    Begun, Finished, IfBusy, JournalError, Past, RunHandle, RunInfo, RunLog, Start, Store, StoredStatus,
+};
 use flowcat_engine::library::Unknown;
-use flowcat_engine::run::{Binding, Observer, Options, RunError, RunRecord, RunRequest, Runner};
+use flowcat_engine::run::{
+    Binding, BoxFuture, Durable, Observer, Options, RunError, RunRecord, RunRequest, RunStatus, Runner, StopLevel,
+};
 use flowcat_engine::{Catalog, Flow};
 use serde_json::{Map, Value};
+use sha2::Digest as _;
+use tokio::sync::watch;
 
 use crate::http::Clients;
 use crate::integrations::Integrations;
@@ -48,21 +55,62 @@ pub enum Refused {
     /// The runner's own checks: inputs, bindings, vars.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// The journal could not be opened or written before the run started.
+    #[error("{0}")]
+    Journal(#[from] JournalError),
+    /// The run key's run is held by another process.
+    #[error("run `{id}` with this key is running in another process; wait for it, or see `flowcat runs show {id}`")]
+    Busy { id: String },
+    /// A resumed run's flows or integrations changed since it started.
+    #[error("{0}")]
+    Changed(String),
 }
 
 /// A request that passed [`Hall::prepare`]; only the hall makes one, so no run skips its checks.
 #[derive(Debug)]
-pub struct Checked(RunRequest);
+pub struct Checked {
+    request: RunRequest,
+    binds: Vec<(String, String)>,
+}
 
 impl Checked {
     /// The flow's id.
     pub fn flow(&self) -> &str {
-        &self.0.flow
+        &self.request.flow
     }
 
     /// The slots' bindings, for saying what the run will talk to.
     pub fn bindings(&self) -> &HashMap<String, Arc<Binding>> {
-        &self.0.bindings
+        &self.request.bindings
+    }
+}
+
+/// How a durable run is started: its key, what to do when the key's run is busy, its deadline,
+/// and how it is stopped.
+#[derive(Debug, Default)]
+pub struct Durably {
+    /// The run key (`--key`); else the flow's `key:` rendered from the inputs.
+    pub key: Option<String>,
+    pub if_busy: IfBusy,
+    /// Bounds the whole run (`--deadline`); else the flow's `deadline:`.
+    pub deadline: Option<std::time::Duration>,
+    pub stop: Option<watch::Receiver<StopLevel>>,
+}
+
+/// How a durable run ended.
+#[derive(Debug)]
+pub enum Ran {
+    /// It ran (to its end, or until it was stopped): its record, with its id.
+    Now(RunRecord),
+    /// Its key named a run that had finished: that run's record; nothing was sent.
+    Before(RunRecord),
+}
+
+impl Ran {
+    pub fn record(&self) -> &RunRecord {
+        match self {
+            Ran::Now(r) | Ran::Before(r) => r,
+        }
     }
 }
 
@@ -71,6 +119,7 @@ pub struct Hall {
     runner: Runner,
     integrations: Option<Integrations>,
     clients: Clients,
+    store: Option<Arc<dyn Store>>,
 }
 
 impl std::fmt::Debug for Hall {
@@ -82,12 +131,27 @@ impl std::fmt::Debug for Hall {
 impl Hall {
     /// A hall without integrations: flows with slots are refused until [`Hall::with_integrations`].
     pub fn new(catalog: Arc<Catalog>, options: Options, observer: Arc<dyn Observer>) -> Hall {
-        Hall { runner: Runner::new(catalog, options, observer), integrations: None, clients: Clients::new() }
+        Hall {
+            runner: Runner::new(catalog, options, observer),
+            integrations: None,
+            clients: Clients::new(),
+            store: None,
+        }
     }
 
     pub fn with_integrations(mut self, integrations: Integrations) -> Hall {
         self.integrations = Some(integrations);
         self
+    }
+
+    /// Journals every run in `store`: see [`Hall::run_durably`] and [`Hall::resume`].
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Hall {
+        self.store = Some(store);
+        self
+    }
+
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.store.as_ref()
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -111,13 +175,16 @@ impl Hall {
         let flow = self.flow(&call.flow)?;
         let bindings = self.bind(flow, &call.binds)?;
         crate::bind::check_host(flow, &bindings, &call.vars).map_err(Refused::Bind)?;
-        Ok(Checked(RunRequest {
-            flow: flow.id().to_owned(),
-            inputs: call.inputs,
-            vars: call.vars,
-            bindings,
-            durable: Default::default(),
-        }))
+        Ok(Checked {
+            request: RunRequest {
+                flow: flow.id().to_owned(),
+                inputs: call.inputs,
+                vars: call.vars,
+                bindings,
+                durable: Default::default(),
+            },
+            binds: call.binds,
+        })
     }
 
     fn bind(&self, flow: &Flow, binds: &[(String, String)]) -> Result<HashMap<String, Arc<Binding>>, Refused> {
@@ -143,6 +210,176 @@ impl Hall {
     /// Runs what [`Hall::prepare`] returned (for a caller that reports refusals before it
     /// starts anything else, as the binary does before its runtime).
     pub async fn run_checked(&self, checked: Checked) -> Result<RunRecord, Refused> {
-        Ok(self.runner.run(checked.0).await?)
+        Ok(self.runner.run(checked.request).await?)
+    }
+
+    /// Runs what [`Hall::prepare`] returned, journaled in the hall's store (without one, as
+    /// [`Hall::run_checked`]). A key naming a finished run answers its record; one naming an
+    /// unfinished run resumes it; two runs of one key never run at once.
+    pub async fn run_durably(&self, checked: Checked, how: Durably) -> Result<Ran, Refused> {
+        let Some(store) = &self.store else {
+            let mut request = checked.request;
+            request.durable.stop = how.stop;
+            request.durable.deadline = how.deadline.map(|d| tokio::time::Instant::now() + d);
+            return Ok(Ran::Now(self.runner.run(request).await?));
+        };
+        let flow = self.flow(&checked.request.flow)?;
+        let key = how.key;
+        let deadline = how.deadline;
+        let now = now_ms();
+        let info = RunInfo {
+            id: String::new(),
+            flow: flow.id().to_owned(),
+            flow_digest: digest(self.catalog(), flow.id()),
+            key,
+            inputs: checked.request.inputs.clone(),
+            vars: checked.request.vars.clone(),
+            binds: checked.binds.clone(),
+            targets: targets(&checked.request.bindings),
+            created_at: now,
+            deadline_at: deadline.map(|d| now.saturating_add(d.as_millis() as u64)),
+        };
+        match store.begin(Start { info, if_busy: how.if_busy }).await? {
+            Begun::Done(run) => {
+                let record = run.record.ok_or_else(|| {
+                    JournalError::new("corrupt", format!("run `{}` finished but has no record", run.summary.info.id))
+                })?;
+                Ok(Ran::Before(record))
+            }
+            Begun::Busy { id } => Err(Refused::Busy { id }),
+            Begun::Fresh(handle) => self.drive(handle, checked.request, Past::default(), how.stop).await,
+            Begun::Resumed(handle, past) => {
+                // The key's run started earlier with these inputs; carry on with them.
+                let call = call_of(handle.info());
+                let checked = self.prepare(call)?;
+                self.check_same(handle.info(), &checked)?;
+                self.drive(handle, checked.request, past, how.stop).await
+            }
+        }
+    }
+
+    /// Resumes run `id` from the journal: its finished nodes are not run again, its writes in
+    /// doubt are reconciled. The flows and the integrations' hosts must be those it started with.
+    pub async fn resume(&self, id: &str, stop: Option<watch::Receiver<StopLevel>>) -> Result<Ran, Refused> {
+        let store = self.store.as_ref().ok_or_else(|| JournalError::new("no_journal", "resuming needs the journal"))?;
+        let (handle, past) = store.resume(id).await?;
+        let checked = self.prepare(call_of(handle.info()))?;
+        self.check_same(handle.info(), &checked)?;
+        self.drive(handle, checked.request, past, stop).await
+    }
+
+    fn check_same(&self, info: &RunInfo, checked: &Checked) -> Result<(), Refused> {
+        if digest(self.catalog(), &info.flow) != info.flow_digest {
+            return Err(Refused::Changed(format!(
+                "the flow `{}` or a flow it calls changed since run `{}` started; resuming it with other \
+                 flows could repeat or skip writes. Restore the flows it ran with (see `flowcat runs show {}`)",
+                info.flow, info.id, info.id
+            )));
+        }
+        let now = targets(&checked.request.bindings);
+        if !info.targets.is_empty() && now != info.targets {
+            let was: Vec<String> = info.targets.iter().map(|(s, h)| format!("{s} → {h}")).collect();
+            return Err(Refused::Changed(format!(
+                "run `{}` started against {}; the integrations now point elsewhere. Resume it with the \
+                 integrations file it started with",
+                info.id,
+                was.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs a held run to its end (or its stop) and records how it ended.
+    async fn drive(
+        &self,
+        handle: Box<dyn RunHandle>,
+        mut request: RunRequest,
+        past: Past,
+        stop: Option<watch::Receiver<StopLevel>>,
+    ) -> Result<Ran, Refused> {
+        let handle: Arc<dyn RunHandle> = Arc::from(handle);
+        let id = handle.info().id.clone();
+        request.durable = Durable {
+            journal: Some(Arc::new(LogOf(handle.clone()))),
+            past: Arc::new(past),
+            stop,
+            deadline: handle.info().deadline_at.map(|at| {
+                let left = at.saturating_sub(now_ms());
+                tokio::time::Instant::now() + std::time::Duration::from_millis(left)
+            }),
+        };
+        let mut record = self.runner.run(request).await?;
+        record.id = Some(id);
+        let status = match record.status {
+            RunStatus::Succeeded => StoredStatus::Succeeded,
+            RunStatus::Failed => StoredStatus::Failed,
+            RunStatus::Interrupted => StoredStatus::Interrupted,
+            RunStatus::NeedsAttention => StoredStatus::NeedsAttention,
+        };
+        handle.end(status, &record).await?;
+        Ok(Ran::Now(record))
+    }
+}
+
+/// The call that started a journaled run.
+fn call_of(info: &RunInfo) -> Call {
+    Call { flow: info.flow.clone(), inputs: info.inputs.clone(), vars: info.vars.clone(), binds: info.binds.clone() }
+}
+
+/// Slot → the host its integration talks to, sorted.
+fn targets(bindings: &HashMap<String, Arc<Binding>>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = bindings
+        .iter()
+        .filter_map(|(slot, b)| {
+            let bound = b.value.downcast_ref::<crate::bind::Bound>()?;
+            Some((slot.clone(), bound.integration.authority()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A digest of the text of `flow` and of every flow it may call, so that a run is not resumed
+/// with flows that changed under it.
+pub fn digest(catalog: &Catalog, flow: &str) -> String {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec![flow.to_owned()];
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        if let Some(f) = catalog.get(&id) {
+            todo.extend(f.plan.nodes.iter().filter_map(|n| n.compiled.calls.as_ref().map(|c| c.flow.clone())));
+        }
+    }
+    let mut hash = sha2::Sha256::new();
+    for id in &seen {
+        let text = catalog.entry(id).map(|e| e.source.text.as_str()).unwrap_or_default();
+        hash.update((id.len() as u64).to_le_bytes());
+        hash.update(id.as_bytes());
+        hash.update((text.len() as u64).to_le_bytes());
+        hash.update(text.as_bytes());
+    }
+    hash.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
+
+/// A run handle as the run's log (the handle is one; Rust 1.85 cannot upcast the `Arc`).
+struct LogOf(Arc<dyn RunHandle>);
+
+impl RunLog for LogOf {
+    fn started(&self, path: &[String], at_ms: u64) {
+        self.0.started(path, at_ms)
+    }
+
+    fn intent<'a>(&'a self, path: &'a [String], request: &'a Value) -> BoxFuture<'a, Result<(), JournalError>> {
+        self.0.intent(path, request)
+    }
+
+    fn finished<'a>(&'a self, path: &'a [String], node: &'a Finished) -> BoxFuture<'a, Result<(), JournalError>> {
+        self.0.finished(path, node)
     }
 }
