@@ -23,13 +23,46 @@ pub fn flowcat(args: &[&str]) -> Output {
     flowcat_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), args, &[])
 }
 
+/// A fresh, empty folder under the system's temporary folder, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("flowcat-test-{}-{n}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary folder");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn str(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Runs `flowcat ARGS` in `dir` with `env` set, without colour, and with no
-/// `FLOWCAT_CATALOG` or `FLOWCAT_INTEGRATIONS` from the caller's environment.
+/// `FLOWCAT_CATALOG` or `FLOWCAT_INTEGRATIONS` from the caller's environment. Unless `env`
+/// names a `FLOWCAT_STATE_DIR`, the run journals into a fresh folder of its own, so that runs
+/// of different tests never meet through the journal (run keys) nor touch the user's.
 pub fn flowcat_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let state = TempDir::new("state");
     let out = Command::new(env!("CARGO_BIN_EXE_flowcat"))
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
+        .env("FLOWCAT_STATE_DIR", state.path())
         .env_remove("RUST_LOG")
         .env_remove("FLOWCAT_CATALOG")
         .env_remove("FLOWCAT_INTEGRATIONS")
