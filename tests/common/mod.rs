@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod cases;
+
 use std::process::Command;
 
 /// The binary's exit code, stdout and stderr.

@@ -1,0 +1,58 @@
+//! Helpers shared by the tests that read the case files of `tests/duo_flows/`.
+
+#![allow(dead_code)]
+
+use serde_json::{Map, Value};
+
+pub fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// `${name}` → an earlier step's output `name`.
+pub fn substitute(s: &str, saved: &Map<String, Value>) -> String {
+    let mut s = s.to_owned();
+    for (k, v) in saved {
+        let text = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+        s = s.replace(&format!("${{{k}}}"), &text);
+    }
+    s
+}
+
+pub fn resolve(want: &Value, saved: &Map<String, Value>) -> Value {
+    match want {
+        Value::String(s) => Value::String(substitute(s, saved)),
+        Value::Array(a) => Value::Array(a.iter().map(|v| resolve(v, saved)).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), resolve(v, saved))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Equality, where `"<DU>"`, `"<DP>"`, `"<txid>"`, `"<text>"` and `"<bool>"` stand for any value
+/// of that shape.
+pub fn matches(want: &Value, got: &Value) -> bool {
+    match (want, got) {
+        (Value::String(w), _) if w.starts_with('<') && w.ends_with('>') => placeholder(w, got),
+        (Value::Object(w), Value::Object(g)) => {
+            w.len() == g.len() && w.iter().all(|(k, v)| g.get(k).is_some_and(|g| matches(v, g)))
+        }
+        (Value::Array(w), Value::Array(g)) => w.len() == g.len() && w.iter().zip(g).all(|(w, g)| matches(w, g)),
+        _ => want == got,
+    }
+}
+
+pub fn placeholder(name: &str, got: &Value) -> bool {
+    if name == "<bool>" {
+        return got.is_boolean();
+    }
+    let Some(s) = got.as_str() else { return false };
+    let id = |prefix: &str| {
+        s.len() == 20 && s.starts_with(prefix) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    };
+    match name {
+        "<DU>" => id("DU"),
+        "<DP>" => id("DP"),
+        "<txid>" => s.len() == 36 && s.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()),
+        "<text>" => !s.is_empty(),
+        _ => panic!("unknown placeholder {name}"),
+    }
+}
