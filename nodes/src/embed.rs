@@ -86,8 +86,32 @@ impl Flowcat {
         Ok(Flowcat::new(load_catalog(dirs)?, file))
     }
 
+    /// Journals every run in `store` (e.g. `flowcat_journal::SqliteStore`): run keys are
+    /// honoured, and [`Flowcat::resume`] continues an interrupted run.
+    pub fn with_store(mut self, store: Arc<dyn flowcat_engine::journal::Store>) -> Self {
+        self.hall = self.hall.with_store(store);
+        self
+    }
+
     pub fn catalog(&self) -> &Catalog {
         self.hall.catalog()
+    }
+
+    /// Runs durably (see [`Hall::run_durably`]): with a store, journaled and keyed; a key that
+    /// names a finished run answers that run's record ([`crate::hall::Ran::Before`]).
+    pub async fn run_durably(
+        &self,
+        flow: &str,
+        inputs: Map<String, Value>,
+        how: crate::hall::Durably,
+    ) -> Result<crate::hall::Ran, Error> {
+        let checked = self.hall.prepare(Call::new(flow, inputs))?;
+        Ok(self.hall.run_durably(checked, how).await?)
+    }
+
+    /// Resumes the journaled run `id`.
+    pub async fn resume(&self, id: &str) -> Result<crate::hall::Ran, Error> {
+        Ok(self.hall.resume(id, None).await?)
     }
 
     /// Runs `flow` with `inputs` (a JSON object), each slot bound to the integration of its name.
