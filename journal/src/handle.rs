@@ -1,0 +1,123 @@
+//! A run this process holds: it journals the run's nodes and ends it. The lock is released when
+//! the handle is dropped; a run dropped without [`RunHandle::end`] reads as interrupted.
+
+use std::sync::Arc;
+
+use flowcat_engine::journal::{Finished, JournalError, RunHandle, RunInfo, RunLog, StoredStatus, path_key};
+use flowcat_engine::run::{BoxFuture, RunRecord};
+use serde_json::Value;
+
+use crate::crash::Phase;
+use crate::lock::RunLock;
+use crate::store::{Shared, now_ms};
+use crate::writer::{Op, to_json};
+
+pub(crate) struct Handle {
+    shared: Arc<Shared>,
+    seq: i64,
+    info: RunInfo,
+    lock: RunLock,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").field("id", &self.info.id).finish_non_exhaustive()
+    }
+}
+
+impl Handle {
+    pub(crate) fn new(shared: Arc<Shared>, seq: i64, info: RunInfo, lock: RunLock) -> Handle {
+        Handle { shared, seq, info, lock }
+    }
+
+    /// Aborts the process if the test crash point is this moment.
+    fn crash_point(&self, phase: Phase, key: &str) {
+        if let Some(crash) = &self.shared.crash {
+            if crash.due(phase, key) {
+                crash.abort();
+            }
+        }
+    }
+}
+
+impl RunLog for Handle {
+    fn started(&self, path: &[String], at_ms: u64) {
+        let key = path_key(path);
+        let crash = self.shared.crash.as_ref().filter(|c| c.due(Phase::Started, &key));
+        // Fire and forget: a lost start only costs a resumed wait the time it would credit.
+        let _ = self.shared.send(Op::Started { seq: self.seq, path: key, at: at_ms });
+        if let Some(crash) = crash {
+            // Deterministic for the tests: the start is committed, then the process dies.
+            self.shared.flush_blocking();
+            crash.abort();
+        }
+    }
+
+    fn intent<'a>(&'a self, path: &'a [String], request: &'a Value) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(async move {
+            let key = path_key(path);
+            let request = to_json(&self.shared.file, request)?;
+            let op = |reply| Op::Intent { seq: self.seq, path: key.clone(), request, at: now_ms(), reply };
+            self.shared.call(op).await?;
+            self.crash_point(Phase::Intent, &key);
+            Ok(())
+        })
+    }
+
+    fn finished<'a>(&'a self, path: &'a [String], node: &'a Finished) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(async move {
+            let key = path_key(path);
+            self.crash_point(Phase::Sent, &key);
+            let node = to_json(&self.shared.file, node)?;
+            let op = |reply| Op::Finished { seq: self.seq, path: key.clone(), node, at: now_ms(), reply };
+            self.shared.call(op).await?;
+            self.crash_point(Phase::Finished, &key);
+            Ok(())
+        })
+    }
+}
+
+impl RunHandle for Handle {
+    fn info(&self) -> &RunInfo {
+        &self.info
+    }
+
+    fn end<'a>(&'a self, status: StoredStatus, record: &'a RunRecord) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(async move {
+            if status == StoredStatus::Running {
+                return Err(JournalError::new(
+                    "invalid",
+                    "a run ends succeeded, failed, interrupted or needs_attention, not running",
+                ));
+            }
+            let note = record.error.as_ref().map(|e| one_line(&format!("`{}` {}: {}", e.node, e.code, e.message)));
+            let record = to_json(&self.shared.file, record)?;
+            let seq = self.seq;
+            self.shared.call(|reply| Op::End { seq, status, note, record, at: now_ms(), reply }).await?;
+            if status.is_final() {
+                // Nobody will hold a finished run again.
+                self.lock.remove();
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `text` on one line of at most 300 characters.
+fn one_line(text: &str) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_note_is_one_line() {
+        assert_eq!(super::one_line("a\n  b\tc "), "a b c");
+        let long = "é".repeat(400);
+        assert_eq!(super::one_line(&long).chars().count(), 301);
+    }
+}

@@ -1,0 +1,32 @@
+//! flowcat-journal: the run journal, in an embedded SQLite database.
+//!
+//! [`Journal`] is the engine's [`Store`](flowcat_engine::journal::Store): it keeps every run
+//! (what it was started with, where it stands, its final record) and every node's start, write
+//! intent and result, so that a run killed at any point can be listed, shown and resumed. The
+//! engine knows only the contract (`flowcat_engine::journal`); this crate is one store, and a
+//! shared server store can be another.
+//!
+//! - One file, `STATE_DIR/journal.sqlite3` ([`state_dir`]), in WAL mode with
+//!   `synchronous=NORMAL`: a commit survives the process being killed (kill -9), which is the
+//!   promise; a power cut may lose the last commits, never the file.
+//! - One writer thread commits in groups (`writer`): many runs journaling at once share a
+//!   transaction, and each waiter is told once its write is committed.
+//! - A run is held by one process at a time through a lock file (`lock`), which the kernel
+//!   releases when the process dies.
+//! - No secret: a run is stored with its inputs, vars and the *names* of the integrations it is
+//!   bound to; requests and records arrive already redacted.
+
+mod crash;
+mod dir;
+mod error;
+mod handle;
+mod id;
+mod lock;
+mod read;
+mod schema;
+mod store;
+mod writer;
+
+pub use crash::{CRASH_AT_VAR, CrashAt, Phase};
+pub use dir::{DB_FILE, find_state_dir, state_dir};
+pub use store::{Journal, Options};

@@ -1,0 +1,154 @@
+//! Reading runs back: summaries for `list`, a whole run for `show` and `resume`.
+//!
+//! A row says `running` while its process lives; only the run's lock tells whether it still
+//! does. A `running` row whose lock is free is reported `interrupted`: its process died.
+
+use std::path::Path;
+
+use flowcat_engine::journal::{
+    Filter, Finished, JournalError, NodePast, Past, RunInfo, RunSummary, StoredRun, StoredStatus,
+};
+use flowcat_engine::run::RunRecord;
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
+
+use crate::error::{self, Doing};
+use crate::lock;
+
+/// The columns [`summary`] reads, in order.
+const COLUMNS: &str = "seq, id, flow, flow_digest, key, inputs, vars, binds, targets, created_at, updated_at, \
+                       deadline_at, status, note";
+
+/// Where the rows are read from: the connection, and the paths for messages and locks.
+pub(crate) struct Reader<'a> {
+    pub conn: &'a Connection,
+    pub file: &'a Path,
+    pub dir: &'a Path,
+}
+
+/// A run's row: its summary and its internal number.
+pub(crate) struct StoredRow {
+    pub seq: i64,
+    pub summary: RunSummary,
+}
+
+impl Reader<'_> {
+    fn err(&self, e: rusqlite::Error) -> JournalError {
+        error::sqlite(&e, self.file, Doing::Read)
+    }
+
+    /// Runs matching `filter`, newest first.
+    pub(crate) fn list(&self, filter: &Filter) -> Result<Vec<RunSummary>, JournalError> {
+        // The stored status differs from the reported one for `running` rows (running or
+        // interrupted), so the status filter is applied after the lock is probed, and the limit
+        // after that; rows are read lazily, newest first, and reading stops at the limit.
+        let mut sql = format!("SELECT {COLUMNS} FROM runs");
+        if filter.flow.is_some() {
+            sql.push_str(" WHERE flow = ?1");
+        }
+        sql.push_str(" ORDER BY created_at DESC, id DESC");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = match &filter.flow {
+            Some(flow) => stmt.query([flow]),
+            None => stmt.query([]),
+        }
+        .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let run = self.summary(row)?;
+            if filter.status.is_empty() || filter.status.contains(&run.summary.status) {
+                out.push(run.summary);
+                if filter.limit > 0 && out.len() >= filter.limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Run `id`'s row, if there is one.
+    pub(crate) fn row(&self, id: &str) -> Result<Option<StoredRow>, JournalError> {
+        let sql = format!("SELECT {COLUMNS} FROM runs WHERE id = ?1");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([id]).map_err(|e| self.err(e))?;
+        match rows.next().map_err(|e| self.err(e))? {
+            Some(row) => self.summary(row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Run `id` with its final record (once it ended) and its journaled nodes.
+    pub(crate) fn show(&self, id: &str) -> Result<Option<StoredRun>, JournalError> {
+        let Some(run) = self.row(id)? else { return Ok(None) };
+        let record: Option<String> = self
+            .conn
+            .query_row("SELECT record FROM runs WHERE seq = ?1", [run.seq], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?
+            .flatten();
+        let record: Option<RunRecord> = match record {
+            Some(text) => Some(self.parse(&text, id, "record")?),
+            None => None,
+        };
+        let past = self.past(run.seq, id)?;
+        Ok(Some(StoredRun { summary: run.summary, record, past }))
+    }
+
+    /// What the journal holds of run `seq`'s nodes.
+    pub(crate) fn past(&self, seq: i64, id: &str) -> Result<Past, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, started_at, intent, finished FROM nodes WHERE run = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query(params![seq]).map_err(|e| self.err(e))?;
+        let mut past = Past::default();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let get = |e| self.err(e);
+            let path: String = row.get(0).map_err(get)?;
+            let started_at: Option<i64> = row.get(1).map_err(get)?;
+            let intent: Option<String> = row.get(2).map_err(get)?;
+            let finished: Option<String> = row.get(3).map_err(get)?;
+            let node = NodePast {
+                started_at: started_at.map(|t| t.max(0) as u64),
+                intent: intent.map(|t| self.parse(&t, id, "an intent")).transpose()?,
+                finished: finished.map(|t| self.parse::<Finished>(&t, id, "a node's result")).transpose()?,
+            };
+            past.nodes.insert(path, node);
+        }
+        Ok(past)
+    }
+
+    fn summary(&self, row: &Row<'_>) -> Result<StoredRow, JournalError> {
+        let get = |e| self.err(e);
+        let seq: i64 = row.get(0).map_err(get)?;
+        let id: String = row.get(1).map_err(get)?;
+        let text = |i: usize| row.get::<_, String>(i).map_err(get);
+        let time = |i: usize| row.get::<_, Option<i64>>(i).map(|t| t.map(|t| t.max(0) as u64)).map_err(get);
+        let info = RunInfo {
+            flow: text(2)?,
+            flow_digest: text(3)?,
+            key: row.get(4).map_err(get)?,
+            inputs: self.parse(&text(5)?, &id, "inputs")?,
+            vars: self.parse(&text(6)?, &id, "vars")?,
+            binds: self.parse(&text(7)?, &id, "bindings")?,
+            targets: self.parse(&text(8)?, &id, "targets")?,
+            created_at: time(9)?.unwrap_or_default(),
+            deadline_at: time(11)?,
+            id,
+        };
+        let stored = text(12)?;
+        let status = match StoredStatus::parse(&stored) {
+            Some(StoredStatus::Running) if !lock::is_held(self.dir, &info.id) => StoredStatus::Interrupted,
+            Some(status) => status,
+            None => {
+                return Err(error::corrupt(self.file, &format!("run `{}` has an unknown status `{stored}`", info.id)));
+            }
+        };
+        let summary =
+            RunSummary { info, status, updated_at: time(10)?.unwrap_or_default(), note: row.get(13).map_err(get)? };
+        Ok(StoredRow { seq, summary })
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&self, text: &str, id: &str, what: &str) -> Result<T, JournalError> {
+        serde_json::from_str(text).map_err(|e| error::json(self.file, &format!("run `{id}`'s {what}"), &e))
+    }
+}

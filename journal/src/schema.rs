@@ -1,0 +1,159 @@
+//! The database: how a connection is opened and checked, and the schema's migrations.
+//!
+//! Migrations are an append-only list run in one exclusive transaction and counted by
+//! `PRAGMA user_version` (as cargo's `util/sqlite.rs`): never remove or reorder one, never drop
+//! a column. A journal whose version is higher than this flowcat knows was written by a newer
+//! flowcat and is refused, never rewritten.
+
+use std::path::Path;
+use std::time::Duration;
+
+use flowcat_engine::journal::JournalError;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{self, Doing};
+
+/// `PRAGMA application_id`: "flct", so that a journal is told from another program's database.
+const APPLICATION_ID: i64 = 0x666c_6374;
+
+/// The schema, one migration per version: `MIGRATIONS[n]` takes version `n` to `n + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: runs and their nodes.
+    "
+    CREATE TABLE runs (
+        seq         INTEGER PRIMARY KEY,
+        id          TEXT NOT NULL UNIQUE,
+        flow        TEXT NOT NULL,
+        flow_digest TEXT NOT NULL,
+        key         TEXT,
+        inputs      TEXT NOT NULL,  -- JSON object
+        vars        TEXT NOT NULL,  -- JSON object
+        binds       TEXT NOT NULL,  -- JSON [[slot, integration name]]: names, never keys
+        targets     TEXT NOT NULL,  -- JSON [[slot, host]]: what each slot talked to
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        deadline_at INTEGER,
+        status      TEXT NOT NULL
+            CHECK (status IN ('running', 'interrupted', 'needs_attention', 'succeeded', 'failed')),
+        note        TEXT,
+        record      TEXT            -- the RunRecord as JSON, once the run ended
+    ) STRICT;
+    CREATE UNIQUE INDEX runs_flow_key ON runs (flow, key) WHERE key IS NOT NULL;
+    CREATE INDEX runs_created_at ON runs (created_at);
+    CREATE TABLE nodes (
+        run         INTEGER NOT NULL REFERENCES runs (seq) ON DELETE CASCADE,
+        path        TEXT NOT NULL,  -- path_key: `phone/create`
+        started_at  INTEGER,
+        intent      TEXT,           -- the write's request (redacted), JSON
+        finished    TEXT,           -- journal::Finished, JSON
+        PRIMARY KEY (run, path)
+    ) STRICT, WITHOUT ROWID;
+    ",
+];
+
+/// The schema version this flowcat writes.
+pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How a connection is set up.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Setup {
+    pub busy_timeout: Duration,
+    pub max_pages: Option<u32>,
+}
+
+/// Opens the journal `file` (which exists) for reading and writing, in WAL mode.
+///
+/// `synchronous=NORMAL` in WAL mode: a commit is written to the WAL before it returns, and the WAL
+/// is synced at checkpoints. A process that crashes or is killed loses nothing committed; a power
+/// cut or an OS crash may lose the last commits (never corrupt the file). That is the promise.
+pub(crate) fn connect(file: &Path, setup: Setup) -> Result<Connection, JournalError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let err = |e: rusqlite::Error| error::sqlite(&e, file, Doing::Opened);
+    let conn = Connection::open_with_flags(file, flags).map_err(err)?;
+    conn.busy_timeout(setup.busy_timeout).map_err(err)?;
+    // SQLite opens a file it may not write read-only, silently: say so now, not at the first write.
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(err)? {
+        return Err(error::read_only(file, "the file is read-only"));
+    }
+    // The first read of the file: random bytes fail here ("file is not a database").
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(error::read_only(file, &format!("it stays in `{mode}` journal mode instead of WAL")));
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+    conn.pragma_update(None, "foreign_keys", true).map_err(err)?;
+    if let Some(pages) = setup.max_pages {
+        // A number, so formatting it into the statement is safe; the pragma answers the new cap.
+        conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(())).map_err(err)?;
+    }
+    Ok(conn)
+}
+
+/// Brings the schema up to [`VERSION`]; refuses a newer journal and another program's database.
+pub(crate) fn migrate(conn: &mut Connection, file: &Path) -> Result<(), JournalError> {
+    let err = |e: rusqlite::Error| error::sqlite(&e, file, Doing::Opened);
+    let version = user_version(conn).map_err(err)?;
+    check_version(version, file)?;
+    if version == VERSION {
+        return check_application(conn, file);
+    }
+    if version == 0 {
+        check_empty(conn, file)?;
+        // Pages freed by `runs prune` go back to the file system (only settable before any table).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(err)?;
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive).map_err(err)?;
+    // Another process may have migrated while this one waited for the lock.
+    let version = user_version(&tx).map_err(err)?;
+    check_version(version, file)?;
+    for migration in &MIGRATIONS[version as usize..] {
+        tx.execute_batch(migration).map_err(err)?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(err)?;
+    tx.pragma_update(None, "user_version", VERSION).map_err(err)?;
+    tx.commit().map_err(err)
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+fn check_version(version: i64, file: &Path) -> Result<(), JournalError> {
+    if (0..=VERSION).contains(&version) {
+        return Ok(());
+    }
+    Err(JournalError::new(
+        "newer_version",
+        format!(
+            "the journal `{}` was written by a newer flowcat (schema version {version}; this flowcat knows versions \
+             up to {VERSION}): use that flowcat or a newer one, or give this one another state folder with \
+             `--state-dir DIR`",
+            file.display()
+        ),
+    ))
+}
+
+/// A database at version 0 must be empty: a new file, not another program's database.
+fn check_empty(conn: &Connection, file: &Path) -> Result<(), JournalError> {
+    let objects: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(|e| error::sqlite(&e, file, Doing::Opened))?;
+    if objects > 0 { Err(not_a_journal(file)) } else { check_application(conn, file) }
+}
+
+fn check_application(conn: &Connection, file: &Path) -> Result<(), JournalError> {
+    let id: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(|e| error::sqlite(&e, file, Doing::Opened))?;
+    if id == 0 || id == APPLICATION_ID { Ok(()) } else { Err(not_a_journal(file)) }
+}
+
+fn not_a_journal(file: &Path) -> JournalError {
+    JournalError::new(
+        "corrupt",
+        format!(
+            "`{}` is a SQLite database but not a flowcat journal: choose another state folder with `--state-dir DIR`",
+            file.display()
+        ),
+    )
+}

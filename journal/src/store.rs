@@ -1,0 +1,379 @@
+//! [`Journal`]: the SQLite [`Store`]. Opening it checks the journal (version, integrity,
+//! writability) before anything runs; beginning a run takes the run's lock; list and show read
+//! through their own connection, so that they never wait behind the writer's batches.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use flowcat_engine::journal::{
+    Begun, Filter, Held, IfBusy, JournalError, RunSummary, Start, Store, StoredRun, StoredStatus,
+};
+use flowcat_engine::run::BoxFuture;
+use rusqlite::Connection;
+
+use crate::crash::{Crash, CrashAt};
+use crate::dir::{self, DB_FILE, LOCKS};
+use crate::error::{self, Doing};
+use crate::handle::Handle;
+use crate::lock;
+use crate::read::Reader;
+use crate::schema::{self, Setup};
+use crate::writer::{Began, Op, Reply, Writer};
+
+/// How a journal is opened.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// A test-only crash point (`FLOWCAT_CRASH_AT`, read by [`Options::from_env`]).
+    pub crash_at: Option<CrashAt>,
+    /// Caps the database at this many pages (4 KiB each): reaching the cap is a full disk
+    /// (`full`), which is how the tests provoke one.
+    pub max_pages: Option<u32>,
+    /// How long a statement waits for another process's write lock before `busy`.
+    pub busy_timeout: Duration,
+    /// How long [`IfBusy::Wait`] waits at most for another process's run of the same key (less
+    /// when the run's deadline comes first), then answers [`Begun::Busy`].
+    pub max_wait: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            crash_at: None,
+            max_pages: None,
+            busy_timeout: Duration::from_secs(10),
+            max_wait: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl Options {
+    /// The defaults, with the crash point of `FLOWCAT_CRASH_AT`.
+    pub fn from_env() -> Result<Options, JournalError> {
+        Ok(Options { crash_at: CrashAt::from_env()?, ..Options::default() })
+    }
+}
+
+/// The run journal in `STATE_DIR/journal.sqlite3`. Cheap to clone: clones share the writer.
+#[derive(Clone)]
+pub struct Journal {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("file", &self.shared.file).finish_non_exhaustive()
+    }
+}
+
+/// What the journal and its run handles share.
+pub(crate) struct Shared {
+    /// `None` only while dropping: the writer ends when its channel closes.
+    ops: Option<mpsc::Sender<Op>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    stats: Arc<Stats>,
+    /// The reading connection (and `prune`'s).
+    side: Mutex<Connection>,
+    pub(crate) file: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) crash: Option<Crash>,
+    max_wait: Duration,
+}
+
+impl Journal {
+    /// Opens (creating it if needed) the journal in the state folder `dir`, with the crash point
+    /// of `FLOWCAT_CRASH_AT` if set.
+    pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+        Journal::open_with(dir, Options::from_env()?)
+    }
+
+    /// Opens the journal in `dir` with `options`. The folder is created with mode 0700 and the
+    /// database with 0600; a journal that is damaged, read-only, from a newer flowcat, or (when
+    /// new) on a full disk is refused here, before any run starts.
+    pub fn open_with(dir: &Path, options: Options) -> Result<Journal, JournalError> {
+        dir::create_private_dir(dir)?;
+        dir::create_private_dir(&dir.join(LOCKS))?;
+        let file = dir.join(DB_FILE);
+        dir::create_private_file(&file)?;
+        let setup = Setup { busy_timeout: options.busy_timeout, max_pages: options.max_pages };
+        let mut conn = schema::connect(&file, setup)?;
+        schema::migrate(&mut conn, &file)?;
+        let side = schema::connect(&file, setup)?;
+        let (ops, receiver) = mpsc::channel();
+        let stats = Arc::new(Stats::default());
+        let writer = Writer { conn, file: file.clone(), dir: dir.to_owned(), stats: stats.clone() };
+        let writer = std::thread::Builder::new()
+            .name("flowcat-journal".into())
+            .spawn(move || writer.serve(receiver))
+            .map_err(|e| error::io(&e, &file, Doing::Opened))?;
+        let shared = Shared {
+            ops: Some(ops),
+            writer: Some(writer),
+            stats,
+            side: Mutex::new(side),
+            file,
+            dir: dir.to_owned(),
+            crash: options.crash_at.map(Crash::new),
+            max_wait: options.max_wait,
+        };
+        Ok(Journal { shared: Arc::new(shared) })
+    }
+
+    /// Whether the state folder `dir` holds a journal (without creating one).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(DB_FILE).is_file()
+    }
+
+    /// The database file.
+    pub fn file(&self) -> &Path {
+        &self.shared.file
+    }
+
+    /// How many transactions the writer committed, and how many ops they held.
+    pub fn stats(&self) -> (u64, u64) {
+        let stats = &self.shared.stats;
+        (stats.commits.load(Ordering::Relaxed), stats.ops.load(Ordering::Relaxed))
+    }
+
+    /// Answers once everything journaled so far is committed (`started` included).
+    pub async fn flush(&self) -> Result<(), JournalError> {
+        self.shared.call(|reply| Op::Flush { reply }).await
+    }
+
+    /// A finished run's stored form, for [`Begun::Done`].
+    fn done(&self, id: &str) -> Result<Begun, JournalError> {
+        match self.show(id)? {
+            Some(run) => Ok(Begun::Done(Box::new(run))),
+            None => Err(unknown_run(id, &self.shared.file)),
+        }
+    }
+
+    /// Waits for run `id` (of a key) to be free, by `if_busy`.
+    async fn wait(
+        &self,
+        seq: i64,
+        id: String,
+        if_busy: IfBusy,
+        deadline_at: Option<u64>,
+    ) -> Result<Begun, JournalError> {
+        let start = now_ms();
+        let give_up =
+            deadline_at.unwrap_or(u64::MAX).min(start.saturating_add(self.shared.max_wait.as_millis() as u64));
+        for attempt in 0.. {
+            match self.take(seq, &id).await? {
+                Take::Held(handle, past) => return Ok(Begun::Resumed(handle, past)),
+                Take::Final => return self.done(&id),
+                Take::Busy => {}
+            }
+            let now = now_ms();
+            if if_busy == IfBusy::Refuse || now >= give_up {
+                break;
+            }
+            tokio::time::sleep(backoff(attempt).min(Duration::from_millis(give_up - now))).await;
+        }
+        Ok(Begun::Busy { id })
+    }
+
+    /// Tries to take the unfinished run `id` for this process.
+    async fn take(&self, seq: i64, id: &str) -> Result<Take, JournalError> {
+        let shared = &self.shared;
+        // A `list` probing the lock holds it for microseconds: try a few times before "busy".
+        let mut lock = None;
+        for attempt in 0..3 {
+            lock = lock::try_lock(&shared.dir, id)?;
+            if lock.is_some() {
+                break;
+            }
+            if attempt < 2 {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        }
+        let Some(lock) = lock else { return Ok(Take::Busy) };
+        let Some(row) = shared.read(|r| r.row(id))? else { return Err(unknown_run(id, &shared.file)) };
+        if row.summary.status.is_final() {
+            lock.remove();
+            return Ok(Take::Final);
+        }
+        shared.call(|reply| Op::Claim { seq, at: now_ms(), reply }).await?;
+        let past = shared.read(|r| r.past(seq, id))?;
+        let handle = Handle::new(shared.clone(), seq, row.summary.info, lock);
+        Ok(Take::Held(Box::new(handle), past))
+    }
+}
+
+/// What [`Journal::take`] got.
+enum Take {
+    Held(Box<Handle>, flowcat_engine::journal::Past),
+    /// The run ended meanwhile.
+    Final,
+    /// Another process holds it.
+    Busy,
+}
+
+/// The writer's counters.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub commits: AtomicU64,
+    pub ops: AtomicU64,
+}
+
+impl Drop for Shared {
+    /// The last user is gone: close the channel, and let the writer commit what was sent
+    /// (`started` ops included) and close its connection, which checkpoints the WAL.
+    fn drop(&mut self) {
+        drop(self.ops.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn send(&self, op: Op) -> Result<(), JournalError> {
+        let ops = self.ops.as_ref().ok_or_else(|| error::stopped(&self.file))?;
+        ops.send(op).map_err(|_| error::stopped(&self.file))
+    }
+
+    /// Sends an op and waits until it is committed.
+    pub(crate) async fn call<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, JournalError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(op(reply))?;
+        answer.await.map_err(|_| error::stopped(&self.file))?
+    }
+
+    /// Waits, blocking the thread, until everything sent so far is committed (at most 5 s): for a
+    /// crash point in `started`, which is not async.
+    pub(crate) fn flush_blocking(&self) {
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        if self.send(Op::Flush { reply }).is_err() {
+            return;
+        }
+        for _ in 0..5000 {
+            match answer.try_recv() {
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Reader<'_>) -> T) -> T {
+        let conn = self.side.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&Reader { conn: &conn, file: &self.file, dir: &self.dir })
+    }
+}
+
+impl Store for Journal {
+    fn begin(&self, start: Start) -> BoxFuture<'_, Result<Begun, JournalError>> {
+        Box::pin(async move {
+            let (if_busy, deadline_at) = (start.if_busy, start.info.deadline_at);
+            let began = self.shared.call(|reply| Op::Begin { info: Box::new(start.info), reply }).await?;
+            match began {
+                Began::Fresh { seq, info, lock } => {
+                    Ok(Begun::Fresh(Box::new(Handle::new(self.shared.clone(), seq, *info, lock))))
+                }
+                Began::Found { id, status, .. } if status.is_final() => self.done(&id),
+                Began::Found { seq, id, .. } => self.wait(seq, id, if_busy, deadline_at).await,
+            }
+        })
+    }
+
+    fn resume<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Held, JournalError>> {
+        Box::pin(async move {
+            let file = &self.shared.file;
+            let Some(row) = self.shared.read(|r| r.row(id))? else { return Err(unknown_run(id, file)) };
+            if row.summary.status.is_final() {
+                return Err(finished(id, row.summary.status));
+            }
+            match self.take(row.seq, id).await? {
+                Take::Held(handle, past) => Ok((handle as Box<dyn flowcat_engine::journal::RunHandle>, past)),
+                Take::Final => Err(finished(id, StoredStatus::Succeeded)),
+                Take::Busy => Err(JournalError::new(
+                    "busy",
+                    format!(
+                        "run `{id}` is running in another flowcat process: wait for it to end, or stop that \
+                         process (Ctrl-C) and resume it then"
+                    ),
+                )),
+            }
+        })
+    }
+
+    fn list(&self, filter: &Filter) -> Result<Vec<RunSummary>, JournalError> {
+        self.shared.read(|r| r.list(filter))
+    }
+
+    fn show(&self, id: &str) -> Result<Option<StoredRun>, JournalError> {
+        self.shared.read(|r| r.show(id))
+    }
+
+    fn prune(&self, before_ms: u64) -> Result<usize, JournalError> {
+        let shared = &self.shared;
+        let err = |e: rusqlite::Error| error::sqlite(&e, &shared.file, Doing::Written);
+        let mut conn = shared.side.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        let ids = {
+            let mut stmt = tx
+                .prepare("SELECT id FROM runs WHERE status IN ('succeeded', 'failed') AND updated_at < ?1")
+                .map_err(err)?;
+            let rows = stmt.query_map([crate::writer::sql_ms(before_ms)], |r| r.get::<_, String>(0)).map_err(err)?;
+            rows.collect::<Result<Vec<String>, _>>().map_err(err)?
+        };
+        tx.execute(
+            "DELETE FROM runs WHERE status IN ('succeeded', 'failed') AND updated_at < ?1",
+            [crate::writer::sql_ms(before_ms)],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        for id in &ids {
+            if let Ok(path) = lock::path(&shared.dir, id) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        // Give the freed pages back to the file system (auto_vacuum = INCREMENTAL).
+        let _ = conn.execute_batch("PRAGMA incremental_vacuum");
+        Ok(ids.len())
+    }
+}
+
+fn unknown_run(id: &str, file: &Path) -> JournalError {
+    JournalError::new(
+        "unknown_run",
+        format!("no run `{id}` in the journal `{}`: `flowcat runs list` shows the runs it holds", file.display()),
+    )
+}
+
+fn finished(id: &str, status: StoredStatus) -> JournalError {
+    JournalError::new(
+        "finished",
+        format!(
+            "run `{id}` has {}: there is nothing to resume; `flowcat runs show {id}` prints its record",
+            status.name()
+        ),
+    )
+}
+
+/// Unix time in milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
+
+/// The pause before the next look at a busy run: 10 ms doubling to at most 500 ms.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(10u64.saturating_mul(1 << attempt.min(16)).min(500))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_run_is_looked_at_again_sooner_then_later() {
+        let table = [(0, 10), (1, 20), (2, 40), (5, 320), (6, 500), (40, 500), (u32::MAX, 500)];
+        for (attempt, ms) in table {
+            assert_eq!(backoff(attempt), Duration::from_millis(ms), "{attempt}");
+        }
+    }
+}

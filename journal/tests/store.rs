@@ -1,0 +1,241 @@
+//! The store in one process: a run's life (begin, nodes, end), keys, list, show, resume, prune,
+//! and group commit under concurrency.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{finished, open, record, start};
+use flowcat_engine::journal::{Begun, Filter, IfBusy, RunHandle, Store, StoredStatus, path_key};
+use serde_json::json;
+
+fn path(p: &str) -> Vec<String> {
+    p.split('/').map(str::to_owned).collect()
+}
+
+fn fresh(begun: Begun) -> Box<dyn RunHandle> {
+    match begun {
+        Begun::Fresh(handle) => handle,
+        other => panic!("expected a fresh run, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_run_is_journaled_ended_and_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = open(dir.path());
+    let run = fresh(journal.begin(start("duo.admin.enroll_user", None)).await.expect("begin"));
+    let id = run.info().id.clone();
+    assert!(id.starts_with('r') && id.len() == 16, "{id}");
+    assert_eq!(run.info().binds, vec![("duo_admin".to_owned(), "duo".to_owned())]);
+    let targets = vec![("duo_admin".to_owned(), "api-12345678.duosecurity.com".to_owned())];
+    assert_eq!(journal.show(&run.info().id).expect("show").map(|r| r.summary.info.targets), Some(targets));
+
+    run.started(&path("lookup"), 100);
+    run.finished(&path("lookup"), &finished("lookup", json!({ "user_id": "DU1" }))).await.expect("finished");
+    run.started(&path("phone/create"), 200);
+    let request = json!({ "method": "POST", "url": "https://api-x.duosecurity.com/admin/v1/phones" });
+    run.intent(&path("phone/create"), &request).await.expect("intent");
+
+    // Before the end: running, held by this process, its nodes journaled.
+    let shown = journal.show(&id).expect("show").expect("the run");
+    assert_eq!(shown.summary.status, StoredStatus::Running);
+    assert_eq!(shown.record, None);
+    let phone = shown.past.node("phone/create").expect("journaled");
+    assert_eq!((phone.started_at, phone.intent.as_ref(), phone.finished.as_ref()), (Some(200), Some(&request), None));
+    assert_eq!(
+        shown.past.node("lookup").and_then(|n| n.finished.as_ref()).map(|f| f.record.id.as_str()),
+        Some("lookup")
+    );
+
+    run.finished(&path("phone/create"), &finished("create", json!({ "phone_id": "DP1" }))).await.expect("finished");
+    run.end(StoredStatus::Failed, &record("duo.admin.enroll_user", "failed")).await.expect("end");
+    let shown = journal.show(&id).expect("show").expect("the run");
+    assert_eq!(shown.summary.status, StoredStatus::Failed);
+    assert_eq!(shown.summary.note.as_deref(), Some("`create` duo_40003: duplicate username"));
+    assert!(shown.record.is_some());
+    assert_eq!(shown.past.nodes.len(), 2, "the nodes stay after the end: {:?}", shown.past);
+    assert!(shown.summary.updated_at >= shown.summary.info.created_at);
+    assert!(matches!(run.end(StoredStatus::Running, &record("f", "succeeded")).await, Err(e) if e.code == "invalid"));
+    assert_eq!(journal.show("r0000000000nope").expect("show"), None);
+}
+
+#[tokio::test]
+async fn a_dropped_run_is_interrupted_and_resumed_with_its_past() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = open(dir.path());
+    let run = fresh(journal.begin(start("f", None)).await.expect("begin"));
+    let id = run.info().id.clone();
+    run.finished(&path("a"), &finished("a", json!(1))).await.expect("finished");
+    run.intent(&path("b"), &json!({ "method": "POST" })).await.expect("intent");
+    assert!(matches!(journal.resume(&id).await, Err(e) if e.code == "busy"), "held by `run`");
+    assert_eq!(journal.list(&Filter::default()).expect("list")[0].status, StoredStatus::Running);
+    drop(run);
+
+    assert_eq!(journal.list(&Filter::default()).expect("list")[0].status, StoredStatus::Interrupted);
+    let (again, past) = journal.resume(&id).await.expect("resume");
+    assert_eq!(again.info().id, id);
+    assert_eq!(again.info().flow, "f");
+    assert!(past.node("a").is_some_and(|n| n.finished.is_some()));
+    assert!(past.node("b").is_some_and(|n| n.intent.is_some() && n.finished.is_none()), "outcome unknown");
+    assert_eq!(journal.list(&Filter::default()).expect("list")[0].status, StoredStatus::Running);
+
+    // Ended as interrupted (Ctrl-C): still resumable; ended as succeeded: finished.
+    again.end(StoredStatus::Interrupted, &record("f", "failed")).await.expect("end");
+    drop(again);
+    let (third, _) = journal.resume(&id).await.expect("an interrupted run resumes");
+    assert_eq!(journal.show(&id).expect("show").map(|r| r.record.is_none()), Some(true), "the old record is cleared");
+    third.end(StoredStatus::Succeeded, &record("f", "succeeded")).await.expect("end");
+    assert!(!dir.path().join("locks").join(format!("{id}.lock")).exists(), "a finished run's lock file is removed");
+    drop(third);
+    assert!(matches!(journal.resume(&id).await, Err(e) if e.code == "finished" && e.message.contains(&id)));
+    assert!(matches!(journal.resume("r00000000000000").await, Err(e) if e.code == "unknown_run"));
+    assert!(matches!(journal.resume("../../etc/passwd").await, Err(e) if e.code == "unknown_run"));
+}
+
+#[tokio::test]
+async fn a_key_names_one_run_fresh_then_resumed_then_done() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = open(dir.path());
+    let first = fresh(journal.begin(start("onboard", Some("jdoe"))).await.expect("begin"));
+    let id = first.info().id.clone();
+    first.finished(&path("a"), &finished("a", json!(1))).await.expect("finished");
+    // Another flow may use the same key.
+    fresh(journal.begin(start("offboard", Some("jdoe"))).await.expect("begin"));
+
+    let mut refuse = start("onboard", Some("jdoe"));
+    refuse.if_busy = IfBusy::Refuse;
+    assert!(matches!(journal.begin(refuse.clone()).await, Ok(Begun::Busy { id: busy }) if busy == id));
+    drop(first);
+    let Ok(Begun::Resumed(second, past)) = journal.begin(refuse.clone()).await else { panic!("resumed") };
+    assert_eq!(second.info().id, id);
+    assert!(past.node("a").is_some());
+    second.end(StoredStatus::Succeeded, &record("onboard", "succeeded")).await.expect("end");
+    let Ok(Begun::Done(done)) = journal.begin(refuse).await else { panic!("done") };
+    assert_eq!((done.summary.info.id.as_str(), done.summary.status), (id.as_str(), StoredStatus::Succeeded));
+    assert!(done.record.is_some());
+}
+
+/// Twenty runs with one key at once: exactly one is fresh. With `Refuse` the others are busy;
+/// with `Wait` they wait, and get the first one's record once it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_runs_with_one_key_make_one_fresh_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = Arc::new(open(dir.path()));
+    for if_busy in [IfBusy::Refuse, IfBusy::Wait] {
+        let key = format!("{if_busy:?}");
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (journal, key) = (journal.clone(), key.clone());
+                tokio::spawn(async move {
+                    let mut s = start("onboard", Some(&key));
+                    s.if_busy = if_busy;
+                    match journal.begin(s).await.expect("begin") {
+                        Begun::Fresh(run) => {
+                            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                            run.end(StoredStatus::Succeeded, &record("onboard", "succeeded")).await.expect("end");
+                            "fresh"
+                        }
+                        Begun::Resumed(..) => "resumed",
+                        Begun::Done(_) => "done",
+                        Begun::Busy { .. } => "busy",
+                    }
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.expect("a task"));
+        }
+        outcomes.sort();
+        let others = if if_busy == IfBusy::Refuse { "busy" } else { "done" };
+        let want: Vec<&str> = std::iter::once("fresh").chain(std::iter::repeat_n(others, 19)).collect::<Vec<_>>();
+        let mut want = want;
+        want.sort();
+        assert_eq!(outcomes, want, "{if_busy:?}");
+    }
+    let runs = journal.list(&Filter::default()).expect("list");
+    assert_eq!(runs.len(), 2, "one run per key: {runs:?}");
+}
+
+#[tokio::test]
+async fn list_filters_by_status_and_flow_newest_first_and_prune_keeps_unfinished_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = open(dir.path());
+    let mut ids = Vec::new();
+    let mut held = Vec::new();
+    for (i, (flow, status)) in
+        [("a", "succeeded"), ("b", "failed"), ("a", "running"), ("b", "interrupted"), ("a", "succeeded")]
+            .into_iter()
+            .enumerate()
+    {
+        let mut s = start(flow, None);
+        s.info.created_at = 1_000 + i as u64;
+        let run = fresh(journal.begin(s).await.expect("begin"));
+        ids.push(run.info().id.clone());
+        match status {
+            "running" => held.push(run),
+            "interrupted" => drop(run),
+            done => run.end(StoredStatus::parse(done).expect("a status"), &record(flow, done)).await.expect("end"),
+        }
+    }
+    let list = |status: &[StoredStatus], flow: Option<&str>, limit: usize| {
+        let filter = Filter { status: status.to_vec(), flow: flow.map(str::to_owned), limit };
+        journal.list(&filter).expect("list").into_iter().map(|r| r.info.id).collect::<Vec<_>>()
+    };
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(list(&[], None, 0), newest_first);
+    assert_eq!(list(&[], None, 2), newest_first[..2]);
+    assert_eq!(list(&[], Some("a"), 0), [ids[4].clone(), ids[2].clone(), ids[0].clone()]);
+    assert_eq!(list(&[StoredStatus::Interrupted], None, 0), [ids[3].clone()]);
+    assert_eq!(list(&[StoredStatus::Running], None, 0), [ids[2].clone()]);
+    assert_eq!(list(&[StoredStatus::Succeeded, StoredStatus::Failed], None, 1), [ids[4].clone()]);
+    assert_eq!(list(&[StoredStatus::Succeeded], Some("b"), 0), Vec::<String>::new());
+
+    // Prune: only finished runs that ended before the time given.
+    assert_eq!(journal.prune(1).expect("prune"), 0, "none ended that long ago");
+    assert_eq!(journal.prune(common::now_ms() + 1).expect("prune"), 3);
+    assert_eq!(list(&[], None, 0), [ids[3].clone(), ids[2].clone()]);
+    assert_eq!(journal.show(&ids[0]).expect("show"), None);
+    drop(held);
+}
+
+/// Sixteen runs journaling at once share commits, and each write is committed when its future
+/// resolves: a fresh connection sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_runs_share_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = Arc::new(open(dir.path()));
+    let file = journal.file().to_owned();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (journal, file) = (journal.clone(), file.clone());
+            tokio::spawn(async move {
+                let run = fresh(journal.begin(start("f", None)).await.expect("begin"));
+                for n in 0..20 {
+                    let node = path(&format!("n{n}"));
+                    run.started(&node, 1);
+                    run.intent(&node, &json!({ "run": i, "node": n })).await.expect("intent");
+                    run.finished(&node, &finished("n", json!(n))).await.expect("finished");
+                }
+                // Committed means visible to another connection at once.
+                let conn = rusqlite::Connection::open(&file).expect("open");
+                let count: i64 = conn
+                    .query_row(
+                        "SELECT count(*) FROM nodes JOIN runs ON runs.seq = nodes.run WHERE runs.id = ?1 AND finished IS NOT NULL",
+                        [&run.info().id],
+                        |r| r.get(0),
+                    )
+                    .expect("count");
+                assert_eq!(count, 20);
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a task");
+    }
+    let (commits, ops) = journal.stats();
+    assert!(ops >= 16 * 40, "{ops}");
+    assert!(commits < ops, "some ops shared a commit: {commits} commits for {ops} ops");
+    assert_eq!(path_key(&path("phone/create")), "phone/create");
+}
