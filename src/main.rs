@@ -11,6 +11,7 @@ mod init;
 mod live;
 mod manual;
 mod run;
+mod runs;
 mod ui;
 
 use std::path::PathBuf;
@@ -44,6 +45,10 @@ struct Cli {
     /// empty (`CLICOLOR_FORCE` forces it).
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     color: ColorChoice,
+    /// The folder of the run journal [default: $FLOWCAT_STATE_DIR, else $XDG_STATE_HOME/flowcat,
+    /// else ~/.local/state/flowcat].
+    #[arg(long, global = true, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,6 +98,9 @@ enum Command {
     /// Work with the integrations file.
     #[command(subcommand)]
     Integrations(IntegrationsCommand),
+    /// The journal's runs: list them, show one with the writes it sent, prune old ones.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
     /// Serve the Duo API simulator on loopback, so that flows run offline.
     Sim(flowcat_sim::cli::SimArgs),
     /// Print a shell completion script: `flowcat completions bash > /etc/bash_completion.d/flowcat`.
@@ -162,6 +170,7 @@ fn main() -> ExitCode {
         Command::Integrations(IntegrationsCommand::Check { name, integrations, format }) => {
             commands::check(integrations, name.as_deref(), format == Format::Json)
         }
+        Command::Runs(command) => runs::runs(command, cli.state_dir),
         Command::Sim(args) => commands::sim(args),
         Command::Completions { shell } => manual::completions(shell),
         Command::Man { subcommand } => manual::man(subcommand.as_deref()),
