@@ -15,7 +15,8 @@ use crate::error::{self, Doing};
 use crate::lock;
 
 /// The columns [`summary`] reads, in order.
-const COLUMNS: &str = "seq, id, flow, flow_digest, key, inputs, vars, binds, targets, created_at, updated_at, \
+const COLUMNS: &str = "seq, id, flow, flow_digest, key, inputs, vars, binds, targets, created_at, \
+                       max(updated_at, coalesce((SELECT max(at) FROM nodes WHERE nodes.run = runs.seq), 0)), \
                        deadline_at, status, note";
 
 /// Where the rows are read from: the connection, and the paths for messages and locks.

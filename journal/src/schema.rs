@@ -42,12 +42,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_created_at ON runs (created_at);
     CREATE TABLE nodes (
         run         INTEGER NOT NULL REFERENCES runs (seq) ON DELETE CASCADE,
-        path        TEXT NOT NULL,  -- path_key: `phone/create`
+        path        TEXT NOT NULL,    -- path_key: `phone/create`
         started_at  INTEGER,
-        intent      TEXT,           -- the write's request (redacted), JSON
-        finished    TEXT,           -- journal::Finished, JSON
-        PRIMARY KEY (run, path)
-    ) STRICT, WITHOUT ROWID;
+        intent      TEXT,             -- the write's request (redacted), JSON
+        finished    TEXT,             -- journal::Finished, JSON
+        at          INTEGER NOT NULL  -- the last change (the run's `updated_at` is the latest of
+                                      -- its own and its nodes': one page less per commit)
+    ) STRICT;
+    -- A rowid table with an index, not WITHOUT ROWID: rows of a kilobyte or two would spill into
+    -- overflow pages of an index b-tree.
+    CREATE UNIQUE INDEX nodes_run_path ON nodes (run, path);
     ",
 ];
 

@@ -1,11 +1,10 @@
 //! The writer: one thread owns the connection that writes, and commits in groups.
 //!
 //! Runs send it [`Op`]s over a channel. It takes every op queued, applies them in one
-//! `BEGIN IMMEDIATE` transaction (each under its own savepoint, so that one op's error does not
-//! undo the others), commits once, then tells each waiter. Many runs journaling at once thus
+//! `BEGIN IMMEDIATE` transaction (each op is one statement, which SQLite undoes alone when it
+//! fails), commits once, then tells each waiter. Many runs journaling at once thus
 //! share one commit, and a waiter learns of its write only once it is committed.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
@@ -98,9 +97,43 @@ enum Done {
     Quiet,
 }
 
+/// The batch's statements, each prepared once per batch (the connection's lifetime cannot be
+/// borrowed across batches by the writer that owns it).
+struct Prepared<'c> {
+    conn: &'c Connection,
+    statements: Vec<(&'static str, rusqlite::Statement<'c>)>,
+}
+
+impl<'c> Prepared<'c> {
+    fn new(conn: &'c Connection) -> Self {
+        Prepared { conn, statements: Vec::new() }
+    }
+
+    fn execute(&mut self, sql: &'static str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        let i = match self.statements.iter().position(|(s, _)| std::ptr::eq(*s, sql)) {
+            Some(i) => i,
+            None => {
+                self.statements.push((sql, self.conn.prepare(sql)?));
+                self.statements.len() - 1
+            }
+        };
+        self.statements[i].1.execute(params)
+    }
+}
+
+const STARTED: &str = "INSERT INTO nodes (run, path, started_at, at) VALUES (?1, ?2, ?3, ?3)
+     ON CONFLICT (run, path) DO UPDATE SET started_at = coalesce(started_at, excluded.started_at),
+                                           at = max(at, excluded.at)";
+const INTENT: &str = "INSERT INTO nodes (run, path, intent, at) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (run, path) DO UPDATE SET intent = excluded.intent, at = max(at, excluded.at)";
+const FINISHED: &str = "INSERT INTO nodes (run, path, finished, at) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (run, path) DO UPDATE SET finished = excluded.finished, at = max(at, excluded.at)";
+const END: &str = "UPDATE runs SET status = ?2, note = ?3, record = ?4, updated_at = ?5 WHERE seq = ?1";
+const CLAIM: &str = "UPDATE runs SET status = 'running', note = NULL, record = NULL, updated_at = ?2 WHERE seq = ?1";
+
 impl Writer {
     /// Serves ops until every sender is gone.
-    pub(crate) fn serve(mut self, ops: mpsc::Receiver<Op>) {
+    pub(crate) fn serve(self, ops: mpsc::Receiver<Op>) {
         while let Ok(first) = ops.recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -113,28 +146,27 @@ impl Writer {
         }
     }
 
-    /// One transaction for the whole batch, then the replies.
-    fn apply(&mut self, batch: Vec<Op>) {
+    /// One transaction for the whole batch, then the replies. Every op writes with one
+    /// statement, and SQLite undoes a failed statement alone: one op's error fails only its own
+    /// waiter, unless SQLite rolled the whole transaction back (a full disk), which fails the
+    /// batch.
+    fn apply(&self, batch: Vec<Op>) {
         let mut done = Vec::with_capacity(batch.len());
-        let mut touched: HashMap<i64, u64> = HashMap::new();
         let mut ops = batch.into_iter();
         let mut failure = self.exec("BEGIN IMMEDIATE").err();
         if failure.is_none() {
+            let mut prepared = Prepared::new(&self.conn);
             for op in ops.by_ref() {
-                if let Some((seq, at)) = op.touches() {
-                    let t = touched.entry(seq).or_insert(at);
-                    *t = (*t).max(at);
-                }
-                let (d, lost) = self.apply_one(op);
+                let (d, error) = self.apply_one(&mut prepared, op);
                 done.push(d);
-                if lost.is_some() {
-                    failure = lost;
+                if error.is_some() && self.conn.is_autocommit() {
+                    failure = error;
                     break;
                 }
             }
         }
         if failure.is_none() {
-            failure = self.touch(&touched).and_then(|()| self.exec("COMMIT")).err();
+            failure = self.exec("COMMIT").err();
         }
         if let Some(e) = failure {
             if !self.conn.is_autocommit() {
@@ -168,80 +200,40 @@ impl Writer {
         }
     }
 
-    /// Applies one op under a savepoint: an error undoes that op alone. The second value is set
-    /// when the whole transaction is lost (SQLite rolled it back, e.g. on a full disk, and the
-    /// connection is in autocommit again): the batch fails.
-    fn apply_one(&mut self, op: Op) -> (Done, Option<JournalError>) {
-        if let Err(e) = self.exec("SAVEPOINT op") {
-            op.fail(&e);
-            return (Done::Quiet, Some(e));
-        }
-        let (done, error) = match op {
+    /// Applies one op; answers its outcome and its error, if any.
+    fn apply_one(&self, prepared: &mut Prepared<'_>, op: Op) -> (Done, Option<JournalError>) {
+        let err = |e: rusqlite::Error| error::sqlite(&e, &self.file, Doing::Written);
+        let unit = |reply, r: rusqlite::Result<usize>| {
+            let r = r.map(drop).map_err(err);
+            let e = r.as_ref().err().cloned();
+            (Done::Unit(reply, r), e)
+        };
+        match op {
             Op::Begin { info, reply } => {
                 let r = self.begin(info);
                 let e = r.as_ref().err().cloned();
                 (Done::Began(reply, r), e)
             }
             Op::Started { seq, path, at } => {
-                let r = self.run(
-                    "INSERT INTO nodes (run, path, started_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (run, path) DO UPDATE SET started_at = coalesce(started_at, excluded.started_at)",
-                    params![seq, path, sql_ms(at)],
-                );
-                (Done::Quiet, r.err())
+                (Done::Quiet, prepared.execute(STARTED, params![seq, path, sql_ms(at)]).err().map(err))
             }
-            Op::Intent { seq, path, request, reply, .. } => {
-                let r = self.run(
-                    "INSERT INTO nodes (run, path, intent) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (run, path) DO UPDATE SET intent = excluded.intent",
-                    params![seq, path, request],
-                );
-                let e = r.as_ref().err().cloned();
-                (Done::Unit(reply, r), e)
+            Op::Intent { seq, path, request, at, reply } => {
+                unit(reply, prepared.execute(INTENT, params![seq, path, request, sql_ms(at)]))
             }
-            Op::Finished { seq, path, node, reply, .. } => {
-                let r = self.run(
-                    "INSERT INTO nodes (run, path, finished) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (run, path) DO UPDATE SET finished = excluded.finished",
-                    params![seq, path, node],
-                );
-                let e = r.as_ref().err().cloned();
-                (Done::Unit(reply, r), e)
+            Op::Finished { seq, path, node, at, reply } => {
+                unit(reply, prepared.execute(FINISHED, params![seq, path, node, sql_ms(at)]))
             }
             Op::End { seq, status, note, record, at, reply } => {
-                let r = self.run(
-                    "UPDATE runs SET status = ?2, note = ?3, record = ?4, updated_at = ?5 WHERE seq = ?1",
-                    params![seq, status.name(), note, record, sql_ms(at)],
-                );
-                let e = r.as_ref().err().cloned();
-                (Done::Unit(reply, r), e)
+                unit(reply, prepared.execute(END, params![seq, status.name(), note, record, sql_ms(at)]))
             }
-            Op::Claim { seq, at, reply } => {
-                let r = self.run(
-                    "UPDATE runs SET status = 'running', note = NULL, record = NULL, updated_at = ?2 WHERE seq = ?1",
-                    params![seq, sql_ms(at)],
-                );
-                let e = r.as_ref().err().cloned();
-                (Done::Unit(reply, r), e)
-            }
+            Op::Claim { seq, at, reply } => unit(reply, prepared.execute(CLAIM, params![seq, sql_ms(at)])),
             Op::Flush { reply } => (Done::Unit(reply, Ok(())), None),
-        };
-        let Some(e) = error else {
-            return match self.exec("RELEASE op") {
-                Ok(()) => (done, None),
-                Err(e) => (done, Some(e)),
-            };
-        };
-        if self.conn.is_autocommit() {
-            return (done, Some(e));
         }
-        let undone = self.exec("ROLLBACK TO op").and_then(|()| self.exec("RELEASE op"));
-        (done, undone.err())
     }
 
     /// [`Op::Begin`]: inside the batch's IMMEDIATE transaction, so that two processes starting
     /// one key see each other: the second finds the first's row.
-    fn begin(&mut self, mut info: Box<RunInfo>) -> Result<Began, JournalError> {
+    fn begin(&self, mut info: Box<RunInfo>) -> Result<Began, JournalError> {
         let err = |e: rusqlite::Error| error::sqlite(&e, &self.file, Doing::Written);
         if let Some(key) = &info.key {
             let found = self
@@ -303,18 +295,6 @@ impl Writer {
         Ok(Began::Fresh { seq, info, lock })
     }
 
-    /// Moves each touched run's `updated_at` forward.
-    fn touch(&self, touched: &HashMap<i64, u64>) -> Result<(), JournalError> {
-        for (seq, at) in touched {
-            self.run("UPDATE runs SET updated_at = max(updated_at, ?2) WHERE seq = ?1", params![seq, sql_ms(*at)])?;
-        }
-        Ok(())
-    }
-
-    fn run(&self, sql: &str, params: impl rusqlite::Params) -> Result<(), JournalError> {
-        self.conn.execute(sql, params).map(drop).map_err(|e| error::sqlite(&e, &self.file, Doing::Written))
-    }
-
     fn exec(&self, sql: &str) -> Result<(), JournalError> {
         self.conn.execute_batch(sql).map_err(|e| error::sqlite(&e, &self.file, Doing::Written))
     }
@@ -350,16 +330,6 @@ impl Op {
             | Op::End { reply, .. }
             | Op::Flush { reply } => drop(reply.send(Err(e))),
             Op::Started { .. } => {}
-        }
-    }
-
-    /// The run whose `updated_at` this op moves, and to when.
-    fn touches(&self) -> Option<(i64, u64)> {
-        match self {
-            Op::Started { seq, at, .. } | Op::Intent { seq, at, .. } | Op::Finished { seq, at, .. } => {
-                Some((*seq, *at))
-            }
-            _ => None,
         }
     }
 }
