@@ -97,8 +97,9 @@ enum Done {
     Quiet,
 }
 
-/// The batch's statements, each prepared once per batch (the connection's lifetime cannot be
-/// borrowed across batches by the writer that owns it).
+/// The batch's statements, each prepared once per batch: a statement borrows the connection,
+/// which the writer owns, so they cannot outlive the batch (and the statement-cache feature would
+/// bring `hashlink` and another `hashbrown`).
 struct Prepared<'c> {
     conn: &'c Connection,
     statements: Vec<(&'static str, rusqlite::Statement<'c>)>,
@@ -110,7 +111,7 @@ impl<'c> Prepared<'c> {
     }
 
     fn execute(&mut self, sql: &'static str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
-        let i = match self.statements.iter().position(|(s, _)| std::ptr::eq(*s, sql)) {
+        let i = match self.statements.iter().position(|(s, _)| *s == sql) {
             Some(i) => i,
             None => {
                 self.statements.push((sql, self.conn.prepare(sql)?));
