@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
-use flowcat_engine::journal::{Filter, NodePast, RunSummary, Store as _, StoredRun, StoredStatus};
-use flowcat_engine::run::{NodeRecord, RunRecord};
+use flowcat_engine::journal::{Filter, NodePast, RunInfo, RunSummary, Store as _, StoredRun, StoredStatus};
+use flowcat_engine::run::{NodeRecord, NodeStatus, RunRecord};
 use flowcat_journal::Journal;
 use serde_json::Value;
 use unicode_width::UnicodeWidthStr as _;
@@ -231,9 +231,8 @@ pub fn show(run: &StoredRun, now: u64) -> String {
     if !info.vars.is_empty() {
         field("vars", compact(&Value::Object(info.vars.clone())));
     }
-    if !info.binds.is_empty() {
-        let binds: Vec<String> = info.binds.iter().map(|(slot, name)| format!("{slot} → {name}")).collect();
-        field("bindings", binds.join(", "));
+    if let Some(bindings) = bindings(info) {
+        field("bindings", bindings);
     }
     if let Some(record) = &run.record {
         field("outputs", compact(&Value::Object(record.outputs.clone())));
@@ -244,26 +243,29 @@ pub fn show(run: &StoredRun, now: u64) -> String {
         let width = nodes.iter().map(|n| n.path.width()).max().unwrap_or(0).min(32);
         let mut unknown = 0;
         for node in &nodes {
-            let (status, attempts, took) = match node.record {
-                Some(r) => (
-                    format!("{:?}", r.status).to_lowercase(),
-                    match r.attempts {
-                        0 => String::new(),
-                        1 => "1 attempt".to_owned(),
-                        n => format!("{n} attempts"),
-                    },
-                    r.duration_ms.map(|ms| duration(ms as u64)).unwrap_or_default(),
-                ),
-                None if node.past.is_some_and(|p| p.intent.is_some()) => {
-                    unknown += 1;
-                    ("outcome unknown".to_owned(), String::new(), String::new())
-                }
-                None => ("started".to_owned(), String::new(), String::new()),
+            let in_doubt = match node.record {
+                Some(r) => r.status == NodeStatus::Unknown,
+                None => node.past.is_some_and(|p| p.intent.is_some()),
             };
+            unknown += usize::from(in_doubt);
+            let status = match node.record {
+                _ if in_doubt => "outcome unknown".to_owned(),
+                Some(r) => format!("{:?}", r.status).to_lowercase(),
+                None => "started".to_owned(),
+            };
+            let attempts = match node.record.map_or(0, |r| r.attempts) {
+                0 => String::new(),
+                1 => "1 attempt".to_owned(),
+                n => format!("{n} attempts"),
+            };
+            let took = node.record.and_then(|r| r.duration_ms).map(|ms| duration(ms as u64)).unwrap_or_default();
             let line = format!("  {}  {status:<15}  {attempts:<10}  {took}", pad(&fit(&node.path, width), width));
             out.push_str(line.trim_end());
             out.push('\n');
-            if let Some(intent) = node.past.and_then(|p| p.intent.as_ref()) {
+            // The request journaled before the write was sent; for a write the run stopped on,
+            // the record carries it too.
+            let from_record = node.record.and_then(|r| r.error.as_ref()?.data.as_ref()?.get("request"));
+            if let Some(intent) = node.past.and_then(|p| p.intent.as_ref()).or(from_record.filter(|_| in_doubt)) {
                 out.push_str(&write_lines(intent));
             }
         }
@@ -279,6 +281,28 @@ pub fn show(run: &StoredRun, now: u64) -> String {
         out.push_str(&format!("resume it with: flowcat resume {}\n", info.id));
     }
     out
+}
+
+/// Each slot with the integration `--bind` named and the host it talked to: `duo_admin → duo
+/// (api-x.duosecurity.com)`.
+fn bindings(info: &RunInfo) -> Option<String> {
+    let mut slots: Vec<&str> = info.binds.iter().map(|(slot, _)| slot.as_str()).collect();
+    for (slot, _) in &info.targets {
+        if !slots.contains(&slot.as_str()) {
+            slots.push(slot);
+        }
+    }
+    let find = |list: &[(String, String)], slot: &str| list.iter().find(|(s, _)| s == slot).map(|(_, v)| v.clone());
+    let each: Vec<String> = slots
+        .iter()
+        .map(|slot| match (find(&info.binds, slot), find(&info.targets, slot)) {
+            (Some(name), Some(host)) => format!("{slot} → {name} ({host})"),
+            (Some(name), None) => format!("{slot} → {name}"),
+            (None, Some(host)) => format!("{slot} → {host}"),
+            (None, None) => (*slot).to_owned(),
+        })
+        .collect();
+    (!each.is_empty()).then(|| each.join(", "))
 }
 
 fn status_line(s: &RunSummary) -> String {

@@ -33,6 +33,7 @@ async fn begin(journal: &Journal, flow: &str, key: Option<&str>, age: u64) -> Bo
         key: key.map(str::to_owned),
         inputs: json!({ "username": "jdoe", "number": "+15555550142" }).as_object().cloned().unwrap_or_default(),
         binds: vec![("duo_admin".into(), "duo-prod".into())],
+        targets: vec![("duo_admin".into(), "api-x.duosecurity.com".into())],
         created_at: now_ms() - age,
         ..RunInfo::default()
     };
@@ -95,7 +96,12 @@ async fn fixture(dir: &Path) -> (Vec<String>, Box<dyn RunHandle>) {
     drop(cut);
 
     let attention = begin(&journal, "duo.admin.enroll_user", None, 2 * HOUR).await;
-    let rec = record("duo.admin.enroll_user", Some(("outcome_unknown", "the write `create` may have happened")));
+    let mut rec = record("duo.admin.enroll_user", Some(("outcome_unknown", "the write `create` may have happened")));
+    let create = json!({ "id": "create", "kind": "rest_call", "status": "unknown", "attempts": 1,
+                         "error": { "code": "outcome_unknown", "message": "sent; no answer",
+                                    "data": { "request": { "method": "POST", "url": "https://api-x.duosecurity.com/admin/v1/users",
+                                                           "body": { "username": "jdoe" } } } } });
+    rec.nodes.push(serde_json::from_value(create).expect("a node record"));
     attention.end(StoredStatus::NeedsAttention, &rec).await.expect("end");
     ids.push(attention.info().id.clone());
 
@@ -153,6 +159,15 @@ async fn runs_are_listed_in_80_columns_filtered_and_shown() {
     assert!(failed.stdout.contains("  note      `lookup` duo_40003: duplicate username\n"), "{}", failed.stdout);
     assert!(failed.stdout.contains("  outputs   {\"user_id\":\"DU123\"}\n"), "{}", failed.stdout);
     assert!(!failed.stdout.contains("resume"), "a finished run is not resumed: {}", failed.stdout);
+    // A run stopped on a write in doubt: its record names the request.
+    let attention = runs(dir.path(), &["runs", "show", &ids[3]]);
+    assert!(attention.stdout.contains("  create  outcome unknown  1 attempt\n"), "{}", attention.stdout);
+    assert!(
+        attention.stdout.contains("      write  POST https://api-x.duosecurity.com/admin/v1/users\n"),
+        "{}",
+        attention.stdout
+    );
+    assert!(attention.stdout.contains("resume it with: flowcat resume "), "{}", attention.stdout);
     let held = runs(dir.path(), &["runs", "show", &ids[4]]);
     assert!(held.stdout.contains("  status    running (held by a flowcat process now)\n"), "{}", held.stdout);
     drop(running);
