@@ -202,12 +202,12 @@ pub fn sim(args: flowcat_sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn run(flows: &Flows, args: &crate::run::RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(flows: &Flows, args: &crate::run::RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let ui = ui::get();
     let settings =
         crate::live::Settings { terminal: std::io::stderr().is_terminal(), quiet: ui.quiet, verbose: ui.verbose };
     let live = crate::live::Live::start(settings);
-    let prepared = match crate::run::prepare(flows, args, live.clone()) {
+    let prepared = match crate::run::prepare(flows, args, state_dir, live.clone()) {
         Ok(p) => p,
         Err(e) => {
             live.stop();
@@ -216,6 +216,21 @@ pub fn run(flows: &Flows, args: &crate::run::RunArgs) -> anyhow::Result<ExitCode
         }
     };
     crate::run::execute(prepared, args, &live)
+}
+
+pub fn resume(flows: &Flows, args: &crate::run::ResumeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let ui = ui::get();
+    let settings =
+        crate::live::Settings { terminal: std::io::stderr().is_terminal(), quiet: ui.quiet, verbose: ui.verbose };
+    let live = crate::live::Live::start(settings);
+    match crate::run::resume(flows, args, state_dir, live.clone()) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            live.stop();
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(2))
+        }
+    }
 }
 
 pub fn check(path: Option<PathBuf>, name: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {

@@ -90,6 +90,9 @@ enum Command {
     Demo,
     /// Run a flow: inputs and integrations are checked first, then its nodes run.
     Run(run::RunArgs),
+    /// Continue a journaled run that was stopped or crashed: finished steps are not repeated,
+    /// writes in doubt are checked first.
+    Resume(run::ResumeArgs),
     /// Start a project: an integrations file, a `flows/` folder with one flow, what to do next.
     Init {
         /// The project folder [default: the current folder].
@@ -166,7 +169,8 @@ fn main() -> ExitCode {
         Command::Schema => commands::schema(),
         Command::Demo => demo::demo(&catalog),
         Command::Init { dir } => init::init(dir),
-        Command::Run(args) => commands::run(&catalog, &args),
+        Command::Run(args) => commands::run(&catalog, &args, cli.state_dir),
+        Command::Resume(args) => commands::resume(&catalog, &args, cli.state_dir),
         Command::Integrations(IntegrationsCommand::Check { name, integrations, format }) => {
             commands::check(integrations, name.as_deref(), format == Format::Json)
         }

@@ -101,7 +101,12 @@ pub struct Prepared {
 
 /// Loads the flow and its subflows, reads the arguments and, when the flow has slots, the
 /// integrations file; the front hall does the rest.
-pub fn prepare(flows: &Flows, args: &RunArgs, observer: Arc<Live>) -> anyhow::Result<Prepared> {
+pub fn prepare(
+    flows: &Flows,
+    args: &RunArgs,
+    state_dir: Option<PathBuf>,
+    observer: Arc<Live>,
+) -> anyhow::Result<Prepared> {
     let catalog = crate::commands::load_for(flows, &args.flow)?;
     // `-`: the flow came on stdin, under this name.
     let flow = if args.flow == "-" { crate::flows::STDIN.to_owned() } else { args.flow.clone() };
@@ -138,8 +143,75 @@ pub fn prepare(flows: &Flows, args: &RunArgs, observer: Arc<Live>) -> anyhow::Re
         hall = hall.with_integrations(load_integrations(&path)?);
     }
     let request = hall.prepare(Call { flow, inputs, vars, binds })?;
+    if !args.no_journal {
+        hall = hall.with_store(open_journal(state_dir)?);
+    }
     observer.header(request.flow(), &targets(request.bindings()));
     Ok(Prepared { hall, request })
+}
+
+/// The run journal in the state folder, created if missing; checked (version, integrity,
+/// room, writable) before anything is sent.
+pub fn open_journal(state_dir: Option<PathBuf>) -> anyhow::Result<Arc<dyn flowcat_engine::journal::Store>> {
+    let dir = flowcat_journal::state_dir(state_dir)?;
+    Ok(Arc::new(flowcat_journal::Journal::open(&dir)?))
+}
+
+/// The flags of `flowcat resume`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResumeArgs {
+    /// The run's id, as `flowcat run` printed it or `flowcat runs list` shows it.
+    pub id: String,
+    /// The integrations file [default: $FLOWCAT_INTEGRATIONS or ./integrations.yaml]; its
+    /// integrations must talk to the hosts the run started with.
+    #[arg(long, value_name = "FILE")]
+    pub integrations: Option<PathBuf>,
+    /// `human`: the outcome and the outputs; `json`: the whole run record.
+    #[arg(long, value_enum, default_value_t = crate::ui::Format::Human)]
+    pub format: crate::ui::Format,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+/// `flowcat resume ID`: the run's flows and integrations, checked as they were, then the run
+/// goes on from its journal.
+pub fn resume(
+    flows: &Flows,
+    args: &ResumeArgs,
+    state_dir: Option<PathBuf>,
+    live: Arc<Live>,
+) -> anyhow::Result<ExitCode> {
+    let dir = flowcat_journal::find_state_dir(state_dir.clone())?;
+    if !flowcat_journal::Journal::exists(&dir) {
+        bail!(
+            "no run journal in `{}`: nothing to resume (give `--state-dir` if the run was journaled elsewhere)",
+            dir.display()
+        );
+    }
+    let store = open_journal(state_dir)?;
+    let Some(run) = store.show(&args.id)? else {
+        bail!("no run `{}` in the journal `{}`; `flowcat runs list` shows the runs", args.id, dir.display());
+    };
+    let flow = run.summary.info.flow.clone();
+    let catalog = crate::commands::load_for(flows, &flow)?;
+    let options = Options::default();
+    let mut hall = Hall::new(Arc::new(catalog), options, live.clone());
+    if !hall.flow(&flow)?.signature.slots.is_empty() {
+        let path = args.integrations.clone().unwrap_or_else(integrations::default_path);
+        hall = hall.with_integrations(load_integrations(&path)?);
+    }
+    let hall = hall.with_store(store);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let ran = runtime.block_on(async {
+        let (tx, rx) = stop_signal();
+        let signals = tokio::spawn(watch_signals(tx, GRACE));
+        let ran = hall.resume(&args.id, Some(rx)).await;
+        signals.abort();
+        ran
+    });
+    live.stop();
+    finish(ran, args.json || args.format == crate::ui::Format::Json)
 }
 
 /// What each bound slot talks to, in slot order.

@@ -49,6 +49,7 @@ fn rust_log_shows_a_span_per_run_and_node_and_is_silent_otherwise() {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowcat"));
         cmd.args(["run", "duo.admin.retrieve_user_id", "-i", "username=alice", "--integrations", integrations]);
         cmd.current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1").env_remove("RUST_LOG");
+        cmd.env("FLOWCAT_STATE_DIR", sim.dir.join("state"));
         if let Some(filter) = rust_log {
             cmd.env("RUST_LOG", filter);
         }
@@ -165,12 +166,14 @@ fn a_canary_secret_never_reaches_any_output() {
     assert!(written.contains(CANARY), "the simulator's file holds the key, so the runs below use it");
     let integrations = sim.integrations.to_str().expect("utf-8");
     let mut outputs = Vec::new();
+    let state = sim.dir.join("state");
     let mut run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_flowcat"))
             .args(args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("RUST_LOG", "trace")
             .env("NO_COLOR", "1")
+            .env("FLOWCAT_STATE_DIR", &state)
             .output()
             .expect("runs");
         outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
@@ -221,6 +224,32 @@ fn a_canary_secret_never_reaches_any_output() {
         assert!(!text.contains(CANARY), "the secret leaked:\n{text}");
         assert!(!text.contains("fedcba9876543210"), "part of the secret leaked:\n{text}");
     }
+    // The journal those runs wrote, byte by byte: every file of the state folder.
+    let mut journaled = 0;
+    for entry in walk(&state) {
+        let bytes = std::fs::read(&entry).expect("a state file");
+        journaled += bytes.len();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(CANARY) && !text.contains("fedcba9876543210"), "the secret is in {}", entry.display());
+        assert!(!bytes.windows(16).any(|w| w == b"fedcba9876543210"), "the secret is in {}", entry.display());
+    }
+    assert!(journaled > 0, "the runs were journaled");
+    let out = common::flowcat_in(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        &["runs", "list", "--format", "json"],
+        &[("FLOWCAT_STATE_DIR", state.to_str().expect("utf-8"))],
+    );
+    assert!(out.stdout.contains("duo.auth.verify_push"), "the journal lists the runs: {}", out.snapshot());
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
 }
 
 #[test]

@@ -20,6 +20,8 @@ fn flowcat_with(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     for var in ["NO_COLOR", "CLICOLOR_FORCE", "RUST_LOG"] {
         cmd.env_remove(var);
     }
+    let state = common::TempDir::new("state");
+    cmd.env("FLOWCAT_STATE_DIR", state.path());
     cmd.envs(env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("the flowcat binary runs");
     child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");

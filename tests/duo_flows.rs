@@ -231,6 +231,7 @@ flow_cases! {
 fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
         (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+        (r#""id": "r[0-9a-z]{15}""#, r#""id": "[RUN_ID]""#),
         (r#""(started_at|ended_at|created|time)": \d+"#, r#""$1": [TIME]"#),
         (r#""duration_ms": [\d.e-]+"#, r#""duration_ms": [MS]"#),
         (r#""date": "[^"]*""#, r#""date": "[DATE]""#),

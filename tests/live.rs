@@ -62,9 +62,10 @@ fn the_live_view_redraws_in_place_at_80_columns_and_leaves_a_clean_screen() {
     );
     let flowcat = env!("CARGO_BIN_EXE_flowcat");
     let run = format!(
-        "cd {} && {} run examples.onboard_employee -i username=zoe -i email=zoe@example.com \
+        "cd {} && FLOWCAT_STATE_DIR={} {} run examples.onboard_employee -i username=zoe -i email=zoe@example.com \
          -i number=+15555550150 -i wait_for_activation=true --integrations {}; echo EXIT=$?",
         shell_quote(env!("CARGO_MANIFEST_DIR")),
+        shell_quote(sim.dir.join("state").to_str().expect("utf-8")),
         shell_quote(flowcat),
         shell_quote(sim.integrations.to_str().expect("utf-8")),
     );
