@@ -194,7 +194,14 @@ pub fn resume(
         bail!("no run `{}` in the journal `{}`; `flowcat runs list` shows the runs", args.id, dir.display());
     };
     let flow = run.summary.info.flow.clone();
-    let catalog = crate::commands::load_for(flows, &flow)?;
+    // A run of a flow named by its file reads it there again (its digest says if it changed).
+    let catalog = match &run.summary.info.source {
+        Some(path) if Path::new(path).is_file() => crate::commands::load_for(flows, path)?,
+        Some(path) => {
+            bail!("run `{}` ran the flow file `{path}`, which is gone: restore it to resume the run", args.id)
+        }
+        None => crate::commands::load_for(flows, &flow)?,
+    };
     let options = Options::default();
     let mut hall = Hall::new(Arc::new(catalog), options, live.clone());
     if !hall.flow(&flow)?.signature.slots.is_empty() {
@@ -273,6 +280,11 @@ pub fn execute(prepared: Prepared, args: &RunArgs, live: &Live) -> anyhow::Resul
         },
         deadline: args.deadline,
         stop: None,
+        // A flow named by its file: a resume reads it from there.
+        source: Some(Path::new(&args.flow))
+            .filter(|p| args.flow != "-" && p.is_file())
+            .and_then(|p| p.canonicalize().ok())
+            .map(|p| p.to_string_lossy().into_owned()),
     };
     let ran = runtime.block_on(async {
         let (tx, rx) = stop_signal();

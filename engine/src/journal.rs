@@ -119,6 +119,10 @@ pub struct RunInfo {
     /// The whole run's deadline, Unix ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_at: Option<u64>,
+    /// The flow file the run named (an absolute path), when it named a file rather than a
+    /// catalog id: a resume reads the flow from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// One run as a store lists it.

@@ -17,7 +17,7 @@ use crate::lock;
 /// The columns [`summary`] reads, in order.
 const COLUMNS: &str = "seq, id, flow, flow_digest, key, inputs, vars, binds, targets, created_at, \
                        max(updated_at, coalesce((SELECT max(at) FROM nodes WHERE nodes.run = runs.seq), 0)), \
-                       deadline_at, status, note";
+                       deadline_at, status, note, source";
 
 /// Where the rows are read from: the connection, and the paths for messages and locks.
 pub(crate) struct Reader<'a> {
@@ -134,6 +134,7 @@ impl Reader<'_> {
             targets: self.parse(&text(8)?, &id, "targets")?,
             created_at: time(9)?.unwrap_or_default(),
             deadline_at: time(11)?,
+            source: row.get(14).map_err(get)?,
             id,
         };
         let stored = text(12)?;

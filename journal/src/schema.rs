@@ -36,7 +36,8 @@ const MIGRATIONS: &[&str] = &[
         status      TEXT NOT NULL
             CHECK (status IN ('running', 'interrupted', 'needs_attention', 'succeeded', 'failed')),
         note        TEXT,
-        record      TEXT            -- the RunRecord as JSON, once the run ended
+        record      TEXT,           -- the RunRecord as JSON, once the run ended
+        source      TEXT            -- the flow file the run named, when it named a file
     ) STRICT;
     CREATE UNIQUE INDEX runs_flow_key ON runs (flow, key) WHERE key IS NOT NULL;
     CREATE INDEX runs_created_at ON runs (created_at);

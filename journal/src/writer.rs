@@ -271,8 +271,8 @@ impl Writer {
             .conn
             .execute(
                 "INSERT INTO runs (id, flow, flow_digest, key, inputs, vars, binds, targets, created_at, updated_at,
-                                   deadline_at, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, 'running')",
+                                   deadline_at, status, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, 'running', ?11)",
                 params![
                     id,
                     info.flow,
@@ -284,6 +284,7 @@ impl Writer {
                     targets,
                     sql_ms(info.created_at),
                     info.deadline_at.map(sql_ms),
+                    info.source,
                 ],
             )
             .map_err(err);

@@ -95,6 +95,8 @@ pub struct Durably {
     /// Bounds the whole run (`--deadline`); else the flow's `deadline:`.
     pub deadline: Option<std::time::Duration>,
     pub stop: Option<watch::Receiver<StopLevel>>,
+    /// The flow file the run names, when it names a file (absolute): a resume reads it there.
+    pub source: Option<String>,
 }
 
 /// How a durable run ended.
@@ -238,6 +240,7 @@ impl Hall {
             targets: targets(&checked.request.bindings),
             created_at: now,
             deadline_at: deadline.map(|d| now.saturating_add(d.as_millis() as u64)),
+            source: how.source,
         };
         match store.begin(Start { info, if_busy: how.if_busy }).await? {
             Begun::Done(run) => {

@@ -28,6 +28,7 @@ pub fn info(flow: &str, key: Option<&str>) -> RunInfo {
         targets: vec![("duo_admin".to_owned(), "api-12345678.duosecurity.com".to_owned())],
         created_at: now_ms(),
         deadline_at: None,
+        source: None,
     }
 }
 
