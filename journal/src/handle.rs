@@ -64,6 +64,20 @@ impl RunLog for Handle {
         })
     }
 
+    fn noted(&self, path: &[String], node: &Finished) {
+        let key = path_key(path);
+        self.crash_point(Phase::Sent, &key);
+        let Ok(node) = to_json(&self.shared.file, node) else { return };
+        // Queued in order, durable with the next entry that is waited for; nobody waits for it.
+        let (reply, _) = tokio::sync::oneshot::channel();
+        let _ = self.shared.send(Op::Finished { seq: self.seq, path: key.clone(), node, at: now_ms(), reply });
+        if let Some(crash) = self.shared.crash.as_ref().filter(|c| c.due(Phase::Finished, &key)) {
+            // Deterministic for the tests: the entry is committed, then the process dies.
+            self.shared.flush_blocking();
+            crash.abort();
+        }
+    }
+
     fn finished<'a>(&'a self, path: &'a [String], node: &'a Finished) -> BoxFuture<'a, Result<(), JournalError>> {
         Box::pin(async move {
             let key = path_key(path);

@@ -385,4 +385,8 @@ impl RunLog for LogOf {
     fn finished<'a>(&'a self, path: &'a [String], node: &'a Finished) -> BoxFuture<'a, Result<(), JournalError>> {
         self.0.finished(path, node)
     }
+
+    fn noted(&self, path: &[String], node: &Finished) {
+        self.0.noted(path, node)
+    }
 }

@@ -46,9 +46,15 @@ pub trait RunLog: Send + Sync {
     fn started(&self, path: &[String], at_ms: u64);
     /// A write is about to be sent with this (redacted) request. Durable when `Ok`.
     fn intent<'a>(&'a self, path: &'a [String], request: &'a Value) -> BoxFuture<'a, Result<(), JournalError>>;
-    /// A node finished (succeeded, failed under `on_error: continue`, or was skipped). Durable
-    /// when `Ok`; the nodes that wait for it start only then.
+    /// A node finished (succeeded, or failed under `on_error: continue`). Durable when `Ok`;
+    /// the nodes that wait for it start only then. Used for writes, whose result a crash must
+    /// not lose.
     fn finished<'a>(&'a self, path: &'a [String], node: &'a Finished) -> BoxFuture<'a, Result<(), JournalError>>;
+    /// A node finished whose loss in a crash costs only running it again (a read, a local
+    /// node, an idempotent call, a subflow whose own nodes are journaled): journaled in order,
+    /// durable with the next durable entry (an intent, a write's result, the run's end), not
+    /// awaited.
+    fn noted(&self, path: &[String], node: &Finished);
 }
 
 impl fmt::Debug for dyn RunLog {

@@ -419,8 +419,23 @@ impl<'r, 'l> Scheduler<'r, 'l> {
             }
         }
         if let Some(journal) = &self.level.durable.journal {
-            let done = Finished { record: self.records[i].clone(), branch };
-            if let Err(e) = journal.finished(&p, &done).await {
+            let effect = node.compiled.exec.effect();
+            let mut record = self.records[i].clone();
+            if matches!(effect, Effect::Local | Effect::Read) {
+                // What a read sent and got is in the run's final record; the journal needs its
+                // result (building the detail's JSON for every read was most of its cost).
+                record.detail = None;
+            }
+            let done = Finished { record, branch };
+            // Only a write's result must be durable before its dependents start: any other node
+            // lost in a crash is simply run again (docs/architecture.md, "The journal").
+            let recorded = if effect == Effect::Write {
+                journal.finished(&p, &done).await
+            } else {
+                journal.noted(&p, &done);
+                Ok(())
+            };
+            if let Err(e) = recorded {
                 // The node's effect happened but is not journaled: a resume reconciles it.
                 self.emit_finished(i, &p);
                 let message = format!("the journal could not record that node `{}` finished: {e}", node.id);

@@ -1,0 +1,150 @@
+//! The journal's cost to a whole run: a flow of 5 REST calls against the loopback simulator,
+//! runs per second at concurrency 1 and 16, journaled (the SQLite journal in a temporary
+//! folder) and not, side by side in one process, alternating windows; plus what a parked run
+//! (one waiting, between two polls) costs in memory.
+//!
+//! `cargo bench --bench durable`. Target (issue 12): journaled ≥ 80 % of unjournaled at
+//! concurrency 16; a parked run ≤ 32 KiB.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use flowcat_engine::Catalog;
+use flowcat_engine::diag::Source;
+use flowcat_nodes::REGISTRY;
+use flowcat_nodes::embed::Flowcat;
+use flowcat_nodes::hall::Durably;
+use flowcat_sim::{Seed, Sim};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The process's resident memory in bytes (`VmRSS`): a parked run's cost is the growth it
+/// makes, over 2,000 of them.
+fn rss() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().split(' ').next()?.parse().ok());
+    kib.unwrap_or(0i64) * 1024
+}
+
+const FLOW: &str = r#"
+id: bench.five
+integrations: { api: { kind: http } }
+inputs:
+  tag: { type: string, default: bench }
+nodes:
+  - { id: c1, kind: rest_call, integration: api, method: GET, path: /auth/v2/ping, query: { tag: "{{inputs.tag}}" } }
+  - { id: c2, kind: rest_call, integration: api, method: GET, path: /auth/v2/ping, after: [c1] }
+  - { id: c3, kind: rest_call, integration: api, method: GET, path: /auth/v2/ping, after: [c2] }
+  - { id: c4, kind: rest_call, integration: api, method: GET, path: /auth/v2/ping, after: [c3] }
+  - { id: c5, kind: rest_call, integration: api, method: GET, path: /auth/v2/ping, after: [c4] }
+outputs:
+  time: "{{nodes.c5.body.response.time}}"
+"#;
+
+/// A run that waits: one ping, then a poll whose condition never holds, every 60 s.
+const PARKED: &str = r#"
+id: bench.parked
+integrations: { api: { kind: http } }
+nodes:
+  - { id: first, kind: rest_call, integration: api, method: GET, path: /auth/v2/ping }
+  - id: wait
+    kind: rest_call
+    integration: api
+    method: GET
+    path: /auth/v2/ping
+    after: [first]
+    poll: { until: "{{eq self.body.stat \"never\"}}", interval: 60s, timeout: 1h }
+"#;
+
+const WINDOW: Duration = Duration::from_secs(3);
+
+async fn rate(flowcat: Arc<Flowcat>, concurrency: usize) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (f, done) = (flowcat.clone(), done.clone());
+            tokio::spawn(async move {
+                while start.elapsed() < WINDOW {
+                    let ran =
+                        f.run_durably("bench.five", serde_json::Map::new(), Durably::default()).await.expect("starts");
+                    assert!(ran.record().error.is_none(), "{:?}", ran.record().error);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = std::env::temp_dir().join(format!("flowcat-bench-durable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    rt.block_on(async {
+        let sim = Sim::start_seed("127.0.0.1:0".parse().expect("addr"), &Seed::demo(), flowcat_sim::Options::default())
+            .await
+            .expect("sim");
+        let yaml = format!(
+            "integrations:\n  api:\n    kind: http\n    base_url: http://{}\n    loopback_http: true\n    auth: none\n",
+            sim.addr()
+        );
+        let file = flowcat_nodes::integrations::parse("bench.yaml".as_ref(), &yaml, &|_| None).expect("integrations");
+        let sources = vec![
+            Arc::new(Source { path: "five.yaml".into(), text: FLOW.into() }),
+            Arc::new(Source { path: "parked.yaml".into(), text: PARKED.into() }),
+        ];
+        let catalog = || Catalog::load(sources.clone(), &REGISTRY);
+        let plain = Arc::new(Flowcat::new(catalog(), file.clone()));
+        let journal = flowcat_journal::Journal::open(&dir).expect("a journal");
+        let durable = Arc::new(Flowcat::new(catalog(), file.clone()).with_store(Arc::new(journal)));
+
+        println!("| concurrency | unjournaled runs/s | journaled runs/s | ratio |");
+        println!("|---:|---:|---:|---:|");
+        for c in [1, 16] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for _ in 0..3 {
+                a.push(rate(plain.clone(), c).await);
+                b.push(rate(durable.clone(), c).await);
+            }
+            let (a, b) = (median(a), median(b));
+            println!("| {c} | {a:.0} | {b:.0} | {:.0} % |", b / a * 100.0);
+        }
+
+        // Parked runs: started, then measured once every one of them waits between two polls.
+        for (name, f) in [("unjournaled", plain.clone()), ("journaled", durable.clone())] {
+            let n = 2000;
+            let before = rss();
+            let mut tasks = Vec::with_capacity(n);
+            // Started one by one, so that they share the pool's connections as runs spread over
+            // time do: the cost measured is the waiting run's, not a connection's per run.
+            for _ in 0..n {
+                let f = f.clone();
+                tasks.push(tokio::spawn(async move {
+                    f.run_durably("bench.parked", serde_json::Map::new(), Durably::default()).await
+                }));
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let after = rss();
+            println!("parked {name}: {n} runs waiting, {:.1} KiB each", (after - before) as f64 / n as f64 / 1024.0);
+            for t in tasks {
+                t.abort();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        sim.shutdown().await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
