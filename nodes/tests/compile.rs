@@ -137,3 +137,74 @@ fn subflows_calling_each_other_are_reported_in_each_flow() {
     assert!(m[0].starts_with("a.yaml:5:11: subflows call each other in a loop: t.a → t.b → t.a"), "{m:#?}");
     assert!(m[1].starts_with("b.yaml:5:11: subflows call each other in a loop: t.b → t.a → t.b"), "{m:#?}");
 }
+
+const KEYED: &str = r#"
+id: t.keyed
+key: "{{inputs.username}}/{{inputs.ticket}}"
+deadline: 10m
+inputs:
+  username: { type: string }
+  ticket: { type: string, required: false }
+nodes:
+  - id: a
+    kind: set
+    values: { x: "{{inputs.username}}" }
+outputs:
+  x: "{{nodes.a.x}}"
+"#;
+
+#[test]
+fn a_run_key_is_rendered_from_the_inputs_alone() {
+    let c = catalog(&[("keyed.yaml", KEYED)]);
+    assert_eq!(messages(&c), Vec::<String>::new());
+    let flow = c.get("t.keyed").expect("compiles");
+    assert_eq!(flow.deadline, Some(std::time::Duration::from_secs(600)));
+    let inputs = |v: serde_json::Value| v.as_object().expect("an object").clone();
+    let key = flow.render_key(&inputs(serde_json::json!({"username": "jdoe", "ticket": "INC42"})));
+    assert_eq!(key.expect("renders"), Some("jdoe/INC42".to_owned()));
+    // A written-out input without a value is an error, never an empty part of the key.
+    let e = flow.render_key(&inputs(serde_json::json!({"username": "jdoe", "ticket": null}))).expect_err("null");
+    assert_eq!(e.code, "template", "{}", e.message);
+    let plain = catalog(&[("skips.yaml", SKIPS)]);
+    let plain = plain.get("t.skips").expect("compiles");
+    assert_eq!((plain.render_key(&serde_json::Map::new()).expect("no key"), plain.deadline), (None, None));
+}
+
+#[test]
+fn a_run_key_that_reads_more_than_inputs_is_refused_where_it_reads() {
+    let text = KEYED.replace(
+        "key: \"{{inputs.username}}/{{inputs.ticket}}\"",
+        "key: \"{{inputs.usrname}}-{{vars.host}}-{{nodes.a.x}}\"",
+    );
+    let c = catalog(&[("keyed.yaml", &text)]);
+    assert_eq!(
+        messages(&c),
+        [
+            "keyed.yaml:3:9: `inputs.usrname` names an undefined input `usrname`",
+            "keyed.yaml:3:28: the run key reads `vars.host`",
+            "keyed.yaml:3:42: the run key reads `nodes.a.x`",
+        ]
+    );
+    let help: Vec<Option<&str>> = c.diagnostics().map(|d| d.help.as_deref()).collect();
+    assert_eq!(help[0], Some("did you mean `username`?"));
+    assert_eq!(help[1], Some("read only `inputs.<name>`, e.g. `key: \"{{inputs.username}}\"`"));
+    let constant = KEYED.replace("key: \"{{inputs.username}}/{{inputs.ticket}}\"", "key: onboarding");
+    let c = catalog(&[("keyed.yaml", &constant)]);
+    assert_eq!(messages(&c), ["keyed.yaml:3:6: the run key `onboarding` reads no input"]);
+}
+
+#[test]
+fn a_deadline_is_above_zero_and_at_most_a_week() {
+    for (deadline, want) in [
+        ("7d", None),
+        ("168h", None),
+        ("0s", Some("keyed.yaml:4:11: a deadline of zero ends every run before it starts")),
+        ("169h", Some("keyed.yaml:4:11: the deadline is longer than 7 days")),
+        ("1m30s", Some("keyed.yaml:4:11: `deadline` must be a duration")),
+    ] {
+        let c = catalog(&[("keyed.yaml", &KEYED.replace("deadline: 10m", &format!("deadline: {deadline}")))]);
+        let got = messages(&c);
+        assert_eq!(got.first().map(String::as_str), want, "{deadline}: {got:?}");
+        assert_eq!(c.get("t.keyed").map(|f| f.deadline.is_some()), want.is_none().then_some(true), "{deadline}");
+    }
+}
