@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use flowcat_engine::kind::Effect;
+
 use super::record::Attempt;
 
 /// Why a call failed. Messages hold no secret (they are built from scrubbed parts), and every
@@ -18,15 +20,22 @@ pub enum CallError {
     #[error(
         "no answer from `{authority}` to `{method} {path}` within {} ms: its outcome is unknown{}",
         timeout.as_millis(),
-        not_resent(method)
+        not_resent(*effect)
     )]
-    Timeout { method: String, path: String, authority: String, timeout: Duration, attempts: Vec<Attempt> },
+    Timeout {
+        method: String,
+        path: String,
+        authority: String,
+        timeout: Duration,
+        effect: Effect,
+        attempts: Vec<Attempt>,
+    },
     /// The connection broke before a complete answer; the request may have been carried out.
     #[error(
         "the connection to `{authority}` broke before `{method} {path}` was answered: its outcome is unknown{}",
-        lost_detail(method, attempts.len())
+        lost_detail(*effect, attempts.len())
     )]
-    Lost { method: String, path: String, authority: String, attempts: Vec<Attempt> },
+    Lost { method: String, path: String, authority: String, effect: Effect, attempts: Vec<Attempt> },
     /// Still rate limited (HTTP 429) when the retry policy ran out.
     #[error(
         "still rate limited (HTTP 429) after {} attempts to `{method} {path}` (wait a while, or raise `retry.max_attempts`)",
@@ -38,19 +47,23 @@ pub enum CallError {
     TooLarge { authority: String, limit: usize, attempts: Vec<Attempt> },
 }
 
-fn not_resent(method: &str) -> &'static str {
-    if method.eq_ignore_ascii_case("GET") {
-        ""
-    } else {
-        "; it was not sent again, because it may have been carried out (check Duo before running it again)"
+/// What an unknown outcome means for running the call again: nothing for a read, nothing more
+/// for an idempotent call, a possible duplicate for a write.
+fn not_resent(effect: Effect) -> &'static str {
+    match effect {
+        Effect::Write | Effect::Composite => {
+            "; it was not sent again, because it may have been carried out (check Duo before running it again)"
+        }
+        Effect::Idempotent => "; sending it again changes nothing more",
+        Effect::Read | Effect::Local => "",
     }
 }
 
-fn lost_detail(method: &str, attempts: usize) -> String {
-    if method.eq_ignore_ascii_case("GET") {
-        format!(" after {attempts} attempts")
-    } else {
-        not_resent(method).to_owned()
+/// Reads and idempotent calls are retried after a broken connection: say how often they were.
+fn lost_detail(effect: Effect, attempts: usize) -> String {
+    match effect {
+        Effect::Read | Effect::Idempotent | Effect::Local => format!(" after {attempts} attempts"),
+        Effect::Write | Effect::Composite => not_resent(effect).to_owned(),
     }
 }
 

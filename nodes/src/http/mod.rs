@@ -16,6 +16,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use flowcat_engine::kind::Effect;
 use serde_json::{Map, Value};
 
 pub use error::CallError;
@@ -97,13 +98,18 @@ pub struct Call {
     pub connect_timeout: Duration,
     /// Overrides the integration's retry policy.
     pub retry: Option<RetryPolicy>,
+    /// What the call does, which decides what is retried ([`may_retry`]).
+    pub effect: Effect,
 }
 
 impl Call {
-    /// A call with no params and the default timeouts.
+    /// A call with no params, the default timeouts, and the effect its method has by default
+    /// ([`default_effect`]).
     pub fn new(method: impl Into<String>, path: impl Into<String>) -> Call {
+        let method = method.into();
         Call {
-            method: method.into(),
+            effect: default_effect(&method),
+            method,
             path: path.into(),
             query: Vec::new(),
             body: None,
@@ -112,6 +118,18 @@ impl Call {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry: None,
         }
+    }
+}
+
+/// What a call does when its node does not say: `GET` reads, `DELETE` is idempotent (sending it
+/// again finds the thing gone), anything else writes.
+pub fn default_effect(method: &str) -> Effect {
+    if method.eq_ignore_ascii_case("GET") {
+        Effect::Read
+    } else if method.eq_ignore_ascii_case("DELETE") {
+        Effect::Idempotent
+    } else {
+        Effect::Write
     }
 }
 
@@ -132,6 +150,7 @@ impl fmt::Debug for Call {
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("retry", &self.retry)
+            .field("effect", &self.effect)
             .finish()
     }
 }
@@ -167,8 +186,8 @@ enum Outcome {
 ///
 /// - Duo kinds: each attempt is signed afresh with a new `Date`.
 /// - 429 is retried per the policy (the call's, else the integration's), honouring
-///   `Retry-After`/`X-Retry-After`; 5xx and broken connections only for GET and DELETE
-///   ([`may_retry`]). A connection refused or a timeout is not retried: nothing was sent, or the
+///   `Retry-After`/`X-Retry-After`; 5xx and broken connections only for reads and idempotent
+///   calls, never for a write ([`may_retry`], by the call's `effect`). A connection refused or a timeout is not retried: nothing was sent, or the
 ///   node's time is up.
 /// - Errors come only when no usable answer came; a 4xx or 5xx answer is a [`Reply`].
 pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> Result<Reply, CallError> {
@@ -177,7 +196,6 @@ pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> 
     let client = clients.client(call.connect_timeout, integration).map_err(refused)?;
     let policy = call.retry.unwrap_or(integration.retry);
     let redactor = Redactor::new(integration);
-    let method = call.method.to_ascii_uppercase();
     let mut attempts: Vec<Attempt> = Vec::new();
     loop {
         let prepared = prepare::prepare(integration, call).map_err(refused)?;
@@ -187,7 +205,7 @@ pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> 
             Outcome::Lost(_) => Some(Failure::ConnectionLost),
             _ => None,
         };
-        let wait = failure.filter(|f| may_retry(&method, *f)).and_then(|_| {
+        let wait = failure.filter(|f| may_retry(call.effect, *f)).and_then(|_| {
             let asked = match &outcome {
                 Outcome::Answer { headers, .. } => asked_wait(headers),
                 _ => None,
@@ -222,8 +240,10 @@ fn finish(
         Outcome::Answer { status: 429, .. } => Err(CallError::TooManyRequests { method, path, attempts }),
         Outcome::Answer { status, headers, body } => Ok(Reply { status, headers, body, attempts }),
         Outcome::Connect(message) => Err(CallError::Connect { authority, message, attempts }),
-        Outcome::Timeout => Err(CallError::Timeout { method, path, authority, timeout: call.timeout, attempts }),
-        Outcome::Lost(_) => Err(CallError::Lost { method, path, authority, attempts }),
+        Outcome::Timeout => {
+            Err(CallError::Timeout { method, path, authority, timeout: call.timeout, effect: call.effect, attempts })
+        }
+        Outcome::Lost(_) => Err(CallError::Lost { method, path, authority, effect: call.effect, attempts }),
         Outcome::TooLarge => Err(CallError::TooLarge { authority, limit: MAX_BODY, attempts }),
     }
 }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use flowcat_engine::diag::one_of;
-use flowcat_engine::kind::{CompileCx, Compiled, NodeExec, NodeKind};
+use flowcat_engine::kind::{CompileCx, Compiled, Effect, NodeExec, NodeKind};
 use flowcat_engine::run::{BoxFuture, NodeCx, NodeError, NodeOutput};
 use flowcat_engine::shape::{Field, Shape, parse_duration};
 use flowcat_engine::template::{Template, ValueTemplate};
@@ -57,6 +57,11 @@ const FIELDS: &[Field] = &[
         "the integration slot the call goes through, e.g. `duo_admin`; every REST call must be linked to one",
     ),
     Field::required("method", Shape::Enum(METHODS), "the HTTP method"),
+    Field::optional(
+        "effect",
+        Shape::Enum(EFFECTS),
+        "what the call does: `read`, `idempotent` (sending it twice changes nothing more) or `write`; decides retries and resume (default: `GET` read, `DELETE` idempotent, others write)",
+    ),
     Field::required(
         "path",
         Shape::Template,
@@ -84,6 +89,9 @@ const FIELDS: &[Field] = &[
 
 const EXTRACT_SHAPES: &[Shape] = &[Shape::Str, Shape::Object(EXTRACT_FIELDS)];
 
+/// The words of `effect:`.
+const EFFECTS: &[&str] = &["read", "idempotent", "write"];
+
 /// The result fields every REST call has, beside the names it extracts.
 pub const RESULT_FIELDS: &[&str] = &["status", "headers", "body"];
 
@@ -106,6 +114,7 @@ impl NodeKind for RestCall {
     fn compile(&self, cx: &mut CompileCx<'_>) -> Option<Compiled> {
         let slot = slot(cx);
         let method = cx.str("method").filter(|m| METHODS.contains(m)).map(str::to_owned);
+        let effect = effect(cx, method.as_deref());
         let path = cx.template("path");
         if let (Some(path), Some(slot)) = (&path, &slot) {
             check_path(cx, path, slot);
@@ -140,6 +149,7 @@ impl NodeKind for RestCall {
         let exec = RestCallExec {
             slot: slot?.0,
             method: method?,
+            effect,
             path: path?,
             query: query?,
             body: body?,
@@ -153,6 +163,16 @@ impl NodeKind for RestCall {
             connect_timeout: duration(cx, "connect_timeout").unwrap_or(Duration::from_secs(10)),
         };
         Some(Compiled::new(Box::new(exec), fields))
+    }
+}
+
+/// `effect:`, or what the method does by default.
+fn effect(cx: &CompileCx<'_>, method: Option<&str>) -> Effect {
+    match cx.str("effect") {
+        Some("read") => Effect::Read,
+        Some("idempotent") => Effect::Idempotent,
+        Some("write") => Effect::Write,
+        _ => crate::http::default_effect(method.unwrap_or("POST")),
     }
 }
 
@@ -408,6 +428,8 @@ fn duration(cx: &CompileCx<'_>, key: &str) -> Option<Duration> {
 pub struct RestCallExec {
     pub slot: String,
     pub method: String,
+    /// What the call does: decides its retries and what a resumed run does with it.
+    pub effect: Effect,
     pub path: Template,
     pub query: Option<Vec<(String, ValueTemplate)>>,
     pub body: Option<Vec<(String, ValueTemplate)>>,
@@ -433,6 +455,7 @@ impl NodeExec for RestCallExec {
         serde_json::json!({
             "integration": self.slot,
             "method": self.method,
+            "effect": self.effect,
             "path": self.path.source,
             "extract": extract,
             "accept": { "status": self.accept.status, "code": self.accept.code },
@@ -446,5 +469,9 @@ impl NodeExec for RestCallExec {
 
     fn run<'a>(&'a self, cx: NodeCx<'a>) -> BoxFuture<'a, Result<NodeOutput, NodeError>> {
         Box::pin(self.execute(cx))
+    }
+
+    fn effect(&self) -> Effect {
+        self.effect
     }
 }

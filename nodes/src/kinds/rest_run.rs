@@ -75,6 +75,7 @@ impl RestCallExec {
         call.timeout = self.timeout;
         call.connect_timeout = self.connect_timeout;
         call.retry = self.retry.map(|r| r.over(&bound.integration.retry));
+        call.effect = self.effect;
         for (k, v) in self.query.iter().flatten() {
             match cx.render_value(v)? {
                 Value::Null => {}
