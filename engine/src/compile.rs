@@ -109,6 +109,7 @@ pub fn compile(parsed: &mut Parsed, registry: &Registry, catalog: &dyn Signature
     }
     let plan_nodes = pending.into_iter().zip(guards).map(|(p, guards)| plan_node(p, guards)).collect();
     let plan = Plan::build(plan_nodes, edges, diags)?;
+    crate::lints::kinds(&plan, diags);
     crate::lints::unreachable(&plan, diags);
     crate::lints::unused(&plan, &outputs, diags);
     crate::lints::skippable_outputs(&plan, &outputs, diags);

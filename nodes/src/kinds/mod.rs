@@ -2,6 +2,7 @@
 
 pub mod fail;
 pub mod jsonpath;
+pub mod reconcile;
 pub mod rest_call;
 mod rest_run;
 pub mod set;

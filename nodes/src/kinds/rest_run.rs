@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use flowcat_engine::render::truthy;
 use flowcat_engine::run::{Detail, NodeCx, NodeError, NodeOutput};
+use flowcat_engine::template::ValueTemplate;
 
 use crate::http::Attempt;
 use serde_json::{Map, Value, json};
@@ -18,13 +19,14 @@ use crate::http::{self, Call, CallError, Reply};
 const KEPT_ATTEMPTS: usize = 10;
 
 impl RestCallExec {
-    pub(crate) async fn execute(&self, cx: NodeCx<'_>) -> Result<NodeOutput, NodeError> {
+    /// Runs the call: renders it, sends it (polling and paging as declared), reads the answer.
+    pub async fn execute(&self, cx: &NodeCx<'_>) -> Result<NodeOutput, NodeError> {
         cx.count_attempts();
         let bound: &Bound = cx.binding(&self.slot)?;
-        let call = self.call(&cx, bound)?;
+        let call = self.call(cx, bound)?;
         let mut kept: Vec<Attempt> = Vec::new();
         let Some(poll) = &self.poll else {
-            let result = self.once(&cx, bound, &call, &mut kept).await;
+            let result = self.once(cx, bound, &call, &mut kept).await;
             cx.set_detail_lazy(detail(kept, None));
             return result.map(NodeOutput::value);
         };
@@ -32,7 +34,7 @@ impl RestCallExec {
         let mut polls = 0u32;
         loop {
             polls += 1;
-            let mut result = self.once(&cx, bound, &call, &mut kept).await;
+            let mut result = self.once(cx, bound, &call, &mut kept).await;
             if let Ok(Value::Object(m)) = &mut result {
                 m.insert("attempts".into(), json!(polls));
             }
@@ -76,17 +78,7 @@ impl RestCallExec {
         call.connect_timeout = self.connect_timeout;
         call.retry = self.retry.map(|r| r.over(&bound.integration.retry));
         call.effect = self.effect;
-        for (k, v) in self.query.iter().flatten() {
-            match cx.render_value(v)? {
-                Value::Null => {}
-                Value::Array(items) => {
-                    for item in items {
-                        call.query.push((k.clone(), scalar(k, item)?));
-                    }
-                }
-                other => call.query.push((k.clone(), scalar(k, other)?)),
-            }
-        }
+        call.query = query(cx, self.query.iter().flatten())?;
         if let Some(body) = &self.body {
             let mut m = Map::new();
             for (k, v) in body {
@@ -146,6 +138,26 @@ impl RestCallExec {
     }
 }
 
+/// Renders query parameters: a null leaves the parameter out, a list repeats it.
+pub(super) fn query<'a>(
+    cx: &NodeCx<'_>,
+    params: impl Iterator<Item = &'a (String, ValueTemplate)>,
+) -> Result<Vec<(String, String)>, NodeError> {
+    let mut out = Vec::new();
+    for (k, v) in params {
+        match cx.render_value(v)? {
+            Value::Null => {}
+            Value::Array(items) => {
+                for item in items {
+                    out.push((k.clone(), scalar(k, item)?));
+                }
+            }
+            other => out.push((k.clone(), scalar(k, other)?)),
+        }
+    }
+    Ok(out)
+}
+
 /// Most pages followed: 100 pages of Duo's largest page (500) is 50,000 objects.
 const MAX_PAGES: usize = 100;
 
@@ -198,7 +210,7 @@ fn scalar(key: &str, v: Value) -> Result<String, NodeError> {
     }
 }
 
-fn call_error(e: CallError) -> NodeError {
+pub(super) fn call_error(e: CallError) -> NodeError {
     let code = match &e {
         CallError::Refused { .. } => "refused",
         CallError::Connect { .. } => "connect",
@@ -211,7 +223,7 @@ fn call_error(e: CallError) -> NodeError {
 }
 
 /// A failure read from a reply: Duo's envelope (`stat: FAIL`) or an HTTP error status.
-struct Failure {
+pub(super) struct Failure {
     status: u16,
     code: Option<u64>,
     message: String,
@@ -220,7 +232,7 @@ struct Failure {
 }
 
 impl Failure {
-    fn to_error(&self) -> NodeError {
+    pub(super) fn to_error(&self) -> NodeError {
         let data =
             json!({ "status": self.status, "code": self.code, "message": self.message, "message_detail": self.detail });
         let detail = self.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
@@ -238,7 +250,7 @@ impl Failure {
     }
 }
 
-fn failure(reply: &Reply, duo: bool) -> Option<Failure> {
+pub(super) fn failure(reply: &Reply, duo: bool) -> Option<Failure> {
     let body = &reply.body;
     let stat_fail = body.get("stat").and_then(Value::as_str) == Some("FAIL");
     if reply.status < 400 && !stat_fail {
@@ -260,7 +272,7 @@ fn failure(reply: &Reply, duo: bool) -> Option<Failure> {
 
 /// Applies one `extract:` entry. A failure that was accepted has another shape: its extractions
 /// are optional.
-fn extract(e: &Extract, body: &Value, accepted: bool) -> Result<Value, NodeError> {
+pub(super) fn extract(e: &Extract, body: &Value, accepted: bool) -> Result<Value, NodeError> {
     let found: Vec<&Value> = e.path.query(body).all();
     if e.many {
         return Ok(Value::Array(found.into_iter().cloned().collect()));
