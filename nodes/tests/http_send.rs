@@ -212,6 +212,30 @@ async fn reads_retry_5xx_and_lost_connections_writes_do_not() {
 }
 
 #[tokio::test]
+async fn a_writes_intent_is_its_first_attempt_without_the_signature() {
+    let sim = sim().await;
+    let clients = Clients::new();
+    for signature in ["v5", "v2"] {
+        let admin = admin_with_signature(&sim, signature);
+        let mut call =
+            post("/admin/v1/users", json!({"username": format!("intent-{signature}"), "realname": "In Tent"}));
+        call.headers.push(("X-Ticket".into(), "INC42".into()));
+        let intent = flowcat_nodes::http::intent(&admin, &call).expect("an intent");
+        let reply = send(&clients, &admin, &call).await.expect("sent");
+        let mut first = reply.attempts[0].request.clone();
+        assert_eq!(first.headers.remove("authorization").as_deref(), Some("****"));
+        assert!(first.headers.remove("date").is_some());
+        assert_eq!(intent, first, "{signature}");
+        assert_eq!(intent.headers.get("x-ticket").map(String::as_str), Some("INC42"));
+    }
+    // A request `send` would refuse is refused here too: nothing is journaled, nothing sent.
+    let admin = admin_with_signature(&sim, "v5");
+    let mut bad = post("/admin/v1/users", json!({"username": "x"}));
+    bad.query.push(("a".into(), "b".into()));
+    assert!(matches!(flowcat_nodes::http::intent(&admin, &bad), Err(CallError::Refused { .. })));
+}
+
+#[tokio::test]
 async fn retries_follow_what_a_call_does_not_its_method() {
     let sim = sim().await;
     let clients = Clients::new();

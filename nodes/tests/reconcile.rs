@@ -250,3 +250,60 @@ async fn a_write_that_no_read_can_settle_is_undeclared() {
     assert!(result["txid"].is_string(), "{result:#}");
     sim.shutdown().await;
 }
+
+/// The node `id` of catalog flow `flow`, compiled with the real node kinds.
+fn exec_of<'c>(catalog: &'c Catalog, flow: &str, id: &str) -> &'c dyn NodeExec {
+    let flow = catalog.get(flow).expect("the flow compiles");
+    let plan = &flow.plan;
+    &*plan.nodes[plan.index(id).expect("the node")].compiled.exec
+}
+
+#[test]
+fn a_write_in_doubt_says_what_was_sent_and_what_to_check_in_duo() {
+    let catalog = catalog("none", "none");
+    let sms = exec_of(&catalog, "duo.admin.send_activation", "sms");
+    let intent = json!({
+        "method": "POST",
+        "url": "https://api-test.duosecurity.com/admin/v1/phones/DPAAAAAAAAAAAAAAAAAA/send_sms_activation",
+        "headers": { "content-type": "application/json" },
+        "body": { "install": "1" },
+    });
+    assert_eq!(
+        sms.needs_attention(&intent),
+        "`POST /admin/v1/phones/DPAAAAAAAAAAAAAAAAAA/send_sms_activation` was sent to api-test.duosecurity.com, and its \
+         answer never came: whether it took effect is unknown, and flowcat cannot find out (no read can tell: Duo keeps \
+         no record of an activation SMS that a read could find: a phone that is not activated looks the same before and \
+         after. Sent again, it sends a second SMS whose link replaces the first one's.).\n\
+         Sent: POST /admin/v1/phones/DPAAAAAAAAAAAAAAAAAA/send_sms_activation with install=1\n\
+         Check: Duo keeps no record of an activation SMS in the Admin Panel: ask the user of the phone \
+         DPAAAAAAAAAAAAAAAAAA (Duo Admin Panel → Phones → DPAAAAAAAAAAAAAAAAAA) whether an activation SMS arrived. A \
+         new one makes the link of the first stop working.\n\
+         Then resume the run or abandon it."
+    );
+    // A v2 form body, a push by username.
+    let push = exec_of(&catalog, "duo.auth.send_push", "push");
+    let intent = json!({
+        "method": "POST",
+        "url": "https://api-test.duosecurity.com/auth/v2/auth",
+        "body": "async=1&device=auto&factor=push&username=jdoe",
+    });
+    let text = push.needs_attention(&intent);
+    assert!(
+        text.contains("Sent: POST /auth/v2/auth with async=1, device=auto, factor=push, username=jdoe\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Check: Duo Admin Panel → Reports → Authentication Log: look for a Duo Push to jdoe"),
+        "{text}"
+    );
+    // A write whose read failed: where to look for the phone.
+    let create = exec_of(&catalog, "duo.admin.associate_phone", "create");
+    let intent = json!({
+        "method": "POST",
+        "url": "https://api-test.duosecurity.com/admin/v1/phones",
+        "body": { "number": "+15555550142", "type": "mobile" },
+    });
+    let text = create.needs_attention(&intent);
+    assert!(text.contains("(its `reconcile:` read did not answer)"), "{text}");
+    assert!(text.contains("Check: Duo Admin Panel → Phones: search for +15555550142."), "{text}");
+}

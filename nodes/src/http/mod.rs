@@ -221,6 +221,29 @@ pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> 
     }
 }
 
+/// The request a write is about to send, as the run record shows its attempts (secrets as
+/// `****`), without what every attempt signs anew (`Date`, `X-Duo-Date`, `Authorization`): the
+/// intent journaled before the first attempt, so that a crash mid-send leaves the exact request,
+/// never a secret. Refused as [`send`] would refuse it, before anything is sent.
+pub fn intent(integration: &Integration, call: &Call) -> Result<RequestRecord, CallError> {
+    let refused = |reason| CallError::Refused { reason };
+    prepare::check(integration, call).map_err(refused)?;
+    let prepared = prepare::prepare(integration, call).map_err(refused)?;
+    let mut request = record(&prepared, &Redactor::new(integration));
+    request.headers.retain(|name, _| !matches!(name.as_str(), "date" | "x-duo-date" | "authorization"));
+    Ok(request)
+}
+
+/// A prepared request as a record shows it.
+fn record(prepared: &Prepared, redactor: &Redactor) -> RequestRecord {
+    RequestRecord {
+        method: prepared.method.to_string(),
+        url: redactor.text(prepared.url.as_str()),
+        headers: redactor.headers(prepared.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
+        body: prepared.body.as_deref().map(|b| redactor.body(b)),
+    }
+}
+
 /// The wait a 429 asks for, capped at [`MAX_RETRY_AFTER`].
 fn asked_wait(headers: &BTreeMap<String, String>) -> Option<Duration> {
     let header = |name: &str| headers.get(name).map(String::as_str);
@@ -255,12 +278,7 @@ async fn exchange(
     timeout: Duration,
     redactor: &Redactor,
 ) -> (Attempt, Outcome) {
-    let request = RequestRecord {
-        method: prepared.method.to_string(),
-        url: redactor.text(prepared.url.as_str()),
-        headers: redactor.headers(prepared.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
-        body: prepared.body.as_deref().map(|b| redactor.body(b)),
-    };
+    let request = record(&prepared, redactor);
     let started_at = SystemTime::now().duration_since(UNIX_EPOCH).map(millis).unwrap_or_default();
     let clock = Instant::now();
     let mut builder = client.request(prepared.method, prepared.url).timeout(timeout);

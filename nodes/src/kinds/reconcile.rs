@@ -241,6 +241,53 @@ impl RestCallExec {
     }
 }
 
+impl RestCallExec {
+    /// What a person needs when the write journaled as `intent` (a redacted request record:
+    /// `method`, `url`, `headers`, `body`) has an unknown outcome nothing could settle: what was
+    /// sent, why flowcat cannot tell, and where to look in the Duo Admin Panel
+    /// ([`crate::duo::rules::check_by_hand`]).
+    pub(super) fn attention(&self, intent: &Value) -> String {
+        let method = intent["method"].as_str().unwrap_or(&self.method).to_ascii_uppercase();
+        let url = intent["url"].as_str().and_then(|u| reqwest::Url::parse(u).ok());
+        let path = url.as_ref().map_or_else(|| self.path.source.clone(), |u| u.path().to_owned());
+        let to = url.as_ref().and_then(|u| u.host_str()).map(|h| format!(" to {h}")).unwrap_or_default();
+        let params = params(url.as_ref(), &intent["body"]);
+        let listed: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let sent = if listed.is_empty() {
+            format!("{method} {path}")
+        } else {
+            format!("{method} {path} with {}", listed.join(", "))
+        };
+        let why = match &self.reconcile {
+            Some(Reconcile::None(why)) => format!("no read can tell: {why}"),
+            Some(Reconcile::Read(_)) => "its `reconcile:` read did not answer".to_owned(),
+            None => "the node declares no `reconcile:` read".to_owned(),
+        };
+        let check = crate::duo::rules::check_by_hand(&method, &path, &params)
+            .unwrap_or_else(|| format!("whether `{method} {path}` took effect, on the service it was sent{to}."));
+        format!(
+            "`{method} {path}` was sent{to}, and its answer never came: whether it took effect is unknown, and flowcat cannot find out ({why}).\nSent: {sent}\nCheck: {check}\nThen resume the run or abandon it."
+        )
+    }
+}
+
+/// A request's parameters as sent: the query's, then the body's (a JSON object, or a form).
+fn params(url: Option<&reqwest::Url>, body: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = url.into_iter().flat_map(|u| u.query_pairs().into_owned()).collect();
+    match body {
+        Value::Object(m) => {
+            out.extend(m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))))
+        }
+        Value::String(form) if !form.is_empty() => {
+            if let Ok(u) = reqwest::Url::parse(&format!("http://form/?{form}")) {
+                out.extend(u.query_pairs().into_owned());
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
 /// The read's result as the node's, and whether `done` holds on it.
 fn answer(
     cx: &NodeCx<'_>,

@@ -517,4 +517,8 @@ impl NodeExec for RestCallExec {
     fn reconcile<'a>(&'a self, cx: NodeCx<'a>, _intent: &'a serde_json::Value) -> BoxFuture<'a, Reconciled> {
         Box::pin(async move { self.reconcile_read(&cx).await })
     }
+
+    fn needs_attention(&self, intent: &serde_json::Value) -> String {
+        self.attention(intent)
+    }
 }

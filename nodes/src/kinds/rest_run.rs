@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use flowcat_engine::kind::Effect;
 use flowcat_engine::render::truthy;
 use flowcat_engine::run::{Detail, NodeCx, NodeError, NodeOutput};
 use flowcat_engine::template::ValueTemplate;
@@ -24,6 +25,11 @@ impl RestCallExec {
         cx.count_attempts();
         let bound: &Bound = cx.binding(&self.slot)?;
         let call = self.call(cx, bound)?;
+        if self.effect == Effect::Write {
+            // Journaled before the first attempt; when it cannot be, nothing is sent.
+            let request = http::intent(&bound.integration, &call).map_err(call_error)?;
+            cx.intent(&serde_json::to_value(&request).unwrap_or_default()).await?;
+        }
         let mut kept: Vec<Attempt> = Vec::new();
         let Some(poll) = &self.poll else {
             let result = self.once(cx, bound, &call, &mut kept).await;
