@@ -42,6 +42,13 @@ pub enum CallError {
         attempts.len()
     )]
     TooManyRequests { method: String, path: String, attempts: Vec<Attempt> },
+    /// The run's deadline came before the call could finish: before an attempt, during one
+    /// (`unknown`: it may have been carried out), or before a back-off's end.
+    #[error(
+        "the run's deadline {when}: `{method} {path}` was stopped{}",
+        if *unknown { "; its outcome is unknown" } else { "" }
+    )]
+    Deadline { method: String, path: String, when: String, unknown: bool, attempts: Vec<Attempt> },
     /// The answer was larger than we read.
     #[error("the answer from `{authority}` is larger than {limit} bytes; it was not read")]
     TooLarge { authority: String, limit: usize, attempts: Vec<Attempt> },
@@ -76,6 +83,7 @@ impl CallError {
             | CallError::Timeout { attempts, .. }
             | CallError::Lost { attempts, .. }
             | CallError::TooManyRequests { attempts, .. }
+            | CallError::Deadline { attempts, .. }
             | CallError::TooLarge { attempts, .. } => attempts,
         }
     }
@@ -83,6 +91,6 @@ impl CallError {
     /// True when the request may have been carried out although no answer says so: a flow must
     /// not assume it was not (a user may have been created, a push sent).
     pub fn outcome_unknown(&self) -> bool {
-        matches!(self, CallError::Timeout { .. } | CallError::Lost { .. })
+        matches!(self, CallError::Timeout { .. } | CallError::Lost { .. } | CallError::Deadline { unknown: true, .. })
     }
 }

@@ -100,6 +100,8 @@ pub struct Call {
     pub retry: Option<RetryPolicy>,
     /// What the call does, which decides what is retried ([`may_retry`]).
     pub effect: Effect,
+    /// When the run must have ended: no attempt outlives it and no back-off sleeps past it.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl Call {
@@ -117,7 +119,19 @@ impl Call {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry: None,
+            deadline: None,
         }
+    }
+
+    /// The time left before the deadline (zero once it passed), if there is one.
+    fn left(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+    }
+
+    /// The call failed because the run's deadline came: `when` says at which point.
+    fn past_deadline(&self, when: String, unknown: bool, attempts: Vec<Attempt>) -> CallError {
+        let (method, path) = (self.method.to_ascii_uppercase(), self.path.clone());
+        CallError::Deadline { method, path, when, unknown, attempts }
     }
 }
 
@@ -151,6 +165,7 @@ impl fmt::Debug for Call {
             .field("connect_timeout", &self.connect_timeout)
             .field("retry", &self.retry)
             .field("effect", &self.effect)
+            .field("deadline", &self.deadline)
             .finish()
     }
 }
@@ -187,8 +202,10 @@ enum Outcome {
 /// - Duo kinds: each attempt is signed afresh with a new `Date`.
 /// - 429 is retried per the policy (the call's, else the integration's), honouring
 ///   `Retry-After`/`X-Retry-After`; 5xx and broken connections only for reads and idempotent
-///   calls, never for a write ([`may_retry`], by the call's `effect`). A connection refused or a timeout is not retried: nothing was sent, or the
-///   node's time is up.
+///   calls, never for a write ([`may_retry`], by the call's `effect`). A connection refused or a
+///   timeout is not retried: nothing was sent, or the node's time is up.
+/// - The run's deadline (`Call::deadline`) bounds everything: an attempt's time limit is cut to
+///   it, and a wait that would end after it is not started ([`CallError::Deadline`]).
 /// - Errors come only when no usable answer came; a 4xx or 5xx answer is a [`Reply`].
 pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> Result<Reply, CallError> {
     let refused = |reason| CallError::Refused { reason };
@@ -199,7 +216,18 @@ pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> 
     let mut attempts: Vec<Attempt> = Vec::new();
     loop {
         let prepared = prepare::prepare(integration, call).map_err(refused)?;
-        let (mut attempt, outcome) = exchange(&client, prepared, call.timeout, &redactor).await;
+        let timeout = match call.left() {
+            Some(left) if left.is_zero() => {
+                return Err(call.past_deadline("passed before it could be sent".into(), false, attempts));
+            }
+            Some(left) => call.timeout.min(left),
+            None => call.timeout,
+        };
+        let (mut attempt, outcome) = exchange(&client, prepared, timeout, &redactor).await;
+        if timeout < call.timeout && matches!(outcome, Outcome::Timeout) {
+            attempts.push(attempt);
+            return Err(call.past_deadline("passed while it waited for its answer".into(), true, attempts));
+        }
         let failure = match &outcome {
             Outcome::Answer { status, .. } if *status == 429 || *status >= 500 => Some(Failure::Status(*status)),
             Outcome::Lost(_) => Some(Failure::ConnectionLost),
@@ -212,6 +240,14 @@ pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> 
             };
             delay(&policy, attempts.len() as u32 + 1, asked, fastrand::f64())
         });
+        if let (Some(wait), Some(left)) = (wait, call.left()) {
+            if wait > left {
+                attempts.push(attempt);
+                let when = format!("comes before its next attempt, due in {} ms", millis(wait));
+                let unknown = matches!(outcome, Outcome::Lost(_));
+                return Err(call.past_deadline(when, unknown, attempts));
+            }
+        }
         attempt.retry_delay_ms = wait.map(millis);
         attempts.push(attempt);
         match wait {

@@ -8,3 +8,4 @@ mod rest_run;
 pub mod set;
 pub mod subflow;
 pub mod switch;
+pub mod wait;

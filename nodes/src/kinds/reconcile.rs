@@ -221,6 +221,7 @@ impl RestCallExec {
         call.timeout = self.timeout;
         call.connect_timeout = self.connect_timeout;
         call.retry = self.retry.map(|r| r.over(&bound.integration.retry));
+        call.deadline = cx.deadline();
         let mut sent = http::send(&bound.clients, &bound.integration, &call).await;
         let attempts = match &mut sent {
             Ok(r) => std::mem::take(&mut r.attempts),
