@@ -144,7 +144,7 @@ impl Checker<'_> {
         if !ok {
             self.diags
                 .error("bad-duration", Some(node.span), format!("{what} must be a duration"))
-                .label("expected a number with a unit: `ms`, `s`, `m` or `h`")
+                .label("expected a number with a unit: `ms`, `s`, `m`, `h` or `d`")
                 .help("write for example `500ms`, `2s` or `1m`");
         }
     }

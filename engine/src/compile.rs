@@ -7,12 +7,17 @@
 mod scope;
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
 
 use crate::diag::{Diags, one_of};
 use crate::kind::{CompileCx, Compiled, Registry, Signatures};
 use crate::load::{Parsed, entries};
-use crate::model::{Output, Signature, Var};
+use crate::model::{MAX_DEADLINE, Output, Signature, Var};
+use crate::node::NodeError;
 use crate::plan::{Edge, EdgeKind, Guard, OnError, Plan, PlanNode};
+use crate::render::{Escape, Values};
 use crate::template::report;
 use crate::template::{Ref, Template};
 use crate::yaml::{Node, Span};
@@ -25,11 +30,42 @@ pub struct Flow {
     pub vars: Vec<Var>,
     pub outputs: Vec<Output>,
     pub plan: Plan,
+    /// The run key (`key:`): reads only `inputs.…`. Runs whose keys are equal are one request.
+    pub key: Option<Template>,
+    /// How long a whole run may take (`deadline:`), above zero and at most [`MAX_DEADLINE`].
+    pub deadline: Option<Duration>,
 }
 
 impl Flow {
     pub fn id(&self) -> &str {
         &self.signature.id
+    }
+
+    /// The run key for these inputs (already checked, defaults applied), or `None` when the
+    /// flow declares none. A key that renders empty is an error: it would make unrelated runs
+    /// one.
+    pub fn render_key(&self, inputs: &Map<String, Value>) -> Result<Option<String>, NodeError> {
+        let Some(key) = &self.key else { return Ok(None) };
+        let text = crate::render::render_text(key, &Inputs(inputs), Escape::None)?;
+        if text.trim().is_empty() {
+            return Err(NodeError::new(
+                "bad_key",
+                format!("the run key `{}` of flow `{}` is empty for these inputs", key.source, self.id()),
+            ));
+        }
+        Ok(Some(text))
+    }
+}
+
+/// The inputs alone, as a run key reads them.
+struct Inputs<'a>(&'a Map<String, Value>);
+
+impl Values for Inputs<'_> {
+    fn lookup(&self, path: &[String]) -> Option<&Value> {
+        match path {
+            [root, name, rest @ ..] if root == "inputs" => crate::render::walk(self.0.get(name)?, rest),
+            _ => None,
+        }
     }
 }
 
@@ -50,6 +86,8 @@ pub fn compile(parsed: &mut Parsed, registry: &Registry, catalog: &dyn Signature
     let sig = &parsed.signature;
     let inputs = Names::new(sig.inputs.iter().map(|i| i.name.as_str()));
     let vars = vars(&root, &inputs, diags);
+    let key = run_key(&root, &inputs, diags);
+    let deadline = deadline(&root, diags);
     let pending = nodes(&root, sig, registry, catalog, diags);
     let ids = Names::new(pending.iter().map(|p| p.id.as_str()));
     let declared = declared_ids(&root);
@@ -71,10 +109,11 @@ pub fn compile(parsed: &mut Parsed, registry: &Registry, catalog: &dyn Signature
     }
     let plan_nodes = pending.into_iter().zip(guards).map(|(p, guards)| plan_node(p, guards)).collect();
     let plan = Plan::build(plan_nodes, edges, diags)?;
+    crate::lints::kinds(&plan, diags);
     crate::lints::unreachable(&plan, diags);
     crate::lints::unused(&plan, &outputs, diags);
     crate::lints::skippable_outputs(&plan, &outputs, diags);
-    Some(Flow { signature: parsed.signature.clone(), vars, outputs, plan })
+    Some(Flow { signature: parsed.signature.clone(), vars, outputs, plan, key, deadline })
 }
 
 fn plan_node(p: Pending, guards: Vec<Guard>) -> PlanNode {
@@ -127,6 +166,57 @@ fn vars(root: &Node, inputs: &Names<'_>, diags: &mut Diags) -> Vec<Var> {
         });
     }
     out
+}
+
+/// `key:`: a template over the inputs alone, since it is rendered when the run starts, before
+/// vars exist and long before any node has a result.
+fn run_key(root: &Node, inputs: &Names<'_>, diags: &mut Diags) -> Option<Template> {
+    let node = root.get("key").filter(|n| !n.is_null())?;
+    let key = template(node, diags)?;
+    let none = (Names::default(), HashSet::new());
+    let scope = Scope { inputs, vars: &none.0, nodes: &[], ids: &none.0, declared: &none.1 };
+    let mut ok = true;
+    for r in &key.refs {
+        if r.path.first().is_some_and(|root| root == "inputs") {
+            scope.check(r, None, diags);
+            continue;
+        }
+        ok = false;
+        diags
+            .error("bad-key", Some(r.span), format!("the run key reads `{}`", r.dotted()))
+            .label("a run key is made from the inputs alone, when the run starts")
+            .help("read only `inputs.<name>`, e.g. `key: \"{{inputs.username}}\"`");
+    }
+    if ok && key.refs.is_empty() {
+        diags
+            .error("bad-key", Some(key.span), format!("the run key `{}` reads no input", key.source))
+            .label("every run of the flow would have this key, and only the first would ever run")
+            .help("make the key from the inputs that name what the run acts on, e.g. `\"{{inputs.username}}\"`");
+        return None;
+    }
+    ok.then_some(key)
+}
+
+/// `deadline:`: above zero and at most [`MAX_DEADLINE`]. A malformed duration is reported by
+/// the shape check.
+fn deadline(root: &Node, diags: &mut Diags) -> Option<Duration> {
+    let node = root.get("deadline").filter(|n| !n.is_null())?;
+    let d = node.as_str().and_then(crate::shape::parse_duration)?;
+    if d.is_zero() {
+        diags
+            .error("bad-duration", Some(node.span), "a deadline of zero ends every run before it starts")
+            .label("expected a duration above zero")
+            .help("give the run the time its waits need, e.g. `10m`");
+        return None;
+    }
+    if d > MAX_DEADLINE {
+        diags
+            .error("bad-duration", Some(node.span), "the deadline is longer than 7 days")
+            .label("expected at most `7d`")
+            .help("a run that waits longer should end and be started again when there is something to do");
+        return None;
+    }
+    Some(d)
 }
 
 fn nodes(

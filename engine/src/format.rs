@@ -9,6 +9,16 @@ pub const FLOW_FIELDS: &[Field] = &[
     Field::required("id", Shape::Str, "the flow's id, unique in the catalog, e.g. `duo.admin.retrieve_user_id`"),
     Field::optional("name", Shape::Str, "a human name, e.g. \"Duo Admin Retrieve userId\""),
     Field::optional("description", Shape::Str, "what the flow does, for `flowcat list` and the docs"),
+    Field::optional(
+        "key",
+        Shape::Template,
+        "the run key, a template over `inputs.…` only, e.g. `\"{{inputs.username}}\"`: runs with one key are one request (never two at once; a finished one is not run again)",
+    ),
+    Field::optional(
+        "deadline",
+        Shape::Duration,
+        "how long a whole run may take, waits and retries included, e.g. `10m` (at most `7d`)",
+    ),
     Field::optional("inputs", Shape::Map(&Shape::Object(INPUT_FIELDS)), "the values a run must or may be given"),
     Field::optional(
         "vars",

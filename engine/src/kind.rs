@@ -28,6 +28,17 @@ pub trait NodeKind: Sync {
     fn compile(&self, cx: &mut CompileCx<'_>) -> Option<Compiled>;
 }
 
+/// A warning a kind found while compiling a node. Reported, like every warning, only once the
+/// flow has no errors.
+#[derive(Clone, Debug)]
+pub struct Lint {
+    pub code: &'static str,
+    pub span: Span,
+    pub message: String,
+    pub label: Option<String>,
+    pub help: Option<String>,
+}
+
 /// What a kind returns from [`NodeKind::compile`].
 #[derive(Debug)]
 pub struct Compiled {
@@ -42,11 +53,13 @@ pub struct Compiled {
     pub ends_run: bool,
     /// The node has no effect beside its result: nobody reading it means it is unused.
     pub pure: bool,
+    /// Warnings about the node, reported once the flow has no errors.
+    pub lints: Vec<Lint>,
 }
 
 impl Compiled {
     pub fn new(exec: Box<dyn NodeExec>, fields: Vec<String>) -> Self {
-        Compiled { exec, fields, calls: None, branches: Vec::new(), ends_run: false, pure: false }
+        Compiled { exec, fields, calls: None, branches: Vec::new(), ends_run: false, pure: false, lints: Vec::new() }
     }
 }
 

@@ -5,6 +5,17 @@ use crate::diag::Diags;
 use crate::model::Output;
 use crate::plan::{EdgeKind, OnError, Plan};
 
+/// The warnings node kinds found while compiling their nodes (`kind::Lint`).
+pub(crate) fn kinds(plan: &Plan, diags: &mut Diags) {
+    for node in &plan.nodes {
+        for lint in &node.compiled.lints {
+            let d = diags.warning(lint.code, Some(lint.span), lint.message.clone());
+            d.label = lint.label.clone();
+            d.help = lint.help.clone();
+        }
+    }
+}
+
 /// Nodes that can never run: after a node that ends the run, or behind a `when: false`.
 pub(crate) fn unreachable(plan: &Plan, diags: &mut Diags) {
     for &i in &plan.order {

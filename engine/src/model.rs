@@ -1,10 +1,16 @@
 //! The parts of a validated flow that are not nodes: inputs, vars, integration slots, outputs,
 //! and the signature other flows see when they call this one as a subflow.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::template::{Template, ValueTemplate};
 use crate::yaml::Span;
+
+/// The longest `deadline:` a flow may declare: a week. A run that would wait longer is better
+/// ended and started again when there is something to do.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The type of an input, checked when a run starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

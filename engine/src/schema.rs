@@ -43,7 +43,7 @@ fn shape(s: &Shape, registry: &Registry) -> Value {
         Shape::Condition => json!({ "type": ["string", "boolean"] }),
         Shape::Bool => json!({ "type": "boolean" }),
         Shape::Int => json!({ "type": "integer", "minimum": 0 }),
-        Shape::Duration => json!({ "type": "string", "pattern": "^[0-9]+(ms|s|m|h)$" }),
+        Shape::Duration => json!({ "type": "string", "pattern": "^[0-9]+(ms|s|m|h|d)$" }),
         Shape::Enum(words) => json!({ "enum": words }),
         Shape::IntegrationKind => {
             let names: Vec<&str> = registry.integration_kinds.iter().map(|k| k.name).collect();

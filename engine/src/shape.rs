@@ -19,7 +19,7 @@ pub enum Shape {
     Bool,
     /// A non-negative integer.
     Int,
-    /// A duration with a unit: `500ms`, `2s`, `5m`, `1h`.
+    /// A duration with a unit: `500ms`, `2s`, `5m`, `1h`, `7d`.
     Duration,
     /// One of these words.
     Enum(&'static [&'static str]),
@@ -65,7 +65,7 @@ pub fn is_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Parses `500ms`, `2s`, `5m`, `1h`.
+/// Parses `500ms`, `2s`, `5m`, `1h`, `7d`.
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let split = s.find(|c: char| !c.is_ascii_digit())?;
     let (num, unit) = s.split_at(split);
@@ -75,6 +75,7 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
         "s" => n.checked_mul(1_000)?,
         "m" => n.checked_mul(60_000)?,
         "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
         _ => return None,
     };
     Some(std::time::Duration::from_millis(ms))
@@ -106,6 +107,7 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Some(std::time::Duration::from_millis(500)));
         assert_eq!(parse_duration("2s"), Some(std::time::Duration::from_secs(2)));
         assert_eq!(parse_duration("1h"), Some(std::time::Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7d"), Some(std::time::Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_duration("2"), None);
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("2 s"), None);

@@ -219,15 +219,18 @@ impl Hall {
     /// [`Hall::run_checked`]). A key naming a finished run answers its record; one naming an
     /// unfinished run resumes it; two runs of one key never run at once.
     pub async fn run_durably(&self, checked: Checked, how: Durably) -> Result<Ran, Refused> {
+        let flow = self.flow(&checked.request.flow)?;
+        let deadline = how.deadline.or(flow.deadline);
         let Some(store) = &self.store else {
             let mut request = checked.request;
             request.durable.stop = how.stop;
-            request.durable.deadline = how.deadline.map(|d| tokio::time::Instant::now() + d);
+            request.durable.deadline = deadline.map(|d| tokio::time::Instant::now() + d);
             return Ok(Ran::Now(self.runner.run(request).await?));
         };
-        let flow = self.flow(&checked.request.flow)?;
-        let key = how.key;
-        let deadline = how.deadline;
+        let key = match how.key {
+            Some(key) => Some(key),
+            None => key_of(flow, &checked.request.inputs)?,
+        };
         let now = now_ms();
         let info = RunInfo {
             id: String::new(),
@@ -344,6 +347,24 @@ fn targets(bindings: &HashMap<String, Arc<Binding>>) -> Vec<(String, String)> {
 
 /// A digest of the text of `flow` and of every flow it may call, so that a run is not resumed
 /// with flows that changed under it.
+/// The flow's `key:` rendered from a run's inputs, the defaults of those not given included (as
+/// the runner will fill them in).
+fn key_of(flow: &Flow, given: &Map<String, Value>) -> Result<Option<String>, Refused> {
+    if flow.key.is_none() {
+        return Ok(None);
+    }
+    let mut inputs = given.clone();
+    for input in &flow.signature.inputs {
+        if let (true, Some(default)) = (inputs.get(&input.name).is_none_or(Value::is_null), &input.default) {
+            inputs.insert(input.name.clone(), default.clone());
+        }
+    }
+    flow.render_key(&inputs).map_err(|e| {
+        let problem = format!("the run key cannot be made from these inputs: {}", e.message);
+        Refused::Run(RunError::Inputs { flow: flow.id().to_owned(), problems: vec![problem] })
+    })
+}
+
 pub fn digest(catalog: &Catalog, flow: &str) -> String {
     let mut seen = std::collections::BTreeSet::new();
     let mut todo = vec![flow.to_owned()];

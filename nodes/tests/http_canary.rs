@@ -90,6 +90,14 @@ async fn calls(clients: &Clients, all: &Integrations, sim: &Sim) -> Vec<String> 
     let canary = all.for_slot("canary", Kind::DuoAdmin).expect("canary");
     let mut out = Vec::new();
     let mut run = async |integration: &Integration, call: Call| {
+        // What a write journals before it is sent: no secret, no signature.
+        if let Ok(intent) = flowcat_nodes::http::intent(integration, &call) {
+            assert!(
+                !intent.headers.contains_key("authorization") && !intent.headers.contains_key("date"),
+                "{intent:?}"
+            );
+            out.push(serde_json::to_string(&intent).expect("serialises"));
+        }
         let result = send(clients, integration, &call).await;
         out.extend(outputs_of(&result, &call));
         result

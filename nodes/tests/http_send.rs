@@ -1,6 +1,6 @@
 //! `send` over real loopback sockets: signed Duo calls against flowcat-sim (v5 and v2, GET and
-//! POST), retries on 429 and 5xx as the policy and the method allow, a POST whose connection drops
-//! is never re-sent, redirects are not followed, unsafe requests are refused before any connection.
+//! POST), retries on 429 and 5xx as the policy and the call's effect allow, a write whose
+//! connection drops is never re-sent, redirects are not followed, unsafe requests are refused before any connection.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use flowcat_engine::kind::Effect;
 use flowcat_nodes::duo::RetryPolicy;
 use flowcat_nodes::http::{Call, CallError, Clients, Reply, send};
 use flowcat_nodes::integrations::{self, Integration, Integrations, Kind, Scheme};
@@ -208,6 +209,67 @@ async fn reads_retry_5xx_and_lost_connections_writes_do_not() {
     let reply = send(&clients, &admin, &write).await.expect("an answer, if a failing one");
     assert_eq!((reply.status, reply.attempts.len()), (500, 1));
     assert_eq!(sim.stats()["POST /admin/v1/users"], 1);
+}
+
+#[tokio::test]
+async fn a_writes_intent_is_its_first_attempt_without_the_signature() {
+    let sim = sim().await;
+    let clients = Clients::new();
+    for signature in ["v5", "v2"] {
+        let admin = admin_with_signature(&sim, signature);
+        let mut call =
+            post("/admin/v1/users", json!({"username": format!("intent-{signature}"), "realname": "In Tent"}));
+        call.headers.push(("X-Ticket".into(), "INC42".into()));
+        let intent = flowcat_nodes::http::intent(&admin, &call).expect("an intent");
+        let reply = send(&clients, &admin, &call).await.expect("sent");
+        let mut first = reply.attempts[0].request.clone();
+        assert_eq!(first.headers.remove("authorization").as_deref(), Some("****"));
+        assert!(first.headers.remove("date").is_some());
+        assert_eq!(intent, first, "{signature}");
+        assert_eq!(intent.headers.get("x-ticket").map(String::as_str), Some("INC42"));
+    }
+    // A request `send` would refuse is refused here too: nothing is journaled, nothing sent.
+    let admin = admin_with_signature(&sim, "v5");
+    let mut bad = post("/admin/v1/users", json!({"username": "x"}));
+    bad.query.push(("a".into(), "b".into()));
+    assert!(matches!(flowcat_nodes::http::intent(&admin, &bad), Err(CallError::Refused { .. })));
+}
+
+#[tokio::test]
+async fn retries_follow_what_a_call_does_not_its_method() {
+    let sim = sim().await;
+    let clients = Clients::new();
+    let auth = sim_integrations(&sim).get("duo_auth").expect("the Auth API application").clone();
+    // Duo's preauth is a POST that only asks: declared a read, it is retried like one.
+    sim.set_faults(faults(&["route=POST /auth/v2/preauth,kind=5xx,count=1,status=503"])).expect("faults");
+    let mut preauth = post("/auth/v2/preauth", json!({"username": "alice"}));
+    preauth.retry = fast_retries(7);
+    assert_eq!(preauth.effect, Effect::Write, "a POST writes unless it says otherwise");
+    preauth.effect = Effect::Read;
+    let reply = send(&clients, &auth, &preauth).await.expect("sent");
+    assert_eq!((reply.status, reply.attempts.len()), (200, 2));
+    // A GET declared a write (a call that acts when read, on some other API) is not.
+    let admin = admin_with_signature(&sim, "v5");
+    sim.set_faults(faults(&["route=GET /admin/v1/users,kind=drop,count=1"])).expect("faults");
+    let mut call = get("/admin/v1/users", &[]);
+    call.retry = fast_retries(7);
+    call.effect = Effect::Write;
+    let err = send(&clients, &admin, &call).await.expect_err("no answer");
+    assert_eq!(err.attempts().len(), 1);
+    assert!(
+        err.to_string().ends_with(
+            "it was not sent again, because it may have been carried out (check Duo before running it again)"
+        ),
+        "{err}"
+    );
+    // An idempotent call is retried after a lost connection, and says it was.
+    sim.set_faults(faults(&["route=DELETE /admin/v1/users/{user_id},kind=drop,count=10"])).expect("faults");
+    let mut delete = Call::new("DELETE", "/admin/v1/users/DUNOSUCHUSER00000000");
+    delete.retry = fast_retries(3);
+    assert_eq!(delete.effect, Effect::Idempotent);
+    let err = send(&clients, &admin, &delete).await.expect_err("no answer");
+    assert_eq!(err.attempts().len(), 3);
+    assert!(err.to_string().ends_with("its outcome is unknown after 3 attempts"), "{err}");
 }
 
 /// A one-shot HTTP server on loopback: answers each request with `answer`, or holds the

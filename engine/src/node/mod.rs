@@ -40,6 +40,16 @@ pub trait NodeExec: Debug + Send + Sync {
         let _ = (cx, intent);
         Box::pin(async { Reconciled::Undeclared })
     }
+    /// Resume: what a person needs when the write journaled as `intent` has an unknown outcome
+    /// that [`reconcile`](Self::reconcile) could not settle: what was sent, and what to check by
+    /// hand before resuming or abandoning the run. Plain text, several lines; no secret (the
+    /// intent has none).
+    fn needs_attention(&self, intent: &Value) -> String {
+        format!(
+            "{} was about to be done, and whether it was is unknown: {intent}\nCheck by hand whether it happened, then resume or abandon the run.",
+            self.label()
+        )
+    }
 }
 
 /// What running a node does outside the run.

@@ -6,6 +6,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use flowcat_engine::kind::Effect;
+
 /// When and how often to retry a rate-limited call. The defaults are the official clients':
 /// wait 1 s, doubling up to 32 s, each plus up to 1 s of jitter, at most 7 attempts in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,20 +66,23 @@ pub enum Failure {
     ConnectionLost,
 }
 
-/// Whether a failed call may be sent again.
+/// Whether a failed call may be sent again, by what the call does (its [`Effect`], not its
+/// method: Duo's `POST /auth/v2/preauth` only reads, a `POST` that sets a status may be declared
+/// idempotent).
 ///
 /// - 429 always: the server refused the request without acting on it.
-/// - 5xx and lost connections only for GET and DELETE: the request may have been carried out,
-///   and a repeated POST can create a duplicate (40003) or push a second prompt to a user's
-///   phone, while a repeated DELETE finds the thing gone (Duo answers `""` for an association
-///   already removed and 40401 for a phone or user already deleted), which changes nothing.
+/// - 5xx and lost connections only for reads and idempotent calls: the request may have been
+///   carried out, and a repeated write can create a duplicate (40003) or push a second prompt to
+///   a user's phone, while a repeated idempotent call changes nothing more (a repeated DELETE
+///   finds the thing gone: Duo answers `""` for an association already removed and 40401 for a
+///   phone or user already deleted).
 /// - Anything else never: a 4xx will fail the same way again.
-pub fn may_retry(method: &str, failure: Failure) -> bool {
-    let read_only = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("DELETE");
+pub fn may_retry(effect: Effect, failure: Failure) -> bool {
+    let repeatable = matches!(effect, Effect::Read | Effect::Idempotent | Effect::Local);
     match failure {
         Failure::Status(429) => true,
-        Failure::Status(status) => read_only && (500..=599).contains(&status),
-        Failure::ConnectionLost => read_only,
+        Failure::Status(status) => repeatable && (500..=599).contains(&status),
+        Failure::ConnectionLost => repeatable,
     }
 }
 
@@ -180,26 +185,27 @@ mod tests {
     }
 
     #[test]
-    fn only_429_is_retried_for_writes_that_are_not_idempotent() {
-        for method in ["POST", "PUT", "PATCH", "post"] {
-            assert!(may_retry(method, Failure::Status(429)), "{method}");
-            assert!(!may_retry(method, Failure::Status(500)), "{method}");
-            assert!(!may_retry(method, Failure::Status(503)), "{method}");
-            assert!(!may_retry(method, Failure::ConnectionLost), "{method}");
+    fn a_write_is_retried_only_after_a_429() {
+        // Also when it travels as a GET: what decides is what it does.
+        for effect in [Effect::Write, Effect::Composite] {
+            assert!(may_retry(effect, Failure::Status(429)), "{effect:?}");
+            assert!(!may_retry(effect, Failure::Status(500)), "{effect:?}");
+            assert!(!may_retry(effect, Failure::Status(503)), "{effect:?}");
+            assert!(!may_retry(effect, Failure::ConnectionLost), "{effect:?}");
         }
     }
 
     #[test]
-    fn reads_and_deletes_also_retry_5xx_and_lost_connections() {
-        for method in ["GET", "get", "DELETE", "delete"] {
-            assert!(may_retry(method, Failure::Status(429)));
-            assert!(may_retry(method, Failure::Status(500)));
-            assert!(may_retry(method, Failure::Status(599)));
-            assert!(may_retry(method, Failure::ConnectionLost));
-            assert!(!may_retry(method, Failure::Status(400)));
-            assert!(!may_retry(method, Failure::Status(401)));
-            assert!(!may_retry(method, Failure::Status(404)));
-            assert!(!may_retry(method, Failure::Status(600)));
+    fn reads_and_idempotent_calls_also_retry_5xx_and_lost_connections() {
+        for effect in [Effect::Read, Effect::Idempotent] {
+            assert!(may_retry(effect, Failure::Status(429)), "{effect:?}");
+            assert!(may_retry(effect, Failure::Status(500)), "{effect:?}");
+            assert!(may_retry(effect, Failure::Status(599)), "{effect:?}");
+            assert!(may_retry(effect, Failure::ConnectionLost), "{effect:?}");
+            assert!(!may_retry(effect, Failure::Status(400)), "{effect:?}");
+            assert!(!may_retry(effect, Failure::Status(401)), "{effect:?}");
+            assert!(!may_retry(effect, Failure::Status(404)), "{effect:?}");
+            assert!(!may_retry(effect, Failure::Status(600)), "{effect:?}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Duo's rules for a request, written once: the methods, which of them carry a body, where a
 //! call's params go, the headers a call may not set, what Duo's error codes ask an
-//! administrator to fix, and the percent-encoding of Duo's clients.
+//! administrator to fix, what to look at in the Duo Admin Panel when a write's outcome is
+//! unknown, and the percent-encoding of Duo's clients.
 //!
 //! The compile-time checks (`kinds::rest_call`), the run-time checks (`http::prepare`,
 //! `kinds::rest_run`) and the signer (`duo::sign`) all read these, so that a flow refused by
@@ -79,6 +80,49 @@ pub fn error_hint(code: u64) -> &'static str {
     }
 }
 
+/// Where a person sees in the Duo Admin Panel whether a write sent as `method path` with
+/// `params` (Duo's params, every value a string) took effect, for the calls the catalog makes;
+/// `None` for a call Duo's rules here do not know. `path` is the path as sent (ids in it).
+pub fn check_by_hand(method: &str, path: &str, params: &[(String, String)]) -> Option<String> {
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map_or("?", |(_, v)| v.as_str());
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let text = match (method.to_ascii_uppercase().as_str(), segments.as_slice()) {
+        ("POST", ["admin", "v1", "phones"]) => {
+            format!("Duo Admin Panel → Phones: search for {}. If the phone is listed, it was created.", param("number"))
+        }
+        ("POST", ["admin", "v1", "users", user_id, "phones"]) => format!(
+            "Duo Admin Panel → Phones: search for the phone {}, and see whether the user {user_id} is among its users. If so, the phone was associated.",
+            param("phone_id")
+        ),
+        ("POST", ["admin", "v1", "phones", phone_id, "send_sms_activation"]) => format!(
+            "Duo keeps no record of an activation SMS in the Admin Panel: ask the user of the phone {phone_id} (Duo Admin Panel → Phones → {phone_id}) whether an activation SMS arrived. A new one makes the link of the first stop working."
+        ),
+        ("POST", ["admin", "v1", "users", "enroll"]) => format!(
+            "Duo Admin Panel → Users: search for {}. Duo shows a pending enrolment nowhere a read can reach: ask the owner of {} whether the enrolment email arrived. A second email sends a second link.",
+            param("username"),
+            param("email")
+        ),
+        ("POST", ["admin", "v1", "users"]) => {
+            format!("Duo Admin Panel → Users: search for {}. If the user is listed, it was created.", param("username"))
+        }
+        ("POST", ["admin", "v1", "users", user_id]) => {
+            let fields: Vec<String> = params.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            format!(
+                "Duo Admin Panel → Users → the user {user_id}: if it shows {}, the change was made.",
+                fields.join(", ")
+            )
+        }
+        ("POST", ["auth", "v2", "auth"]) => {
+            let who = params.iter().find(|(k, _)| k == "username" || k == "user_id").map_or("the user", |(_, v)| v);
+            format!(
+                "Duo Admin Panel → Reports → Authentication Log: look for a Duo Push to {who} at the time the run stopped, or ask the user whether a push arrived and how they answered. Another push prompts them again."
+            )
+        }
+        _ => return None,
+    };
+    Some(text)
+}
+
 /// RFC 3986's unreserved characters: everything else is encoded.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
@@ -115,6 +159,26 @@ mod tests {
         assert_eq!(reserved_header("DATE", true), Some(Reserved::Signature));
         assert_eq!(reserved_header("date", false), None);
         assert_eq!(reserved_header("X-Duo-Extra", true), None);
+    }
+
+    #[test]
+    fn what_to_check_by_hand_names_the_admin_panel_page_and_the_values_sent() {
+        let p = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let phone = check_by_hand("POST", "/admin/v1/phones", &p(&[("number", "+15555550142")])).expect("known");
+        assert!(phone.starts_with("Duo Admin Panel → Phones: search for +15555550142."), "{phone}");
+        let link = check_by_hand("post", "/admin/v1/users/DU1/phones", &p(&[("phone_id", "DP1")])).expect("known");
+        assert!(link.contains("the phone DP1") && link.contains("the user DU1"), "{link}");
+        let status = check_by_hand("POST", "/admin/v1/users/DU1", &p(&[("status", "disabled")])).expect("known");
+        assert!(status.contains("the user DU1: if it shows status disabled"), "{status}");
+        let push =
+            check_by_hand("POST", "/auth/v2/auth", &p(&[("factor", "push"), ("username", "jdoe")])).expect("known");
+        assert!(push.contains("Authentication Log: look for a Duo Push to jdoe"), "{push}");
+        assert!(check_by_hand("POST", "/admin/v1/phones/DP1/send_sms_activation", &[]).is_some());
+        assert!(check_by_hand("POST", "/admin/v1/users/enroll", &[]).expect("known").contains("search for ?"));
+        assert_eq!(check_by_hand("POST", "/admin/v1/groups", &[]), None);
+        assert_eq!(check_by_hand("GET", "/admin/v1/phones", &[]), None);
     }
 
     #[test]

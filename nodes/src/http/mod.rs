@@ -16,6 +16,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use flowcat_engine::kind::Effect;
 use serde_json::{Map, Value};
 
 pub use error::CallError;
@@ -97,13 +98,20 @@ pub struct Call {
     pub connect_timeout: Duration,
     /// Overrides the integration's retry policy.
     pub retry: Option<RetryPolicy>,
+    /// What the call does, which decides what is retried ([`may_retry`]).
+    pub effect: Effect,
+    /// When the run must have ended: no attempt outlives it and no back-off sleeps past it.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl Call {
-    /// A call with no params and the default timeouts.
+    /// A call with no params, the default timeouts, and the effect its method has by default
+    /// ([`default_effect`]).
     pub fn new(method: impl Into<String>, path: impl Into<String>) -> Call {
+        let method = method.into();
         Call {
-            method: method.into(),
+            effect: default_effect(&method),
+            method,
             path: path.into(),
             query: Vec::new(),
             body: None,
@@ -111,7 +119,31 @@ impl Call {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry: None,
+            deadline: None,
         }
+    }
+
+    /// The time left before the deadline (zero once it passed), if there is one.
+    fn left(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+    }
+
+    /// The call failed because the run's deadline came: `when` says at which point.
+    fn past_deadline(&self, when: String, unknown: bool, attempts: Vec<Attempt>) -> CallError {
+        let (method, path) = (self.method.to_ascii_uppercase(), self.path.clone());
+        CallError::Deadline { method, path, when, unknown, attempts }
+    }
+}
+
+/// What a call does when its node does not say: `GET` reads, `DELETE` is idempotent (sending it
+/// again finds the thing gone), anything else writes.
+pub fn default_effect(method: &str) -> Effect {
+    if method.eq_ignore_ascii_case("GET") {
+        Effect::Read
+    } else if method.eq_ignore_ascii_case("DELETE") {
+        Effect::Idempotent
+    } else {
+        Effect::Write
     }
 }
 
@@ -132,6 +164,8 @@ impl fmt::Debug for Call {
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("retry", &self.retry)
+            .field("effect", &self.effect)
+            .field("deadline", &self.deadline)
             .finish()
     }
 }
@@ -167,9 +201,11 @@ enum Outcome {
 ///
 /// - Duo kinds: each attempt is signed afresh with a new `Date`.
 /// - 429 is retried per the policy (the call's, else the integration's), honouring
-///   `Retry-After`/`X-Retry-After`; 5xx and broken connections only for GET and DELETE
-///   ([`may_retry`]). A connection refused or a timeout is not retried: nothing was sent, or the
-///   node's time is up.
+///   `Retry-After`/`X-Retry-After`; 5xx and broken connections only for reads and idempotent
+///   calls, never for a write ([`may_retry`], by the call's `effect`). A connection refused or a
+///   timeout is not retried: nothing was sent, or the node's time is up.
+/// - The run's deadline (`Call::deadline`) bounds everything: an attempt's time limit is cut to
+///   it, and a wait that would end after it is not started ([`CallError::Deadline`]).
 /// - Errors come only when no usable answer came; a 4xx or 5xx answer is a [`Reply`].
 pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> Result<Reply, CallError> {
     let refused = |reason| CallError::Refused { reason };
@@ -177,29 +213,70 @@ pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> 
     let client = clients.client(call.connect_timeout, integration).map_err(refused)?;
     let policy = call.retry.unwrap_or(integration.retry);
     let redactor = Redactor::new(integration);
-    let method = call.method.to_ascii_uppercase();
     let mut attempts: Vec<Attempt> = Vec::new();
     loop {
         let prepared = prepare::prepare(integration, call).map_err(refused)?;
-        let (mut attempt, outcome) = exchange(&client, prepared, call.timeout, &redactor).await;
+        let timeout = match call.left() {
+            Some(left) if left.is_zero() => {
+                return Err(call.past_deadline("passed before it could be sent".into(), false, attempts));
+            }
+            Some(left) => call.timeout.min(left),
+            None => call.timeout,
+        };
+        let (mut attempt, outcome) = exchange(&client, prepared, timeout, &redactor).await;
+        if timeout < call.timeout && matches!(outcome, Outcome::Timeout) {
+            attempts.push(attempt);
+            return Err(call.past_deadline("passed while it waited for its answer".into(), true, attempts));
+        }
         let failure = match &outcome {
             Outcome::Answer { status, .. } if *status == 429 || *status >= 500 => Some(Failure::Status(*status)),
             Outcome::Lost(_) => Some(Failure::ConnectionLost),
             _ => None,
         };
-        let wait = failure.filter(|f| may_retry(&method, *f)).and_then(|_| {
+        let wait = failure.filter(|f| may_retry(call.effect, *f)).and_then(|_| {
             let asked = match &outcome {
                 Outcome::Answer { headers, .. } => asked_wait(headers),
                 _ => None,
             };
             delay(&policy, attempts.len() as u32 + 1, asked, fastrand::f64())
         });
+        if let (Some(wait), Some(left)) = (wait, call.left()) {
+            if wait > left {
+                attempts.push(attempt);
+                let when = format!("comes before its next attempt, due in {} ms", millis(wait));
+                let unknown = matches!(outcome, Outcome::Lost(_));
+                return Err(call.past_deadline(when, unknown, attempts));
+            }
+        }
         attempt.retry_delay_ms = wait.map(millis);
         attempts.push(attempt);
         match wait {
             Some(wait) => tokio::time::sleep(wait).await,
             None => return finish(outcome, attempts, integration, call),
         }
+    }
+}
+
+/// The request a write is about to send, as the run record shows its attempts (secrets as
+/// `****`), without what every attempt signs anew (`Date`, `X-Duo-Date`, `Authorization`): the
+/// intent journaled before the first attempt, so that a crash mid-send leaves the exact request,
+/// never a secret. Refused as [`send`] would refuse it, before anything is sent.
+pub fn intent(integration: &Integration, call: &Call) -> Result<RequestRecord, CallError> {
+    let refused = |reason| CallError::Refused { reason };
+    prepare::check(integration, call).map_err(refused)?;
+    let prepared = prepare::prepare(integration, call).map_err(refused)?;
+    let mut request = record(&prepared, &Redactor::new(integration));
+    request.headers.retain(|name, _| !matches!(name.as_str(), "date" | "x-duo-date" | "authorization"));
+    Ok(request)
+}
+
+/// A prepared request as a record shows it.
+fn record(prepared: &Prepared, redactor: &Redactor) -> RequestRecord {
+    RequestRecord {
+        method: prepared.method.to_string(),
+        url: redactor.text(prepared.url.as_str()),
+        headers: redactor.headers(prepared.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
+        body: prepared.body.as_deref().map(|b| redactor.body(b)),
     }
 }
 
@@ -222,8 +299,10 @@ fn finish(
         Outcome::Answer { status: 429, .. } => Err(CallError::TooManyRequests { method, path, attempts }),
         Outcome::Answer { status, headers, body } => Ok(Reply { status, headers, body, attempts }),
         Outcome::Connect(message) => Err(CallError::Connect { authority, message, attempts }),
-        Outcome::Timeout => Err(CallError::Timeout { method, path, authority, timeout: call.timeout, attempts }),
-        Outcome::Lost(_) => Err(CallError::Lost { method, path, authority, attempts }),
+        Outcome::Timeout => {
+            Err(CallError::Timeout { method, path, authority, timeout: call.timeout, effect: call.effect, attempts })
+        }
+        Outcome::Lost(_) => Err(CallError::Lost { method, path, authority, effect: call.effect, attempts }),
         Outcome::TooLarge => Err(CallError::TooLarge { authority, limit: MAX_BODY, attempts }),
     }
 }
@@ -235,12 +314,7 @@ async fn exchange(
     timeout: Duration,
     redactor: &Redactor,
 ) -> (Attempt, Outcome) {
-    let request = RequestRecord {
-        method: prepared.method.to_string(),
-        url: redactor.text(prepared.url.as_str()),
-        headers: redactor.headers(prepared.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
-        body: prepared.body.as_deref().map(|b| redactor.body(b)),
-    };
+    let request = record(&prepared, redactor);
     let started_at = SystemTime::now().duration_since(UNIX_EPOCH).map(millis).unwrap_or_default();
     let clock = Instant::now();
     let mut builder = client.request(prepared.method, prepared.url).timeout(timeout);

@@ -2,8 +2,10 @@
 
 pub mod fail;
 pub mod jsonpath;
+pub mod reconcile;
 pub mod rest_call;
 mod rest_run;
 pub mod set;
 pub mod subflow;
 pub mod switch;
+pub mod wait;

@@ -8,13 +8,14 @@
 use std::time::Duration;
 
 use flowcat_engine::diag::one_of;
-use flowcat_engine::kind::{CompileCx, Compiled, NodeExec, NodeKind};
+use flowcat_engine::kind::{CompileCx, Compiled, Effect, Lint, NodeExec, NodeKind, Reconciled};
 use flowcat_engine::run::{BoxFuture, NodeCx, NodeError, NodeOutput};
 use flowcat_engine::shape::{Field, Shape, parse_duration};
 use flowcat_engine::template::{Template, ValueTemplate};
 use flowcat_engine::yaml::{Node, Span};
 use serde_json_path::JsonPath;
 
+use super::reconcile::{self, Reconcile};
 use crate::duo::rules;
 
 #[derive(Debug)]
@@ -57,6 +58,11 @@ const FIELDS: &[Field] = &[
         "the integration slot the call goes through, e.g. `duo_admin`; every REST call must be linked to one",
     ),
     Field::required("method", Shape::Enum(METHODS), "the HTTP method"),
+    Field::optional(
+        "effect",
+        Shape::Enum(EFFECTS),
+        "what the call does: `read`, `idempotent` (sending it twice changes nothing more) or `write`; decides retries and resume (default: `GET` read, `DELETE` idempotent, others write)",
+    ),
     Field::required(
         "path",
         Shape::Template,
@@ -74,6 +80,11 @@ const FIELDS: &[Field] = &[
     Field::optional("poll", Shape::Object(POLL_FIELDS), "repeat the call until a condition holds, bounded in time"),
     Field::optional("retry", Shape::Object(RETRY_FIELDS), "this call's retry settings, over the integration's policy"),
     Field::optional(
+        "reconcile",
+        Shape::Object(reconcile::FIELDS),
+        "for a write: the read that tells whether it happened (for a resumed run), or `none: <why>`",
+    ),
+    Field::optional(
         "pages",
         Shape::Bool,
         "follow Duo's paging (`metadata.next_offset`) and join every page's `response` list (GET only)",
@@ -82,7 +93,10 @@ const FIELDS: &[Field] = &[
     Field::optional("connect_timeout", Shape::Duration, "the connection's time limit (default `10s`)"),
 ];
 
-const EXTRACT_SHAPES: &[Shape] = &[Shape::Str, Shape::Object(EXTRACT_FIELDS)];
+pub(super) const EXTRACT_SHAPES: &[Shape] = &[Shape::Str, Shape::Object(EXTRACT_FIELDS)];
+
+/// The words of `effect:`.
+const EFFECTS: &[&str] = &["read", "idempotent", "write"];
 
 /// The result fields every REST call has, beside the names it extracts.
 pub const RESULT_FIELDS: &[&str] = &["status", "headers", "body"];
@@ -104,8 +118,21 @@ impl NodeKind for RestCall {
     }
 
     fn compile(&self, cx: &mut CompileCx<'_>) -> Option<Compiled> {
+        let (exec, fields, lints) = self.compile_exec(cx)?;
+        let mut compiled = Compiled::new(Box::new(exec), fields);
+        compiled.lints = lints;
+        Some(compiled)
+    }
+}
+
+impl RestCall {
+    /// Compiles a `rest_call` node to its concrete runnable form, its result fields and its
+    /// warnings: for a kind that wraps a REST call (tests drive the write and its reconcile
+    /// read one after the other with it).
+    pub fn compile_exec(&self, cx: &mut CompileCx<'_>) -> Option<(RestCallExec, Vec<String>, Vec<Lint>)> {
         let slot = slot(cx);
         let method = cx.str("method").filter(|m| METHODS.contains(m)).map(str::to_owned);
+        let effect = effect(cx, method.as_deref());
         let path = cx.template("path");
         if let (Some(path), Some(slot)) = (&path, &slot) {
             check_path(cx, path, slot);
@@ -124,6 +151,7 @@ impl NodeKind for RestCall {
             params_where_duo_wants_them(cx, method.as_deref());
         }
         let extract = extract(cx);
+        let reconcile = reconcile::compile(cx, slot.as_ref(), effect, extract.as_deref());
         let accept = accept(cx);
         let poll = poll(cx);
         let retry = retry(cx);
@@ -137,9 +165,14 @@ impl NodeKind for RestCall {
         if poll.as_ref().is_some_and(Option::is_some) {
             fields.push("attempts".to_owned());
         }
+        let mut lints = Vec::new();
+        if let (Effect::Write, Some(None), Some(method), Some(path)) = (effect, &reconcile, &method, &path) {
+            lints.push(reconcile::without(cx, method, path.source.split("{{").next().unwrap_or_default()));
+        }
         let exec = RestCallExec {
             slot: slot?.0,
             method: method?,
+            effect,
             path: path?,
             query: query?,
             body: body?,
@@ -151,8 +184,19 @@ impl NodeKind for RestCall {
             pages,
             timeout: duration(cx, "timeout").unwrap_or(Duration::from_secs(30)),
             connect_timeout: duration(cx, "connect_timeout").unwrap_or(Duration::from_secs(10)),
+            reconcile: reconcile?,
         };
-        Some(Compiled::new(Box::new(exec), fields))
+        Some((exec, fields, lints))
+    }
+}
+
+/// `effect:`, or what the method does by default.
+fn effect(cx: &CompileCx<'_>, method: Option<&str>) -> Effect {
+    match cx.str("effect") {
+        Some("read") => Effect::Read,
+        Some("idempotent") => Effect::Idempotent,
+        Some("write") => Effect::Write,
+        _ => crate::http::default_effect(method.unwrap_or("POST")),
     }
 }
 
@@ -177,7 +221,7 @@ fn slot(cx: &mut CompileCx<'_>) -> Option<(String, String)> {
 }
 
 /// Paths must be absolute, and Duo API paths need a slot of the matching kind.
-fn check_path(cx: &mut CompileCx<'_>, path: &Template, (slot, kind): &(String, String)) {
+pub(super) fn check_path(cx: &mut CompileCx<'_>, path: &Template, (slot, kind): &(String, String)) {
     let literal = path.source.split("{{").next().unwrap_or_default();
     if !path.source.starts_with('/') {
         cx.error("bad-path", path.span, "the path must start with `/`")
@@ -211,7 +255,13 @@ fn check_path(cx: &mut CompileCx<'_>, path: &Template, (slot, kind): &(String, S
 }
 
 fn map_of_values(cx: &mut CompileCx<'_>, key: &str) -> Option<Option<Vec<(String, ValueTemplate)>>> {
-    let Some(pairs) = cx.get(key).and_then(Node::as_map) else { return Some(None) };
+    let node = cx.get(key);
+    values_of(cx, node)
+}
+
+/// The parameters of a `query:` or `body:` mapping, compiled.
+pub(super) fn values_of(cx: &mut CompileCx<'_>, node: Option<&Node>) -> Option<Option<Vec<(String, ValueTemplate)>>> {
+    let Some(pairs) = node.and_then(Node::as_map) else { return Some(None) };
     let mut out = Vec::new();
     let mut ok = true;
     for (k, v) in pairs {
@@ -271,7 +321,13 @@ pub struct Extract {
 }
 
 fn extract(cx: &mut CompileCx<'_>) -> Option<Vec<Extract>> {
-    let pairs = cx.get("extract").and_then(Node::as_map).unwrap_or_default();
+    let node = cx.get("extract");
+    extract_of(cx, node)
+}
+
+/// The entries of an `extract:` mapping, compiled.
+pub(super) fn extract_of(cx: &mut CompileCx<'_>, node: Option<&Node>) -> Option<Vec<Extract>> {
+    let pairs = node.and_then(Node::as_map).unwrap_or_default();
     let mut out = Vec::new();
     let mut ok = true;
     for (k, v) in pairs {
@@ -408,6 +464,8 @@ fn duration(cx: &CompileCx<'_>, key: &str) -> Option<Duration> {
 pub struct RestCallExec {
     pub slot: String,
     pub method: String,
+    /// What the call does: decides its retries and what a resumed run does with it.
+    pub effect: Effect,
     pub path: Template,
     pub query: Option<Vec<(String, ValueTemplate)>>,
     pub body: Option<Vec<(String, ValueTemplate)>>,
@@ -419,6 +477,8 @@ pub struct RestCallExec {
     pub pages: bool,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// For a write: how a resumed run finds out whether it happened.
+    pub reconcile: Option<Reconcile>,
 }
 
 impl NodeExec for RestCallExec {
@@ -433,6 +493,7 @@ impl NodeExec for RestCallExec {
         serde_json::json!({
             "integration": self.slot,
             "method": self.method,
+            "effect": self.effect,
             "path": self.path.source,
             "extract": extract,
             "accept": { "status": self.accept.status, "code": self.accept.code },
@@ -441,10 +502,23 @@ impl NodeExec for RestCallExec {
                 "interval_ms": p.interval.as_millis() as u64,
                 "timeout_ms": p.timeout.as_millis() as u64,
             })),
+            "reconcile": self.reconcile.as_ref().map(Reconcile::describe),
         })
     }
 
     fn run<'a>(&'a self, cx: NodeCx<'a>) -> BoxFuture<'a, Result<NodeOutput, NodeError>> {
-        Box::pin(self.execute(cx))
+        Box::pin(async move { self.execute(&cx).await })
+    }
+
+    fn effect(&self) -> Effect {
+        self.effect
+    }
+
+    fn reconcile<'a>(&'a self, cx: NodeCx<'a>, _intent: &'a serde_json::Value) -> BoxFuture<'a, Reconciled> {
+        Box::pin(async move { self.reconcile_read(&cx).await })
+    }
+
+    fn needs_attention(&self, intent: &serde_json::Value) -> String {
+        self.attention(intent)
     }
 }

@@ -1,38 +1,67 @@
 //! Running a `rest_call`: render the request, send it through the bound integration, read
 //! Duo's envelope, apply `accept:` and `extract:`, and repeat while polling.
 
-use std::time::Instant;
-
+use flowcat_engine::kind::Effect;
 use flowcat_engine::render::truthy;
 use flowcat_engine::run::{Detail, NodeCx, NodeError, NodeOutput};
+use flowcat_engine::template::ValueTemplate;
 
 use crate::http::Attempt;
 use serde_json::{Map, Value, json};
 
-use super::rest_call::{Extract, RestCallExec};
+use super::rest_call::{Extract, Poll, RestCallExec};
+use super::wait::{Next, Timing, after_poll};
 use crate::bind::Bound;
 use crate::duo::rules;
 use crate::http::{self, Call, CallError, Reply};
+use tokio::time::Instant;
 
 /// Attempts kept in the run record per node: a poll may make many.
 const KEPT_ATTEMPTS: usize = 10;
 
 impl RestCallExec {
-    pub(crate) async fn execute(&self, cx: NodeCx<'_>) -> Result<NodeOutput, NodeError> {
+    /// Runs the call: renders it, sends it (polling and paging as declared), reads the answer,
+    /// within the run's deadline and counting the time a resumed wait already spent.
+    pub async fn execute(&self, cx: &NodeCx<'_>) -> Result<NodeOutput, NodeError> {
+        self.execute_with(cx, Timing::of(cx)).await
+    }
+
+    /// [`execute`](Self::execute) with the timing given rather than taken from the context.
+    pub async fn execute_with(&self, cx: &NodeCx<'_>, timing: Timing) -> Result<NodeOutput, NodeError> {
         cx.count_attempts();
         let bound: &Bound = cx.binding(&self.slot)?;
-        let call = self.call(&cx, bound)?;
-        let mut kept: Vec<Attempt> = Vec::new();
+        let mut call = self.call(cx, bound)?;
+        call.deadline = timing.deadline;
+        if self.effect == Effect::Write {
+            // Journaled before the first attempt; when it cannot be, nothing is sent.
+            let request = http::intent(&bound.integration, &call).map_err(call_error)?;
+            cx.intent(&serde_json::to_value(&request).unwrap_or_default()).await?;
+        }
         let Some(poll) = &self.poll else {
-            let result = self.once(&cx, bound, &call, &mut kept).await;
+            let mut kept: Vec<Attempt> = Vec::new();
+            let result = self.once(cx, bound, &call, &mut kept).await;
             cx.set_detail_lazy(detail(kept, None));
             return result.map(NodeOutput::value);
         };
+        self.poll(cx, bound, &call, poll, timing).await
+    }
+
+    /// Repeats the call until `until` holds, within the poll's bound (counted from the node's
+    /// first start, `timing.spent` included) and the run's deadline.
+    async fn poll(
+        &self,
+        cx: &NodeCx<'_>,
+        bound: &Bound,
+        call: &Call,
+        poll: &Poll,
+        timing: Timing,
+    ) -> Result<NodeOutput, NodeError> {
+        let mut kept: Vec<Attempt> = Vec::new();
         let started = Instant::now();
         let mut polls = 0u32;
         loop {
             polls += 1;
-            let mut result = self.once(&cx, bound, &call, &mut kept).await;
+            let mut result = self.once(cx, bound, call, &mut kept).await;
             if let Ok(Value::Object(m)) = &mut result {
                 m.insert("attempts".into(), json!(polls));
             }
@@ -54,13 +83,31 @@ impl RestCallExec {
                 }
                 Ok(Ok(false)) => {}
             }
-            if started.elapsed() + poll.interval > poll.timeout {
-                cx.set_detail_lazy(detail(kept.split_off(keep), Some(polls)));
-                let secs = poll.timeout.as_secs_f64();
-                return Err(NodeError::new(
+            let elapsed = timing.spent.saturating_add(started.elapsed());
+            let stop = match after_poll(elapsed, poll.interval, poll.timeout, timing.left(Instant::now())) {
+                Next::Wait => None,
+                Next::Bound => Some(NodeError::new(
                     "poll_timeout",
-                    format!("`{}` did not hold within {secs} s ({polls} polls)", poll.until.source),
-                ));
+                    format!(
+                        "`{}` did not hold within {} s ({polls} polls)",
+                        poll.until.source,
+                        poll.timeout.as_secs_f64()
+                    ),
+                )),
+                Next::Deadline => Some(NodeError::new(
+                    "deadline",
+                    format!(
+                        "the run's deadline comes before the next poll of `{} {}`, due in {} ms: `{}` did not hold after {polls} polls",
+                        self.method,
+                        self.path.source,
+                        poll.interval.as_millis(),
+                        poll.until.source
+                    ),
+                )),
+            };
+            if let Some(e) = stop {
+                cx.set_detail_lazy(detail(kept.split_off(keep), Some(polls)));
+                return Err(e);
             }
             let why = if still_waiting { " (the last attempt timed out)" } else { "" };
             cx.waiting(&format!("poll {polls}{why}: waiting {} ms", poll.interval.as_millis()));
@@ -75,17 +122,8 @@ impl RestCallExec {
         call.timeout = self.timeout;
         call.connect_timeout = self.connect_timeout;
         call.retry = self.retry.map(|r| r.over(&bound.integration.retry));
-        for (k, v) in self.query.iter().flatten() {
-            match cx.render_value(v)? {
-                Value::Null => {}
-                Value::Array(items) => {
-                    for item in items {
-                        call.query.push((k.clone(), scalar(k, item)?));
-                    }
-                }
-                other => call.query.push((k.clone(), scalar(k, other)?)),
-            }
-        }
+        call.effect = self.effect;
+        call.query = query(cx, self.query.iter().flatten())?;
         if let Some(body) = &self.body {
             let mut m = Map::new();
             for (k, v) in body {
@@ -145,6 +183,26 @@ impl RestCallExec {
     }
 }
 
+/// Renders query parameters: a null leaves the parameter out, a list repeats it.
+pub(super) fn query<'a>(
+    cx: &NodeCx<'_>,
+    params: impl Iterator<Item = &'a (String, ValueTemplate)>,
+) -> Result<Vec<(String, String)>, NodeError> {
+    let mut out = Vec::new();
+    for (k, v) in params {
+        match cx.render_value(v)? {
+            Value::Null => {}
+            Value::Array(items) => {
+                for item in items {
+                    out.push((k.clone(), scalar(k, item)?));
+                }
+            }
+            other => out.push((k.clone(), scalar(k, other)?)),
+        }
+    }
+    Ok(out)
+}
+
 /// Most pages followed: 100 pages of Duo's largest page (500) is 50,000 objects.
 const MAX_PAGES: usize = 100;
 
@@ -197,7 +255,7 @@ fn scalar(key: &str, v: Value) -> Result<String, NodeError> {
     }
 }
 
-fn call_error(e: CallError) -> NodeError {
+pub(super) fn call_error(e: CallError) -> NodeError {
     let code = match &e {
         CallError::Refused { .. } => "refused",
         CallError::Connect { .. } => "connect",
@@ -205,12 +263,13 @@ fn call_error(e: CallError) -> NodeError {
         CallError::Lost { .. } => "connection_lost",
         CallError::TooManyRequests { .. } => "rate_limited",
         CallError::TooLarge { .. } => "too_large",
+        CallError::Deadline { .. } => "deadline",
     };
     NodeError::new(code, e.to_string()).with_data(json!({ "outcome_unknown": e.outcome_unknown() }))
 }
 
 /// A failure read from a reply: Duo's envelope (`stat: FAIL`) or an HTTP error status.
-struct Failure {
+pub(super) struct Failure {
     status: u16,
     code: Option<u64>,
     message: String,
@@ -219,7 +278,7 @@ struct Failure {
 }
 
 impl Failure {
-    fn to_error(&self) -> NodeError {
+    pub(super) fn to_error(&self) -> NodeError {
         let data =
             json!({ "status": self.status, "code": self.code, "message": self.message, "message_detail": self.detail });
         let detail = self.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
@@ -237,7 +296,7 @@ impl Failure {
     }
 }
 
-fn failure(reply: &Reply, duo: bool) -> Option<Failure> {
+pub(super) fn failure(reply: &Reply, duo: bool) -> Option<Failure> {
     let body = &reply.body;
     let stat_fail = body.get("stat").and_then(Value::as_str) == Some("FAIL");
     if reply.status < 400 && !stat_fail {
@@ -259,7 +318,7 @@ fn failure(reply: &Reply, duo: bool) -> Option<Failure> {
 
 /// Applies one `extract:` entry. A failure that was accepted has another shape: its extractions
 /// are optional.
-fn extract(e: &Extract, body: &Value, accepted: bool) -> Result<Value, NodeError> {
+pub(super) fn extract(e: &Extract, body: &Value, accepted: bool) -> Result<Value, NodeError> {
     let found: Vec<&Value> = e.path.query(body).all();
     if e.many {
         return Ok(Value::Array(found.into_iter().cloned().collect()));

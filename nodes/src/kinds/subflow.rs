@@ -5,7 +5,7 @@
 //! slots bound to slots of the same kind in the caller.
 
 use flowcat_engine::diag::one_of;
-use flowcat_engine::kind::{Call, CompileCx, Compiled, NodeExec, NodeKind};
+use flowcat_engine::kind::{Call, CompileCx, Compiled, Effect, NodeExec, NodeKind};
 use flowcat_engine::model::Signature;
 use flowcat_engine::run::{BoxFuture, NodeCx, NodeError, NodeOutput};
 use flowcat_engine::shape::{Field, Shape};
@@ -177,6 +177,11 @@ impl NodeExec for SubflowExec {
     fn describe(&self) -> serde_json::Value {
         let with: Vec<&str> = self.with.iter().map(|(k, _)| k.as_str()).collect();
         serde_json::json!({ "flow": self.flow, "with": with, "integrations": self.bindings })
+    }
+
+    /// Its nodes have effects of their own, journaled and resumed one by one.
+    fn effect(&self) -> Effect {
+        Effect::Composite
     }
 
     fn run<'a>(&'a self, cx: NodeCx<'a>) -> BoxFuture<'a, Result<NodeOutput, NodeError>> {
