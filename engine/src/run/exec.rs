@@ -294,11 +294,15 @@ impl<'r, 'l> Scheduler<'r, 'l> {
                         }
                         Reconciled::NotDone => tracing::info!("write found not done: sending it"),
                         Reconciled::Undeclared => {
-                            let e = unknown_outcome(intent, "the node declares no `reconcile:` read");
+                            let e = unknown_outcome(intent, &exec.needs_attention(intent));
                             return Ended { node: i, outcome: Outcome::Attention(e), trace, t0, at };
                         }
                         Reconciled::Failed(e) => {
-                            let why = format!("its `reconcile:` read failed: {}", e.message);
+                            let why = format!(
+                                "its `reconcile:` read failed: {}\n{}",
+                                e.message,
+                                exec.needs_attention(intent)
+                            );
                             let e = unknown_outcome(intent, &why);
                             return Ended { node: i, outcome: Outcome::Attention(e), trace, t0, at };
                         }
@@ -548,11 +552,8 @@ impl<'r, 'l> Scheduler<'r, 'l> {
 
 /// The error of a write whose outcome is unknown: what was sent, and why nobody knows.
 fn unknown_outcome(intent: &Value, why: &str) -> NodeError {
-    NodeError::new(
-        "outcome_unknown",
-        format!("a write was sent and its outcome is unknown ({why}); check it before resuming"),
-    )
-    .with_data(serde_json::json!({ "request": intent }))
+    NodeError::new("outcome_unknown", format!("a write was sent and its outcome is unknown.\n{why}"))
+        .with_data(serde_json::json!({ "request": intent }))
 }
 
 fn pending_record(n: &PlanNode) -> NodeRecord {
