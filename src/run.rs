@@ -172,6 +172,10 @@ pub struct ResumeArgs {
     /// The same as `--format json`.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// A write in doubt (its node's path, e.g. `phone/create`) that you checked did not
+    /// happen: send it again rather than stop for attention. Repeat for several.
+    #[arg(long, value_name = "NODE")]
+    pub resend: Vec<String>,
 }
 
 /// `flowcat resume ID`: the run's flows and integrations, checked as they were, then the run
@@ -213,7 +217,7 @@ pub fn resume(
     let ran = runtime.block_on(async {
         let (tx, rx) = stop_signal();
         let signals = tokio::spawn(watch_signals(tx, GRACE));
-        let ran = hall.resume(&args.id, Some(rx)).await;
+        let ran = hall.resume(&args.id, Some(rx), &args.resend).await;
         signals.abort();
         ran
     });
@@ -327,9 +331,15 @@ pub fn finish(ran: Result<Ran, flowcat_nodes::hall::Refused>, json: bool) -> any
             ExitCode::from(EXIT_INTERRUPTED)
         }
         RunStatus::NeedsAttention => {
-            resume(
-                "the run stopped on a write whose outcome is unknown: check it in the Duo Admin Panel first \
-                 (the request is shown above).",
+            let id = record.id.as_deref().unwrap_or("ID");
+            let paths: Vec<String> =
+                in_doubt(record, &mut Vec::new()).into_iter().map(|(p, _)| p.replace(" › ", "/")).collect();
+            let resend: Vec<String> = paths.iter().map(|p| format!("--resend {p}")).collect();
+            eprintln!(
+                "the run stopped on a write whose outcome is unknown: check it first (what to check is above).\n\
+                 - it did not happen: send it again with\n    flowcat resume {id} {}\n\
+                 - it happened, or you finish by hand: give the run up with\n    flowcat runs abandon {id}",
+                resend.join(" ")
             );
             ExitCode::from(EXIT_ATTENTION)
         }

@@ -111,7 +111,7 @@ impl Flowcat {
 
     /// Resumes the journaled run `id`.
     pub async fn resume(&self, id: &str) -> Result<crate::hall::Ran, Error> {
-        Ok(self.hall.resume(id, None).await?)
+        Ok(self.hall.resume(id, None, &[]).await?)
     }
 
     /// Runs `flow` with `inputs` (a JSON object), each slot bound to the integration of its name.

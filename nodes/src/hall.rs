@@ -266,9 +266,34 @@ impl Hall {
 
     /// Resumes run `id` from the journal: its finished nodes are not run again, its writes in
     /// doubt are reconciled. The flows and the integrations' hosts must be those it started with.
-    pub async fn resume(&self, id: &str, stop: Option<watch::Receiver<StopLevel>>) -> Result<Ran, Refused> {
+    ///
+    /// `resend` names writes in doubt (by path, `phone/create`) that a person checked did not
+    /// happen: they are sent again instead of stopping the run for attention.
+    pub async fn resume(
+        &self,
+        id: &str,
+        stop: Option<watch::Receiver<StopLevel>>,
+        resend: &[String],
+    ) -> Result<Ran, Refused> {
         let store = self.store.as_ref().ok_or_else(|| JournalError::new("no_journal", "resuming needs the journal"))?;
-        let (handle, past) = store.resume(id).await?;
+        if let Some(run) = store.show(id)? {
+            for path in resend {
+                let in_doubt = run.past.node(path).is_some_and(|n| n.intent.is_some() && n.finished.is_none());
+                if !in_doubt {
+                    return Err(Refused::Changed(format!(
+                        "run `{id}` has no write in doubt at `{path}`: `--resend` names a node whose request was \
+                         journaled and whose answer was not (`flowcat runs show {id}` lists them)"
+                    )));
+                }
+            }
+        }
+        let (handle, mut past) = store.resume(id).await?;
+        for path in resend {
+            if let Some(node) = past.nodes.get_mut(path) {
+                // Checked by a person: it did not happen. The node journals a new intent when it sends.
+                node.intent = None;
+            }
+        }
         let checked = self.prepare(call_of(handle.info()))?;
         self.check_same(handle.info(), &checked)?;
         self.drive(handle, checked.request, past, stop).await

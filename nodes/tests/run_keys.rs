@@ -77,7 +77,7 @@ async fn begun(given: Value, how: Durably) -> Result<RunInfo, Error> {
     let f = flowcat(&[("k.yaml", KEYED)], "integrations: {}\n").with_store(store.clone());
     match f.run_durably("t.keyed", inputs(given), how).await {
         Err(Error::Refused(Refused::Busy { id })) => assert_eq!(id, "r1"),
-        other => return Err(other.err().expect("refused")),
+        other => return Err(other.expect_err("refused")),
     }
     let info = store.0.lock().expect("lock").pop().expect("a run begun");
     Ok(info)

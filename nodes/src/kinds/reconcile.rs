@@ -267,7 +267,7 @@ impl RestCallExec {
         let check = crate::duo::rules::check_by_hand(&method, &path, &params)
             .unwrap_or_else(|| format!("whether `{method} {path}` took effect, on the service it was sent{to}."));
         format!(
-            "`{method} {path}` was sent{to}, and its answer never came: whether it took effect is unknown, and flowcat cannot find out ({why}).\nSent: {sent}\nCheck: {check}\nThen resume the run or abandon it."
+            "`{method} {path}` was journaled as about to be sent{to} when the run stopped, and no answer was recorded: whether it took effect is unknown, and flowcat cannot find out ({why}).\nRequest: {sent}\nCheck: {check}\nThen resume the run, with `--resend` if it did not happen, or abandon it."
         )
     }
 }
