@@ -11,10 +11,10 @@
 //! what the journal committed). Then `flowcat resume ID` runs, with a fresh process.
 //!
 //! A resumed run either finishes with the same outputs and the same state changes (no write
-//! twice, none missing), or — only after a `sent:` crash of a write that no read can confirm
-//! (a push, an SMS) — stops as "needs attention" (exit 3) naming the request, with nothing sent
-//! twice. The totals are printed (`cargo test --test crash -- --nocapture`) and recorded in
-//! docs/journal.md.
+//! twice, none missing), or — only when a write that no read can confirm (a push, an SMS, an
+//! enrolment email) was journaled as about to be sent, by the node crashed at or one beside it —
+//! stops as "needs attention" (exit 3) naming the request, with nothing sent twice. The totals are printed (`cargo test --test crash -- --nocapture`) and recorded in
+//! docs/architecture.md ("The journal").
 
 mod common;
 
