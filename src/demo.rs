@@ -48,50 +48,63 @@ struct Demo {
     sim: Sim,
     catalog: Arc<Catalog>,
     file: Integrations,
+    /// `-q`: no story and no live view; only what changed, and where the demo stopped if it did.
+    quiet: bool,
+}
+
+/// Prints a line of the demo's story, unless `-q`.
+macro_rules! say {
+    ($quiet:expr, $($arg:tt)*) => {
+        if !$quiet {
+            println!($($arg)*);
+        }
+    };
 }
 
 async fn run(catalog: Arc<Catalog>) -> anyhow::Result<ExitCode> {
+    let quiet = crate::ui::get().quiet;
     let addr: SocketAddr = "127.0.0.1:0".parse()?;
     let options = flowcat_sim::Options { time_scale: TIME_SCALE, ..flowcat_sim::Options::default() };
     let sim = Sim::start_seed(addr, &Seed::demo(), options).await.context("starting the simulator")?;
-    println!("flowcat demo: no Duo account is touched. A Duo simulator is listening on {}.", sim.addr());
+    say!(quiet, "flowcat demo: no Duo account is touched. A Duo simulator is listening on {}.", sim.addr());
     let text = flowcat_sim::integrations::render(sim.addr(), &sim.state().integrations);
     let file = flowcat_nodes::integrations::parse(Path::new("(the simulator's integrations)"), &text, &|_| None)
         .map_err(|e| anyhow!(e.messages().join("\n")))?;
-    let demo = Demo { sim, catalog, file };
+    let demo = Demo { sim, catalog, file, quiet };
     let inputs = sample();
     let (username, number) = (text_of(&inputs, "username"), text_of(&inputs, "number"));
-    println!(
+    say!(
+        quiet,
         "Onboarding a sample employee, {username} <{}>, with the phone {number}, as on a real Duo account:\n",
         text_of(&inputs, "email"),
     );
     let outcome = |r: &RunRecord| r.outputs.get("outcome").and_then(Value::as_str).unwrap_or("?").to_owned();
 
-    println!("1. {ONBOARD}: enrol {username}.");
+    say!(quiet, "1. {ONBOARD}: enrol {username}.");
     let first = demo.run(ONBOARD, inputs.clone()).await?;
     if !first.ok || outcome(&first.record) != "enrollment_sent" {
         return demo.stop(first.record, "the enrolment").await;
     }
-    println!("   → enrollment_sent: Duo emailed the enrolment link; Duo creates the user once it is used.");
-    println!("   (The demo now plays {username} and opens the enrolment link.)\n");
+    say!(quiet, "   → enrollment_sent: Duo emailed the enrolment link; Duo creates the user once it is used.");
+    say!(quiet, "   (The demo now plays {username} and opens the enrolment link.)\n");
     demo.sim.follow_enrollment(&username, None).map_err(|e| anyhow!("the simulator: {e}"))?;
 
-    println!("2. {ONBOARD} again: give {username} the phone and send its activation SMS.");
+    say!(quiet, "2. {ONBOARD} again: give {username} the phone and send its activation SMS.");
     let second = demo.run(ONBOARD, inputs.clone()).await?;
     if !second.ok || outcome(&second.record) != "activation_sent" {
         return demo.stop(second.record, "the phone").await;
     }
-    println!("   → activation_sent: a phone takes a Duo Push only once its user has opened that link.");
-    println!("   (The demo plays {username} again and opens the activation link on the phone.)\n");
+    say!(quiet, "   → activation_sent: a phone takes a Duo Push only once its user has opened that link.");
+    say!(quiet, "   (The demo plays {username} again and opens the activation link on the phone.)\n");
     demo.sim.follow_activation(&PhoneRef::Number(number)).map_err(|e| anyhow!("the simulator: {e}"))?;
 
-    println!("3. {VERIFY}: check with a Duo Push that {username} can sign in.");
+    say!(quiet, "3. {VERIFY}: check with a Duo Push that {username} can sign in.");
     let third = demo.run(VERIFY, object(json!({ "username": username, "type": "Onboarding check" }))).await?;
     let verified = third.record.outputs.get("verified") == Some(&Value::Bool(true));
     if !third.ok || !verified {
         return demo.stop(third.record, "the verification push").await;
     }
-    println!("   → allow: {username} approved the push. Onboarded.\n");
+    say!(quiet, "   → allow: {username} approved the push. Onboarded.\n");
     demo.finish(true).await
 }
 
@@ -102,11 +115,13 @@ struct Ran {
 }
 
 impl Demo {
-    /// One run through the front hall, with its own live view.
+    /// One run through the front hall, with its own live view (none with `-q`; `-v` adds what it
+    /// adds to `run`'s).
     async fn run(&self, flow: &str, inputs: Map<String, Value>) -> anyhow::Result<Ran> {
         let settings = crate::live::Settings {
             terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            ..crate::live::Settings::default()
+            quiet: self.quiet,
+            verbose: crate::ui::get().verbose,
         };
         let live = Live::start(settings);
         let hall =
@@ -139,7 +154,7 @@ impl Demo {
         for entry in self.sim.audit() {
             println!("  - {}", describe(&entry.change, &entry.detail));
         }
-        println!("{REAL_DUO}");
+        say!(self.quiet, "{REAL_DUO}");
         self.sim.shutdown().await;
         Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }

@@ -33,7 +33,8 @@ struct Cli {
     /// nearest `flows/` in this folder or one above it].
     #[arg(long, global = true, value_name = "DIR")]
     catalog: Option<PathBuf>,
-    /// Print only results, warnings and errors: no live view of a run, no summary lines.
+    /// Print only results, warnings and errors: no live view of a run, no summary lines, no
+    /// story in `demo`.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
     /// More detail: `-v` shows every node of a run as it finishes, also inside subflows, and

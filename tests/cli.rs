@@ -42,6 +42,22 @@ fn demo_onboards_a_sample_employee_with_no_configuration() {
 }
 
 #[test]
+fn a_quiet_demo_prints_only_what_changed() {
+    let out = flowcat(&["-q", "demo"]);
+    assert_eq!(out.code, 0, "{}", out.snapshot());
+    // No story, no live view, no next steps: what changed in the simulated account, as `run -q`
+    // prints its result.
+    assert_eq!(out.stderr, "", "{}", out.snapshot());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"What changed in the (simulated) Duo account:"), "{}", out.stdout);
+    assert!(lines[1..].iter().all(|l| l.starts_with("  - ")), "{}", out.stdout);
+    for change in ["enrolment email sent to jane.doe@example.com", "Duo Mobile activated", "Duo Push sent to user jdoe"]
+    {
+        assert!(out.stdout.contains(change), "missing `{change}` in:\n{}", out.stdout);
+    }
+}
+
+#[test]
 fn rust_log_shows_a_span_per_run_and_node_and_is_silent_otherwise() {
     let sim = Sim::start("tracing");
     let integrations = sim.integrations.to_str().expect("utf-8");
