@@ -1,6 +1,8 @@
 //! Turning a [`Call`] into the exact request to send: the safety checks made before anything
 //! leaves, the URL on the integration's own host, and the Duo signature (fresh for every attempt).
 
+use std::net::IpAddr;
+
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
@@ -88,7 +90,7 @@ pub(super) fn prepare(integration: &Integration, call: &Call) -> Result<Prepared
     // scheme, host and port, with the path that was signed.
     let endpoint = &integration.endpoint;
     let same_place = url.scheme() == endpoint.scheme.as_str()
-        && url.host_str().is_some_and(|h| h.eq_ignore_ascii_case(&endpoint.host))
+        && url.host_str().is_some_and(|h| same_host(h, &endpoint.host))
         && url.port() == endpoint.port
         && url.path() == expected_path;
     if !same_place {
@@ -193,6 +195,13 @@ fn plain(auth: &Auth, integration: &Integration, call: &Call) -> Result<Parts, S
     Ok((url, headers, body, path))
 }
 
+/// Whether two hosts are one: the same name in any case, or the same IP address however it is
+/// written (a URL writes `[::ffff:127.0.0.1]` as `[::ffff:7f00:1]`).
+fn same_host(a: &str, b: &str) -> bool {
+    let ip = |h: &str| h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h).parse::<IpAddr>().ok();
+    a.eq_ignore_ascii_case(b) || ip(a).is_some_and(|x| ip(b) == Some(x))
+}
+
 fn clip(text: &str) -> String {
     text.chars().take(80).collect()
 }
@@ -200,6 +209,22 @@ fn clip(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_are_compared_by_name_or_by_address() {
+        let table = [
+            ("api-x.duosecurity.com", "API-X.duosecurity.com", true),
+            ("[::ffff:7f00:1]", "[::ffff:127.0.0.1]", true),
+            ("[::1]", "[0:0:0:0:0:0:0:1]", true),
+            ("127.0.0.1", "127.0.0.1", true),
+            ("[::1]", "[::2]", false),
+            ("[::ffff:7f00:1]", "127.0.0.1", false),
+            ("api-x.duosecurity.com", "api-y.duosecurity.com", false),
+        ];
+        for (a, b, same) in table {
+            assert_eq!(same_host(a, b), same, "{a} {b}");
+        }
+    }
 
     #[test]
     fn paths() {
