@@ -2,7 +2,8 @@
 //! reaches `api-12345678.duosecurity.com` through a CONNECT proxy on loopback (`HTTPS_PROXY`)
 //! that tunnels to a TLS server whose certificate comes from a test CA, as a TLS-inspecting
 //! company proxy's would. The CA is trusted through `ca_certs:` or through the system's store
-//! (`tls_roots: system`, `SSL_CERT_FILE`); untrusted, the check fails. Loopback stays direct.
+//! (`tls_roots: system`, `SSL_CERT_FILE`); untrusted, the check fails. Loopback stays direct, and
+//! so does a host `NO_PROXY` names.
 //! A key pasted into `host:` is refused and appears in no output.
 
 mod common;
@@ -18,6 +19,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 const HOST: &str = "api-12345678.duosecurity.com";
 const SKEY: &str = "Zh5785i54XYUEZ7pgEaE9P5fCN2qPE3H3kZJ6Ixa";
+/// 127.0.0.1 written as an IPv4-mapped IPv6 address: reached without DNS and without leaving the
+/// machine, yet not a loopback host to flowcat (only `localhost`, `127.0.0.0/8` and `::1` are), so
+/// a request for it goes through `HTTPS_PROXY` unless `NO_PROXY` names it.
+const MAPPED: &str = "::ffff:127.0.0.1";
 
 /// A test CA and a server certificate it signed for [`HOST`].
 struct Pki {
@@ -34,7 +39,7 @@ fn pki() -> Pki {
     ca_params.distinguished_name.push(DnType::CommonName, "flowcat test proxy CA");
     let ca = ca_params.self_signed(&ca_key).expect("CA");
     let key = KeyPair::generate().expect("server key");
-    let leaf = CertificateParams::new(vec![HOST.to_owned(), "localhost".to_owned()])
+    let leaf = CertificateParams::new(vec![HOST.to_owned(), "localhost".to_owned(), MAPPED.to_owned()])
         .expect("params")
         .signed_by(&key, &ca, &ca_key)
         .expect("server certificate");
@@ -259,6 +264,43 @@ fn loopback_integrations_never_use_the_proxy() {
     let out = check(&file, &env);
     assert_eq!(out.code, 0, "{}", out.snapshot());
     assert!(proxy.asked.lock().expect("log").is_empty(), "the proxy was used: {:?}", proxy.asked);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn no_proxy_sends_the_hosts_it_names_direct_and_others_through_the_proxy() {
+    let pki = pki();
+    let server = tls_server(&pki);
+    let proxy = proxy(server);
+    let dir = temp_dir();
+    std::fs::write(dir.join("ca.pem"), &pki.ca_pem).expect("write");
+    let mapped = format!("[{MAPPED}]:{}", server.port());
+    let via = format!("http://{}", proxy.addr);
+    // The host, the variable (either spelling) and its value, and whether the request goes direct.
+    // reqwest matches NO_PROXY's addresses and networks against the URL's host, and names as
+    // domains and their subdomains. A host that is not exempt here must be a name, not an IPv6
+    // address: reqwest 0.13 cannot start TLS through a tunnel to an IPv6 address ("Invalid Server
+    // Name"); and a name must not be exempt, or it would be looked up in DNS.
+    let table = [
+        (mapped.as_str(), "NO_PROXY", MAPPED, true),
+        (mapped.as_str(), "no_proxy", MAPPED, true),
+        (mapped.as_str(), "NO_PROXY", "example.com, ::ffff:127.0.0.0/104", true),
+        (HOST, "NO_PROXY", "example.com, 12345678.duosecurity.com, ::ffff:127.0.0.1, 127.0.0.1", false),
+        (HOST, "NO_PROXY", "", false),
+    ];
+    for (host, name, value, direct) in table {
+        let file = duo_file(&dir, &format!("\"{host}\""), "    host_check: off\n    ca_certs: ca.pem\n");
+        let before = proxy.asked.lock().expect("log").len();
+        let out = check(&file, &[("HTTPS_PROXY", via.clone()), (name, value.to_owned())]);
+        // Either way the request reaches the server and the keys are accepted.
+        assert_eq!(out.code, 0, "{host} {name}={value}: {}", out.snapshot());
+        let asked = proxy.asked.lock().expect("log")[before..].to_vec();
+        if direct {
+            assert!(asked.is_empty(), "{host} {name}={value}: the proxy was used: {asked:?}");
+        } else {
+            assert_eq!(asked, [format!("CONNECT {HOST}:443 HTTP/1.1")], "{name}={value}");
+        }
+    }
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
