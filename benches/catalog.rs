@@ -124,7 +124,7 @@ fn main() {
         write_catalog(&dir, n);
         let proc = process(&dir, &cwd);
         let load_for = time(|| {
-            let library = Library::new(built_in(), sources(&dir));
+            let mut library = Library::new(built_in(), sources(&dir));
             let catalog = library.load_for(TARGET, &REGISTRY).expect("found");
             assert!(catalog.get(TARGET).is_some());
         });

@@ -25,8 +25,8 @@ pub fn validate(
     deny_warnings: bool,
     format: ValidateFormat,
 ) -> anyhow::Result<ExitCode> {
-    let library = flows.library(&paths)?;
-    let catalog = library.load(&REGISTRY);
+    let mut library = flows.library(&paths)?;
+    let catalog = library.load(&REGISTRY)?;
     Flows::notes(&library, None);
     let entries: Vec<_> = if paths.is_empty() {
         catalog.entries.iter().collect()
@@ -100,7 +100,7 @@ fn find<'a>(catalog: &'a Catalog, flow: &str) -> anyhow::Result<Result<&'a Flow,
 pub fn load_for(flows: &Flows, flow: &str) -> anyhow::Result<Catalog> {
     let stdin = crate::flows::is_stdin(std::path::Path::new(flow));
     let extra: Vec<PathBuf> = if stdin || crate::flows::is_file(flow) { vec![PathBuf::from(flow)] } else { Vec::new() };
-    let library = flows.library(&extra)?;
+    let mut library = flows.library_for_run(&extra)?;
     let catalog = library.load_for(if stdin { STDIN } else { flow }, &REGISTRY)?;
     Flows::notes(&library, Some(&catalog));
     Ok(catalog)
@@ -135,8 +135,8 @@ pub fn graph(flows: &Flows, flow: &str, format: Drawing, expand: bool) -> anyhow
 }
 
 pub fn list(flows: &Flows, json: bool) -> anyhow::Result<ExitCode> {
-    let library = flows.library(&[])?;
-    let catalog = library.load(&REGISTRY);
+    let mut library = flows.library(&[])?;
+    let catalog = library.load(&REGISTRY)?;
     Flows::notes(&library, None);
     let mut flows: Vec<&Flow> = catalog.flows().collect();
     flows.sort_by(|a, b| a.id().cmp(b.id()));

@@ -30,7 +30,7 @@ const TIME_SCALE: f64 = 10.0;
 
 pub fn demo(flows: &Flows) -> anyhow::Result<ExitCode> {
     // Both flows and their subflows, built-in or local; nothing else is compiled.
-    let library = flows.library(&[])?;
+    let mut library = flows.library_for_run(&[])?;
     let mut sources = Vec::new();
     for flow in [ONBOARD, VERIFY] {
         sources.extend(library.load_for(flow, &flowcat_nodes::REGISTRY)?.entries.into_iter().map(|e| e.source));

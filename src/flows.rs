@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use flowcat_engine::catalog::{self, Catalog};
+use flowcat_engine::catalog::{self, Catalog, Entry};
 use flowcat_engine::diag::Source;
-use flowcat_engine::library::Library;
+use flowcat_engine::index;
+use flowcat_engine::library::{File, Library};
 
 mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
@@ -51,30 +52,71 @@ impl Flows {
     }
 
     /// Built-in flows, then the local folder's and `extra` files or folders (these shadow the
-    /// built-in ones).
+    /// built-in ones), every file read: what `validate` and `list` compile.
     pub fn library(&self, extra: &[PathBuf]) -> anyhow::Result<Library> {
         let mut roots: Vec<PathBuf> = self.local()?.into_iter().collect();
         roots.extend(extra.iter().filter(|p| !is_stdin(p)).cloned());
         // One `discover` for all, so that a file both given and under the folder counts once.
-        let mut read = catalog::read_sources(&catalog::discover(&roots)?)?;
+        let files = catalog::discover(&roots)?;
+        let read = catalog::read_sources(&files)?;
+        let undecodable: Vec<usize> = read.undecodable.iter().map(|(i, _)| *i).collect();
+        let paths = files.into_iter().enumerate().filter(|(i, _)| !undecodable.contains(i)).map(|(_, p)| p);
+        let overlay = paths.zip(read.sources).map(|(path, source)| File::read(path, source)).collect();
+        Self::finish(overlay, read.undecodable.into_iter().map(|(_, entry)| entry).collect(), extra)
+    }
+
+    /// [`Flows::library`] for `run`, `graph` and `demo`, which compile one flow and its
+    /// subflows: the local folder's files come through the id index, so that only the files
+    /// needed are read (`flowcat_engine::index`, cached in [`cache_folder`]); `extra` files are
+    /// read.
+    pub fn library_for_run(&self, extra: &[PathBuf]) -> anyhow::Result<Library> {
+        let scan = match self.local()? {
+            Some(dir) => index::scan(&dir, cache_folder().as_deref(), index::CACHED_FROM)?,
+            None => index::Scan::default(),
+        };
+        let named = catalog::discover(&extra.iter().filter(|p| !is_stdin(p)).cloned().collect::<Vec<_>>())?;
+        let read = catalog::read_sources(&named)?;
+        let bad: Vec<usize> = read.undecodable.iter().map(|(i, _)| *i).collect();
+        let named: Vec<PathBuf> =
+            named.into_iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, p)| p).collect();
+        // A named file under the folder is the same file: it counts once, as read.
+        let mut overlay: Vec<File> = scan.files.into_iter().filter(|f| !named.contains(&f.path)).collect();
+        overlay.extend(named.into_iter().zip(read.sources).map(|(path, source)| File::read(path, source)));
+        overlay.sort_unstable_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
+        let mut undecodable: Vec<_> = scan.undecodable.into_iter().map(|(_, entry)| entry).collect();
+        undecodable.extend(read.undecodable.into_iter().map(|(_, entry)| entry));
+        Self::finish(overlay, undecodable, extra)
+    }
+
+    /// The library of the built-in flows and `overlay`, then the flow on stdin if `extra` asks.
+    fn finish(mut overlay: Vec<File>, undecodable: Vec<Entry>, extra: &[PathBuf]) -> anyhow::Result<Library> {
         if extra.iter().any(|p| is_stdin(p)) {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("cannot read a flow from stdin")?;
-            read.sources.push(Arc::new(Source { path: STDIN.to_owned(), text }));
+            overlay.push(File::read(PathBuf::from(STDIN), Arc::new(Source { path: STDIN.to_owned(), text })));
         }
-        let mut library = Library::new(builtin(), read.sources);
-        library.undecodable = read.undecodable.into_iter().map(|(_, entry)| entry).collect();
+        let mut library = Library::layered(builtin(), overlay);
+        library.undecodable = undecodable;
         Ok(library)
     }
 
     /// Says which local flows replace built-in ones; with `loaded`, only those it holds.
     pub fn notes(library: &Library, loaded: Option<&Catalog>) {
-        for s in &library.shadows {
+        for s in library.shadows() {
             if loaded.is_none_or(|c| c.entry(&s.id).is_some()) {
                 eprintln!("note: `{}` replaces the built-in flow `{}` ({})", s.path, s.id, s.hidden);
             }
         }
     }
+}
+
+/// Where the id index keeps its cache files: `$XDG_CACHE_HOME/flowcat` (when set to an absolute
+/// path, as the XDG specification asks), else `~/.cache/flowcat`; none without a home folder.
+/// Never inside a catalog folder. Removing it is always safe.
+pub fn cache_folder() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
+    let home = || std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_absolute()).map(|h| h.join(".cache"));
+    xdg.or_else(home).map(|dir| dir.join("flowcat"))
 }
 
 /// `-` in place of a flow file reads the flow from stdin; messages call it this.

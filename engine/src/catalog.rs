@@ -82,7 +82,7 @@ pub fn normalize(path: &Path) -> PathBuf {
     normalize_in(path, std::env::current_dir().ok().as_deref())
 }
 
-fn normalize_in(path: &Path, cwd: Option<&Path>) -> PathBuf {
+pub(crate) fn normalize_in(path: &Path, cwd: Option<&Path>) -> PathBuf {
     let rel = match cwd {
         Some(cwd) if path.is_absolute() => path.strip_prefix(cwd).unwrap_or(path),
         _ => path,
@@ -104,11 +104,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
         };
         if is_dir {
             walk(&path, out)?;
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if is_flow_file(&path) {
             out.push(path);
         }
     }
     Ok(())
+}
+
+/// Whether a file found in a folder is a flow file: its name ends in `.yaml` or `.yml`.
+pub(crate) fn is_flow_file(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
 /// Reads the files; a file that cannot be read or is not UTF-8 is an error, a flow with
@@ -123,7 +128,7 @@ pub fn read(paths: &[PathBuf]) -> Result<Vec<Arc<Source>>, Error> {
 
 /// One file's source, or, when it is not UTF-8, an entry holding the diagnostic that says so.
 /// The one place where flow files are read from disk and decoded.
-fn read_one(path: &Path) -> Result<Result<Arc<Source>, Entry>, Error> {
+pub(crate) fn read_one(path: &Path) -> Result<Result<Arc<Source>, Entry>, Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::Read { path: path.display().to_string(), source: e })?;
     Ok(match crate::decode::decode(path.display().to_string(), bytes) {
         Ok(source) => Ok(Arc::new(source)),

@@ -11,6 +11,7 @@ pub mod compile;
 pub mod decode;
 pub mod diag;
 pub mod format;
+pub mod index;
 pub mod journal;
 pub mod kind;
 pub mod library;

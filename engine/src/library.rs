@@ -1,12 +1,14 @@
 //! The flows a program can see before any is compiled: a base layer (the binary's built-in
 //! flows) and an overlay (the user's own), indexed by id with a cheap scan of each file, so that
-//! running one flow compiles only that flow and the subflows it may call.
+//! running one flow compiles only that flow and the subflows it may call. Overlay files may come
+//! from the id index ([`crate::index`]) with their ids but not their text; such a file is read
+//! only when a command needs it.
 //!
 //! Finding a flow by id or path, with its "did you mean" hint, lives here too ([`Unknown`]):
 //! the binary, the runner and the embedding API all report an unknown flow the same way.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, Entry};
@@ -43,16 +45,40 @@ pub struct Shadow {
     pub hidden: String,
 }
 
+/// A flow file of a library: its path, the id it declares, and its text once read. A file known
+/// from the id index ([`crate::index`]) is read only if a command needs it.
+#[derive(Debug, Clone)]
+pub struct File {
+    pub path: PathBuf,
+    /// The id its text declares, as the library's scan finds it.
+    pub id: Option<String>,
+    pub source: Option<Arc<Source>>,
+}
+
+impl File {
+    /// A file read from `path`, with the id its text declares.
+    pub fn read(path: PathBuf, source: Arc<Source>) -> File {
+        File { path, id: declared_id(&source.text), source: Some(source) }
+    }
+}
+
+/// Loading from a library failed before any flow was compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Unknown(#[from] Unknown),
+    /// A file needed now could not be read (or is no longer UTF-8).
+    #[error(transparent)]
+    Read(#[from] crate::catalog::Error),
+}
+
 /// Flow sources by id, not yet compiled.
 #[derive(Debug, Default)]
 pub struct Library {
-    sources: Vec<Arc<Source>>,
-    /// The id each source declares, when a cheap scan (or, failing it, the YAML parser) finds one.
-    ids: Vec<Option<String>>,
+    files: Vec<File>,
     by_id: HashMap<String, Vec<usize>>,
-    /// Overlay flows that replaced a base flow of different text; an identical twin replaces it
-    /// silently (a clone of flowcat's own repository sees its `flows/` as both).
-    pub shadows: Vec<Shadow>,
+    /// Base flows hidden by the overlay file at that index, which has their id.
+    hidden: Vec<(usize, Arc<Source>)>,
     /// Overlay files that are not UTF-8: no source, only the entry that says where and why;
     /// [`Library::load`] reports them with the rest.
     pub undecodable: Vec<crate::catalog::Entry>,
@@ -62,99 +88,145 @@ impl Library {
     /// `overlay` flows replace `base` flows of the same id. Two flows of one layer with the same
     /// id both stay: compiling them reports the duplicate in both files.
     pub fn new(base: Vec<Arc<Source>>, overlay: Vec<Arc<Source>>) -> Library {
-        let overlay_ids: Vec<Option<String>> = overlay.iter().map(|s| declared_id(&s.text)).collect();
+        let overlay = overlay.into_iter().map(|s| File::read(PathBuf::from(&s.path), s)).collect();
+        Library::layered(base, overlay)
+    }
+
+    /// [`Library::new`] with overlay files that may not be read yet (their ids from the index).
+    pub fn layered(base: Vec<Arc<Source>>, overlay: Vec<File>) -> Library {
         let by_overlay: HashMap<&str, usize> =
-            overlay_ids.iter().enumerate().filter_map(|(i, id)| Some((id.as_deref()?, i))).collect();
+            overlay.iter().enumerate().filter_map(|(i, f)| Some((f.id.as_deref()?, i))).collect();
         let mut library = Library::default();
+        let mut hidden = Vec::new();
         for source in base {
             let id = declared_id(&source.text);
             if let Some(&o) = id.as_deref().and_then(|id| by_overlay.get(id)) {
-                if overlay[o].text != source.text {
-                    let (path, hidden) = (overlay[o].path.clone(), source.path.clone());
-                    library.shadows.push(Shadow { id: id.unwrap_or_default(), path, hidden });
-                }
+                hidden.push((o, source));
                 continue;
             }
-            library.push(source, id);
+            library.push(File { path: PathBuf::from(&source.path), id, source: Some(source) });
         }
-        for (source, id) in overlay.into_iter().zip(overlay_ids) {
-            library.push(source, id);
+        let kept = library.files.len();
+        library.hidden = hidden.into_iter().map(|(o, source)| (kept + o, source)).collect();
+        for file in overlay {
+            library.push(file);
         }
         library
     }
 
-    fn push(&mut self, source: Arc<Source>, id: Option<String>) {
-        if let Some(id) = &id {
-            self.by_id.entry(id.clone()).or_default().push(self.sources.len());
+    fn push(&mut self, file: File) {
+        if let Some(id) = &file.id {
+            self.by_id.entry(id.clone()).or_default().push(self.files.len());
         }
-        self.sources.push(source);
-        self.ids.push(id);
+        self.files.push(file);
     }
 
-    pub fn sources(&self) -> &[Arc<Source>] {
-        &self.sources
-    }
-
-    /// Every flow id, in source order.
+    /// Every flow id, in file order.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.ids.iter().filter_map(|id| id.as_deref())
+        self.files.iter().filter_map(|f| f.id.as_deref())
     }
 
-    /// Compiles every flow (what `validate` and `list` need).
-    pub fn load(&self, registry: &Registry) -> Catalog {
-        let mut catalog = Catalog::load(self.sources.clone(), registry);
+    /// Overlay flows that replace a base flow of different text, among the files read so far
+    /// (all of them after [`Library::load`]; the flow and its subflows after
+    /// [`Library::load_for`]). An identical twin replaces it silently: a clone of flowcat's own
+    /// repository sees its `flows/` as both.
+    pub fn shadows(&self) -> Vec<Shadow> {
+        self.hidden
+            .iter()
+            .filter_map(|(o, base)| {
+                let file = &self.files[*o];
+                let source = file.source.as_ref()?;
+                let id = file.id.clone()?;
+                (source.text != base.text).then(|| Shadow { id, path: source.path.clone(), hidden: base.path.clone() })
+            })
+            .collect()
+    }
+
+    /// The file's source, read now if it was not yet.
+    fn source(&mut self, i: usize) -> Result<Arc<Source>, crate::catalog::Error> {
+        if let Some(source) = &self.files[i].source {
+            return Ok(source.clone());
+        }
+        match crate::catalog::read_one(&self.files[i].path)? {
+            Ok(source) => {
+                self.files[i].source = Some(source.clone());
+                Ok(source)
+            }
+            Err(mut entry) => Err(crate::catalog::Error::NotUtf8(Box::new(entry.diagnostics.remove(0)))),
+        }
+    }
+
+    /// Compiles every flow (what `validate` and `list` need), reading any file not read yet.
+    pub fn load(&mut self, registry: &Registry) -> Result<Catalog, crate::catalog::Error> {
+        let mut sources = Vec::with_capacity(self.files.len());
+        for i in 0..self.files.len() {
+            if self.files[i].source.is_none() {
+                match crate::catalog::read_one(&self.files[i].path)? {
+                    Ok(source) => self.files[i].source = Some(source),
+                    Err(entry) => {
+                        self.undecodable.push(entry);
+                        continue;
+                    }
+                }
+            }
+            sources.extend(self.files[i].source.clone());
+        }
+        let mut catalog = Catalog::load(sources, registry);
         catalog.entries.extend(self.undecodable.iter().map(|e| crate::catalog::Entry {
             path: e.path.clone(),
             source: e.source.clone(),
             flow: None,
             diagnostics: e.diagnostics.clone(),
         }));
-        catalog
+        Ok(catalog)
     }
 
-    /// The sources of a flow named by id (all of them, should two share it) or by path.
+    /// The files of a flow named by id (all of them, should two share it) or by path.
     fn find(&self, flow: &str) -> Result<Vec<usize>, Unknown> {
         if let Some(found) = self.by_id.get(flow) {
             return Ok(found.clone());
         }
         let path = crate::catalog::normalize(Path::new(flow));
-        match self.sources.iter().position(|s| Path::new(&s.path) == path) {
+        match self.files.iter().position(|f| f.path == path) {
             Some(i) => Ok(vec![i]),
             None => Err(Unknown::new(flow, self.ids())),
         }
     }
 
     /// Compiles the flow named `flow` (id or path) and every flow it may call, directly or
-    /// through others, and nothing else: the cost of a run does not grow with the library.
-    pub fn load_for(&self, flow: &str, registry: &Registry) -> Result<Catalog, Unknown> {
-        let closure = self.closure(self.find(flow)?);
-        let sources = closure.into_iter().map(|i| self.sources[i].clone()).collect();
+    /// through others, and nothing else: the cost of a run does not grow with the library. Only
+    /// those files are read.
+    pub fn load_for(&mut self, flow: &str, registry: &Registry) -> Result<Catalog, Error> {
+        let closure = self.closure(self.find(flow)?)?;
+        let sources = closure.into_iter().filter_map(|i| self.files[i].source.clone()).collect();
         Ok(Catalog::load(sources, registry))
     }
 
-    /// The sources `start` and those of every id their text mentions, transitively. A subflow call
-    /// names its flow literally, so this holds every flow a run can reach (and maybe a few
-    /// more, e.g. an id quoted in a description: harmless).
-    fn closure(&self, start: Vec<usize>) -> Vec<usize> {
-        let odd: Vec<&str> = self.by_id.keys().map(String::as_str).filter(|id| !id.chars().all(is_id_char)).collect();
+    /// The files `start` and those of every id their text mentions, transitively, each read. A
+    /// subflow call names its flow literally, so this holds every flow a run can reach (and
+    /// maybe a few more, e.g. an id quoted in a description: harmless).
+    fn closure(&mut self, start: Vec<usize>) -> Result<Vec<usize>, crate::catalog::Error> {
+        let odd: Vec<String> = self.by_id.keys().filter(|id| !id.chars().all(is_id_char)).cloned().collect();
         let mut seen: HashSet<usize> = HashSet::new();
         let mut todo = start;
         while let Some(i) = todo.pop() {
             if !seen.insert(i) {
                 continue;
             }
-            let text = &self.sources[i].text;
+            let source = self.source(i)?;
+            let text = &source.text;
             let tokens = text.split(|c: char| !is_id_char(c)).filter(|t| !t.is_empty());
             // Ids with other characters than the usual ones are searched for as they are.
-            let mentioned =
-                tokens.filter(|t| self.by_id.contains_key(*t)).chain(odd.iter().copied().filter(|o| text.contains(o)));
+            let mentioned = tokens
+                .filter(|t| self.by_id.contains_key(*t))
+                .chain(odd.iter().map(String::as_str).filter(|o| text.contains(o)));
             for id in mentioned {
                 todo.extend(self.by_id[id].iter().filter(|j| !seen.contains(j)));
             }
         }
         let mut out: Vec<usize> = seen.into_iter().collect();
         out.sort_unstable();
-        out
+        Ok(out)
     }
 }
 
@@ -216,15 +288,15 @@ mod tests {
         let base = vec![source("b/x.yaml", "id: x\n"), source("b/y.yaml", "id: y\n")];
         let overlay = vec![source("o/x.yaml", "id: x\nname: mine\n"), source("o/y.yaml", "id: y\n")];
         let library = Library::new(base, overlay);
-        let paths: Vec<&str> = library.sources().iter().map(|s| s.path.as_str()).collect();
+        let paths: Vec<String> = library.files.iter().map(|f| f.path.display().to_string()).collect();
         assert_eq!(paths, ["o/x.yaml", "o/y.yaml"]);
         let shadow = Shadow { id: "x".into(), path: "o/x.yaml".into(), hidden: "b/x.yaml".into() };
-        assert_eq!(library.shadows, [shadow]);
+        assert_eq!(library.shadows(), [shadow]);
     }
 
     #[test]
     fn the_closure_follows_mentioned_ids_transitively() {
-        let library = Library::new(
+        let mut library = Library::new(
             vec![
                 source("a.yaml", "id: a\nnodes:\n  - flow: b\n"),
                 source("b.yaml", "id: b\nnodes:\n  - flow: \"odd id\"\n"),
@@ -233,8 +305,8 @@ mod tests {
             ],
             Vec::new(),
         );
-        assert_eq!(library.closure(vec![0]), [0, 1, 3]);
-        assert_eq!(library.closure(vec![2]), [2]);
+        assert_eq!(library.closure(vec![0]).expect("read"), [0, 1, 3]);
+        assert_eq!(library.closure(vec![2]).expect("read"), [2]);
         assert_eq!(library.find("b.yaml"), Ok(vec![1]));
         assert_eq!(library.find("a"), Ok(vec![0]));
         let unknown = library.find("zzz").expect_err("unknown");
