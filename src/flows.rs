@@ -79,10 +79,13 @@ impl Flows {
         let bad: Vec<usize> = read.undecodable.iter().map(|(i, _)| *i).collect();
         let named: Vec<PathBuf> =
             named.into_iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, p)| p).collect();
-        // A named file under the folder is the same file: it counts once, as read.
-        let mut overlay: Vec<File> = scan.files.into_iter().filter(|f| !named.contains(&f.path)).collect();
-        overlay.extend(named.into_iter().zip(read.sources).map(|(path, source)| File::read(path, source)));
-        overlay.sort_unstable_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
+        let mut overlay = scan.files;
+        if !named.is_empty() {
+            // A named file under the folder is the same file: it counts once, as read.
+            overlay.retain(|f| !named.contains(&f.path));
+            overlay.extend(named.into_iter().zip(read.sources).map(|(path, source)| File::read(path, source)));
+            overlay.sort_unstable_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
+        }
         let mut undecodable: Vec<_> = scan.undecodable.into_iter().map(|(_, entry)| entry).collect();
         undecodable.extend(read.undecodable.into_iter().map(|(_, entry)| entry));
         Self::finish(overlay, undecodable, extra)

@@ -111,9 +111,18 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether a file found in a folder is a flow file: its name ends in `.yaml` or `.yml`.
+/// Whether a file found in a folder is a flow file: its extension (as `Path::extension` sees it)
+/// is `yaml` or `yml`. Told from the path's last bytes, without parsing the path: a catalog of
+/// hundreds of files is listed on every `flowcat run`.
 pub(crate) fn is_flow_file(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    let bytes = path.as_os_str().as_encoded_bytes();
+    // After at least one character of the name: `.yaml` alone is a hidden file, not an extension.
+    let ends = |ext: &[u8]| {
+        bytes.len() > ext.len()
+            && bytes.ends_with(ext)
+            && !std::path::is_separator(char::from(bytes[bytes.len() - ext.len() - 1]))
+    };
+    ends(b".yaml") || ends(b".yml")
 }
 
 /// Reads the files; a file that cannot be read or is not UTF-8 is an error, a flow with
@@ -319,6 +328,17 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flow_files_are_told_by_their_extension() {
+        for name in
+            ["a.yaml", "dir/a.yml", "..yaml", "a.b.yaml", ".yaml", "dir/.yml", "a.YAML", "a.yaml.bak", "yaml", "a.json"]
+        {
+            let path = Path::new(name);
+            let want = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+            assert_eq!(is_flow_file(path), want, "{name}");
+        }
+    }
 
     #[test]
     fn many_files_are_read_side_by_side_and_keep_their_order() {

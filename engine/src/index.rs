@@ -19,20 +19,21 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::catalog::{self, Entry, Error};
 use crate::library::File;
 
+mod store;
+mod walk;
+
+use store::{Cached, Store, parse};
+
 /// Below this many files a folder is read whole and no cache is kept: reading a few files costs
 /// about what checking a cache does, and small folders (tests, new projects) leave no cache
 /// files behind.
 pub const CACHED_FROM: usize = 64;
-
-/// What the cache file's layout and the id scan it records are; bump it when either changes
-/// (`library::declared_id` included), so that older caches are ignored.
-const FORMAT: u32 = 1;
-const MAGIC: &[u8; 12] = b"flowcat-ids\0";
 
 /// The flow files of a folder: known by the cache, or read.
 #[derive(Debug, Default)]
@@ -51,48 +52,92 @@ pub fn scan(dir: &Path, cache: Option<&Path>, from: usize) -> Result<Scan, Error
     let cwd = std::env::current_dir().ok();
     let root = catalog::normalize_in(dir, cwd.as_deref());
     let mut found = Vec::new();
-    walk(dir, &root, &mut found)?;
-    found.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
-    let store = cache.filter(|_| found.len() >= from).and_then(|c| Store::open(c, dir));
-    let cached = store.as_ref().map(Store::load).unwrap_or_default();
+    // The folder as spelled names it as well as `dir` does, except the working folder itself,
+    // which is spelled empty.
+    if root.as_os_str().is_empty() {
+        walk::walk(dir, Some(&root), &mut found)?;
+    } else {
+        walk::walk(&root, None, &mut found)?;
+    }
     let skip = prefix_len(&root);
-    let mut files: Vec<Option<File>> = Vec::with_capacity(found.len());
+    let store = cache.filter(|_| found.len() >= from).and_then(|c| Store::open(c, dir));
+    let cached = store.as_ref().and_then(|s| parse(&s.bytes, &s.folder)).unwrap_or_default();
+    let (order, known) = match_cache(&found, &cached, skip);
+    let mut scan = Scan::default();
+    let mut stamps = Vec::with_capacity(found.len());
+    let mut slots: Vec<Option<File>> = Vec::new();
+    slots.resize_with(found.len(), || None);
     let mut unread = Vec::new();
-    let mut hits = 0;
-    for (i, (path, stamp)) in found.iter().enumerate() {
-        let rel = &path.as_os_str().as_encoded_bytes()[skip..];
-        match (stamp, cached.get(rel)) {
-            (Some(stamp), Some((was, id))) if stamp == was => {
-                hits += 1;
-                files.push(Some(File { path: path.clone(), id: id.map(str::to_owned), source: None }));
-            }
-            _ => {
-                files.push(None);
-                unread.push(i);
-            }
+    for ((f, at), known) in found.into_iter().zip(&order).zip(known) {
+        stamps.push(f.stamp);
+        match known {
+            Some(id) => slots[*at] = Some(File { path: f.path, id: id.map(Arc::from), source: None }),
+            None => unread.push((*at, f.path)),
         }
     }
-    let paths: Vec<PathBuf> = unread.iter().map(|&i| found[i].0.clone()).collect();
+    let hits = order.len() - unread.len();
+    unread.sort_unstable_by_key(|(at, _)| *at);
+    let (places, paths): (Vec<usize>, Vec<PathBuf>) = unread.into_iter().unzip();
     let read = catalog::read_sources(&paths)?;
-    let mut scan = Scan::default();
     let mut undecodable = read.undecodable.into_iter().peekable();
     let mut sources = read.sources.into_iter();
-    for (k, &i) in unread.iter().enumerate() {
+    for (k, path) in paths.iter().enumerate() {
         if undecodable.peek().is_some_and(|(at, _)| *at == k) {
             let (_, entry) = undecodable.next().expect("peeked");
-            scan.undecodable.push((paths[k].clone(), entry));
+            scan.undecodable.push((path.clone(), entry));
         } else if let Some(source) = sources.next() {
-            files[i] = Some(File::read(paths[k].clone(), source));
+            slots[places[k]] = Some(File::read(path.clone(), source));
         }
     }
     if let Some(store) = &store {
-        let stale = !unread.is_empty() || hits != cached.len();
-        if stale {
-            store.save(&found, &files, skip, now);
+        if !paths.is_empty() || hits != cached.len() {
+            store.save(&order, &stamps, &slots, skip, now);
         }
     }
-    scan.files = files.into_iter().flatten().collect();
+    scan.files = slots.into_iter().flatten().collect();
     Ok(scan)
+}
+
+/// A flow file found by [`walk::walk`].
+struct Found {
+    path: PathBuf,
+    stamp: Option<Stamp>,
+}
+
+/// For each file found (in the order of the walk), its place among the files sorted by path,
+/// and the id the cache recorded for it when it is unchanged.
+///
+/// A folder that did not change is listed in the same order as when the cache was written, and
+/// the cache records the files in that order with their sorted places: then each file is
+/// matched with the cache's record at its own position, with neither a sort nor a lookup.
+/// Otherwise the files are sorted and looked up by path.
+fn match_cache<'a>(found: &[Found], cached: &[Cached<'a>], skip: usize) -> (Vec<usize>, Vec<Option<Option<&'a str>>>) {
+    fn rel(f: &Found, skip: usize) -> &[u8] {
+        &f.path.as_os_str().as_encoded_bytes()[skip..]
+    }
+    let unchanged = |f: &Found, c: &Cached<'a>| (f.stamp == Some(c.stamp)).then_some(c.id);
+    let mut placed = vec![false; found.len()];
+    let same_walk = cached.len() == found.len()
+        && found.iter().zip(cached).all(|(f, c)| {
+            let fresh = c.sorted < placed.len() && !placed[c.sorted];
+            if fresh {
+                placed[c.sorted] = true;
+            }
+            fresh && rel(f, skip) == c.rel
+        });
+    if same_walk {
+        let order = cached.iter().map(|c| c.sorted).collect();
+        return (order, found.iter().zip(cached).map(|(f, c)| unchanged(f, c)).collect());
+    }
+    let mut sorted: Vec<usize> = (0..found.len()).collect();
+    sorted.sort_unstable_by(|&a, &b| rel(&found[a], skip).cmp(rel(&found[b], skip)));
+    let mut order = vec![0; found.len()];
+    for (at, &i) in sorted.iter().enumerate() {
+        order[i] = at;
+    }
+    let by_path: HashMap<&[u8], &Cached<'a>> = cached.iter().map(|c| (c.rel, c)).collect();
+    let known = found.iter().map(|f| by_path.get(rel(f, skip)).and_then(|c| unchanged(f, c))).collect();
+    (order, known)
 }
 
 /// What tells a file's version apart without reading it.
@@ -103,27 +148,6 @@ struct Stamp {
     ctime: (i64, u32),
     dev: u64,
     ino: u64,
-}
-
-const STAMP_BYTES: usize = 8 + 12 + 12 + 8 + 8;
-
-#[cfg(unix)]
-fn stamp(meta: &std::fs::Metadata) -> Option<Stamp> {
-    use std::os::unix::fs::MetadataExt as _;
-    let ns = |n: i64| u32::try_from(n).ok();
-    Some(Stamp {
-        size: meta.size(),
-        mtime: (meta.mtime(), ns(meta.mtime_nsec())?),
-        ctime: (meta.ctime(), ns(meta.ctime_nsec())?),
-        dev: meta.dev(),
-        ino: meta.ino(),
-    })
-}
-
-/// Elsewhere there is no change time to rely on: nothing is cached.
-#[cfg(not(unix))]
-fn stamp(_: &std::fs::Metadata) -> Option<Stamp> {
-    None
 }
 
 /// Whether a file's times are too recent to rely on: a second change within the same tick of the
@@ -139,32 +163,6 @@ fn racy(stamp: &Stamp, scan_started: SystemTime) -> bool {
     changed + margin >= scan_started
 }
 
-/// Collects `(path, stamp)` of every flow file under `dir`, spelled under `spelled`: the same
-/// files as `catalog::discover`'s walk (folders recursed into, symbolic links followed).
-fn walk(dir: &Path, spelled: &Path, out: &mut Vec<(PathBuf, Option<Stamp>)>) -> Result<(), Error> {
-    let read = |e| Error::Read { path: dir.display().to_string(), source: e };
-    for entry in std::fs::read_dir(dir).map_err(read)? {
-        let entry = entry.map_err(read)?;
-        let path = spelled.join(entry.file_name());
-        // A plain file is asked about relative to its open folder, without following links; a
-        // link (or a file system that does not say what an entry is) is followed.
-        let meta = match entry.file_type() {
-            Ok(t) if t.is_dir() => {
-                walk(&entry.path(), &path, out)?;
-                continue;
-            }
-            Ok(t) if t.is_file() => entry.metadata(),
-            _ => std::fs::metadata(entry.path()),
-        };
-        if meta.as_ref().is_ok_and(std::fs::Metadata::is_dir) {
-            walk(&entry.path(), &path, out)?;
-        } else if catalog::is_flow_file(&path) {
-            out.push((path, meta.ok().as_ref().and_then(stamp)));
-        }
-    }
-    Ok(())
-}
-
 /// How many bytes of a file's spelled path are the folder's (and its separator).
 fn prefix_len(root: &Path) -> usize {
     let bytes = root.as_os_str().as_encoded_bytes();
@@ -173,190 +171,6 @@ fn prefix_len(root: &Path) -> usize {
         Some(&last) if std::path::is_separator(char::from(last)) => bytes.len(),
         Some(_) => bytes.len() + 1,
     }
-}
-
-/// A cache file's entries: by path relative to the folder, the stamp and the id recorded.
-type Cached<'a> = HashMap<&'a [u8], (Stamp, Option<&'a str>)>;
-
-/// One folder's cache file.
-struct Store {
-    file: PathBuf,
-    folder: Vec<u8>,
-    /// The cache file's bytes, when it could be read.
-    bytes: Vec<u8>,
-}
-
-impl Store {
-    /// The cache file of `dir` in the folder `cache`; `None` when `dir` has no canonical path,
-    /// or when the cache folder would be inside it.
-    fn open(cache: &Path, dir: &Path) -> Option<Store> {
-        let canonical = std::fs::canonicalize(dir).ok()?;
-        if cache.starts_with(&canonical) || cache.starts_with(dir) {
-            return None;
-        }
-        let folder = canonical.as_os_str().as_encoded_bytes().to_vec();
-        let file = cache.join(format!("ids-{:016x}", checksum(&folder)));
-        let bytes = read_private(&file).unwrap_or_default();
-        Some(Store { file, folder, bytes })
-    }
-
-    /// The recorded files by path relative to the folder; empty unless the file is whole, of
-    /// this version, and for this folder.
-    fn load(&self) -> Cached<'_> {
-        parse(&self.bytes, &self.folder).unwrap_or_default()
-    }
-
-    /// Records the files whose times are old enough to rely on; a failure leaves no cache, or
-    /// the old one, never half a file (it is written beside and renamed into place).
-    fn save(&self, found: &[(PathBuf, Option<Stamp>)], files: &[Option<File>], skip: usize, now: SystemTime) {
-        let mut out = Vec::with_capacity(64 + found.len() * (STAMP_BYTES + 48));
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT.to_le_bytes());
-        put_bytes(&mut out, env!("CARGO_PKG_VERSION").as_bytes());
-        put_bytes(&mut out, &self.folder);
-        let kept: Vec<(&[u8], &Stamp, Option<&str>)> = found
-            .iter()
-            .zip(files)
-            .filter_map(|((path, stamp), file)| {
-                let (stamp, file) = (stamp.as_ref()?, file.as_ref()?);
-                let rel = &path.as_os_str().as_encoded_bytes()[skip..];
-                (!racy(stamp, now)).then_some((rel, stamp, file.id.as_deref()))
-            })
-            .collect();
-        out.extend_from_slice(&(kept.len() as u64).to_le_bytes());
-        for (rel, stamp, id) in kept {
-            put_bytes(&mut out, rel);
-            match id {
-                Some(id) => put_bytes(&mut out, id.as_bytes()),
-                None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
-            }
-            out.extend_from_slice(&stamp.size.to_le_bytes());
-            for (secs, nanos) in [stamp.mtime, stamp.ctime] {
-                out.extend_from_slice(&secs.to_le_bytes());
-                out.extend_from_slice(&nanos.to_le_bytes());
-            }
-            out.extend_from_slice(&stamp.dev.to_le_bytes());
-            out.extend_from_slice(&stamp.ino.to_le_bytes());
-        }
-        let sum = checksum(&out);
-        out.extend_from_slice(&sum.to_le_bytes());
-        let _ = write_private(&self.file, &out);
-    }
-}
-
-/// Reads the cache file unless others may write to it (then it is not ours to trust).
-fn read_private(path: &Path) -> Option<Vec<u8>> {
-    use std::io::Read as _;
-    let mut file = std::fs::File::open(path).ok()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        if file.metadata().ok()?.permissions().mode() & 0o022 != 0 {
-            return None;
-        }
-    }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).ok()?;
-    Some(bytes)
-}
-
-/// Writes beside `path` and renames into place, readable and writable by the user only.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-        builder.mode(0o700);
-        options.mode(0o600);
-    }
-    builder.create(dir)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let written = options.open(&tmp).and_then(|mut f| f.write_all(bytes)).and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
-/// A cache file's entries, or `None` unless it is whole (its checksum), of this format and
-/// version, and for `folder`.
-fn parse<'a>(bytes: &'a [u8], folder: &[u8]) -> Option<Cached<'a>> {
-    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
-    if checksum(body) != u64::from_le_bytes(sum.try_into().ok()?) {
-        return None;
-    }
-    let mut r = Reader(body);
-    if r.take(MAGIC.len())? != MAGIC || r.u32()? != FORMAT || r.bytes()? != env!("CARGO_PKG_VERSION").as_bytes() {
-        return None;
-    }
-    if r.bytes()? != folder {
-        return None;
-    }
-    let count = usize::try_from(r.u64()?).ok()?;
-    let mut entries = HashMap::with_capacity(count.min(body.len() / STAMP_BYTES));
-    for _ in 0..count {
-        let rel = r.bytes()?;
-        let id = match r.u32()? {
-            u32::MAX => None,
-            len => Some(std::str::from_utf8(r.take(len as usize)?).ok()?),
-        };
-        let size = r.u64()?;
-        let mtime = (r.u64()? as i64, r.u32()?);
-        let ctime = (r.u64()? as i64, r.u32()?);
-        let (dev, ino) = (r.u64()?, r.u64()?);
-        entries.insert(rel, (Stamp { size, mtime, ctime, dev, ino }, id));
-    }
-    r.0.is_empty().then_some(entries)
-}
-
-/// Reads little-endian numbers and length-prefixed byte strings off a slice.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = self.u32()? as usize;
-        self.take(len)
-    }
-}
-
-/// FNV-1a over 8-byte words, rotated: every step is a bijection of the running value, so a
-/// change to any one word always changes the result. It guards against torn and damaged files,
-/// not against someone who can write the user's cache folder.
-fn checksum(bytes: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        h = (h ^ u64::from_le_bytes(word.try_into().unwrap_or_default())).wrapping_mul(PRIME).rotate_left(23);
-    }
-    for &b in words.remainder() {
-        h = (h ^ u64::from(b)).wrapping_mul(PRIME).rotate_left(23);
-    }
-    h
 }
 
 #[cfg(test)]
@@ -374,7 +188,7 @@ mod tests {
     /// Each file's name, id, and whether it was read.
     fn seen(scan: &Scan) -> Vec<(String, Option<String>, bool)> {
         let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        scan.files.iter().map(|f| (name(&f.path), f.id.clone(), f.source.is_some())).collect()
+        scan.files.iter().map(|f| (name(&f.path), f.id.as_deref().map(str::to_owned), f.source.is_some())).collect()
     }
 
     /// Past the window in which a file's times are too recent to record.
@@ -440,26 +254,39 @@ mod tests {
     }
 
     #[test]
-    fn a_cache_file_is_read_back_only_whole_and_for_its_folder() {
-        let stamp = Stamp { size: 9, mtime: (1, 2), ctime: (3, 4), dev: 5, ino: 6 };
-        let found = vec![(PathBuf::from("x/a.yaml"), Some(stamp)), (PathBuf::from("x/b.yaml"), Some(stamp))];
-        let files = vec![
-            Some(File { path: found[0].0.clone(), id: Some("f.a".into()), source: None }),
-            Some(File { path: found[1].0.clone(), id: None, source: None }),
-        ];
-        let cache = temp("roundtrip");
-        let store = Store { file: cache.join("ids"), folder: b"/x".to_vec(), bytes: Vec::new() };
-        store.save(&found, &files, 2, SystemTime::now());
-        let bytes = std::fs::read(cache.join("ids")).expect("written");
-        let entries = parse(&bytes, b"/x").expect("whole");
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[&b"a.yaml"[..]], (stamp, Some("f.a")));
-        assert_eq!(entries[&b"b.yaml"[..]], (stamp, None));
-        assert!(parse(&bytes, b"/y").is_none(), "another folder's");
-        for cut in [0, 1, 8, bytes.len() / 2, bytes.len() - 1] {
-            assert!(parse(&bytes[..cut], b"/x").is_none(), "cut at {cut}");
-        }
-        let _ = std::fs::remove_dir_all(cache);
+    fn files_listed_as_before_are_matched_in_place_and_others_by_path() {
+        let stamp = |ino| Some(Stamp { size: 1, mtime: (1, 1), ctime: (1, 1), dev: 1, ino });
+        let found = |names: &[(&str, u64)]| -> Vec<Found> {
+            names.iter().map(|(n, ino)| Found { path: PathBuf::from(format!("d/{n}")), stamp: stamp(*ino) }).collect()
+        };
+        let cached = |names: &[(&'static str, u64, usize)]| -> Vec<Cached<'static>> {
+            names
+                .iter()
+                .map(|(n, ino, sorted)| Cached {
+                    rel: n.as_bytes(),
+                    id: Some(n),
+                    stamp: stamp(*ino).expect("a stamp"),
+                    sorted: *sorted,
+                })
+                .collect()
+        };
+        // Listed as when the cache was written: matched in place, `c.yaml` changed.
+        let was = cached(&[("c.yaml", 3, 2), ("a.yaml", 1, 0), ("b.yaml", 2, 1)]);
+        let (order, known) = match_cache(&found(&[("c.yaml", 9), ("a.yaml", 1), ("b.yaml", 2)]), &was, 2);
+        assert_eq!(order, [2, 0, 1]);
+        assert_eq!(known, [None, Some(Some("a.yaml")), Some(Some("b.yaml"))]);
+        // Listed in another order, or with a file more: sorted and looked up by path.
+        let (order, known) = match_cache(&found(&[("b.yaml", 2), ("a.yaml", 1), ("c.yaml", 3)]), &was, 2);
+        assert_eq!(order, [1, 0, 2]);
+        assert_eq!(known, [Some(Some("b.yaml")), Some(Some("a.yaml")), Some(Some("c.yaml"))]);
+        let (order, known) =
+            match_cache(&found(&[("c.yaml", 3), ("a.yaml", 1), ("b.yaml", 2), ("0.yaml", 4)]), &was, 2);
+        assert_eq!(order, [3, 1, 2, 0]);
+        assert_eq!(known[3], None);
+        // Sorted places that are not a permutation are not trusted.
+        let odd = cached(&[("c.yaml", 3, 0), ("a.yaml", 1, 0), ("b.yaml", 2, 1)]);
+        let (order, _) = match_cache(&found(&[("c.yaml", 3), ("a.yaml", 1), ("b.yaml", 2)]), &odd, 2);
+        assert_eq!(order, [2, 0, 1]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! Finding a flow by id or path, with its "did you mean" hint, lives here too ([`Unknown`]):
 //! the binary, the runner and the embedding API all report an unknown flow the same way.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,15 +51,16 @@ pub struct Shadow {
 #[derive(Debug, Clone)]
 pub struct File {
     pub path: PathBuf,
-    /// The id its text declares, as the library's scan finds it.
-    pub id: Option<String>,
+    /// The id its text declares, as the library's scan finds it (shared with the library's
+    /// index of ids, not copied).
+    pub id: Option<Arc<str>>,
     pub source: Option<Arc<Source>>,
 }
 
 impl File {
     /// A file read from `path`, with the id its text declares.
     pub fn read(path: PathBuf, source: Arc<Source>) -> File {
-        File { path, id: declared_id(&source.text), source: Some(source) }
+        File { path, id: declared_id(&source.text).map(Arc::from), source: Some(source) }
     }
 }
 
@@ -76,7 +78,12 @@ pub enum Error {
 #[derive(Debug, Default)]
 pub struct Library {
     files: Vec<File>,
-    by_id: HashMap<String, Vec<usize>>,
+    /// The first and the last file of each id; the files between are chained by `twins`.
+    by_id: HashMap<Arc<str>, (usize, usize), foldhash::fast::RandomState>,
+    /// For each file, the next file with its id, if any (two flows of one layer may share one).
+    twins: Vec<Option<usize>>,
+    /// Ids with other characters than the usual ones, which the closure searches for as they are.
+    odd: Vec<String>,
     /// Base flows hidden by the overlay file at that index, which has their id.
     hidden: Vec<(usize, Arc<Source>)>,
     /// Overlay files that are not UTF-8: no source, only the entry that says where and why;
@@ -93,32 +100,73 @@ impl Library {
     }
 
     /// [`Library::new`] with overlay files that may not be read yet (their ids from the index).
+    /// The base files come first, then the overlay's.
     pub fn layered(base: Vec<Arc<Source>>, overlay: Vec<File>) -> Library {
-        let by_overlay: HashMap<&str, usize> =
-            overlay.iter().enumerate().filter_map(|(i, f)| Some((f.id.as_deref()?, i))).collect();
-        let mut library = Library::default();
-        let mut hidden = Vec::new();
-        for source in base {
-            let id = declared_id(&source.text);
-            if let Some(&o) = id.as_deref().and_then(|id| by_overlay.get(id)) {
-                hidden.push((o, source));
-                continue;
-            }
-            library.push(File { path: PathBuf::from(&source.path), id, source: Some(source) });
-        }
-        let kept = library.files.len();
-        library.hidden = hidden.into_iter().map(|(o, source)| (kept + o, source)).collect();
+        // The overlay is indexed first (it is the larger layer: each id is hashed once), to know
+        // which base flows it hides; then the base files that stay are put before it.
+        let mut library = Library {
+            files: Vec::with_capacity(base.len() + overlay.len()),
+            by_id: HashMap::with_capacity_and_hasher(base.len() + overlay.len(), Default::default()),
+            twins: Vec::with_capacity(base.len() + overlay.len()),
+            ..Library::default()
+        };
         for file in overlay {
             library.push(file);
+        }
+        let mut base_files = Vec::new();
+        for source in base {
+            let id = declared_id(&source.text).map(Arc::<str>::from);
+            match id.as_deref().and_then(|id| library.by_id.get(id)) {
+                // The last overlay file of that id, should there be several.
+                Some(&(_, last)) => library.hidden.push((last, source)),
+                None => base_files.push(File { path: PathBuf::from(&source.path), id, source: Some(source) }),
+            }
+        }
+        let kept = base_files.len();
+        for (first, last) in library.by_id.values_mut() {
+            (*first, *last) = (*first + kept, *last + kept);
+        }
+        for next in library.twins.iter_mut().flatten() {
+            *next += kept;
+        }
+        for (o, _) in &mut library.hidden {
+            *o += kept;
+        }
+        library.files.splice(0..0, base_files);
+        library.twins.splice(0..0, std::iter::repeat_n(None, kept));
+        for i in 0..kept {
+            library.link(i);
         }
         library
     }
 
     fn push(&mut self, file: File) {
-        if let Some(id) = &file.id {
-            self.by_id.entry(id.clone()).or_default().push(self.files.len());
-        }
         self.files.push(file);
+        self.twins.push(None);
+        self.link(self.files.len() - 1);
+    }
+
+    /// Indexes file `i` (already in `files` and `twins`) by its id.
+    fn link(&mut self, i: usize) {
+        let Some(id) = &self.files[i].id else { return };
+        match self.by_id.entry(id.clone()) {
+            Slot::Occupied(mut e) => {
+                let last = &mut e.get_mut().1;
+                self.twins[*last] = Some(i);
+                *last = i;
+            }
+            Slot::Vacant(e) => {
+                if !id.bytes().all(|b| b.is_ascii() && is_id_char(char::from(b))) {
+                    self.odd.push(id.to_string());
+                }
+                e.insert((i, i));
+            }
+        }
+    }
+
+    /// The files of an id, in file order.
+    fn with_id(&self, id: &str) -> impl Iterator<Item = usize> + '_ {
+        std::iter::successors(self.by_id.get(id).map(|(first, _)| *first), |&i| self.twins[i])
     }
 
     /// Every flow id, in file order.
@@ -136,7 +184,7 @@ impl Library {
             .filter_map(|(o, base)| {
                 let file = &self.files[*o];
                 let source = file.source.as_ref()?;
-                let id = file.id.clone()?;
+                let id = file.id.as_deref()?.to_owned();
                 (source.text != base.text).then(|| Shadow { id, path: source.path.clone(), hidden: base.path.clone() })
             })
             .collect()
@@ -183,8 +231,8 @@ impl Library {
 
     /// The files of a flow named by id (all of them, should two share it) or by path.
     fn find(&self, flow: &str) -> Result<Vec<usize>, Unknown> {
-        if let Some(found) = self.by_id.get(flow) {
-            return Ok(found.clone());
+        if self.by_id.contains_key(flow) {
+            return Ok(self.with_id(flow).collect());
         }
         let path = crate::catalog::normalize(Path::new(flow));
         match self.files.iter().position(|f| f.path == path) {
@@ -206,7 +254,6 @@ impl Library {
     /// subflow call names its flow literally, so this holds every flow a run can reach (and
     /// maybe a few more, e.g. an id quoted in a description: harmless).
     fn closure(&mut self, start: Vec<usize>) -> Result<Vec<usize>, crate::catalog::Error> {
-        let odd: Vec<String> = self.by_id.keys().filter(|id| !id.chars().all(is_id_char)).cloned().collect();
         let mut seen: HashSet<usize> = HashSet::new();
         let mut todo = start;
         while let Some(i) = todo.pop() {
@@ -219,9 +266,9 @@ impl Library {
             // Ids with other characters than the usual ones are searched for as they are.
             let mentioned = tokens
                 .filter(|t| self.by_id.contains_key(*t))
-                .chain(odd.iter().map(String::as_str).filter(|o| text.contains(o)));
+                .chain(self.odd.iter().map(String::as_str).filter(|o| text.contains(o)));
             for id in mentioned {
-                todo.extend(self.by_id[id].iter().filter(|j| !seen.contains(j)));
+                todo.extend(self.with_id(id).filter(|j| !seen.contains(j)));
             }
         }
         let mut out: Vec<usize> = seen.into_iter().collect();
@@ -292,6 +339,23 @@ mod tests {
         assert_eq!(paths, ["o/x.yaml", "o/y.yaml"]);
         let shadow = Shadow { id: "x".into(), path: "o/x.yaml".into(), hidden: "b/x.yaml".into() };
         assert_eq!(library.shadows(), [shadow]);
+    }
+
+    #[test]
+    fn files_sharing_an_id_are_all_found_and_the_last_one_hides_the_base() {
+        let base = vec![source("b/x.yaml", "id: x\n"), source("b/y.yaml", "id: y\n"), source("b/y2.yaml", "id: y\n")];
+        let overlay = vec![
+            source("o/x1.yaml", "id: x\n"),
+            source("o/z.yaml", "id: z\n"),
+            source("o/x2.yaml", "id: x\nname: 2\n"),
+        ];
+        let library = Library::new(base, overlay);
+        let paths: Vec<String> = library.files.iter().map(|f| f.path.display().to_string()).collect();
+        assert_eq!(paths, ["b/y.yaml", "b/y2.yaml", "o/x1.yaml", "o/z.yaml", "o/x2.yaml"]);
+        assert_eq!(library.find("x"), Ok(vec![2, 4]));
+        assert_eq!(library.find("y"), Ok(vec![0, 1]));
+        assert_eq!(library.find("z"), Ok(vec![3]));
+        assert_eq!(library.shadows(), [Shadow { id: "x".into(), path: "o/x2.yaml".into(), hidden: "b/x.yaml".into() }]);
     }
 
     #[test]
