@@ -254,6 +254,41 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
+    fn the_files_are_those_discover_finds() {
+        let dir = temp("discover");
+        std::fs::create_dir_all(dir.join("a/b")).expect("folders");
+        std::fs::create_dir_all(dir.join("elsewhere")).expect("folder");
+        for (name, text) in [
+            ("a/b/deep.yaml", "id: deep\n"),
+            ("top.yml", "id: top\n"),
+            (".hidden.yaml", "id: hidden\n"),
+            (".yaml", "id: not.a.flow\n"),
+            ("upper.YAML", "id: not.a.flow\n"),
+            ("elsewhere/linked.yaml", "id: linked\n"),
+        ] {
+            std::fs::write(dir.join(name), text).expect("write");
+        }
+        std::os::unix::fs::symlink(dir.join("top.yml"), dir.join("a/link.yaml")).expect("a link to a file");
+        std::os::unix::fs::symlink(dir.join("elsewhere"), dir.join("a/folder")).expect("a link to a folder");
+        let discovered = catalog::discover(std::slice::from_ref(&dir)).expect("discovered");
+        assert_eq!(discovered.len(), 6, "{discovered:?}");
+        let cache = temp("discover-cache");
+        settle();
+        // Read, then known from the cache: the same files either way.
+        for _ in 0..2 {
+            let scanned = scan(&dir, Some(&cache), 0).expect("scanned");
+            assert_eq!(scanned.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>(), discovered);
+        }
+        // A link to nothing is a file that cannot be read, as when every file is read.
+        std::os::unix::fs::symlink(dir.join("gone"), dir.join("broken.yaml")).expect("a broken link");
+        assert!(catalog::read_sources(&catalog::discover(std::slice::from_ref(&dir)).expect("discovered")).is_err());
+        assert!(scan(&dir, None, 0).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(cache);
+    }
+
+    #[test]
     fn files_listed_as_before_are_matched_in_place_and_others_by_path() {
         let stamp = |ino| Some(Stamp { size: 1, mtime: (1, 1), ctime: (1, 1), dev: 1, ino });
         let found = |names: &[(&str, u64)]| -> Vec<Found> {
