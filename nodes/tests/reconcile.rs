@@ -270,15 +270,16 @@ fn a_write_in_doubt_says_what_was_sent_and_what_to_check_in_duo() {
     });
     assert_eq!(
         sms.needs_attention(&intent),
-        "`POST /admin/v1/phones/DPAAAAAAAAAAAAAAAAAA/send_sms_activation` was sent to api-test.duosecurity.com, and its \
-         answer never came: whether it took effect is unknown, and flowcat cannot find out (no read can tell: Duo keeps \
+        "`POST /admin/v1/phones/DPAAAAAAAAAAAAAAAAAA/send_sms_activation` was journaled as about to be sent to \
+         api-test.duosecurity.com when the run stopped, and no answer was recorded: whether it took effect is unknown, \
+         and flowcat cannot find out (no read can tell: Duo keeps \
          no record of an activation SMS that a read could find: a phone that is not activated looks the same before and \
          after. Sent again, it sends a second SMS whose link replaces the first one's.).\n\
-         Sent: POST /admin/v1/phones/DPAAAAAAAAAAAAAAAAAA/send_sms_activation with install=1\n\
+         Request: POST /admin/v1/phones/DPAAAAAAAAAAAAAAAAAA/send_sms_activation with install=1\n\
          Check: Duo keeps no record of an activation SMS in the Admin Panel: ask the user of the phone \
          DPAAAAAAAAAAAAAAAAAA (Duo Admin Panel → Phones → DPAAAAAAAAAAAAAAAAAA) whether an activation SMS arrived. A \
          new one makes the link of the first stop working.\n\
-         Then resume the run or abandon it."
+         Then resume the run, with `--resend` if it did not happen, or abandon it."
     );
     // A v2 form body, a push by username.
     let push = exec_of(&catalog, "duo.auth.send_push", "push");
@@ -289,7 +290,7 @@ fn a_write_in_doubt_says_what_was_sent_and_what_to_check_in_duo() {
     });
     let text = push.needs_attention(&intent);
     assert!(
-        text.contains("Sent: POST /auth/v2/auth with async=1, device=auto, factor=push, username=jdoe\n"),
+        text.contains("Request: POST /auth/v2/auth with async=1, device=auto, factor=push, username=jdoe\n"),
         "{text}"
     );
     assert!(
