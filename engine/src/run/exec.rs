@@ -431,9 +431,10 @@ impl<'r, 'l> Scheduler<'r, 'l> {
                 record.detail = None;
             }
             let done = Finished { record, branch };
-            // Only a write's result must be durable before its dependents start: any other node
-            // lost in a crash is simply run again (docs/architecture.md, "The journal").
-            let recorded = if effect == Effect::Write {
+            // A call that changed something is durable before its dependents start; any other
+            // node lost in a crash is simply run again, and reads it came from were made durable
+            // by the call's intent, before it was sent (docs/architecture.md, "The journal").
+            let recorded = if matches!(effect, Effect::Write | Effect::Idempotent) {
                 journal.finished(&p, &done).await
             } else {
                 journal.noted(&p, &done);

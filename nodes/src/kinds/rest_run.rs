@@ -32,8 +32,12 @@ impl RestCallExec {
         let bound: &Bound = cx.binding(&self.slot)?;
         let mut call = self.call(cx, bound)?;
         call.deadline = timing.deadline;
-        if self.effect == Effect::Write {
-            // Journaled before the first attempt; when it cannot be, nothing is sent.
+        if matches!(self.effect, Effect::Write | Effect::Idempotent) {
+            // Journaled before the first attempt; when it cannot be, nothing is sent. It is also
+            // the journal's barrier: everything this run journaled before (the reads this call's
+            // values came from) is durable before the call changes anything, so a resume never
+            // reads again what the call has changed. An idempotent call in doubt is simply sent
+            // again on resume; only a write is reconciled.
             let request = http::intent(&bound.integration, &call).map_err(call_error)?;
             cx.intent(&serde_json::to_value(&request).unwrap_or_default()).await?;
         }
