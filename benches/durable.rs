@@ -61,9 +61,21 @@ nodes:
 
 const WINDOW: Duration = Duration::from_secs(3);
 
-async fn rate(flowcat: Arc<Flowcat>, concurrency: usize) -> f64 {
+/// The CPU time this process has used (user and system, all threads), in µs: from
+/// `/proc/self/stat`, in clock ticks of 10 ms (a 3 s window on 2 cores is about 600 of them).
+fn cpu_us() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<f64> = rest.split_whitespace().skip(11).take(2).filter_map(|f| f.parse().ok()).collect();
+    fields.iter().sum::<f64>() * 10_000.0
+}
+
+/// Runs per second, and CPU µs per run (the simulator's share included: it is the same in both).
+async fn rate(flowcat: Arc<Flowcat>, concurrency: usize) -> (f64, f64) {
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
+    let cpu = cpu_us();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let (f, done) = (flowcat.clone(), done.clone());
@@ -80,7 +92,8 @@ async fn rate(flowcat: Arc<Flowcat>, concurrency: usize) -> f64 {
     for t in tasks {
         t.await.expect("task");
     }
-    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    let runs = done.load(Ordering::Relaxed) as f64;
+    (runs / start.elapsed().as_secs_f64(), (cpu_us() - cpu) / runs.max(1.0))
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -108,18 +121,27 @@ fn main() {
         let catalog = || Catalog::load(sources.clone(), &REGISTRY);
         let plain = Arc::new(Flowcat::new(catalog(), file.clone()));
         let journal = flowcat_journal::Journal::open(&dir).expect("a journal");
-        let durable = Arc::new(Flowcat::new(catalog(), file.clone()).with_store(Arc::new(journal)));
+        let durable = Arc::new(Flowcat::new(catalog(), file.clone()).with_store(Arc::new(journal.clone())));
 
-        println!("| concurrency | unjournaled runs/s | journaled runs/s | ratio |");
-        println!("|---:|---:|---:|---:|");
+        println!(
+            "| concurrency | unjournaled runs/s | journaled runs/s | ratio | CPU µs/run unjournaled | journaled | \
+             journal's CPU µs/node |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|");
         for c in [1, 16] {
-            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let (mut a, mut b, mut ca, mut cb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for _ in 0..3 {
-                a.push(rate(plain.clone(), c).await);
-                b.push(rate(durable.clone(), c).await);
+                let (r, cpu) = rate(plain.clone(), c).await;
+                a.push(r);
+                ca.push(cpu);
+                let (r, cpu) = rate(durable.clone(), c).await;
+                b.push(r);
+                cb.push(cpu);
             }
-            let (a, b) = (median(a), median(b));
-            println!("| {c} | {a:.0} | {b:.0} | {:.0} % |", b / a * 100.0);
+            let (a, b, ca, cb) = (median(a), median(b), median(ca), median(cb));
+            let (commits, ops) = journal.stats();
+            eprintln!("journal so far: {commits} commits, {:.1} ops each", ops as f64 / commits.max(1) as f64);
+            println!("| {c} | {a:.0} | {b:.0} | {:.0} % | {ca:.0} | {cb:.0} | {:.1} |", b / a * 100.0, (cb - ca) / 5.0);
         }
 
         // Parked runs: started, then measured once every one of them waits between two polls.

@@ -235,9 +235,9 @@ impl RunLog for MemLog {
             Ok(())
         })
     }
-    fn noted(&self, path: &[String], node: &Finished) {
+    fn noted(&self, path: &[String], node: Finished) {
         log(format!("noted:{}", path_key(path)));
-        self.past.lock().unwrap().nodes.entry(path_key(path)).or_default().finished = Some(node.clone());
+        self.past.lock().unwrap().nodes.entry(path_key(path)).or_default().finished = Some(node);
     }
 
     fn finished<'a>(&'a self, path: &'a [String], node: &'a Finished) -> BoxFuture<'a, Result<(), JournalError>> {

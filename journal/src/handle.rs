@@ -1,14 +1,14 @@
-//! A run this process holds: it journals the run's nodes and ends it. The lock is released when
+//! A run this process holds: it journals the run's nodes and ends it. The run is released when
 //! the handle is dropped; a run dropped without [`RunHandle::end`] reads as interrupted.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use flowcat_engine::journal::{Finished, JournalError, RunHandle, RunInfo, RunLog, StoredStatus, path_key};
 use flowcat_engine::run::{BoxFuture, RunRecord};
 use serde_json::Value;
 
 use crate::crash::Phase;
-use crate::lock::RunLock;
 use crate::store::{Shared, now_ms};
 use crate::writer::{Op, to_json};
 
@@ -16,7 +16,8 @@ pub(crate) struct Handle {
     shared: Arc<Shared>,
     seq: i64,
     info: RunInfo,
-    lock: RunLock,
+    /// Ended succeeded or failed: its row names no holder any more.
+    finished: AtomicBool,
 }
 
 impl std::fmt::Debug for Handle {
@@ -26,8 +27,9 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
-    pub(crate) fn new(shared: Arc<Shared>, seq: i64, info: RunInfo, lock: RunLock) -> Handle {
-        Handle { shared, seq, info, lock }
+    /// A handle on run `seq`, which the writer marked held by this process.
+    pub(crate) fn new(shared: Arc<Shared>, seq: i64, info: RunInfo) -> Handle {
+        Handle { shared, seq, info, finished: AtomicBool::new(false) }
     }
 
     /// Aborts the process if the test crash point is this moment.
@@ -44,8 +46,9 @@ impl RunLog for Handle {
     fn started(&self, path: &[String], at_ms: u64) {
         let key = path_key(path);
         let crash = self.shared.crash.as_ref().filter(|c| c.due(Phase::Started, &key));
-        // Fire and forget: a lost start only costs a resumed wait the time it would credit.
-        let _ = self.shared.send(Op::Started { seq: self.seq, path: key, at: at_ms });
+        // Held by the writer, durable with the run's next awaited entry or within `HOLD`: a lost
+        // start only costs a resumed wait the time it would credit.
+        self.shared.hold(self.seq, Op::Started { seq: self.seq, path: key, at: at_ms });
         if let Some(crash) = crash {
             // Deterministic for the tests: the start is committed, then the process dies.
             self.shared.flush_blocking();
@@ -64,13 +67,13 @@ impl RunLog for Handle {
         })
     }
 
-    fn noted(&self, path: &[String], node: &Finished) {
+    fn noted(&self, path: &[String], node: Finished) {
         let key = path_key(path);
         self.crash_point(Phase::Sent, &key);
-        let Ok(node) = to_json(&self.shared.file, node) else { return };
-        // Queued in order, durable with the next entry that is waited for; nobody waits for it.
-        let (reply, _) = tokio::sync::oneshot::channel();
-        let _ = self.shared.send(Op::Finished { seq: self.seq, path: key.clone(), node, at: now_ms(), reply });
+        // Held in order, durable with the run's next awaited entry or within `HOLD`; nobody
+        // waits. Made JSON by the writer, only if it is written.
+        let node = Box::new(node);
+        self.shared.hold(self.seq, Op::Noted { seq: self.seq, path: key.clone(), node, at: now_ms() });
         if let Some(crash) = self.shared.crash.as_ref().filter(|c| c.due(Phase::Finished, &key)) {
             // Deterministic for the tests: the entry is committed, then the process dies.
             self.shared.flush_blocking();
@@ -109,11 +112,21 @@ impl RunHandle for Handle {
             let seq = self.seq;
             self.shared.call(|reply| Op::End { seq, status, note, record, at: now_ms(), reply }).await?;
             if status.is_final() {
-                // Nobody will hold a finished run again.
-                self.lock.remove();
+                self.finished.store(true, Ordering::Relaxed);
             }
             Ok(())
         })
+    }
+}
+
+impl Drop for Handle {
+    /// Lets the run go: another process (or handle) may take it now, unless it finished.
+    fn drop(&mut self) {
+        if self.finished.load(Ordering::Relaxed) {
+            self.shared.holder.release(self.seq);
+        } else {
+            self.shared.release(self.seq);
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Reading runs back: summaries for `list`, a whole run for `show` and `resume`.
 //!
-//! A row says `running` while its process lives; only the run's lock tells whether it still
-//! does. A `running` row whose lock is free is reported `interrupted`: its process died.
+//! A row says `running` while its process lives; only its holder's lock tells whether it still
+//! does. A `running` row whose holder is gone is reported `interrupted`: its process died or let
+//! it go.
 
 use std::path::Path;
 
@@ -12,18 +13,19 @@ use flowcat_engine::run::RunRecord;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use crate::error::{self, Doing};
-use crate::lock;
+use crate::lock::Holder;
 
 /// The columns [`summary`] reads, in order.
 const COLUMNS: &str = "seq, id, flow, flow_digest, key, inputs, vars, binds, targets, created_at, \
                        max(updated_at, coalesce((SELECT max(at) FROM nodes WHERE nodes.run = runs.seq), 0)), \
-                       deadline_at, status, note, source";
+                       deadline_at, status, note, source, holder";
 
 /// Where the rows are read from: the connection, and the paths for messages and locks.
 pub(crate) struct Reader<'a> {
     pub conn: &'a Connection,
     pub file: &'a Path,
     pub dir: &'a Path,
+    pub holder: &'a Holder,
 }
 
 /// A run's row: its summary and its internal number.
@@ -139,7 +141,16 @@ impl Reader<'_> {
         };
         let stored = text(12)?;
         let status = match StoredStatus::parse(&stored) {
-            Some(StoredStatus::Running) if !lock::is_held(self.dir, &info.id) => StoredStatus::Interrupted,
+            Some(StoredStatus::Running)
+                if !self.holder.holds(
+                    self.dir,
+                    seq,
+                    &info.id,
+                    row.get::<_, Option<String>>(15).map_err(get)?.as_deref(),
+                ) =>
+            {
+                StoredStatus::Interrupted
+            }
             Some(status) => status,
             None => {
                 return Err(error::corrupt(self.file, &format!("run `{}` has an unknown status `{stored}`", info.id)));

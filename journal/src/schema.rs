@@ -54,6 +54,11 @@ const MIGRATIONS: &[&str] = &[
     -- overflow pages of an index b-tree.
     CREATE UNIQUE INDEX nodes_run_path ON nodes (run, path);
     ",
+    // 2: which process holds a running run: the holder's name (`lock::Holder`), instead of a lock
+    // file per run. A version-1 row has none; its run was held through `locks/<id>.lock`.
+    "
+    ALTER TABLE runs ADD COLUMN holder TEXT;
+    ",
 ];
 
 /// The schema version this flowcat writes.

@@ -17,10 +17,10 @@ use crate::crash::{Crash, CrashAt};
 use crate::dir::{self, DB_FILE, LOCKS};
 use crate::error::{self, Doing};
 use crate::handle::Handle;
-use crate::lock;
+use crate::lock::Holder;
 use crate::read::Reader;
 use crate::schema::{self, Setup};
-use crate::writer::{Began, Op, Reply, Writer};
+use crate::writer::{Began, Claimed, HeldEntries, Op, Reply, Writer};
 
 /// How a journal is opened.
 #[derive(Clone, Debug)]
@@ -78,6 +78,10 @@ pub(crate) struct Shared {
     pub(crate) file: PathBuf,
     pub(crate) dir: PathBuf,
     pub(crate) crash: Option<Crash>,
+    /// This process's claim on the runs it holds.
+    pub(crate) holder: Arc<Holder>,
+    /// Entries nobody waits for, until the writer takes them (`writer`, "held").
+    held: Arc<Mutex<HeldEntries>>,
     max_wait: Duration,
 }
 
@@ -100,9 +104,18 @@ impl Journal {
         let mut conn = schema::connect(&file, setup)?;
         schema::migrate(&mut conn, &file)?;
         let side = schema::connect(&file, setup)?;
+        let holder = Arc::new(Holder::new(dir)?);
+        let held = Arc::new(Mutex::new(HeldEntries::new()));
         let (ops, receiver) = mpsc::channel();
         let stats = Arc::new(Stats::default());
-        let writer = Writer { conn, file: file.clone(), dir: dir.to_owned(), stats: stats.clone() };
+        let writer = Writer {
+            conn,
+            file: file.clone(),
+            dir: dir.to_owned(),
+            stats: stats.clone(),
+            holder: holder.clone(),
+            held: held.clone(),
+        };
         let writer = std::thread::Builder::new()
             .name("flowcat-journal".into())
             .spawn(move || writer.serve(receiver))
@@ -115,6 +128,8 @@ impl Journal {
             file,
             dir: dir.to_owned(),
             crash: options.crash_at.map(Crash::new),
+            holder,
+            held,
             max_wait: options.max_wait,
         };
         Ok(Journal { shared: Arc::new(shared) })
@@ -178,27 +193,24 @@ impl Journal {
     /// Tries to take the unfinished run `id` for this process.
     async fn take(&self, seq: i64, id: &str) -> Result<Take, JournalError> {
         let shared = &self.shared;
-        // A `list` probing the lock holds it for microseconds: try a few times before "busy".
-        let mut lock = None;
-        for attempt in 0..3 {
-            lock = lock::try_lock(&shared.dir, id)?;
-            if lock.is_some() {
-                break;
-            }
-            if attempt < 2 {
-                tokio::time::sleep(Duration::from_millis(3)).await;
+        match shared.call(|reply| Op::Claim { seq, at: now_ms(), reply }).await? {
+            Claimed::Held => {}
+            Claimed::Final => return Ok(Take::Final),
+            Claimed::Busy => return Ok(Take::Busy),
+        }
+        // Held from here: the handle releases it when dropped, whatever happens next.
+        let read = || {
+            let row = shared.read(|r| r.row(id))?.ok_or_else(|| unknown_run(id, &shared.file))?;
+            let past = shared.read(|r| r.past(seq, id))?;
+            Ok::<_, JournalError>((row, past))
+        };
+        match read() {
+            Ok((row, past)) => Ok(Take::Held(Box::new(Handle::new(shared.clone(), seq, row.summary.info)), past)),
+            Err(e) => {
+                shared.release(seq);
+                Err(e)
             }
         }
-        let Some(lock) = lock else { return Ok(Take::Busy) };
-        let Some(row) = shared.read(|r| r.row(id))? else { return Err(unknown_run(id, &shared.file)) };
-        if row.summary.status.is_final() {
-            lock.remove();
-            return Ok(Take::Final);
-        }
-        shared.call(|reply| Op::Claim { seq, at: now_ms(), reply }).await?;
-        let past = shared.read(|r| r.past(seq, id))?;
-        let handle = Handle::new(shared.clone(), seq, row.summary.info, lock);
-        Ok(Take::Held(Box::new(handle), past))
     }
 }
 
@@ -220,16 +232,30 @@ pub(crate) struct Stats {
 
 impl Drop for Shared {
     /// The last user is gone: close the channel, and let the writer commit what was sent
-    /// (`started` ops included) and close its connection, which checkpoints the WAL.
+    /// (held entries included) and close its connection, which checkpoints the WAL; then the
+    /// holder's lock file goes.
     fn drop(&mut self) {
         drop(self.ops.take());
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
+        self.holder.remove();
     }
 }
 
 impl Shared {
+    /// Holds an entry nobody waits for (a start, a read's result) for the writer to take: no
+    /// message, no wake-up.
+    pub(crate) fn hold(&self, seq: i64, op: Op) {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.entry(seq).or_insert_with(|| (std::time::Instant::now(), Vec::new())).1.push(op);
+    }
+    /// This process lets run `seq` go: in memory at once, in the journal with the next batch.
+    pub(crate) fn release(&self, seq: i64) {
+        self.holder.release(seq);
+        let _ = self.send(Op::Release { seq });
+    }
+
     pub(crate) fn send(&self, op: Op) -> Result<(), JournalError> {
         let ops = self.ops.as_ref().ok_or_else(|| error::stopped(&self.file))?;
         ops.send(op).map_err(|_| error::stopped(&self.file))
@@ -261,7 +287,7 @@ impl Shared {
 
     fn read<T>(&self, f: impl FnOnce(&Reader<'_>) -> T) -> T {
         let conn = self.side.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&Reader { conn: &conn, file: &self.file, dir: &self.dir })
+        f(&Reader { conn: &conn, file: &self.file, dir: &self.dir, holder: &self.holder })
     }
 }
 
@@ -271,9 +297,7 @@ impl Store for Journal {
             let (if_busy, deadline_at) = (start.if_busy, start.info.deadline_at);
             let began = self.shared.call(|reply| Op::Begin { info: Box::new(start.info), reply }).await?;
             match began {
-                Began::Fresh { seq, info, lock } => {
-                    Ok(Begun::Fresh(Box::new(Handle::new(self.shared.clone(), seq, *info, lock))))
-                }
+                Began::Fresh { seq, info } => Ok(Begun::Fresh(Box::new(Handle::new(self.shared.clone(), seq, *info)))),
                 Began::Found { id, status, .. } if status.is_final() => self.done(&id),
                 Began::Found { seq, id, .. } => self.wait(seq, id, if_busy, deadline_at).await,
             }
@@ -327,11 +351,6 @@ impl Store for Journal {
         )
         .map_err(err)?;
         tx.commit().map_err(err)?;
-        for id in &ids {
-            if let Ok(path) = lock::path(&shared.dir, id) {
-                let _ = std::fs::remove_file(path);
-            }
-        }
         // Give the freed pages back to the file system (auto_vacuum = INCREMENTAL).
         let _ = conn.execute_batch("PRAGMA incremental_vacuum");
         Ok(ids.len())

@@ -86,11 +86,94 @@ async fn a_dropped_run_is_interrupted_and_resumed_with_its_past() {
     let (third, _) = journal.resume(&id).await.expect("an interrupted run resumes");
     assert_eq!(journal.show(&id).expect("show").map(|r| r.record.is_none()), Some(true), "the old record is cleared");
     third.end(StoredStatus::Succeeded, &record("f", "succeeded")).await.expect("end");
-    assert!(!dir.path().join("locks").join(format!("{id}.lock")).exists(), "a finished run's lock file is removed");
+    let locks = || std::fs::read_dir(dir.path().join("locks")).expect("locks").count();
+    assert_eq!(locks(), 1, "one lock file for the process, none per run");
     drop(third);
     assert!(matches!(journal.resume(&id).await, Err(e) if e.code == "finished" && e.message.contains(&id)));
     assert!(matches!(journal.resume("r00000000000000").await, Err(e) if e.code == "unknown_run"));
     assert!(matches!(journal.resume("../../etc/passwd").await, Err(e) if e.code == "unknown_run"));
+    drop(journal);
+    assert_eq!(locks(), 0, "a closed journal leaves no lock file");
+}
+
+/// Two journals on one state folder hold runs as two processes do: each run is held by one of
+/// them, and a run one lets go (or never ends) is free for the other, once the release is written.
+#[tokio::test]
+async fn two_holders_exclude_each_other_and_a_released_run_is_free() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (open(dir.path()), open(dir.path()));
+    let run = fresh(a.begin(start("f", None)).await.expect("begin"));
+    let id = run.info().id.clone();
+    run.finished(&path("a"), &finished("a", json!(1))).await.expect("finished");
+    let status = |j: &flowcat_journal::Journal| j.list(&Filter::default()).expect("list")[0].status;
+    assert_eq!(status(&b), StoredStatus::Running, "the other holder sees it running");
+    assert!(matches!(b.resume(&id).await, Err(e) if e.code == "busy"), "held by the other journal");
+
+    drop(run);
+    a.flush().await.expect("flush");
+    assert_eq!(status(&b), StoredStatus::Interrupted, "let go: interrupted");
+    let (taken, past) = b.resume(&id).await.expect("the other journal takes it");
+    assert!(past.node("a").is_some_and(|n| n.finished.is_some()));
+    assert_eq!(status(&a), StoredStatus::Running, "now held by b");
+    assert!(matches!(a.resume(&id).await, Err(e) if e.code == "busy"));
+
+    // A whole journal closed with a run still held (the process ends): the run is free.
+    drop(a);
+    let c = open(dir.path());
+    assert!(matches!(c.resume(&id).await, Err(e) if e.code == "busy"), "b still holds it");
+    drop(taken);
+    b.flush().await.expect("flush");
+    let (again, _) = c.resume(&id).await.expect("free once b let it go");
+    again.end(StoredStatus::Succeeded, &record("f", "succeeded")).await.expect("end");
+    assert_eq!(status(&b), StoredStatus::Succeeded);
+}
+
+/// Entries nobody waits for (a start, a read's result) are held by the writer and written with
+/// the run's next awaited entry, at a flush, or after a short while; a run that succeeds writes
+/// only its row and its end.
+#[tokio::test]
+async fn held_entries_are_written_with_the_next_awaited_one_or_dropped_at_a_final_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = open(dir.path());
+    let nodes = |id: &str| journal.show(id).expect("show").expect("the run").past.nodes.len();
+
+    // A run of reads that succeeds: two commits (begin, end), no node rows.
+    let run = fresh(journal.begin(start("reads", None)).await.expect("begin"));
+    let id = run.info().id.clone();
+    let before = journal.stats();
+    for n in ["a", "b", "c"] {
+        run.started(&path(n), 1);
+        run.noted(&path(n), finished(n, json!(n)));
+    }
+    run.end(StoredStatus::Succeeded, &record("reads", "succeeded")).await.expect("end");
+    let after = journal.stats();
+    assert_eq!((after.0 - before.0, after.1 - before.1), (1, 1), "one commit of one op: the end");
+    assert_eq!(nodes(&id), 0, "the final record has them");
+
+    // A run that writes: its reads are durable with the write's intent, before it is sent.
+    let run = fresh(journal.begin(start("writes", None)).await.expect("begin"));
+    let id = run.info().id.clone();
+    run.started(&path("read"), 1);
+    run.noted(&path("read"), finished("read", json!(1)));
+    run.intent(&path("write"), &json!({ "method": "POST" })).await.expect("intent");
+    let past = journal.show(&id).expect("show").expect("run").past;
+    assert!(past.node("read").is_some_and(|n| n.started_at == Some(1) && n.finished.is_some()), "{past:?}");
+    assert!(past.node("write").is_some_and(|n| n.intent.is_some()));
+
+    // A run that waits: its start is written within the hold time, without anything after it.
+    // (The writer's hold is on the machine's clock: the bounds below cannot fail by slowness.)
+    let sent = std::time::Instant::now();
+    run.started(&path("poll"), 2);
+    while journal.show(&id).expect("show").expect("run").past.node("poll").is_none() {
+        assert!(sent.elapsed() < std::time::Duration::from_secs(10), "the held start was never written");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(sent.elapsed() >= std::time::Duration::from_millis(100), "held, not written at once");
+
+    // Ended interrupted (not finished): what it held is kept for the resume.
+    run.noted(&path("late"), finished("late", json!(2)));
+    run.end(StoredStatus::Interrupted, &record("writes", "failed")).await.expect("end");
+    assert!(journal.show(&id).expect("show").expect("run").past.node("late").is_some());
 }
 
 #[tokio::test]
@@ -238,4 +321,39 @@ async fn concurrent_runs_share_commits() {
     assert!(ops >= 16 * 40, "{ops}");
     assert!(commits < ops, "some ops shared a commit: {commits} commits for {ops} ops");
     assert_eq!(path_key(&path("phone/create")), "phone/create");
+}
+
+/// A journal of schema version 1 (runs held through a lock file per run, no holder column) is
+/// migrated when opened, and a run without a holder whose version-1 lock file is still locked
+/// (an older flowcat process running it) is not taken from it.
+#[tokio::test]
+async fn a_version_1_journal_is_migrated_and_its_locked_runs_stay_held() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = open(dir.path());
+    let run = fresh(journal.begin(start("f", None)).await.expect("begin"));
+    let id = run.info().id.clone();
+    run.finished(&path("a"), &finished("a", json!(1))).await.expect("finished");
+    drop(run);
+    drop(journal);
+    // Back to version 1, as an older flowcat left it.
+    let file = dir.path().join(flowcat_journal::DB_FILE);
+    let conn = rusqlite::Connection::open(&file).expect("open");
+    conn.execute_batch("ALTER TABLE runs DROP COLUMN holder; PRAGMA user_version = 1;").expect("to version 1");
+    drop(conn);
+    let old_lock = dir.path().join("locks").join(format!("{id}.lock"));
+    let file_lock = std::fs::File::create(&old_lock).expect("lock file");
+    rustix::fs::flock(&file_lock, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+
+    let journal = open(dir.path());
+    let conn = rusqlite::Connection::open(&file).expect("open");
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+    assert_eq!(version, 2, "migrated");
+    assert!(old_lock.exists(), "a locked lock file is never swept");
+    assert_eq!(journal.list(&Filter::default()).expect("list")[0].status, StoredStatus::Running);
+    assert!(matches!(journal.resume(&id).await, Err(e) if e.code == "busy"), "the older process holds it");
+    drop(file_lock);
+    assert_eq!(journal.list(&Filter::default()).expect("list")[0].status, StoredStatus::Interrupted);
+    let (again, past) = journal.resume(&id).await.expect("free once the older process is gone");
+    assert!(past.node("a").is_some());
+    drop(again);
 }

@@ -122,6 +122,9 @@ pub struct Hall {
     integrations: Option<Integrations>,
     clients: Clients,
     store: Option<Arc<dyn Store>>,
+    /// Each flow's [`digest`], computed once: the catalog does not change under a hall, and a
+    /// flow calling others hashes all their texts (tens of kilobytes for the onboarding example).
+    digests: std::sync::Mutex<HashMap<String, Arc<str>>>,
 }
 
 impl std::fmt::Debug for Hall {
@@ -138,6 +141,7 @@ impl Hall {
             integrations: None,
             clients: Clients::new(),
             store: None,
+            digests: Default::default(),
         }
     }
 
@@ -235,7 +239,7 @@ impl Hall {
         let info = RunInfo {
             id: String::new(),
             flow: flow.id().to_owned(),
-            flow_digest: digest(self.catalog(), flow.id()),
+            flow_digest: self.digest(flow.id()).to_string(),
             key,
             inputs: checked.request.inputs.clone(),
             vars: checked.request.vars.clone(),
@@ -300,7 +304,7 @@ impl Hall {
     }
 
     fn check_same(&self, info: &RunInfo, checked: &Checked) -> Result<(), Refused> {
-        if digest(self.catalog(), &info.flow) != info.flow_digest {
+        if *self.digest(&info.flow) != *info.flow_digest {
             return Err(Refused::Changed(format!(
                 "the flow `{}` or a flow it calls changed since run `{}` started; resuming it with other \
                  flows could repeat or skip writes. Restore the flows it ran with (see `flowcat runs show {}`)",
@@ -321,6 +325,17 @@ impl Hall {
     }
 
     /// Runs a held run to its end (or its stop) and records how it ended.
+    /// [`digest`] of `flow`, from the cache when this hall computed it before.
+    fn digest(&self, flow: &str) -> Arc<str> {
+        let mut cache = self.digests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(d) = cache.get(flow) {
+            return d.clone();
+        }
+        let d: Arc<str> = digest(self.catalog(), flow).into();
+        cache.insert(flow.to_owned(), d.clone());
+        d
+    }
+
     async fn drive(
         &self,
         handle: Box<dyn RunHandle>,
@@ -370,8 +385,6 @@ fn targets(bindings: &HashMap<String, Arc<Binding>>) -> Vec<(String, String)> {
     out
 }
 
-/// A digest of the text of `flow` and of every flow it may call, so that a run is not resumed
-/// with flows that changed under it.
 /// The flow's `key:` rendered from a run's inputs, the defaults of those not given included (as
 /// the runner will fill them in).
 fn key_of(flow: &Flow, given: &Map<String, Value>) -> Result<Option<String>, Refused> {
@@ -390,6 +403,8 @@ fn key_of(flow: &Flow, given: &Map<String, Value>) -> Result<Option<String>, Ref
     })
 }
 
+/// A digest of the text of `flow` and of every flow it may call, so that a run is not resumed
+/// with flows that changed under it.
 pub fn digest(catalog: &Catalog, flow: &str) -> String {
     let mut seen = std::collections::BTreeSet::new();
     let mut todo = vec![flow.to_owned()];
@@ -432,7 +447,7 @@ impl RunLog for LogOf {
         self.0.finished(path, node)
     }
 
-    fn noted(&self, path: &[String], node: &Finished) {
+    fn noted(&self, path: &[String], node: Finished) {
         self.0.noted(path, node)
     }
 }

@@ -51,10 +51,11 @@ pub trait RunLog: Send + Sync {
     /// not lose.
     fn finished<'a>(&'a self, path: &'a [String], node: &'a Finished) -> BoxFuture<'a, Result<(), JournalError>>;
     /// A node finished whose loss in a crash costs only running it again (a read, a local
-    /// node, an idempotent call, a subflow whose own nodes are journaled): journaled in order,
-    /// durable with the next durable entry (an intent, a write's result, the run's end), not
-    /// awaited.
-    fn noted(&self, path: &[String], node: &Finished);
+    /// node, a subflow whose own nodes are journaled): journaled in order, durable with the
+    /// next durable entry (an intent, a write's result, the run's end), not awaited. Given by
+    /// value: a store may keep it as it is and write it only if it must (a run that finishes
+    /// soon has it in its final record).
+    fn noted(&self, path: &[String], node: Finished);
 }
 
 impl fmt::Debug for dyn RunLog {

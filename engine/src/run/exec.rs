@@ -424,12 +424,17 @@ impl<'r, 'l> Scheduler<'r, 'l> {
         }
         if let Some(journal) = &self.level.durable.journal {
             let effect = node.compiled.exec.effect();
-            let mut record = self.records[i].clone();
-            if matches!(effect, Effect::Local | Effect::Read) {
+            let record = if matches!(effect, Effect::Local | Effect::Read) {
                 // What a read sent and got is in the run's final record; the journal needs its
-                // result (building the detail's JSON for every read was most of its cost).
-                record.detail = None;
-            }
+                // result (building the detail's JSON for every read was most of its cost), so
+                // the detail is not even copied.
+                let detail = self.records[i].detail.take();
+                let record = self.records[i].clone();
+                self.records[i].detail = detail;
+                record
+            } else {
+                self.records[i].clone()
+            };
             let done = Finished { record, branch };
             // A call that changed something is durable before its dependents start; any other
             // node lost in a crash is simply run again, and reads it came from were made durable
@@ -437,7 +442,7 @@ impl<'r, 'l> Scheduler<'r, 'l> {
             let recorded = if matches!(effect, Effect::Write | Effect::Idempotent) {
                 journal.finished(&p, &done).await
             } else {
-                journal.noted(&p, &done);
+                journal.noted(&p, done);
                 Ok(())
             };
             if let Err(e) = recorded {
