@@ -282,3 +282,111 @@ fn loopback_http_is_allowed_for_loopback_hosts_only() {
             .starts_with("int.yaml:5:5: integration `t`: `loopback_http: true` but `10.0.0.1` is not a loopback host")
     );
 }
+
+/// `rate_limit` of each integration, as `(per_second, burst)`; `None` when it has no limiter.
+fn rate_limits(file: &Integrations) -> Vec<(String, Option<(f64, u32)>)> {
+    let limit = |i: &integrations::Integration| i.limiter.as_ref().map(|l| (l.limit().per_second, l.limit().burst));
+    file.list.iter().map(|i| (i.name.clone(), limit(i))).collect()
+}
+
+#[test]
+fn rate_limits_their_defaults_and_none() {
+    let text = r#"integrations:
+  duo:
+    kind: duo_admin
+    host: api-12345678.duosecurity.com
+    ikey: DI1
+    skey: ${SET}
+  duo_set:
+    kind: duo_auth
+    host: api-12345678.duosecurity.com
+    ikey: DI1
+    skey: ${SET}
+    rate_limit: { per_second: 10, burst: 20 }
+  duo_per_minute:
+    kind: duo_admin
+    host: api-12345678.duosecurity.com
+    ikey: DI1
+    skey: ${SET}
+    rate_limit: { per_minute: 90 }
+  duo_off:
+    kind: duo_admin
+    host: api-12345678.duosecurity.com
+    ikey: DI1
+    skey: ${SET}
+    rate_limit: none
+  sim:
+    kind: duo_admin
+    host: "127.0.0.1:41234"
+    ikey: DI1
+    skey: ${SET}
+    loopback_http: true
+  tickets:
+    kind: http
+    base_url: https://tickets.example.com
+  tickets_set:
+    kind: http
+    base_url: https://tickets.example.com
+    rate_limit: { per_second: 0.5 }
+"#;
+    let file = parse(text).expect("valid");
+    let got = rate_limits(&file);
+    let want: Vec<(String, Option<(f64, u32)>)> = [
+        ("duo", Some((3.0, 10))),
+        ("duo_set", Some((10.0, 20))),
+        ("duo_per_minute", Some((1.5, 2))),
+        ("duo_off", None),
+        ("sim", None),
+        ("tickets", None),
+        ("tickets_set", Some((0.5, 1))),
+    ]
+    .into_iter()
+    .map(|(n, l)| (n.to_owned(), l))
+    .collect();
+    assert_eq!(got, want);
+    // Clones share the limiter: every run bound to the integration waits on one bucket.
+    let duo = file.get("duo").expect("duo");
+    let (a, b) = (duo.clone(), duo.clone());
+    assert!(std::sync::Arc::ptr_eq(a.limiter.as_ref().expect("a"), b.limiter.as_ref().expect("b")));
+}
+
+#[test]
+fn rate_limit_mistakes_are_reported_with_their_place_and_fix() {
+    let text = r#"integrations:
+  a:
+    kind: http
+    base_url: https://x.example.com
+    rate_limit: 10
+  b:
+    kind: http
+    base_url: https://x.example.com
+    rate_limit: { per_second: 0, burst: 0 }
+  c:
+    kind: http
+    base_url: https://x.example.com
+    rate_limit: { per_second: 5, per_minute: 300 }
+  d:
+    kind: http
+    base_url: https://x.example.com
+    rate_limit: { burst: 5, per_secnd: 5 }
+  e:
+    kind: http
+    base_url: https://x.example.com
+    rate_limit: { per_minute: many, burst: 2.5 }
+"#;
+    let got = problems(text);
+    let expected = [
+        "int.yaml:5:17: integration `a`: `rate_limit` must be `none` or a mapping, found a number (write `rate_limit: { per_second: 10, burst: 20 }`, `rate_limit: { per_minute: 180 }` or `rate_limit: none`)",
+        "int.yaml:9:31: integration `b`: `rate_limit.per_second` must be a number above 0 and at most 10000 (requests allowed on average; `rate_limit: none` turns the limit off)",
+        "int.yaml:9:41: integration `b`: `rate_limit.burst` must be a whole number from 1 to 10000",
+        "int.yaml:13:46: integration `c`: `rate_limit` has both `per_second` and `per_minute` (keep one: `per_minute: 180` is `per_second: 3`)",
+        "int.yaml:17:29: integration `d`: unknown key `per_secnd` (did you mean `per_second`?)",
+        "int.yaml:17:17: integration `d`: `rate_limit` has no `per_second` or `per_minute`",
+        "int.yaml:21:31: integration `e`: `rate_limit.per_minute` must be a number above 0 and at most 600000",
+        "int.yaml:21:44: integration `e`: `rate_limit.burst` must be a whole number from 1 to 10000",
+    ];
+    for want in expected {
+        assert!(got.iter().any(|m| m.starts_with(want)), "missing {want:?} in\n{}", got.join("\n"));
+    }
+    assert_eq!(got.len(), expected.len(), "unexpected extra problems:\n{}", got.join("\n"));
+}

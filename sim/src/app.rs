@@ -2,6 +2,7 @@
 //! stats, options.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use crate::fault::Faults;
 use crate::keys::Keyring;
 use crate::links::{self, PhoneRef};
 use crate::push::{Ended, Outcome};
+use crate::ratelimit::{Buckets, RateLimit};
 use crate::state::State;
 
 /// When `POST /admin/v1/users/enroll` creates the user.
@@ -49,6 +51,8 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// Faults armed at start.
     pub faults: Faults,
+    /// Duo's rate limiting, per integration key (`--rate-limit`); none by default.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for Options {
@@ -63,6 +67,7 @@ impl Default for Options {
             header_read_timeout: Duration::from_secs(10),
             max_body_bytes: 1 << 20,
             faults: Faults::default(),
+            rate_limit: None,
         }
     }
 }
@@ -79,6 +84,10 @@ pub(crate) struct App {
     pub stats: Mutex<BTreeMap<String, u64>>,
     pub options: Options,
     pub clock: Clock,
+    /// The rate limit's buckets, when `options.rate_limit` is set.
+    pub buckets: Option<Mutex<Buckets>>,
+    /// Requests refused by the rate limit (not by a 429 fault), since start or the last reset.
+    pub rate_limited: AtomicU64,
 }
 
 impl App {
@@ -93,6 +102,8 @@ impl App {
             state: Mutex::new(state),
             faults: Mutex::new(options.faults.clone()),
             stats: Mutex::new(BTreeMap::new()),
+            buckets: options.rate_limit.map(|limit| Mutex::new(Buckets::new(limit))),
+            rate_limited: AtomicU64::new(0),
             options,
         }
     }

@@ -37,6 +37,11 @@ pub struct SimArgs {
     /// (kinds: `latency` ms, `429` count retry_after header, `5xx` count status, `drop` count).
     #[arg(long, value_name = "SPEC")]
     pub fault: Vec<String>,
+    /// Duo's rate limiting, per integration key, on the simulator's clock: `50/s`, `300/min`,
+    /// optionally with a burst (`20/s,burst=5`; one second's worth by default). Over it, requests
+    /// get 429 with code 42901 and no `Retry-After`.
+    #[arg(long, value_name = "RATE", value_parser = crate::ratelimit::RateLimit::parse)]
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
     /// Clock skew allowed on request dates, in seconds (at least 60).
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub skew_secs: u64,
@@ -91,6 +96,7 @@ impl SimArgs {
             time_scale: self.time_scale,
             activate_after: self.activate_after,
             enroll_mode: self.enroll_creates_user,
+            rate_limit: self.rate_limit,
             ..Options::default()
         };
         options.faults.global.latency_ms = self.latency_ms;

@@ -44,6 +44,10 @@ pub(crate) async fn handle(State(app): State<Arc<App>>, req: Request) -> Respons
         Action::TooMany { retry_after, header } => return too_many(retry_after, header.name()),
         Action::ServerError(status) => return error(&ApiError::server(status)),
     }
+    if route.api != Api::Public && !within_rate_limit(&app, req.headers()) {
+        // No `Retry-After`: the Admin API sends none, and for the Auth API Duo says nothing.
+        return error(&ApiError::too_many());
+    }
     let result = serve(&app, route, &ids, req).await;
     let mut response = match result {
         Ok(reply) => success(reply),
@@ -53,6 +57,21 @@ pub(crate) async fn handle(State(app): State<Arc<App>>, req: Request) -> Respons
         response.extensions_mut().insert(DropConnection);
     }
     response
+}
+
+/// Whether the rate limit lets this request through. It is counted against the integration key
+/// its `Authorization` names, before the signature is checked (a request with a bad signature
+/// still costs its key a token); a key the simulator does not know has no bucket (it gets
+/// 40102), so the buckets stay as few as the keys.
+fn within_rate_limit(app: &App, headers: &axum::http::HeaderMap) -> bool {
+    let Some(buckets) = &app.buckets else { return true };
+    let claimed = headers.get(header::AUTHORIZATION).and_then(|h| verify::parse_authorization(h.as_bytes()).ok());
+    let Some((ikey, _)) = claimed.filter(|(ikey, _)| app.keyring.get(ikey).is_some()) else { return true };
+    let allowed = lock(buckets).take(&ikey, app.clock.now_ms());
+    if !allowed {
+        app.rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    allowed
 }
 
 /// Verifies and applies one request.

@@ -120,6 +120,11 @@ impl Sim {
         lock(&self.app.stats).clone()
     }
 
+    /// Requests the rate limit (`--rate-limit`) refused with 429, since start or the last reset.
+    pub fn rate_limited(&self) -> u64 {
+        self.app.rate_limited.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The fault configuration, counters as they stand.
     pub fn faults(&self) -> Faults {
         lock(&self.app.faults).clone()
@@ -175,6 +180,10 @@ pub(crate) fn reset(app: &App) {
     *lock(&app.state) = app.initial.clone();
     *lock(&app.faults) = app.options.faults.clone();
     lock(&app.stats).clear();
+    if let Some(buckets) = &app.buckets {
+        lock(buckets).clear();
+    }
+    app.rate_limited.store(0, std::sync::atomic::Ordering::Relaxed);
     // Held long-polls re-check and find their txid gone.
     app.clock.wake();
 }

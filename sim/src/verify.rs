@@ -107,7 +107,7 @@ pub fn verify(req: &RequestParts<'_>, keys: &Keyring, now: i64, skew: i64) -> Re
 }
 
 /// Splits `Basic base64(ikey:hex)` into the ikey and the raw signature bytes.
-fn parse_authorization(header: &[u8]) -> Result<(String, Vec<u8>), AuthError> {
+pub(crate) fn parse_authorization(header: &[u8]) -> Result<(String, Vec<u8>), AuthError> {
     const MALFORMED: AuthError = AuthError::BadSignature("malformed `Authorization` header");
     let text = std::str::from_utf8(header).map_err(|_| MALFORMED)?.trim();
     let (scheme, encoded) = text.split_once(' ').ok_or(MALFORMED)?;

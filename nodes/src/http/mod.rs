@@ -7,6 +7,7 @@
 //! followed; no secret appears in a [`Reply`], an [`Attempt`], a [`CallError`] or `Debug` output.
 
 mod error;
+pub mod limit;
 mod prepare;
 mod record;
 mod tls;
@@ -20,6 +21,7 @@ use flowcat_engine::kind::Effect;
 use serde_json::{Map, Value};
 
 pub use error::CallError;
+pub use limit::{Limiter, RateLimit};
 pub use record::{Attempt, REDACTED, RequestRecord, ResponseRecord, is_sensitive_header, parse_body};
 
 use crate::duo::{Failure, RetryPolicy, delay, may_retry, retry_after};
@@ -204,6 +206,8 @@ enum Outcome {
 ///   `Retry-After`/`X-Retry-After`; 5xx and broken connections only for reads and idempotent
 ///   calls, never for a write ([`may_retry`], by the call's `effect`). A connection refused or a
 ///   timeout is not retried: nothing was sent, or the node's time is up.
+/// - The integration's rate limiter ([`Limiter`], shared by every run) gives each attempt its
+///   token first; a 429 slows every run of the integration down.
 /// - The run's deadline (`Call::deadline`) bounds everything: an attempt's time limit is cut to
 ///   it, and a wait that would end after it is not started ([`CallError::Deadline`]).
 /// - Errors come only when no usable answer came; a 4xx or 5xx answer is a [`Reply`].
@@ -215,6 +219,18 @@ pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> 
     let redactor = Redactor::new(integration);
     let mut attempts: Vec<Attempt> = Vec::new();
     loop {
+        // The token first, then the signature: a request signed before a long wait would carry a
+        // stale date.
+        let sent_at = match integration.limiter.as_deref() {
+            None => None,
+            Some(limiter) => match limiter.acquire(call.deadline).await {
+                Ok(at) => Some((limiter, at)),
+                Err(limit::TooLate { wait }) => {
+                    let when = format!("comes before the integration's rate limit lets it go, in {} ms", millis(wait));
+                    return Err(call.past_deadline(when, false, attempts));
+                }
+            },
+        };
         let prepared = prepare::prepare(integration, call).map_err(refused)?;
         let timeout = match call.left() {
             Some(left) if left.is_zero() => {
@@ -227,6 +243,9 @@ pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> 
         if timeout < call.timeout && matches!(outcome, Outcome::Timeout) {
             attempts.push(attempt);
             return Err(call.past_deadline("passed while it waited for its answer".into(), true, attempts));
+        }
+        if let (Some((limiter, at)), Outcome::Answer { status: 429, .. }) = (sent_at, &outcome) {
+            limiter.throttled(at);
         }
         let failure = match &outcome {
             Outcome::Answer { status, .. } if *status == 429 || *status >= 500 => Some(Failure::Status(*status)),

@@ -3,6 +3,7 @@
 
 use std::fmt::Display;
 use std::path::Path;
+use std::sync::Arc;
 
 use flowcat_engine::diag::did_you_mean;
 use flowcat_engine::shape::parse_duration;
@@ -12,11 +13,18 @@ use super::guard::{looks_like_secret, readable_by_others};
 use super::value::{clip, env_reference, parse_base_url, parse_host};
 use super::{Auth, Endpoint, Error, Integration, Integrations, Kind, Scheme, is_loopback, relative_to};
 use crate::duo::{RetryPolicy, Secret, SigVersion, SignError, Signer};
+use crate::http::{Limiter, RateLimit};
 
-const COMMON_KEYS: &[&str] = &["kind", "retry", "loopback_http", "tls_roots", "ca_certs"];
+const COMMON_KEYS: &[&str] = &["kind", "retry", "rate_limit", "loopback_http", "tls_roots", "ca_certs"];
 const DUO_KEYS: &[&str] = &["host", "ikey", "skey", "signature", "host_check"];
 const HTTP_KEYS: &[&str] = &["base_url", "auth", "token", "username", "password"];
 const RETRY_KEYS: &[&str] = &["max_attempts", "initial", "max", "jitter"];
+const RATE_KEYS: &[&str] = &["per_second", "per_minute", "burst"];
+const RATE_FIX: &str =
+    "write `rate_limit: { per_second: 10, burst: 20 }`, `rate_limit: { per_minute: 180 }` or `rate_limit: none`";
+/// The most `rate_limit.per_second` (and burst) accepted: far above any API's limit, low enough
+/// that a typo of a few zeros is caught.
+const MAX_RATE: f64 = 10_000.0;
 const AUTH_MODES: &[&str] = &["none", "basic", "bearer"];
 const SECRET_FIX: &str = "write `${ENV_VAR}` or `{ file: PATH }` instead";
 
@@ -38,6 +46,13 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     } else {
         Err(Error::Invalid { path: path.to_owned(), problems: cx.problems })
     }
+}
+
+/// What `rate_limit:` says: nothing (the kind's default), `none`, or a limit.
+enum Rate {
+    Default,
+    Off,
+    Set(RateLimit),
 }
 
 /// The loader's state: where we are and what went wrong so far.
@@ -147,12 +162,22 @@ impl Cx<'_> {
         let loopback_http = self.flag(body, "loopback_http");
         self.loopback_http = loopback_http;
         let retry = self.retry(body);
+        let rate = self.rate_limit(body);
         let tls = self.tls(body);
         let (endpoint, auth) = match kind? {
             Kind::Http => self.http(body, at, loopback_http)?,
             _ => self.duo(body, at, loopback_http)?,
         };
-        Some(Integration { name, kind: kind?, endpoint, auth, retry: retry?, loopback_http, tls: tls? })
+        let kind = kind?;
+        let limit = match rate? {
+            Rate::Set(limit) => Some(limit),
+            Rate::Off => None,
+            // Duo's limits protect Duo: the simulator on loopback has its own (`--rate-limit`).
+            Rate::Default if kind.is_duo() && !is_loopback(&endpoint.host) => Some(RateLimit::DUO_DEFAULT),
+            Rate::Default => None,
+        };
+        let limiter = limit.map(|limit| Arc::new(Limiter::new(limit)));
+        Some(Integration { name, kind, endpoint, auth, retry: retry?, loopback_http, tls: tls?, limiter })
     }
 
     fn kind(&mut self, body: &Node, at: Span) -> Option<Kind> {
@@ -243,6 +268,64 @@ impl Cx<'_> {
             self.error(node.span, "`retry.initial` is longer than `retry.max`", "make `initial` at most `max`");
         }
         (self.problems.len() == before).then_some(policy)
+    }
+
+    /// `rate_limit: none` or `rate_limit: { per_second | per_minute, burst }`.
+    fn rate_limit(&mut self, body: &Node) -> Option<Rate> {
+        let Some(node) = body.get("rate_limit") else { return Some(Rate::Default) };
+        if node.as_str() == Some("none") {
+            return Some(Rate::Off);
+        }
+        let Some(pairs) = node.as_map() else {
+            let what = format_args!("`rate_limit` must be `none` or a mapping, found {}", node.describe());
+            self.error(node.span, what, RATE_FIX);
+            return None;
+        };
+        self.unknown_keys(pairs, &[RATE_KEYS], "rate_limit");
+        let before = self.problems.len();
+        let rate = match (node.get("per_second"), node.get("per_minute")) {
+            (Some(n), None) => self.rate_number(n, "per_second", 1.0),
+            (None, Some(n)) => self.rate_number(n, "per_minute", 60.0),
+            (Some(_), Some(n)) => {
+                let fix = "keep one: `per_minute: 180` is `per_second: 3`";
+                self.error(n.span, "`rate_limit` has both `per_second` and `per_minute`", fix);
+                None
+            }
+            (None, None) => {
+                self.error(node.span, "`rate_limit` has no `per_second` or `per_minute`", RATE_FIX);
+                None
+            }
+        };
+        let burst = match node.get("burst") {
+            // One second's worth: as many at once as the rate allows in a second.
+            None => rate.map(|r| r.ceil().max(1.0) as u32),
+            Some(n) => {
+                let parsed =
+                    n.as_str().and_then(|t| t.parse::<u32>().ok()).filter(|b| (1..=MAX_RATE as u32).contains(b));
+                if parsed.is_none() {
+                    let what = format_args!("`rate_limit.burst` must be a whole number from 1 to {MAX_RATE}");
+                    self.error(n.span, what, "the requests that may go at once after a quiet spell, e.g. `burst: 10`");
+                }
+                parsed
+            }
+        };
+        if self.problems.len() != before {
+            return None;
+        }
+        Some(Rate::Set(RateLimit { per_second: rate?, burst: burst? }))
+    }
+
+    /// A rate in requests per `unit` seconds, as requests per second.
+    fn rate_number(&mut self, node: &Node, key: &str, unit: f64) -> Option<f64> {
+        let number = node.as_str().and_then(|t| t.parse::<f64>().ok()).filter(|n| n.is_finite());
+        match number.map(|n| n / unit) {
+            Some(per_second) if per_second > 0.0 && per_second <= MAX_RATE => Some(per_second),
+            _ => {
+                let what = format_args!("`rate_limit.{key}` must be a number above 0 and at most {}", MAX_RATE * unit);
+                self.error(node.span, what, "requests allowed on average; `rate_limit: none` turns the limit off");
+                None
+            }
+        }
     }
 
     fn duo(&mut self, body: &Node, at: Span, loopback_http: bool) -> Option<(Endpoint, Auth)> {

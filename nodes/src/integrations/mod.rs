@@ -15,8 +15,10 @@ mod value;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::duo::{RetryPolicy, Secret, Signer};
+use crate::http::Limiter;
 
 pub use load::{load, parse};
 pub use tls::{Roots, Tls, parse_pem};
@@ -153,6 +155,11 @@ pub struct Integration {
     pub loopback_http: bool,
     /// The roots and extra CA certificates the server's certificate is checked against.
     pub tls: Tls,
+    /// The integration's rate limiter (`rate_limit:`), made once when the file is read and shared
+    /// by every clone, so every run bound to this integration in the process waits on the same
+    /// bucket and slows down together on a 429. `None`: no limit (`rate_limit: none`, or an `http`
+    /// or loopback integration without `rate_limit:`).
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 impl Integration {
