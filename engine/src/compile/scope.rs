@@ -142,6 +142,10 @@ impl Scope<'_> {
         let d = diags
             .error("unknown-name", Some(r.span), format!("a template cannot read `{}`", r.dotted()))
             .label(format!("expected a path starting with {}", one_of(roots.iter().map(|x| &**x))));
+        if matches!(root.as_str(), "item" | "index") && extra != Extra::Item {
+            d.help("`item` and `index` are read only in a `for_each` node's `with:`, once per item");
+            return;
+        }
         let guess = if self.inputs.find(root).is_some() {
             Some(format!("inputs.{}", r.dotted()))
         } else if self.vars.find(root).is_some() {

@@ -134,7 +134,7 @@ pub struct ForEachExec {
 
 impl NodeExec for ForEachExec {
     fn label(&self) -> String {
-        format!("for each of {}: subflow {}", self.items.source, self.flow)
+        format!("for each of {}, {} at a time: subflow {}", self.items.source, self.concurrency, self.flow)
     }
 
     fn describe(&self) -> Value {
