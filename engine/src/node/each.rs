@@ -81,6 +81,103 @@ pub struct Items {
 /// An item's subflow ended: its index, path and run (or why it could not start).
 type ItemEnded = (usize, Arc<[String]>, Result<RunRecord, NodeError>, u64);
 
+/// A list being run: where each item stands.
+struct List {
+    inputs: Vec<Option<Result<Map<String, Value>, NodeError>>>,
+    outcomes: Vec<ItemOutcome>,
+    /// The items' own runs, for the record.
+    records: Vec<ItemRecord>,
+    /// The next item to start.
+    next: usize,
+    first_failure: Option<usize>,
+    /// An item's run was stopped: no other starts, and the node stops the run.
+    stopped: Option<NodeError>,
+}
+
+impl List {
+    fn new(inputs: Vec<Result<Map<String, Value>, NodeError>>) -> Self {
+        let outcomes = (0..inputs.len()).map(|_| ItemOutcome::pending()).collect();
+        let inputs = inputs.into_iter().map(Some).collect();
+        List { inputs, outcomes, records: Vec::new(), next: 0, first_failure: None, stopped: None }
+    }
+
+    /// No other item may start.
+    fn halted(&self, each: Each<'_>) -> bool {
+        self.stopped.is_some() || (each.stop_at_failure && self.first_failure.is_some())
+    }
+
+    fn failed(&mut self, i: usize, error: NodeError) {
+        self.outcomes[i] = ItemOutcome::failed(error);
+        self.first_failure.get_or_insert(i);
+    }
+
+    /// Item `i`'s inputs to run it with; `None` when it is settled without running: restored
+    /// from the journal, or failed because its inputs could not be rendered.
+    fn take_or_settle(&mut self, cx: &NodeCx<'_>, i: usize) -> Option<Map<String, Value>> {
+        let path = cx.item_path(i);
+        if let Some(done) = cx.sub.finished(&path_key(&path)) {
+            self.outcomes[i] = ItemOutcome::restored(done);
+            cx.sub.observer().event(&Event::Restored { path: &path, status: self.outcomes[i].status });
+            if self.outcomes[i].status == NodeStatus::Failed {
+                self.first_failure.get_or_insert(i);
+            }
+            return None;
+        }
+        match self.inputs[i].take()? {
+            Ok(inputs) => Some(inputs),
+            Err(e) => {
+                cx.sub.observer().event(&Event::Started { path: &path, kind: ITEM_KIND });
+                self.failed(i, e);
+                cx.item_finished(&path, &self.outcomes[i], now_ms());
+                None
+            }
+        }
+    }
+
+    /// An item's subflow ended: its outcome, journaled unless its run was stopped.
+    fn ended(&mut self, cx: &NodeCx<'_>, each: Each<'_>, (i, path, ran, at): ItemEnded) {
+        let record = match ran {
+            Ok(record) => record,
+            Err(e) => {
+                self.failed(i, e);
+                cx.item_finished(&path, &self.outcomes[i], at);
+                return;
+            }
+        };
+        match (record.status, &record.error) {
+            (RunStatus::Succeeded, _) => {
+                let outputs = Some(record.outputs.clone());
+                self.outcomes[i] = ItemOutcome { status: NodeStatus::Succeeded, outputs, error: None };
+            }
+            (RunStatus::Interrupted | RunStatus::NeedsAttention, failure) => {
+                // Not finished: not journaled, so that a resumed run takes it up again.
+                let why =
+                    failure.as_ref().map_or_else(String::new, |f| format!(" at node `{}`: {}", f.node, f.message));
+                let code = failure.as_ref().map_or("interrupted", |f| f.code.as_str());
+                let e = NodeError::new(code, format!("item {i} (subflow `{}`) stopped{why}", each.flow));
+                self.stopped.get_or_insert(e);
+                // Kept whatever its index: the scheduler reads from it why the run stops.
+                self.records.push(ItemRecord { index: i, record });
+                return;
+            }
+            (RunStatus::Failed, failure) => {
+                let e = match failure {
+                    Some(f) => NodeError::new(
+                        f.code.clone(),
+                        format!("subflow `{}` failed at node `{}`: {}", each.flow, f.node, f.message),
+                    ),
+                    None => NodeError::new("failed", format!("subflow `{}` failed", each.flow)),
+                };
+                self.failed(i, e);
+            }
+        }
+        cx.item_finished(&path, &self.outcomes[i], at);
+        if i < MAX_ITEM_RECORDS {
+            self.records.push(ItemRecord { index: i, record });
+        }
+    }
+}
+
 impl NodeCx<'_> {
     /// Runs `each.flow` once per item, `inputs[i]` being item `i`'s inputs (an `Err` is that
     /// item's failure: its inputs could not be rendered). At most `each.concurrency` items run
@@ -91,102 +188,26 @@ impl NodeCx<'_> {
         each: Each<'_>,
         inputs: Vec<Result<Map<String, Value>, NodeError>>,
     ) -> Result<Items, NodeError> {
-        let n = inputs.len();
-        let mut inputs: Vec<Option<Result<Map<String, Value>, NodeError>>> = inputs.into_iter().map(Some).collect();
-        let mut outcomes: Vec<ItemOutcome> = (0..n).map(|_| ItemOutcome::pending()).collect();
-        let mut records: Vec<ItemRecord> = Vec::new();
-        let mut first_failure = None;
-        let mut stopped: Option<NodeError> = None;
+        let mut list = List::new(inputs);
         let mut running: FuturesUnordered<BoxFuture<'_, ItemEnded>> = FuturesUnordered::new();
-        let mut next = 0;
         loop {
-            let halted = stopped.is_some() || (each.stop_at_failure && first_failure.is_some());
-            while !halted && running.len() < each.concurrency.max(1) && next < n {
-                let i = next;
-                next += 1;
-                let path = self.item_path(i);
-                if let Some(done) = self.sub.finished(&path_key(&path)) {
-                    outcomes[i] = ItemOutcome::restored(done);
-                    self.sub.observer().event(&Event::Restored { path: &path, status: outcomes[i].status });
-                    if outcomes[i].status == NodeStatus::Failed {
-                        first_failure.get_or_insert(i);
-                        if each.stop_at_failure {
-                            break;
-                        }
-                    }
-                    continue;
-                }
-                match inputs[i].take() {
-                    Some(Ok(item_inputs)) => running.push(self.run_item(each, i, path, item_inputs)),
-                    Some(Err(e)) => {
-                        // Its inputs could not be rendered: it fails without running.
-                        self.sub.observer().event(&Event::Started { path: &path, kind: ITEM_KIND });
-                        outcomes[i] = ItemOutcome::failed(e);
-                        self.item_finished(&path, &outcomes[i], now_ms());
-                        first_failure.get_or_insert(i);
-                        if each.stop_at_failure {
-                            break;
-                        }
-                    }
-                    None => {}
+            while !list.halted(each) && running.len() < each.concurrency.max(1) && list.next < list.outcomes.len() {
+                let i = list.next;
+                list.next += 1;
+                if let Some(item_inputs) = list.take_or_settle(self, i) {
+                    running.push(self.run_item(each, i, self.item_path(i), item_inputs));
                 }
             }
-            let Some((i, path, ran, at)) = running.next().await else { break };
-            let record = match ran {
-                Ok(record) => record,
-                Err(e) => {
-                    outcomes[i] = ItemOutcome::failed(e);
-                    self.item_finished(&path, &outcomes[i], at);
-                    first_failure.get_or_insert(i);
-                    continue;
-                }
-            };
-            match (&record.status, &record.error) {
-                (RunStatus::Succeeded, _) => {
-                    outcomes[i] = ItemOutcome {
-                        status: NodeStatus::Succeeded,
-                        outputs: Some(record.outputs.clone()),
-                        error: None,
-                    };
-                    self.item_finished(&path, &outcomes[i], at);
-                }
-                (RunStatus::Interrupted | RunStatus::NeedsAttention, failure) => {
-                    // Not finished: not journaled, so that a resumed run takes it up again.
-                    let why =
-                        failure.as_ref().map_or_else(String::new, |f| format!(" at node `{}`: {}", f.node, f.message));
-                    let code = failure.as_ref().map_or("interrupted", |f| f.code.as_str());
-                    let e = NodeError::new(code, format!("item {i} (subflow `{}`) stopped{why}", each.flow));
-                    stopped.get_or_insert(e);
-                    // Kept whatever its index: the scheduler reads why the run stops from it.
-                    records.push(ItemRecord { index: i, record });
-                    continue;
-                }
-                (RunStatus::Failed, failure) => {
-                    let (code, message) = failure.as_ref().map_or_else(
-                        || ("failed".to_owned(), format!("subflow `{}` failed", each.flow)),
-                        |f| {
-                            (
-                                f.code.clone(),
-                                format!("subflow `{}` failed at node `{}`: {}", each.flow, f.node, f.message),
-                            )
-                        },
-                    );
-                    outcomes[i] = ItemOutcome::failed(NodeError::new(code, message));
-                    self.item_finished(&path, &outcomes[i], at);
-                    first_failure.get_or_insert(i);
-                }
-            }
-            if i < MAX_ITEM_RECORDS {
-                records.push(ItemRecord { index: i, record });
-            }
+            let Some(ended) = running.next().await else { break };
+            list.ended(self, each, ended);
         }
-        records.sort_by_key(|r| r.index);
+        list.records.sort_by_key(|r| r.index);
         if let Ok(mut t) = self.trace.lock() {
-            t.items = records;
+            t.items = std::mem::take(&mut list.records);
         }
-        match stopped {
+        match list.stopped {
             Some(e) => Err(e),
-            None => Ok(Items { outcomes, first_failure }),
+            None => Ok(Items { outcomes: list.outcomes, first_failure: list.first_failure }),
         }
     }
 
