@@ -244,8 +244,16 @@ fn nodes(
             continue;
         };
         let when = item.get("when").and_then(|w| template(w, diags));
-        let mut cx =
-            CompileCx { node: item, id, flow: &sig.id, diags, catalog, slots: &sig.slots, recorded: Vec::new() };
+        let mut cx = CompileCx {
+            node: item,
+            id,
+            flow: &sig.id,
+            diags,
+            catalog,
+            slots: &sig.slots,
+            inputs: &sig.inputs,
+            recorded: Vec::new(),
+        };
         let mut compiled = kind.compile(&mut cx);
         if item.get("on_error").and_then(Node::as_str) == Some("continue") {
             if let Some(c) = compiled.as_mut() {

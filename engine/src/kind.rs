@@ -10,7 +10,7 @@ use std::fmt::Debug;
 
 use crate::diag::{Diagnostic, Diags};
 use crate::limits::Limit;
-use crate::model::{Signature, Slot};
+use crate::model::{Input, Signature, Slot};
 pub use crate::node::{Effect, NodeExec, Reconciled};
 use crate::shape::Field;
 use crate::template::{Template, TemplateError, ValueTemplate};
@@ -137,6 +137,7 @@ pub struct CompileCx<'a> {
     pub(crate) diags: &'a mut Diags,
     pub(crate) catalog: &'a dyn Signatures,
     pub(crate) slots: &'a [Slot],
+    pub(crate) inputs: &'a [Input],
     pub(crate) recorded: Vec<Recorded>,
 }
 
@@ -237,5 +238,10 @@ impl<'a> CompileCx<'a> {
     /// The integration slots the flow declares.
     pub fn slots(&self) -> &[Slot] {
         self.slots
+    }
+
+    /// The inputs the flow declares, with their types.
+    pub fn inputs(&self) -> &[Input] {
+        self.inputs
     }
 }

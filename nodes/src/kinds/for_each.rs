@@ -8,6 +8,7 @@
 //! [`NodeCx::each`]; this kind renders each item's inputs and shapes the result.
 
 use flowcat_engine::kind::{Call, CompileCx, Compiled, Effect, Extra, NodeExec, NodeKind};
+use flowcat_engine::model::InputType;
 use flowcat_engine::run::{BoxFuture, Each, ItemOutcome, Items, NodeCx, NodeError, NodeOutput, NodeStatus};
 use flowcat_engine::shape::{Field, Shape};
 use flowcat_engine::template::{Template, ValueTemplate};
@@ -96,6 +97,24 @@ fn items(cx: &mut CompileCx<'_>) -> Option<Template> {
         cx.error("wrong-type", node.span, "`items` must be a template that gives a list")
             .label(format!("found {}, which is not a list", node.describe()))
             .help("read the list from an input or a node, e.g. `items: \"{{nodes.phones.phone_ids}}\"`");
+        return None;
+    }
+    // `"{{inputs.x}}"` alone is the input's value: its declared type is known now.
+    let whole_input = match t.refs.as_slice() {
+        [r] if r.path.len() == 2 && r.path[0] == "inputs" && t.source.trim() == format!("{{{{{}}}}}", r.dotted()) => {
+            cx.inputs().iter().find(|i| i.name == r.path[1]).map(|i| (i.name.clone(), i.ty, r.span))
+        }
+        _ => None,
+    };
+    if let Some((name, ty, span)) = whole_input.filter(|(_, ty, _)| *ty != InputType::Array) {
+        cx.error("wrong-type", span, format!("input `{name}` is a {}, not a list", ty.name()))
+            .label("`items` needs a list")
+            .help(match ty {
+                InputType::Object => {
+                    format!("declare it `type: array`, or read a list inside it: `{{{{inputs.{name}.<field>}}}}`")
+                }
+                _ => "declare it `type: array`".to_owned(),
+            });
         return None;
     }
     Some(t)
