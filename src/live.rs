@@ -237,7 +237,8 @@ impl Observer for Live {
         match event {
             Event::Started { path, kind } => {
                 let n = name(path);
-                let heading = self.settings.verbose && *kind == "subflow";
+                // A subflow call, a `for_each` and each of its items hold nodes of their own.
+                let heading = self.settings.verbose && matches!(*kind, "subflow" | "for_each" | "item");
                 if !self.settings.terminal && self.shown(path, None) {
                     self.permanent(&mut screen, &format!("{}start    {n} ({kind})", indent(path)));
                 } else if self.settings.terminal && heading {
@@ -299,7 +300,7 @@ pub fn changes(record: &RunRecord) -> Vec<String> {
 fn walk(record: &Value, path: &mut Vec<String>, out: &mut Vec<String>) {
     for node in record["nodes"].as_array().into_iter().flatten() {
         let id = node["id"].as_str().unwrap_or("?").to_owned();
-        path.push(id);
+        path.push(id.clone());
         let attempts = node["detail"]["attempts"].as_array().filter(|a| !a.is_empty());
         for attempt in attempts.into_iter().flatten() {
             if let Some(line) = write_line(attempt, path) {
@@ -315,6 +316,12 @@ fn walk(record: &Value, path: &mut Vec<String>, out: &mut Vec<String>) {
         }
         if node["subflow"].is_object() {
             walk(&node["subflow"], path, out);
+        }
+        // A `for_each` item's nodes run at `<id>[<index>]`.
+        for item in node["items"].as_array().into_iter().flatten() {
+            path.pop();
+            path.push(format!("{id}[{}]", item["index"]));
+            walk(&item["record"], path, out);
         }
         path.pop();
     }

@@ -422,6 +422,12 @@ fn in_doubt(record: &RunRecord, path: &mut Vec<String>) -> Vec<(String, Value)> 
         if let Some(sub) = &node.subflow {
             out.extend(in_doubt(sub, path));
         }
+        // A `for_each` item's nodes, at `<id>[<index>]`.
+        for item in &node.items {
+            path.pop();
+            path.push(format!("{}[{}]", node.id, item.index));
+            out.extend(in_doubt(&item.record, path));
+        }
         path.pop();
     }
     out

@@ -392,6 +392,10 @@ fn nodes(run: &StoredRun) -> Vec<Node<'_>> {
             if let Some(sub) = &node.subflow {
                 walk(sub, &path, run, out);
             }
+            // A `for_each` item's nodes are journaled under `<id>[<index>]/`.
+            for item in &node.items {
+                walk(&item.record, &format!("{path}[{}]", item.index), run, out);
+            }
         }
     }
     let mut out = Vec::new();

@@ -86,6 +86,12 @@ fn points(record: &Value, prefix: &str, out: &mut Vec<String>) {
         if node["subflow"].is_object() {
             points(&node["subflow"], &format!("{path}/"), out);
         }
+        // A `for_each` item runs at `<node>[<index>]`, journaled there once it finished.
+        for item in node["items"].as_array().into_iter().flatten() {
+            let item_path = format!("{path}[{}]", item["index"]);
+            points(&item["record"], &format!("{item_path}/"), out);
+            out.push(format!("finished:{item_path}"));
+        }
     }
 }
 

@@ -77,3 +77,21 @@ fn an_unknown_flow_is_a_usage_error_with_a_hint() {
     assert_eq!(out.code, 2);
     insta::assert_snapshot!(out.snapshot());
 }
+
+#[test]
+fn a_for_each_is_one_box_or_its_body_drawn_once() {
+    let flat = flowcat(&["graph", "examples.offboard_user", "--format", "dot"]);
+    assert_eq!(flat.code, 0, "{}", flat.stderr);
+    let title = "for each of {{nodes.phones.phone_ids}}, 4 at a time: subflow duo.admin.remove_device";
+    assert!(flat.stdout.contains(&format!("\"remove_all\" [label=\"remove_all\\n{title}\"")), "{}", flat.stdout);
+    let expanded = flowcat(&["graph", "examples.offboard_user", "--format", "dot", "--expand-subflows"]);
+    assert_eq!(expanded.code, 0, "{}", expanded.stderr);
+    assert!(expanded.stdout.contains(&format!("label=\"remove_all: {title}\"")), "{}", expanded.stdout);
+    // The body once, not once per item: one `delete` of remove_device inside the cluster.
+    assert_eq!(expanded.stdout.matches("\"remove_all/delete\" [label=").count(), 1, "{}", expanded.stdout);
+    let json = flowcat(&["graph", "examples.offboard_user", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let node = v["nodes"].as_array().into_iter().flatten().find(|n| n["id"] == "remove_all").expect("the node");
+    assert_eq!(node["kind"], "for_each");
+    assert_eq!(node["fields"], serde_json::json!(["results", "count", "succeeded", "failed"]));
+}

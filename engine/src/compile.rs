@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::diag::{Diags, one_of};
-use crate::kind::{CompileCx, Compiled, Registry, Signatures};
+use crate::kind::{CompileCx, Compiled, Extra, Registry, Signatures};
 use crate::load::{Parsed, entries};
 use crate::model::{MAX_DEADLINE, Output, Signature, Var};
 use crate::node::NodeError;
@@ -76,7 +76,7 @@ struct Pending {
     node: Node,
     when: Option<Template>,
     compiled: Compiled,
-    reads: Vec<(Ref, bool)>,
+    reads: Vec<(Ref, Extra)>,
 }
 
 /// Compiles a parsed flow. Diagnostics go to `parsed.diags`; `None` when there are errors.
@@ -95,8 +95,8 @@ pub fn compile(parsed: &mut Parsed, registry: &Registry, catalog: &dyn Signature
     let scope = Scope { inputs: &inputs, vars: &var_names, nodes: &pending, ids: &ids, declared: &declared };
     let mut edges = Vec::new();
     for (i, p) in pending.iter().enumerate() {
-        for (r, allow_self) in &p.reads {
-            if let Some(from) = scope.check(r, Some((i, *allow_self)), diags) {
+        for (r, extra) in &p.reads {
+            if let Some(from) = scope.check(r, Some((i, *extra)), diags) {
                 edges.push((from, i, Edge { kind: EdgeKind::Data, span: r.span }));
             }
         }
@@ -244,17 +244,25 @@ fn nodes(
             continue;
         };
         let when = item.get("when").and_then(|w| template(w, diags));
-        let mut cx =
-            CompileCx { node: item, id, flow: &sig.id, diags, catalog, slots: &sig.slots, recorded: Vec::new() };
+        let mut cx = CompileCx {
+            node: item,
+            id,
+            flow: &sig.id,
+            diags,
+            catalog,
+            slots: &sig.slots,
+            inputs: &sig.inputs,
+            recorded: Vec::new(),
+        };
         let mut compiled = kind.compile(&mut cx);
         if item.get("on_error").and_then(Node::as_str) == Some("continue") {
             if let Some(c) = compiled.as_mut() {
                 c.fields.push("error".to_owned());
             }
         }
-        let mut reads: Vec<(Ref, bool)> =
-            cx.recorded.into_iter().flat_map(|r| r.template.refs.into_iter().map(move |x| (x, r.allow_self))).collect();
-        reads.extend(when.iter().flat_map(|t| t.refs.iter().map(|r| (r.clone(), false))));
+        let mut reads: Vec<(Ref, Extra)> =
+            cx.recorded.into_iter().flat_map(|r| r.template.refs.into_iter().map(move |x| (x, r.extra))).collect();
+        reads.extend(when.iter().flat_map(|t| t.refs.iter().map(|r| (r.clone(), Extra::None))));
         if let Some(compiled) = compiled {
             out.push(Pending { id: id.to_owned(), kind: kind.name(), node: item.clone(), when, compiled, reads });
         }

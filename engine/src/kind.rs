@@ -10,7 +10,7 @@ use std::fmt::Debug;
 
 use crate::diag::{Diagnostic, Diags};
 use crate::limits::Limit;
-use crate::model::{Signature, Slot};
+use crate::model::{Input, Signature, Slot};
 pub use crate::node::{Effect, NodeExec, Reconciled};
 use crate::shape::Field;
 use crate::template::{Template, TemplateError, ValueTemplate};
@@ -109,12 +109,22 @@ pub trait Signatures {
     fn flow_ids(&self) -> Vec<&str>;
 }
 
+/// The names a template may read beside `inputs`, `vars` and `nodes`, by where it is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Extra {
+    #[default]
+    None,
+    /// `self.<field>`: the node's latest result (a poll's `until`, a reconcile's `done`).
+    This,
+    /// `item` and `index`: one item of the list a node runs a subflow for, and its position.
+    Item,
+}
+
 /// A template compiled for a node, kept for checking what it reads.
 #[derive(Clone, Debug)]
 pub(crate) struct Recorded {
     pub template: Template,
-    /// Whether `self.` may be read (a poll's `until`).
-    pub allow_self: bool,
+    pub extra: Extra,
 }
 
 /// What a node kind sees while compiling one node.
@@ -127,6 +137,7 @@ pub struct CompileCx<'a> {
     pub(crate) diags: &'a mut Diags,
     pub(crate) catalog: &'a dyn Signatures,
     pub(crate) slots: &'a [Slot],
+    pub(crate) inputs: &'a [Input],
     pub(crate) recorded: Vec<Recorded>,
 }
 
@@ -160,7 +171,8 @@ impl<'a> CompileCx<'a> {
     pub fn template_of(&mut self, node: &Node, allow_self: bool) -> Option<Template> {
         match crate::template::compile(node) {
             Ok(t) => {
-                self.recorded.push(Recorded { template: t.clone(), allow_self });
+                let extra = if allow_self { Extra::This } else { Extra::None };
+                self.recorded.push(Recorded { template: t.clone(), extra });
                 Some(t)
             }
             Err(errors) => {
@@ -177,10 +189,16 @@ impl<'a> CompileCx<'a> {
     }
 
     pub fn value_of(&mut self, node: &Node) -> Option<ValueTemplate> {
+        self.value_reading(node, Extra::None)
+    }
+
+    /// Compiles `node` as a JSON-shaped value whose templates may also read `extra`'s names
+    /// (`item` and `index` in a `for_each`'s `with:`).
+    pub fn value_reading(&mut self, node: &Node, extra: Extra) -> Option<ValueTemplate> {
         match crate::template::compile_value(node) {
             Ok(v) => {
                 for t in v.templates() {
-                    self.recorded.push(Recorded { template: t.clone(), allow_self: false });
+                    self.recorded.push(Recorded { template: t.clone(), extra });
                 }
                 Some(v)
             }
@@ -220,5 +238,10 @@ impl<'a> CompileCx<'a> {
     /// The integration slots the flow declares.
     pub fn slots(&self) -> &[Slot] {
         self.slots
+    }
+
+    /// The inputs the flow declares, with their types.
+    pub fn inputs(&self) -> &[Input] {
+        self.inputs
     }
 }

@@ -380,6 +380,7 @@ fn finished(id: &str, v: &str) -> NodePast {
         error: None,
         detail: None,
         subflow: None,
+        items: Vec::new(),
     };
     NodePast { started_at: Some(1), intent: None, finished: Some(Finished { record, branch: None }) }
 }

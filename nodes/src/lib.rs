@@ -17,6 +17,7 @@ use flowcat_engine::kind::{IntegrationKind, NodeKind, Registry};
 pub static KINDS: &[&dyn NodeKind] = &[
     &kinds::rest_call::RestCall,
     &kinds::subflow::Subflow,
+    &kinds::for_each::ForEach,
     &kinds::switch::Switch,
     &kinds::set::Set,
     &kinds::fail::Fail,

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::Pending;
 use crate::diag::{Diags, one_of};
+use crate::kind::Extra;
 use crate::template::Ref;
 
 /// Names in declaration order (for hints), with an index from name to position (the first,
@@ -45,9 +46,10 @@ pub(super) struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    /// Checks one path. `reader` is the reading node and whether it may read `self.`.
-    /// Returns the node read, for a data edge.
-    pub fn check(&self, r: &Ref, reader: Option<(usize, bool)>, diags: &mut Diags) -> Option<usize> {
+    /// Checks one path. `reader` is the reading node and the names it may read beside
+    /// `inputs`, `vars` and `nodes` (`self.`, or `item` and `index`). Returns the node read,
+    /// for a data edge.
+    pub fn check(&self, r: &Ref, reader: Option<(usize, Extra)>, diags: &mut Diags) -> Option<usize> {
         let root = r.path[0].as_str();
         let name = r.path.get(1).map(String::as_str);
         match (root, name) {
@@ -60,13 +62,15 @@ impl Scope<'_> {
                 None
             }
             ("nodes", Some(n)) => self.node_ref(r, n, reader, diags),
-            ("self", _) if reader.is_some_and(|(_, s)| s) => {
+            ("self", _) if reader.is_some_and(|(_, e)| e == Extra::This) => {
                 let (i, _) = reader?;
                 self.field(r, i, r.path.get(1), diags);
                 None
             }
+            // The item is any JSON value: what it holds is known only at run time.
+            ("item", _) | ("index", None) if reader.is_some_and(|(_, e)| e == Extra::Item) => None,
             _ => {
-                self.unknown_root(r, reader.is_some_and(|(_, s)| s), diags);
+                self.unknown_root(r, reader.map(|(_, e)| e).unwrap_or_default(), diags);
                 None
             }
         }
@@ -82,7 +86,7 @@ impl Scope<'_> {
         }
     }
 
-    fn node_ref(&self, r: &Ref, name: &str, reader: Option<(usize, bool)>, diags: &mut Diags) -> Option<usize> {
+    fn node_ref(&self, r: &Ref, name: &str, reader: Option<(usize, Extra)>, diags: &mut Diags) -> Option<usize> {
         let Some(target) = self.ids.find(name) else {
             if self.declared.contains(name) {
                 return None;
@@ -97,11 +101,11 @@ impl Scope<'_> {
                 .suggest(name, self.ids.list.iter().copied());
             return None;
         };
-        if let Some((i, allow_self)) = reader.filter(|(i, _)| *i == target) {
+        if let Some((i, extra)) = reader.filter(|(i, _)| *i == target) {
             let d = diags
                 .error("self-reference", Some(r.span), format!("node `{name}` reads its own result"))
                 .label("a node's result exists only after it ran");
-            if allow_self {
+            if extra == Extra::This {
                 d.help(format!("inside `until`, write `self.{}`", r.path[2..].join(".")));
             }
             let _ = i;
@@ -127,15 +131,21 @@ impl Scope<'_> {
         }
     }
 
-    fn unknown_root(&self, r: &Ref, allow_self: bool, diags: &mut Diags) {
+    fn unknown_root(&self, r: &Ref, extra: Extra, diags: &mut Diags) {
         let root = &r.path[0];
         let mut roots = vec!["inputs", "vars", "nodes"];
-        if allow_self {
-            roots.push("self");
+        match extra {
+            Extra::This => roots.push("self"),
+            Extra::Item => roots.extend(["item", "index"]),
+            Extra::None => {}
         }
         let d = diags
             .error("unknown-name", Some(r.span), format!("a template cannot read `{}`", r.dotted()))
             .label(format!("expected a path starting with {}", one_of(roots.iter().map(|x| &**x))));
+        if matches!(root.as_str(), "item" | "index") && extra != Extra::Item {
+            d.help("`item` and `index` are read only in a `for_each` node's `with:`, once per item");
+            return;
+        }
         let guess = if self.inputs.find(root).is_some() {
             Some(format!("inputs.{}", r.dotted()))
         } else if self.vars.find(root).is_some() {

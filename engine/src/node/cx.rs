@@ -71,6 +71,23 @@ impl Values for WithSelf<'_> {
     }
 }
 
+/// `Env` plus one item of a list and its index.
+struct WithItem<'a> {
+    env: &'a Env,
+    item: &'a Value,
+    index: &'a Value,
+}
+
+impl Values for WithItem<'_> {
+    fn lookup(&self, path: &[String]) -> Option<&Value> {
+        match path.split_first() {
+            Some((root, rest)) if root == "item" => render::walk(self.item, rest),
+            Some((root, rest)) if root == "index" && rest.is_empty() => Some(self.index),
+            _ => self.env.lookup(path),
+        }
+    }
+}
+
 /// What a node records as it runs, read by the executor when the node ends.
 #[derive(Debug, Default)]
 pub(crate) struct Trace {
@@ -78,6 +95,8 @@ pub(crate) struct Trace {
     pub attempts: Option<u32>,
     pub detail: Option<super::record::Detail>,
     pub subflow: Option<RunRecord>,
+    /// A node running a subflow per item: the items' runs kept for the record.
+    pub items: Vec<super::record::ItemRecord>,
     /// The write the node said it is about to send (redacted).
     pub intent: Option<Value>,
 }
@@ -122,6 +141,12 @@ impl<'a> NodeCx<'a> {
 
     pub fn render_value(&self, v: &ValueTemplate) -> Result<Value, NodeError> {
         Ok(render::render_value(v, &self.env)?)
+    }
+
+    /// Renders a value that may read `item` (one item of a list) and `index` (its position).
+    pub fn render_value_for_item(&self, v: &ValueTemplate, item: &Value, index: usize) -> Result<Value, NodeError> {
+        let index = Value::from(index);
+        Ok(render::render_value(v, &WithItem { env: &self.env, item, index: &index })?)
     }
 
     /// Renders a condition that may read `self.…`, the node's latest result.

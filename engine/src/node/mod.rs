@@ -6,6 +6,7 @@
 //! hands it. The compile side of a node kind is the `kind` module.
 
 mod cx;
+mod each;
 pub mod log;
 pub mod record;
 
@@ -18,7 +19,8 @@ use serde_json::{Map, Value};
 
 pub(crate) use cx::Trace;
 pub use cx::{BoxFuture, Env, NodeCx, NodeOutput};
-pub use record::{Detail, NodeError, NodeRecord, NodeStatus, RunFailure, RunRecord, RunStatus};
+pub use each::{Each, ItemOutcome, Items};
+pub use record::{Detail, ItemRecord, NodeError, NodeRecord, NodeStatus, RunFailure, RunRecord, RunStatus};
 
 /// A node's compiled, runnable form. Execution plugs in here; compile time needs only what it
 /// shows of itself.
@@ -157,4 +159,7 @@ pub trait Subflows: Send + Sync {
         path: Arc<[String]>,
     ) -> BoxFuture<'a, Result<RunRecord, NodeError>>;
     fn observer(&self) -> &dyn Observer;
+    /// What the journal of the run being resumed says finished at `key` (a [`log::path_key`]):
+    /// how a list's finished items are found without running them again.
+    fn finished(&self, key: &str) -> Option<&log::Finished>;
 }

@@ -123,6 +123,22 @@ pub struct NodeRecord {
     /// A subflow's own run, nested under the node that called it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subflow: Option<Box<RunRecord>>,
+    /// A node that runs a subflow per item of a list: the runs of its first
+    /// [`MAX_ITEM_RECORDS`] items, by index (the others' results are in `result`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<ItemRecord>,
+}
+
+/// How many items' own run records a node keeps: enough to see what happened, bounded so that
+/// a list of thousands of items does not hold thousands of records (each with its requests).
+pub const MAX_ITEM_RECORDS: usize = 100;
+
+/// One item's subflow run, nested under the node that ran it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ItemRecord {
+    /// The item's position in the list, from 0.
+    pub index: usize,
+    pub record: RunRecord,
 }
 
 /// A whole run.

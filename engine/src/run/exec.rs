@@ -386,12 +386,15 @@ impl<'r, 'l> Scheduler<'r, 'l> {
                 return;
             }
         };
-        // A subflow that was stopped or needs attention stops this run the same way.
-        let nested = self.records[i].subflow.as_ref().map(|r| (r.status, r.error.clone()));
-        if let (Err(e), Some((status @ (RunStatus::Interrupted | RunStatus::NeedsAttention), _))) = (&result, &nested) {
+        // A subflow (or a list item's subflow) that was stopped or needs attention stops this
+        // run the same way.
+        let rec = &self.records[i];
+        let nested = rec.subflow.iter().map(|r| r.status).chain(rec.items.iter().map(|r| r.record.status));
+        let stopped = nested.filter(|s| s.is_resumable()).max_by_key(|s| *s == RunStatus::NeedsAttention);
+        if let (Err(e), Some(status)) = (&result, stopped) {
             self.records[i].status = NodeStatus::Cancelled;
             self.states[i] = State::Failed;
-            let halt = if *status == RunStatus::Interrupted { Halt::Interrupted } else { Halt::Attention };
+            let halt = if status == RunStatus::Interrupted { Halt::Interrupted } else { Halt::Attention };
             self.stop_for(halt, node.id.clone(), e.code.clone(), e.message.clone());
             return;
         }
@@ -424,17 +427,17 @@ impl<'r, 'l> Scheduler<'r, 'l> {
         }
         if let Some(journal) = &self.level.durable.journal {
             let effect = node.compiled.exec.effect();
-            let record = if matches!(effect, Effect::Local | Effect::Read) {
-                // What a read sent and got is in the run's final record; the journal needs its
-                // result (building the detail's JSON for every read was most of its cost), so
-                // the detail is not even copied.
-                let detail = self.records[i].detail.take();
-                let record = self.records[i].clone();
+            // What a read sent and got is in the run's final record; the journal needs its result
+            // (building the detail's JSON for every read was most of its cost). Each item of a
+            // list is journaled under its own path, as it finished. Neither is even copied.
+            let read = matches!(effect, Effect::Local | Effect::Read);
+            let detail = if read { self.records[i].detail.take() } else { None };
+            let items = std::mem::take(&mut self.records[i].items);
+            let record = self.records[i].clone();
+            self.records[i].items = items;
+            if read {
                 self.records[i].detail = detail;
-                record
-            } else {
-                self.records[i].clone()
-            };
+            }
             let done = Finished { record, branch };
             // A call that changed something is durable before its dependents start; any other
             // node lost in a crash is simply run again, and reads it came from were made durable
@@ -576,6 +579,7 @@ fn pending_record(n: &PlanNode) -> NodeRecord {
         error: None,
         detail: None,
         subflow: None,
+        items: Vec::new(),
     }
 }
 
@@ -587,6 +591,7 @@ fn finish_record(rec: &mut NodeRecord, trace: &Mutex<Trace>, t0: Instant, at: u6
         rec.attempts = t.attempts.unwrap_or(1);
         rec.detail = t.detail.take();
         rec.subflow = t.subflow.take().map(Box::new);
+        rec.items = std::mem::take(&mut t.items);
     }
 }
 

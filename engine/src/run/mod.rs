@@ -16,8 +16,8 @@ use tokio::time::Instant;
 
 pub use crate::node::record;
 pub use crate::node::{
-    Binding, Bindings, BoxFuture, Detail, Env, Event, NodeCx, NodeError, NodeOutput, NodeRecord, NodeStatus, Observer,
-    Quiet, RunFailure, RunRecord, RunStatus,
+    Binding, Bindings, BoxFuture, Detail, Each, Env, Event, ItemOutcome, ItemRecord, Items, NodeCx, NodeError,
+    NodeOutput, NodeRecord, NodeStatus, Observer, Quiet, RunFailure, RunRecord, RunStatus,
 };
 
 use crate::catalog::Catalog;
@@ -182,5 +182,9 @@ impl Subflows for Level<'_> {
 
     fn observer(&self) -> &dyn Observer {
         &*self.runner.observer
+    }
+
+    fn finished(&self, key: &str) -> Option<&crate::journal::Finished> {
+        self.durable.past.node(key)?.finished.as_ref()
     }
 }

@@ -1,6 +1,7 @@
 //! The node kinds: each a unit struct implementing `NodeKind`, with its compiled form beside it.
 
 pub mod fail;
+pub mod for_each;
 pub mod jsonpath;
 pub mod reconcile;
 pub mod rest_call;

@@ -5,8 +5,8 @@
 //! slots bound to slots of the same kind in the caller.
 
 use flowcat_engine::diag::one_of;
-use flowcat_engine::kind::{Call, CompileCx, Compiled, Effect, NodeExec, NodeKind};
-use flowcat_engine::model::Signature;
+use flowcat_engine::kind::{Call, CompileCx, Compiled, Effect, Extra, NodeExec, NodeKind};
+use flowcat_engine::model::{InputType, Signature};
 use flowcat_engine::run::{BoxFuture, NodeCx, NodeError, NodeOutput};
 use flowcat_engine::shape::{Field, Shape};
 use flowcat_engine::template::ValueTemplate;
@@ -41,19 +41,9 @@ impl NodeKind for Subflow {
     fn compile(&self, cx: &mut CompileCx<'_>) -> Option<Compiled> {
         let flow_node = cx.get("flow")?;
         let flow = flow_node.as_str()?.to_owned();
-        let Some(sig) = cx.signature(&flow).cloned() else {
-            // The calling flow is never the one meant: leave it out of "did you mean".
-            let own = cx.flow;
-            let ids: Vec<String> = cx.flow_ids().into_iter().filter(|i| *i != own).map(str::to_owned).collect();
-            cx.error("unknown-flow", flow_node.span, format!("no flow `{flow}` in the catalog"))
-                .label("not found under the catalog folders")
-                .suggest(&flow, ids.iter().map(String::as_str))
-                .help
-                .get_or_insert_with(|| "`flowcat list` shows every flow's id".to_owned());
-            return None;
-        };
+        let sig = callee(cx, &flow, flow_node)?;
         // Both checks run, so that every mistake in the call is reported at once.
-        let with = inputs(cx, &sig);
+        let with = inputs(cx, &sig, Extra::None);
         let bindings = bindings(cx, &sig);
         let (with, bindings) = (with?, bindings?);
         let fields = sig.outputs.iter().map(|o| o.name.clone()).collect();
@@ -64,8 +54,25 @@ impl NodeKind for Subflow {
     }
 }
 
-/// Checks and compiles `with:` against the callee's inputs.
-fn inputs(cx: &mut CompileCx<'_>, sig: &Signature) -> Option<Vec<(String, ValueTemplate)>> {
+/// The called flow's signature, or an `unknown-flow` error with the nearest id.
+pub(super) fn callee(cx: &mut CompileCx<'_>, flow: &str, flow_node: &Node) -> Option<Signature> {
+    if let Some(sig) = cx.signature(flow) {
+        return Some(sig.clone());
+    }
+    // The calling flow is never the one meant: leave it out of "did you mean".
+    let own = cx.flow;
+    let ids: Vec<String> = cx.flow_ids().into_iter().filter(|i| *i != own).map(str::to_owned).collect();
+    cx.error("unknown-flow", flow_node.span, format!("no flow `{flow}` in the catalog"))
+        .label("not found under the catalog folders")
+        .suggest(flow, ids.iter().map(String::as_str))
+        .help
+        .get_or_insert_with(|| "`flowcat list` shows every flow's id".to_owned());
+    None
+}
+
+/// Checks and compiles `with:` against the callee's inputs; `extra` names what its templates
+/// may read beside the flow's values (a `for_each`'s `item` and `index`).
+pub(super) fn inputs(cx: &mut CompileCx<'_>, sig: &Signature, extra: Extra) -> Option<Vec<(String, ValueTemplate)>> {
     let pairs = cx.get("with").and_then(Node::as_map).unwrap_or_default();
     let names: Vec<&str> = sig.inputs.iter().map(|i| i.name.as_str()).collect();
     let mut ok = true;
@@ -79,22 +86,28 @@ fn inputs(cx: &mut CompileCx<'_>, sig: &Signature) -> Option<Vec<(String, ValueT
             ok = false;
             continue;
         };
-        let Some(value) = cx.value_of(v) else {
+        let Some(value) = cx.value_reading(v, extra) else {
             ok = false;
             continue;
         };
-        // A literal can be checked now; a template's type is known only when it runs.
+        // A literal can be checked now, and so can `{{index}}` (a number); any other
+        // template's type is known only when it runs.
+        let index = serde_json::Value::from(0);
         let literal = match (&value, input.ty) {
-            (ValueTemplate::Literal(serde_json::Value::Number(n)), flowcat_engine::model::InputType::String) => {
-                Some(serde_json::Value::String(n.to_string()))
-            }
+            (ValueTemplate::Literal(serde_json::Value::Number(_)), InputType::String) => None,
             (ValueTemplate::Literal(l), _) => Some(l.clone()),
+            (ValueTemplate::Template(t), ty) if extra == Extra::Item && is_index(t) && ty != InputType::String => {
+                Some(index)
+            }
             _ => None,
         };
-        if let Some(l) = literal.filter(|l| !input.ty.accepts(l)) {
+        if literal.is_some_and(|l| !input.ty.accepts(&l)) {
+            let found = match &value {
+                ValueTemplate::Template(_) => "`{{index}}`, a number",
+                _ => v.describe(),
+            };
             cx.error("wrong-type", v.span, format!("input `{name}` of flow `{}` is a {}", sig.id, input.ty.name()))
-                .label(format!("expected a {}, found {}", input.ty.name(), v.describe()));
-            let _ = l;
+                .label(format!("expected a {}, found {found}", input.ty.name()));
             ok = false;
         }
         out.push((name.to_owned(), value));
@@ -111,8 +124,13 @@ fn inputs(cx: &mut CompileCx<'_>, sig: &Signature) -> Option<Vec<(String, ValueT
     ok.then_some(out)
 }
 
+/// Whether `t` is exactly `{{index}}`.
+fn is_index(t: &flowcat_engine::template::Template) -> bool {
+    t.refs.len() == 1 && t.refs[0].path == ["index"] && t.source.trim() == "{{index}}"
+}
+
 /// Binds each of the callee's slots to one of the caller's, checking kinds.
-fn bindings(cx: &mut CompileCx<'_>, sig: &Signature) -> Option<Vec<(String, String)>> {
+pub(super) fn bindings(cx: &mut CompileCx<'_>, sig: &Signature) -> Option<Vec<(String, String)>> {
     let explicit = cx.get("integrations");
     let mut ok = true;
     let mut out = Vec::new();
