@@ -86,7 +86,7 @@ pub const NODE_FIELDS: &[Field] = &[
     Field::optional("when", Shape::Condition, "the node runs only when this is true; otherwise it is skipped"),
     Field::optional(
         "on_error",
-        Shape::Enum(&["stop", "continue"]),
-        "`stop` (default): a failure fails the run; `continue`: the run goes on and later nodes read `nodes.<id>.error`",
+        Shape::Enum(&["stop", "fail", "continue"]),
+        "`stop` (default; `fail` is the same): a failure fails the run; `continue`: the run goes on and later nodes read `nodes.<id>.error` (on a `for_each`: every item runs, and the failures are in its result)",
     ),
 ];

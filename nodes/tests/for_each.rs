@@ -52,6 +52,11 @@ outputs:
 "#;
 
 fn list(on_item_error: &str) -> String {
+    list_with(&format!("on_item_error: {on_item_error}"))
+}
+
+/// The list flow with `policy` (a line such as `on_error: continue`) on its `for_each` node.
+fn list_with(policy: &str) -> String {
     format!(
         r#"
 id: t.list
@@ -63,7 +68,7 @@ nodes:
     items: "{{{{inputs.people}}}}"
     flow: t.greet
     concurrency: 2
-    on_item_error: {on_item_error}
+    {policy}
     with: {{ name: "{{{{item.name}}}}", n: "{{{{index}}}}" }}
 outputs:
   results: "{{{{nodes.all.results}}}}"
@@ -185,4 +190,25 @@ fn an_item_whose_inputs_cannot_be_rendered_fails_alone() {
     assert_eq!((&r["status"], &r["error"]["code"]), (&json!("failed"), &json!("template")));
     let message = r["error"]["message"].as_str().unwrap_or_default();
     assert!(message.starts_with("item 1: input `name`: template `{{item.name}}` reads `item.name`"), "{message}");
+}
+
+/// The issue's spelling: the node's own `on_error: continue | fail` is the items' policy when
+/// `on_item_error` is not given.
+#[test]
+fn on_error_continue_or_fail_is_the_items_policy() {
+    let people = json!([{ "name": "ann" }, { "name": "bad" }, { "name": "cy" }]);
+    let files = |policy: &str| vec![("greet.yaml", GREET.to_owned()), ("list.yaml", list_with(policy))];
+    let run_with = |policy: &str| {
+        let f = files(policy);
+        let f: Vec<(&str, &str)> = f.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        run(&f, "t.list", json!({ "people": people }))
+    };
+    let rec = run_with("on_error: continue");
+    assert_eq!(rec.status, RunStatus::Succeeded, "{:?}", rec.error);
+    assert_eq!((&rec.outputs["succeeded"], &rec.outputs["failed"]), (&json!(2), &json!(1)), "every item ran");
+    for policy in ["on_error: fail", "on_error: stop", "description: no policy given"] {
+        let rec = run_with(policy);
+        assert_eq!(rec.status, RunStatus::Failed, "{policy}");
+        assert!(rec.error.is_some_and(|e| e.message.starts_with("item 1 of 3 failed")), "{policy}");
+    }
 }

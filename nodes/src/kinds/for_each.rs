@@ -51,7 +51,7 @@ const FIELDS: &[Field] = &[
     Field::optional(
         "on_item_error",
         Shape::Enum(ON_ITEM_ERROR),
-        "`fail` (default): after an item fails no other starts, and the node fails; `continue`: every item runs, and the node succeeds with the failures in its result",
+        "`fail`: after an item fails no other starts, and the node fails; `continue`: every item runs, and the node succeeds with the failures in its result; by default as the node's `on_error` (`continue`, else `fail`)",
     ),
 ];
 
@@ -80,7 +80,10 @@ impl NodeKind for ForEach {
             None => (None, None),
         };
         let (items, concurrency, with, bindings) = (items?, concurrency?, with?, bindings?);
-        let stop_at_failure = cx.str("on_item_error") != Some("continue");
+        // The items' policy: `on_item_error`, else the node's `on_error` (`continue`: every item
+        // runs and the node succeeds with the failures in its result; `fail`/`stop`: the first
+        // failure ends the node, and the run).
+        let stop_at_failure = cx.str("on_item_error").or(cx.str("on_error")) != Some("continue");
         let exec = ForEachExec { flow: flow.clone(), items, with, bindings, concurrency, stop_at_failure };
         let fields = ["results", "count", "succeeded", "failed"].map(str::to_owned).to_vec();
         let mut compiled = Compiled::new(Box::new(exec), fields);
