@@ -84,12 +84,24 @@ pub fn error_hint(code: u64) -> &'static str {
 /// `params` (Duo's params, every value a string) took effect, for the calls the catalog makes;
 /// `None` for a call Duo's rules here do not know. `path` is the path as sent (ids in it).
 pub fn check_by_hand(method: &str, path: &str, params: &[(String, String)]) -> Option<String> {
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map_or("?", |(_, v)| v.as_str());
+    let given = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let param = |name: &str| given(name).unwrap_or("(not sent)");
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let text = match (method.to_ascii_uppercase().as_str(), segments.as_slice()) {
-        ("POST", ["admin", "v1", "phones"]) => {
-            format!("Duo Admin Panel → Phones: search for {}. If the phone is listed, it was created.", param("number"))
-        }
+        ("POST", ["admin", "v1", "phones"]) => match (given("number"), given("name")) {
+            (Some(number), _) => {
+                format!("Duo Admin Panel → Phones: search for {number}. If the phone is listed, it was created.")
+            }
+            // A tablet (or a phone created without a number): nothing to search for but its name.
+            (None, Some(name)) => format!(
+                "Duo Admin Panel → Phones: search for the name {name} (a {} without a number). If it is listed, it was created.",
+                param("type")
+            ),
+            (None, None) => "Duo Admin Panel → Phones: the request named no number and no name; look for a phone \
+                              without a number, attached to no user, created at the time of this run. If there is \
+                              one, it was created."
+                .to_owned(),
+        },
         ("POST", ["admin", "v1", "users", user_id, "phones"]) => format!(
             "Duo Admin Panel → Phones: search for the phone {}, and see whether the user {user_id} is among its users. If so, the phone was associated.",
             param("phone_id")
@@ -176,7 +188,13 @@ mod tests {
             check_by_hand("POST", "/auth/v2/auth", &p(&[("factor", "push"), ("username", "jdoe")])).expect("known");
         assert!(push.contains("Authentication Log: look for a Duo Push to jdoe"), "{push}");
         assert!(check_by_hand("POST", "/admin/v1/phones/DP1/send_sms_activation", &[]).is_some());
-        assert!(check_by_hand("POST", "/admin/v1/users/enroll", &[]).expect("known").contains("search for ?"));
+        assert!(check_by_hand("POST", "/admin/v1/users/enroll", &[]).expect("known").contains("search for (not sent)"));
+        // A tablet has no number: it is searched for by name, never "search for ?".
+        let tablet = check_by_hand("POST", "/admin/v1/phones", &p(&[("type", "tablet"), ("name", "Lobby iPad")]))
+            .expect("known");
+        assert!(tablet.contains("search for the name Lobby iPad (a tablet without a number)"), "{tablet}");
+        let bare = check_by_hand("POST", "/admin/v1/phones", &[]).expect("known");
+        assert!(bare.contains("without a number") && !bare.contains('?'), "{bare}");
         assert_eq!(check_by_hand("POST", "/admin/v1/groups", &[]), None);
         assert_eq!(check_by_hand("GET", "/admin/v1/phones", &[]), None);
     }
