@@ -107,15 +107,21 @@ pub(crate) fn migrate(conn: &mut Connection, file: &Path) -> Result<(), JournalE
     if version == VERSION {
         return check_application(conn, file);
     }
-    if version == 0 {
-        check_empty(conn, file)?;
-        // Pages freed by `runs prune` go back to the file system (only settable before any table).
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(err)?;
-    }
+    // Everything below is decided inside the exclusive transaction: another process may have
+    // migrated while this one waited for the lock (twenty first runs at once), and its fresh
+    // tables must not be taken for another program's database.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive).map_err(err)?;
-    // Another process may have migrated while this one waited for the lock.
     let version = user_version(&tx).map_err(err)?;
     check_version(version, file)?;
+    if version == VERSION {
+        drop(tx);
+        return check_application(conn, file);
+    }
+    if version == 0 {
+        check_empty(&tx, file)?;
+        // Pages freed by `runs prune` go back to the file system (only settable before any table).
+        tx.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(err)?;
+    }
     for migration in &MIGRATIONS[version as usize..] {
         tx.execute_batch(migration).map_err(err)?;
     }

@@ -101,9 +101,7 @@ impl Journal {
         let file = dir.join(DB_FILE);
         dir::create_private_file(&file)?;
         let setup = Setup { busy_timeout: options.busy_timeout, max_pages: options.max_pages };
-        let mut conn = schema::connect(&file, setup)?;
-        schema::migrate(&mut conn, &file)?;
-        let side = schema::connect(&file, setup)?;
+        let (conn, side) = first_connections(&file, setup)?;
         let holder = Arc::new(Holder::new(dir)?);
         let held = Arc::new(Mutex::new(HeldEntries::new()));
         let (ops, receiver) = mpsc::channel();
@@ -354,6 +352,28 @@ impl Store for Journal {
         // Give the freed pages back to the file system (auto_vacuum = INCREMENTAL).
         let _ = conn.execute_batch("PRAGMA incremental_vacuum");
         Ok(ids.len())
+    }
+}
+
+/// The writer's connection (the schema migrated) and the reading one. SQLite answers "locked" at
+/// once, without its busy handler, to a connection that switches a new file to WAL or upgrades a
+/// read to a write while another does the same: when many processes open a new journal at once
+/// (a batch's first runs), an opener tries again for a few seconds before saying `busy`.
+fn first_connections(file: &Path, setup: Setup) -> Result<(Connection, Connection), JournalError> {
+    let open = || -> Result<(Connection, Connection), JournalError> {
+        let mut conn = schema::connect(file, setup)?;
+        schema::migrate(&mut conn, file)?;
+        Ok((conn, schema::connect(file, setup)?))
+    };
+    let mut attempt = 0;
+    loop {
+        match open() {
+            Err(e) if e.code == "busy" && attempt < 100 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(5 + fastrand::u64(..20)));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -185,3 +185,25 @@ fn child() {
         }
     }
 }
+
+/// Twenty openers of a new state folder at once (the first runs of a help desk's batch): every
+/// one gets the journal, none mistakes another's fresh tables for a foreign database.
+#[test]
+fn twenty_first_opens_at_once_all_succeed() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(20));
+        let openers: Vec<_> = (0..20)
+            .map(|_| {
+                let (state, barrier) = (state.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    flowcat_journal::Journal::open(&state).map(drop).map_err(|e| format!("{}: {}", e.code, e.message))
+                })
+            })
+            .collect();
+        let failed: Vec<String> = openers.into_iter().filter_map(|t| t.join().expect("thread").err()).collect();
+        assert!(failed.is_empty(), "round {round}: {failed:#?}");
+    }
+}
