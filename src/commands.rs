@@ -203,6 +203,9 @@ pub fn sim(args: flowcat_sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run(flows: &Flows, args: &crate::run::RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    if args.each.is_some() {
+        return crate::each::run(flows, args, state_dir);
+    }
     let ui = ui::get();
     let settings =
         crate::live::Settings { terminal: std::io::stderr().is_terminal(), quiet: ui.quiet, verbose: ui.verbose };

@@ -5,6 +5,7 @@
 
 mod commands;
 mod demo;
+mod each;
 mod flows;
 mod github;
 mod init;

@@ -62,6 +62,21 @@ pub struct RunArgs {
     /// Do not journal the run: it cannot be resumed, and run keys are not honoured.
     #[arg(long)]
     pub no_journal: bool,
+    /// Run the flow once per row of FILE (CSV with a header row, or JSON Lines; `-` reads
+    /// stdin), the row's columns as inputs; see docs/cli.md, "Bulk runs".
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    pub each: Option<String>,
+    /// The format of `--each`'s rows [default: by its extension `.csv`, `.jsonl`, `.ndjson`;
+    /// for stdin, JSON Lines when the first byte is `{`, else CSV].
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "each")]
+    pub each_format: Option<crate::each::RowFormat>,
+    /// With `--each`: how many rows run at once (1 to 256).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// With `--each`: write one result per row (line, inputs, status, run, outputs, error) to
+    /// FILE, as JSON Lines or, for a `.csv` name, CSV; in the order the rows finish.
+    #[arg(long, value_name = "FILE", requires = "each")]
+    pub out: Option<PathBuf>,
 }
 
 /// `--if-running`.
@@ -107,6 +122,22 @@ pub fn prepare(
     state_dir: Option<PathBuf>,
     observer: Arc<Live>,
 ) -> anyhow::Result<Prepared> {
+    let (mut hall, call) = setup(flows, args, observer.clone())?;
+    let request = hall.prepare(call)?;
+    if !args.no_journal {
+        hall = hall.with_store(open_journal(state_dir)?);
+    }
+    observer.header(request.flow(), &targets(request.bindings()));
+    Ok(Prepared { hall, request })
+}
+
+/// The hall (the flow's catalog, the integrations file when the flow has slots; no journal
+/// yet) and the call the arguments make; `run --each` makes one call per row from it.
+pub fn setup(
+    flows: &Flows,
+    args: &RunArgs,
+    observer: Arc<dyn flowcat_engine::run::Observer>,
+) -> anyhow::Result<(Hall, Call)> {
     let catalog = crate::commands::load_for(flows, &args.flow)?;
     // `-`: the flow came on stdin, under this name.
     let flow = if args.flow == "-" { crate::flows::STDIN.to_owned() } else { args.flow.clone() };
@@ -136,18 +167,13 @@ pub fn prepare(
         bail!("slot `{slot}` is bound twice (`--bind {slot}=…`): give it once");
     }
     let options = Options { max_parallel: args.max_parallel.max(1), ..Options::default() };
-    let mut hall = Hall::new(Arc::new(catalog), options, observer.clone());
+    let mut hall = Hall::new(Arc::new(catalog), options, observer);
     // A flow without slots runs without an integrations file.
     if !hall.flow(&flow)?.signature.slots.is_empty() {
         let path = args.integrations.clone().unwrap_or_else(integrations::default_path);
         hall = hall.with_integrations(load_integrations(&path)?);
     }
-    let request = hall.prepare(Call { flow, inputs, vars, binds })?;
-    if !args.no_journal {
-        hall = hall.with_store(open_journal(state_dir)?);
-    }
-    observer.header(request.flow(), &targets(request.bindings()));
-    Ok(Prepared { hall, request })
+    Ok((hall, Call { flow, inputs, vars, binds }))
 }
 
 /// The run journal in the state folder, created if missing; checked (version, integrity,
@@ -240,7 +266,7 @@ pub fn targets(bindings: &std::collections::HashMap<String, Arc<flowcat_engine::
     out
 }
 
-fn read_inputs(path: &Path) -> anyhow::Result<Map<String, Value>> {
+pub fn read_inputs(path: &Path) -> anyhow::Result<Map<String, Value>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     match serde_json::from_str(&text) {
         Ok(Value::Object(m)) => Ok(m),

@@ -193,6 +193,17 @@ impl Hall {
         })
     }
 
+    /// The runner's checks of a prepared request (inputs, bindings, vars), without running it:
+    /// its inputs typed as the flow declares, defaults filled in.
+    pub fn check(&self, checked: &Checked) -> Result<Map<String, Value>, Refused> {
+        Ok(self.runner.check(&checked.request)?)
+    }
+
+    /// The run key the flow's `key:` gives a prepared request, if the flow has one.
+    pub fn key(&self, checked: &Checked) -> Result<Option<String>, Refused> {
+        key_of(self.flow(&checked.request.flow)?, &checked.request.inputs)
+    }
+
     fn bind(&self, flow: &Flow, binds: &[(String, String)]) -> Result<HashMap<String, Arc<Binding>>, Refused> {
         let slots = &flow.signature.slots;
         let Some(file) = &self.integrations else {

@@ -139,6 +139,14 @@ impl Runner {
         Ok(record)
     }
 
+    /// Checks a request's inputs, bindings and vars exactly as [`Runner::run`] will, and runs
+    /// nothing: the inputs as the run will see them (typed, defaults filled in). Lets a caller
+    /// refuse a run before it journals or sends anything.
+    pub fn check(&self, req: &RunRequest) -> Result<Map<String, Value>, RunError> {
+        let flow = self.flow(&req.flow)?;
+        Ok(inputs::prepare(flow, req.inputs.clone(), req.vars.clone(), &req.bindings)?.inputs)
+    }
+
     fn flow(&self, id: &str) -> Result<&crate::Flow, RunError> {
         if let Some(f) = self.catalog.get(id) {
             return Ok(f);

@@ -1,0 +1,99 @@
+//! `flowcat run FLOW --each FILE` through the real binary: rows streamed as runs, bad rows
+//! reported with their line and skipped, `--out`, and a re-run skipping the rows done.
+
+mod common;
+
+use common::{TempDir, flowcat_in};
+
+const FLOW: &str = "\
+id: test.greet
+inputs:
+  name: { type: string, required: true }
+  times: { type: number, default: 1 }
+nodes:
+  - id: hello
+    kind: set
+    values:
+      text: \"hi {{inputs.name}}\"
+outputs:
+  text: \"{{nodes.hello.text}}\"
+";
+
+fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).expect("--out was written");
+    let mut rows: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    rows.sort_by_key(|r| r["line"].as_u64());
+    rows
+}
+
+#[test]
+fn csv_rows_run_bad_ones_are_skipped_with_their_line_and_a_rerun_skips_the_done() {
+    let dir = TempDir::new("each-csv");
+    let state = dir.path().join("state");
+    let env = [("FLOWCAT_STATE_DIR", state.to_str().unwrap())];
+    std::fs::write(dir.path().join("greet.yaml"), FLOW).unwrap();
+    std::fs::write(dir.path().join("rows.csv"), "name,times\nann,1\nbob,x\n,3\ncid,2\ndan\n").unwrap();
+    let out = flowcat_in(dir.path(), &["run", "greet.yaml", "--each", "rows.csv", "--out", "out.jsonl"], &env);
+    assert_eq!(out.code, 1, "{}", out.snapshot());
+    assert!(out.stderr.contains("rows.csv:3: input `times` of flow `test.greet`: `x` is not a number; row skipped"));
+    assert!(out.stderr.contains("rows.csv:4: flow `test.greet` needs input `name` (string); row skipped"));
+    assert!(out.stderr.contains("rows.csv:6: the row has 1 values and the header 2 columns; row skipped"));
+    assert!(out.stdout.contains("succeeded              2") && out.stdout.contains("invalid                3"));
+    let rows = lines(&dir.path().join("out.jsonl"));
+    let statuses: Vec<(u64, &str)> =
+        rows.iter().map(|r| (r["line"].as_u64().unwrap(), r["status"].as_str().unwrap())).collect();
+    assert_eq!(statuses, [(2, "succeeded"), (3, "invalid"), (4, "invalid"), (5, "succeeded"), (6, "invalid")]);
+    assert_eq!(rows[3]["outputs"]["text"], "hi cid");
+    assert_eq!(rows[3]["inputs"]["name"], "cid");
+
+    // The same file again: the two rows done are not run again.
+    let again = flowcat_in(dir.path(), &["run", "greet.yaml", "--each", "rows.csv", "--format", "json"], &env);
+    assert_eq!(again.code, 1, "{}", again.snapshot());
+    let summary: serde_json::Value = serde_json::from_str(&again.stdout).expect("a JSON summary");
+    assert_eq!(summary["already_done"], 2, "{summary}");
+    assert_eq!(summary["succeeded"], 0, "{summary}");
+    assert_eq!(summary["invalid"], 3, "{summary}");
+
+    // Without the journal nothing is skipped.
+    let loose = flowcat_in(dir.path(), &["run", "greet.yaml", "--each", "rows.csv", "--no-journal", "--json"], &env);
+    let summary: serde_json::Value = serde_json::from_str(&loose.stdout).expect("a JSON summary");
+    assert_eq!(summary["succeeded"], 2, "{summary}");
+}
+
+#[test]
+fn json_lines_on_stdin_are_sniffed_and_all_good_rows_exit_zero() {
+    use std::io::Write as _;
+    let dir = TempDir::new("each-jsonl");
+    std::fs::write(dir.path().join("greet.yaml"), FLOW).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flowcat"))
+        .args(["run", "greet.yaml", "--each", "-", "--out", "out.csv", "--concurrency", "2"])
+        .current_dir(dir.path())
+        .env("FLOWCAT_STATE_DIR", dir.path().join("state"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rows: String = (0..50).map(|i| format!("{{\"name\": \"u{i}\", \"times\": {i}}}\n\n")).collect();
+    child.stdin.take().unwrap().write_all(rows.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("succeeded             50"), "{stdout}");
+    let csv = std::fs::read_to_string(dir.path().join("out.csv")).unwrap();
+    assert!(csv.starts_with("line,status,run,inputs,outputs,error\n"), "{csv}");
+    assert_eq!(csv.lines().count(), 51);
+    assert!(csv.contains("99,succeeded,"), "the 50th row is on line 99: {csv}");
+}
+
+#[test]
+fn a_header_naming_no_input_stops_before_any_row_with_a_hint() {
+    let dir = TempDir::new("each-header");
+    std::fs::write(dir.path().join("greet.yaml"), FLOW).unwrap();
+    std::fs::write(dir.path().join("rows.csv"), "nmae\nann\n").unwrap();
+    let out = flowcat_in(dir.path(), &["run", "greet.yaml", "--each", "rows.csv"], &[]);
+    assert_eq!(out.code, 2, "{}", out.snapshot());
+    assert!(out.stderr.contains("rows.csv:1: column `nmae` is not an input of the flow: did you mean `name`?"));
+    assert!(out.stdout.contains("succeeded              0"), "{}", out.snapshot());
+}
