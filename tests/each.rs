@@ -97,3 +97,56 @@ fn a_header_naming_no_input_stops_before_any_row_with_a_hint() {
     assert!(out.stderr.contains("rows.csv:1: column `nmae` is not an input of the flow: did you mean `name`?"));
     assert!(out.stdout.contains("succeeded              0"), "{}", out.snapshot());
 }
+
+/// Ctrl-C during a batch: no new row starts, the row in flight is stopped as a single run is, the
+/// batch says how to continue and exits 130; the same command again resumes the stopped row
+/// (its push is polled, not sent again) and runs the rest.
+#[test]
+fn ctrl_c_stops_a_batch_and_the_same_command_continues_it_without_a_second_push() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    // Pushes are answered after 5 s of Duo's time; at 1x that is 5 real seconds.
+    let sim = common::Sim::start_args("each-ctrl-c", None, &["--time-scale", "1"]);
+    let pushes = || sim.audit().iter().filter(|e| e["change"] == "push.send").count();
+    let dir = TempDir::new("each-ctrl-c");
+    let state = dir.path().join("state");
+    std::fs::write(dir.path().join("users.csv"), "username\nalice\nbob\n").unwrap();
+    let integrations = sim.integrations.to_str().expect("utf-8");
+    let args =
+        ["run", "duo.auth.verify_push", "--each", "users.csv", "--concurrency", "1", "--integrations", integrations];
+    let child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
+        .args(args)
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env("FLOWCAT_STATE_DIR", &state)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let t0 = Instant::now();
+    while pushes() == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "the first row's push was never sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    for _ in 0..2 {
+        assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill runs").success());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("no new row was started") && stderr.contains("run the same command again"), "{stderr}");
+    assert!(t0.elapsed() < Duration::from_secs(4), "stopped at once, not after the push's answer");
+    assert_eq!(pushes(), 1, "bob's row never started");
+
+    let env = [("FLOWCAT_STATE_DIR", state.to_str().unwrap())];
+    let mut again = args.to_vec();
+    again.extend(["--format", "json"]);
+    let out = flowcat_in(dir.path(), &again, &env);
+    assert_eq!(out.code, 0, "{}", out.snapshot());
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).expect("a JSON summary");
+    assert_eq!(summary["succeeded"], 2, "{summary}");
+    assert_eq!(pushes(), 2, "alice's push was polled again, not sent again; bob's was sent once");
+}
