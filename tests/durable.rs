@@ -36,16 +36,11 @@ fn ctrl_c_stops_a_waiting_run_and_resume_finishes_it_without_a_second_push() {
     let sim = Sim::start_args("ctrl-c", None, &["--time-scale", "1"]);
     let state = TempDir::new("ctrl-c");
     let integrations = sim.integrations.to_str().expect("utf-8");
-    let child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
-        .args(["run", "duo.auth.verify_push", "-i", "username=alice", "--integrations", integrations])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .env("FLOWCAT_STATE_DIR", state.path())
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+    let child = common::spawn_flowcat(
+        env!("CARGO_MANIFEST_DIR").as_ref(),
+        &["run", "duo.auth.verify_push", "-i", "username=alice", "--integrations", integrations],
+        state.path(),
+    );
     // Wait until the push was sent, then interrupt twice (the second abandons the poll in flight).
     let t0 = Instant::now();
     while pushes(&sim) == 0 {

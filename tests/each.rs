@@ -103,7 +103,7 @@ fn a_header_naming_no_input_stops_before_any_row_with_a_hint() {
 /// (its push is polled, not sent again) and runs the rest.
 #[test]
 fn ctrl_c_stops_a_batch_and_the_same_command_continues_it_without_a_second_push() {
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     use std::time::{Duration, Instant};
     // Pushes are answered after 5 s of Duo's time; at 1x that is 5 real seconds.
     let sim = common::Sim::start_args("each-ctrl-c", None, &["--time-scale", "1"]);
@@ -114,16 +114,7 @@ fn ctrl_c_stops_a_batch_and_the_same_command_continues_it_without_a_second_push(
     let integrations = sim.integrations.to_str().expect("utf-8");
     let args =
         ["run", "duo.auth.verify_push", "--each", "users.csv", "--concurrency", "1", "--integrations", integrations];
-    let child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
-        .args(args)
-        .current_dir(dir.path())
-        .env("NO_COLOR", "1")
-        .env("FLOWCAT_STATE_DIR", &state)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+    let child = common::spawn_flowcat(dir.path(), &args, &state);
     let t0 = Instant::now();
     while pushes() == 0 {
         assert!(t0.elapsed() < Duration::from_secs(20), "the first row's push was never sent");

@@ -54,6 +54,23 @@ impl Drop for TempDir {
     }
 }
 
+/// Starts `flowcat ARGS` in `dir`, journaling into `state`, with its output piped: for a test
+/// that signals the process while it runs (Ctrl-C).
+pub fn spawn_flowcat(dir: &std::path::Path, args: &[&str], state: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_flowcat"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("FLOWCAT_STATE_DIR", state)
+        .env_remove("RUST_LOG")
+        .env_remove("FLOWCAT_CATALOG")
+        .env_remove("FLOWCAT_INTEGRATIONS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the flowcat binary starts")
+}
+
 /// Runs `flowcat ARGS` in `dir` with `env` set, without colour, and with no
 /// `FLOWCAT_CATALOG` or `FLOWCAT_INTEGRATIONS` from the caller's environment. Unless `env`
 /// names a `FLOWCAT_STATE_DIR`, the run journals into a fresh folder of its own, so that runs
