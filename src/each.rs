@@ -74,6 +74,7 @@ pub fn run(flows: &Flows, args: &RunArgs, state_dir: Option<PathBuf>) -> anyhow:
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let shown = (!ui.quiet).then(|| tokio::spawn(report::progress(tally.clone(), total, terminal, done_rx)));
         let ended = bulk.drive(source, inputs, usize::from(args.concurrency), out, &tally).await;
+        crate::run::flush_journal(&bulk.hall).await;
         let _ = done_tx.send(());
         if let Some(task) = shown {
             let _ = task.await;

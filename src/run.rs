@@ -245,6 +245,7 @@ pub fn resume(
         let signals = tokio::spawn(watch_signals(tx, GRACE));
         let ran = hall.resume(&args.id, Some(rx), &args.resend).await;
         signals.abort();
+        flush_journal(&hall).await;
         ran
     });
     live.stop();
@@ -321,10 +322,21 @@ pub fn execute(prepared: Prepared, args: &RunArgs, live: &Live) -> anyhow::Resul
         let signals = tokio::spawn(watch_signals(tx, GRACE));
         let ran = prepared.hall.run_durably(prepared.request, Durably { stop: Some(rx), ..how }).await;
         signals.abort();
+        flush_journal(&prepared.hall).await;
         ran
     });
     live.stop();
     finish(ran, args.json())
+}
+
+/// Makes the run's end durable before it is reported (the journal gathers ends with later
+/// work); a journal that cannot write it is said, the run's outcome stands.
+pub async fn flush_journal(hall: &Hall) {
+    if let Some(store) = hall.store() {
+        if let Err(e) = store.flush().await {
+            eprintln!("warning: the journal could not record how the run ended: {e}");
+        }
+    }
 }
 
 /// Reports how a run ended; the exit code says how it went.

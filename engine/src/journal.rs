@@ -169,7 +169,11 @@ pub struct Start {
 pub trait RunHandle: RunLog {
     fn info(&self) -> &RunInfo;
     /// Marks the run ended with `record` (`status` says how: finished, interrupted, needs
-    /// attention). Durable when `Ok`.
+    /// attention). An end that is not final (interrupted, needs attention) is durable when `Ok`.
+    /// A final end may be written a little later (a store may gather it with other runs' work):
+    /// every write the run made was durable before it was sent, so an end lost in a crash only
+    /// makes the run read as interrupted, and resuming it runs its reads again. Closing the
+    /// store writes it.
     fn end<'a>(&'a self, status: StoredStatus, record: &'a RunRecord) -> BoxFuture<'a, Result<(), JournalError>>;
 }
 
@@ -216,6 +220,9 @@ pub trait Store: Send + Sync {
     fn show(&self, id: &str) -> Result<Option<StoredRun>, JournalError>;
     /// Deletes finished runs that ended before `before_ms` (Unix ms); answers how many.
     fn prune(&self, before_ms: u64) -> Result<usize, JournalError>;
+    /// Answers once everything journaled so far is durable (the ends a store may gather with
+    /// later work included), or why it could not be written.
+    fn flush(&self) -> BoxFuture<'_, Result<(), JournalError>>;
 }
 
 impl fmt::Debug for dyn Store {

@@ -10,12 +10,12 @@ use serde_json::Value;
 
 use crate::crash::Phase;
 use crate::store::{Shared, now_ms};
-use crate::writer::{Op, to_json};
+use crate::writer::{Op, RunNo, to_json};
 
 pub(crate) struct Handle {
     shared: Arc<Shared>,
-    seq: i64,
-    info: RunInfo,
+    run: RunNo,
+    info: Arc<RunInfo>,
     /// Ended succeeded or failed: its row names no holder any more.
     finished: AtomicBool,
 }
@@ -27,9 +27,10 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
-    /// A handle on run `seq`, which the writer marked held by this process.
-    pub(crate) fn new(shared: Arc<Shared>, seq: i64, info: RunInfo) -> Handle {
-        Handle { shared, seq, info, finished: AtomicBool::new(false) }
+    /// A handle on `run`, which the writer marks held by this process (with its beginning or its
+    /// claim).
+    pub(crate) fn new(shared: Arc<Shared>, run: RunNo, info: Arc<RunInfo>) -> Handle {
+        Handle { shared, run, info, finished: AtomicBool::new(false) }
     }
 
     /// Aborts the process if the test crash point is this moment.
@@ -48,7 +49,7 @@ impl RunLog for Handle {
         let crash = self.shared.crash.as_ref().filter(|c| c.due(Phase::Started, &key));
         // Held by the writer, durable with the run's next awaited entry or within `HOLD`: a lost
         // start only costs a resumed wait the time it would credit.
-        self.shared.hold(self.seq, Op::Started { seq: self.seq, path: key, at: at_ms });
+        self.shared.hold(self.run, Op::Started { run: self.run, path: key, at: at_ms });
         if let Some(crash) = crash {
             // Deterministic for the tests: the start is committed, then the process dies.
             self.shared.flush_blocking();
@@ -60,7 +61,7 @@ impl RunLog for Handle {
         Box::pin(async move {
             let key = path_key(path);
             let request = to_json(&self.shared.file, request)?;
-            let op = |reply| Op::Intent { seq: self.seq, path: key.clone(), request, at: now_ms(), reply };
+            let op = |reply| Op::Intent { run: self.run, path: key.clone(), request, at: now_ms(), reply };
             self.shared.call(op).await?;
             self.crash_point(Phase::Intent, &key);
             Ok(())
@@ -73,7 +74,7 @@ impl RunLog for Handle {
         // Held in order, durable with the run's next awaited entry or within `HOLD`; nobody
         // waits. Made JSON by the writer, only if it is written.
         let node = Box::new(node);
-        self.shared.hold(self.seq, Op::Noted { seq: self.seq, path: key.clone(), node, at: now_ms() });
+        self.shared.hold(self.run, Op::Noted { run: self.run, path: key.clone(), node, at: now_ms() });
         if let Some(crash) = self.shared.crash.as_ref().filter(|c| c.due(Phase::Finished, &key)) {
             // Deterministic for the tests: the entry is committed, then the process dies.
             self.shared.flush_blocking();
@@ -86,7 +87,7 @@ impl RunLog for Handle {
             let key = path_key(path);
             self.crash_point(Phase::Sent, &key);
             let node = to_json(&self.shared.file, node)?;
-            let op = |reply| Op::Finished { seq: self.seq, path: key.clone(), node, at: now_ms(), reply };
+            let op = |reply| Op::Finished { run: self.run, path: key.clone(), node, at: now_ms(), reply };
             self.shared.call(op).await?;
             self.crash_point(Phase::Finished, &key);
             Ok(())
@@ -109,12 +110,15 @@ impl RunHandle for Handle {
             }
             let note = record.error.as_ref().map(|e| one_line(&format!("`{}` {}: {}", e.node, e.code, e.message)));
             let record = to_json(&self.shared.file, record)?;
-            let seq = self.seq;
-            self.shared.call(|reply| Op::End { seq, status, note, record, at: now_ms(), reply }).await?;
+            let run = self.run;
             if status.is_final() {
+                // Held: written with the next batch, within `HOLD` (a finished run's dependents
+                // are other runs, which read it through the writer); see `RunHandle::end`.
+                self.shared.hold_end(run, Op::End { run, status, note, record, at: now_ms(), reply: None });
                 self.finished.store(true, Ordering::Relaxed);
+                return Ok(());
             }
-            Ok(())
+            self.shared.call(|reply| Op::End { run, status, note, record, at: now_ms(), reply: Some(reply) }).await
         })
     }
 }
@@ -122,10 +126,12 @@ impl RunHandle for Handle {
 impl Drop for Handle {
     /// Lets the run go: another process (or handle) may take it now, unless it finished.
     fn drop(&mut self) {
+        let run = self.run;
         if self.finished.load(Ordering::Relaxed) {
-            self.shared.holder.release(self.seq);
+            self.shared.hold(run, Op::Let { run, finished: true });
         } else {
-            self.shared.release(self.seq);
+            // At once: a claim of the run in this process must find it free.
+            let _ = self.shared.send(Op::Let { run, finished: false });
         }
     }
 }

@@ -3,7 +3,7 @@
 //! through their own connection, so that they never wait behind the writer's batches.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,7 +20,7 @@ use crate::handle::Handle;
 use crate::lock::Holder;
 use crate::read::Reader;
 use crate::schema::{self, Setup};
-use crate::writer::{Began, Claimed, HeldEntries, Op, Reply, Writer};
+use crate::writer::{Began, Claimed, HeldEntries, MAX_HELD, Op, Reply, RunNo, Writer};
 
 /// How a journal is opened.
 #[derive(Clone, Debug)]
@@ -35,6 +35,9 @@ pub struct Options {
     /// How long [`IfBusy::Wait`] waits at most for another process's run of the same key (less
     /// when the run's deadline comes first), then answers [`Begun::Busy`].
     pub max_wait: Duration,
+    /// How long an entry nobody waits for may stay in memory before it is written (unless
+    /// `MAX_HELD` entries wait, or a run awaits an entry).
+    pub hold: Duration,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
             max_pages: None,
             busy_timeout: Duration::from_secs(10),
             max_wait: Duration::from_secs(15 * 60),
+            hold: crate::writer::HOLD,
         }
     }
 }
@@ -82,6 +86,12 @@ pub(crate) struct Shared {
     pub(crate) holder: Arc<Holder>,
     /// Entries nobody waits for, until the writer takes them (`writer`, "held").
     held: Arc<Mutex<HeldEntries>>,
+    /// Whether the writer's last commit succeeded: only then may a run hold its beginning.
+    healthy: Arc<AtomicBool>,
+    /// Whether the writer was asked to take the held entries early ([`MAX_HELD`]).
+    nudged: Arc<AtomicBool>,
+    /// The number of this process's next run ([`RunNo`]).
+    next_run: AtomicU64,
     max_wait: Duration,
 }
 
@@ -103,7 +113,10 @@ impl Journal {
         let setup = Setup { busy_timeout: options.busy_timeout, max_pages: options.max_pages };
         let (conn, side) = first_connections(&file, setup)?;
         let holder = Arc::new(Holder::new(dir)?);
-        let held = Arc::new(Mutex::new(HeldEntries::new()));
+        let held = Arc::new(Mutex::new(HeldEntries::default()));
+        // Not healthy before a first commit: the first run's beginning is awaited, so a journal
+        // that cannot take a write (a full disk) refuses it before it sends anything.
+        let (healthy, nudged) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
         let (ops, receiver) = mpsc::channel();
         let stats = Arc::new(Stats::default());
         let writer = Writer {
@@ -113,6 +126,9 @@ impl Journal {
             stats: stats.clone(),
             holder: holder.clone(),
             held: held.clone(),
+            healthy: healthy.clone(),
+            nudged: nudged.clone(),
+            hold: options.hold,
         };
         let writer = std::thread::Builder::new()
             .name("flowcat-journal".into())
@@ -128,6 +144,9 @@ impl Journal {
             crash: options.crash_at.map(Crash::new),
             holder,
             held,
+            healthy,
+            nudged,
+            next_run: AtomicU64::new(1),
             max_wait: options.max_wait,
         };
         Ok(Journal { shared: Arc::new(shared) })
@@ -151,7 +170,7 @@ impl Journal {
 
     /// Answers once everything journaled so far is committed (`started` included).
     pub async fn flush(&self) -> Result<(), JournalError> {
-        self.shared.call(|reply| Op::Flush { reply }).await
+        self.shared.call(|reply| Op::Flush { reply: Some(reply) }).await
     }
 
     /// A finished run's stored form, for [`Begun::Done`].
@@ -191,7 +210,8 @@ impl Journal {
     /// Tries to take the unfinished run `id` for this process.
     async fn take(&self, seq: i64, id: &str) -> Result<Take, JournalError> {
         let shared = &self.shared;
-        match shared.call(|reply| Op::Claim { seq, at: now_ms(), reply }).await? {
+        let run = shared.next_run();
+        match shared.call(|reply| Op::Claim { run, seq, at: now_ms(), reply }).await? {
             Claimed::Held => {}
             Claimed::Final => return Ok(Take::Final),
             Claimed::Busy => return Ok(Take::Busy),
@@ -203,9 +223,11 @@ impl Journal {
             Ok::<_, JournalError>((row, past))
         };
         match read() {
-            Ok((row, past)) => Ok(Take::Held(Box::new(Handle::new(shared.clone(), seq, row.summary.info)), past)),
+            Ok((row, past)) => {
+                Ok(Take::Held(Box::new(Handle::new(shared.clone(), run, Arc::new(row.summary.info))), past))
+            }
             Err(e) => {
-                shared.release(seq);
+                let _ = shared.send(Op::Let { run, finished: false });
                 Err(e)
             }
         }
@@ -244,14 +266,27 @@ impl Drop for Shared {
 impl Shared {
     /// Holds an entry nobody waits for (a start, a read's result) for the writer to take: no
     /// message, no wake-up.
-    pub(crate) fn hold(&self, seq: i64, op: Op) {
-        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        held.entry(seq).or_insert_with(|| (std::time::Instant::now(), Vec::new())).1.push(op);
+    pub(crate) fn hold(&self, run: RunNo, op: Op) {
+        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner).push(run, op);
+        self.nudge_if(held);
     }
-    /// This process lets run `seq` go: in memory at once, in the journal with the next batch.
-    pub(crate) fn release(&self, seq: i64) {
-        self.holder.release(seq);
-        let _ = self.send(Op::Release { seq });
+
+    /// Holds a run's final end (its held starts and results are dropped: the record has them).
+    pub(crate) fn hold_end(&self, run: RunNo, op: Op) {
+        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner).push_end(run, op);
+        self.nudge_if(held);
+    }
+
+    /// Wakes the writer (once) when `held` entries are more than it should let wait.
+    fn nudge_if(&self, held: usize) {
+        if held >= MAX_HELD && !self.nudged.swap(true, Ordering::Relaxed) {
+            let _ = self.send(Op::Flush { reply: None });
+        }
+    }
+
+    /// A number for a run of this process.
+    pub(crate) fn next_run(&self) -> RunNo {
+        self.next_run.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn send(&self, op: Op) -> Result<(), JournalError> {
@@ -270,7 +305,7 @@ impl Shared {
     /// crash point in `started`, which is not async.
     pub(crate) fn flush_blocking(&self) {
         let (reply, mut answer) = tokio::sync::oneshot::channel();
-        if self.send(Op::Flush { reply }).is_err() {
+        if self.send(Op::Flush { reply: Some(reply) }).is_err() {
             return;
         }
         for _ in 0..5000 {
@@ -292,10 +327,21 @@ impl Shared {
 impl Store for Journal {
     fn begin(&self, start: Start) -> BoxFuture<'_, Result<Begun, JournalError>> {
         Box::pin(async move {
+            let shared = &self.shared;
             let (if_busy, deadline_at) = (start.if_busy, start.info.deadline_at);
-            let began = self.shared.call(|reply| Op::Begin { info: Box::new(start.info), reply }).await?;
+            let run = shared.next_run();
+            let mut info = start.info;
+            info.id = crate::id::fresh(info.created_at);
+            let info = Arc::new(info);
+            if info.key.is_none() && shared.healthy.load(Ordering::Relaxed) {
+                // Held: written with the run's first awaited entry (before anything it changes
+                // is sent), or with its end; see the writer's documentation.
+                shared.hold(run, Op::Begin { run, info: info.clone(), reply: None });
+                return Ok(Begun::Fresh(Box::new(Handle::new(shared.clone(), run, info))));
+            }
+            let began = shared.call(|reply| Op::Begin { run, info: info.clone(), reply: Some(reply) }).await?;
             match began {
-                Began::Fresh { seq, info } => Ok(Begun::Fresh(Box::new(Handle::new(self.shared.clone(), seq, *info)))),
+                Began::Fresh => Ok(Begun::Fresh(Box::new(Handle::new(shared.clone(), run, info)))),
                 Began::Found { id, status, .. } if status.is_final() => self.done(&id),
                 Began::Found { seq, id, .. } => self.wait(seq, id, if_busy, deadline_at).await,
             }
@@ -329,6 +375,10 @@ impl Store for Journal {
 
     fn show(&self, id: &str) -> Result<Option<StoredRun>, JournalError> {
         self.shared.read(|r| r.show(id))
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), JournalError>> {
+        Box::pin(Journal::flush(self))
     }
 
     fn prune(&self, before_ms: u64) -> Result<usize, JournalError> {

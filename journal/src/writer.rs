@@ -15,10 +15,18 @@
 //! what it saw. A run that ends succeeded or failed drops what it still holds: its final record
 //! has every node. A short run of reads is thus two rows (its start and its end), not one per
 //! node.
+//!
+//! A run's *beginning* is held too when it has no key and the journal's last commit succeeded
+//! (a key must be looked up in the transaction that creates its run; after a failed commit the
+//! next beginning is awaited, so a journal that stopped taking writes refuses new runs before
+//! they send anything); so is the *end* of a run that finished. Such a run of reads wakes the
+//! writer not once: the writer writes it whole with the next batch, at most [`HOLD`] later, or
+//! when [`MAX_HELD`] entries wait. Runs are therefore named in ops by a number of this process
+//! ([`RunNo`]), which the writer maps to the run's row once its beginning or claim is written.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
@@ -33,85 +41,107 @@ use crate::store::Stats;
 /// At most this many ops share a transaction: bounds the latency of the first op of a batch.
 const MAX_BATCH: usize = 1024;
 
-/// How long an entry nobody waits for is held before it is written anyway: a run that waits (a
-/// poll between two attempts) has its nodes' starts durable this long after they happened.
+/// How long an entry nobody waits for is held before it is written anyway (by default: see
+/// `Options::hold`): a run that waits (a poll between two attempts) has its nodes' starts durable
+/// this long after they happened.
 pub(crate) const HOLD: Duration = Duration::from_millis(100);
+
+/// When this many entries are held, the writer is woken to write them (the bound on what waits
+/// in memory when runs never await anything).
+pub const MAX_HELD: usize = 4096;
 
 /// A waiter, told once its op is committed (or failed).
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
 
+/// A run as this process names it in ops: its row's `seq` is known to the writer only once the
+/// run's beginning (or claim) is written.
+pub(crate) type RunNo = u64;
+
 /// What the writer is asked to do.
 #[derive(Debug)]
 pub(crate) enum Op {
-    /// Create a run, or find the unfinished or finished run of its `(flow, key)`.
+    /// Create run `run` (its id already chosen), or, with a key, find the unfinished or finished
+    /// run of its `(flow, key)`. Held (no reply) for a run without a key.
     Begin {
-        info: Box<RunInfo>,
-        reply: Reply<Began>,
+        run: RunNo,
+        info: Arc<RunInfo>,
+        reply: Option<Reply<Began>>,
     },
-    /// Take an unfinished run for this process, if no live process holds it.
+    /// Take the unfinished run `seq` for this process, as `run`, if no live process holds it.
     Claim {
+        run: RunNo,
         seq: i64,
         at: u64,
         reply: Reply<Claimed>,
     },
-    /// This process no longer holds the run (its handle was dropped before a final end).
-    Release {
-        seq: i64,
+    /// This process no longer holds the run: its handle was dropped, after a final end
+    /// (`finished`) or not (its row then names no holder either).
+    Let {
+        run: RunNo,
+        finished: bool,
     },
     /// A node started (held; nobody waits).
     Started {
-        seq: i64,
+        run: RunNo,
         path: String,
         at: u64,
     },
     /// A node's result that nobody waits for (held; made JSON only if it is written).
     Noted {
-        seq: i64,
+        run: RunNo,
         path: String,
         node: Box<Finished>,
         at: u64,
     },
     Intent {
-        seq: i64,
+        run: RunNo,
         path: String,
         request: String,
         at: u64,
         reply: Reply<()>,
     },
     Finished {
-        seq: i64,
+        run: RunNo,
         path: String,
         node: String,
         at: u64,
         reply: Reply<()>,
     },
+    /// The run's end; held (no reply) when it finished.
     End {
-        seq: i64,
+        run: RunNo,
         status: StoredStatus,
         note: Option<String>,
         record: String,
         at: u64,
-        reply: Reply<()>,
+        reply: Option<Reply<()>>,
     },
-    /// Answers once everything sent before it is committed.
+    /// Writes every held entry; answers (when asked) once everything sent before it is committed.
     Flush {
-        reply: Reply<()>,
+        reply: Option<Reply<()>>,
     },
 }
 
 impl Op {
-    /// The run the op belongs to (none for [`Op::Begin`] and [`Op::Flush`]).
-    fn seq(&self) -> Option<i64> {
+    /// The run the op belongs to (none for [`Op::Flush`]).
+    fn run(&self) -> Option<RunNo> {
         match self {
-            Op::Claim { seq, .. }
-            | Op::Release { seq }
-            | Op::Started { seq, .. }
-            | Op::Noted { seq, .. }
-            | Op::Intent { seq, .. }
-            | Op::Finished { seq, .. }
-            | Op::End { seq, .. } => Some(*seq),
-            Op::Begin { .. } | Op::Flush { .. } => None,
+            Op::Begin { run, .. }
+            | Op::Claim { run, .. }
+            | Op::Let { run, .. }
+            | Op::Started { run, .. }
+            | Op::Noted { run, .. }
+            | Op::Intent { run, .. }
+            | Op::Finished { run, .. }
+            | Op::End { run, .. } => Some(*run),
+            Op::Flush { .. } => None,
         }
+    }
+
+    /// Whether the op reads rows other runs' held entries may change (a key's run, a claimed
+    /// run's state), so that everything held is written before it.
+    fn needs_all(&self) -> bool {
+        matches!(self, Op::Flush { .. } | Op::Claim { .. } | Op::Begin { reply: Some(_), .. })
     }
 }
 
@@ -119,7 +149,7 @@ impl Op {
 #[derive(Debug)]
 pub(crate) enum Began {
     /// A new run, created and held by this process.
-    Fresh { seq: i64, info: Box<RunInfo> },
+    Fresh,
     /// The run of this `(flow, key)`, as it is stored.
     Found { seq: i64, id: String, status: StoredStatus },
 }
@@ -146,16 +176,58 @@ pub(crate) struct Writer {
     pub holder: Arc<Holder>,
     /// Runs put their held entries here.
     pub held: Arc<Mutex<HeldEntries>>,
+    /// Whether the last commit succeeded (runs without a key then hold their beginning).
+    pub healthy: Arc<AtomicBool>,
+    /// Set when the held entries were last taken out (a wake-up is asked for only once).
+    pub nudged: Arc<AtomicBool>,
+    /// How long an entry is held at most ([`HOLD`] unless a test says otherwise).
+    pub hold: Duration,
 }
 
 /// Entries nobody waits for, per run, with when the oldest came.
-pub(crate) type HeldEntries = HashMap<i64, (Instant, Vec<Op>)>;
+#[derive(Debug, Default)]
+pub(crate) struct HeldEntries {
+    runs: HashMap<RunNo, (Instant, Vec<Op>)>,
+    /// How many entries `runs` holds.
+    len: usize,
+}
+
+impl HeldEntries {
+    /// Holds `op` for `run`; answers how many entries are held now.
+    pub(crate) fn push(&mut self, run: RunNo, op: Op) -> usize {
+        self.runs.entry(run).or_insert_with(|| (Instant::now(), Vec::new())).1.push(op);
+        self.len += 1;
+        self.len
+    }
+
+    /// Holds the final end of `run`: its held starts and results are dropped (its record has
+    /// every node), its beginning kept.
+    pub(crate) fn push_end(&mut self, run: RunNo, op: Op) -> usize {
+        if let Some((_, entries)) = self.runs.get_mut(&run) {
+            let before = entries.len();
+            entries.retain(|op| matches!(op, Op::Begin { .. }));
+            self.len -= before - entries.len();
+        }
+        self.push(run, op)
+    }
+
+    fn take(&mut self, run: RunNo) -> Option<Vec<Op>> {
+        let (_, entries) = self.runs.remove(&run)?;
+        self.len -= entries.len();
+        Some(entries)
+    }
+}
+
+/// Which row each run of this process is, once its beginning or claim is written, or why its
+/// held beginning could not be written.
+type Rows = HashMap<RunNo, Result<i64, JournalError>>;
 
 /// An op's outcome before commit, held until the commit tells whether it stands.
 enum Done {
-    Unit(Reply<()>, Result<(), JournalError>),
-    Began(Reply<Began>, Result<Began, JournalError>),
-    Claimed(i64, Reply<Claimed>, Result<Claimed, JournalError>),
+    Unit(Option<Reply<()>>, Result<(), JournalError>),
+    /// A beginning: the run, its row when it was created here, the waiter if any.
+    Began(RunNo, Option<Reply<Began>>, Result<Began, JournalError>),
+    Claimed(RunNo, i64, Reply<Claimed>, Result<Claimed, JournalError>),
     Quiet,
 }
 
@@ -209,9 +281,10 @@ impl Writer {
     /// Serves ops until every sender is gone, then writes what it still holds.
     pub(crate) fn serve(self, ops: mpsc::Receiver<Op>) {
         let mut prepared = Prepared::new(&self.conn);
+        let mut rows = Rows::new();
         loop {
             // Every `HOLD` at least, for the held entries that came of age.
-            let first = match ops.recv_timeout(HOLD) {
+            let first = match ops.recv_timeout(self.hold) {
                 Ok(op) => Some(op),
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -223,18 +296,27 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let writes = route(&mut self.held.lock().unwrap_or_else(PoisonError::into_inner), batch, false);
-            self.apply(&mut prepared, writes);
+            let writes = self.route(batch, false);
+            self.apply(&mut prepared, &mut rows, writes);
         }
-        let writes = route(&mut self.held.lock().unwrap_or_else(PoisonError::into_inner), Vec::new(), true);
-        self.apply(&mut prepared, writes);
+        let writes = self.route(Vec::new(), true);
+        self.apply(&mut prepared, &mut rows, writes);
+    }
+
+    fn route(&self, batch: Vec<Op>, all: bool) -> Vec<Op> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let writes = route(&mut held, batch, all, self.hold);
+        if held.len == 0 {
+            self.nudged.store(false, Ordering::Relaxed);
+        }
+        writes
     }
 
     /// One transaction for the whole batch, then the replies. Every op writes with one
     /// statement, and SQLite undoes a failed statement alone: one op's error fails only its own
     /// waiter, unless SQLite rolled the whole transaction back (a full disk), which fails the
     /// batch.
-    fn apply(&self, prepared: &mut Prepared<'_>, batch: Vec<Op>) {
+    fn apply(&self, prepared: &mut Prepared<'_>, rows: &mut Rows, batch: Vec<Op>) {
         if batch.is_empty() {
             return;
         }
@@ -243,7 +325,7 @@ impl Writer {
         let mut failure = self.exec("BEGIN IMMEDIATE").err();
         if failure.is_none() {
             for op in ops.by_ref() {
-                let (d, error) = self.apply_one(prepared, op);
+                let (d, error) = self.apply_one(prepared, rows, op);
                 done.push(d);
                 if error.is_some() && self.conn.is_autocommit() {
                     failure = error;
@@ -259,84 +341,119 @@ impl Writer {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
             // Everything in the batch is undone: every waiter hears why, and runs created or
-            // claimed in it are released.
+            // claimed in it are released. Held entries had no waiter: the next run's beginning
+            // is awaited, and hears it from the journal itself.
+            self.healthy.store(false, Ordering::Relaxed);
             for d in done {
-                d.fail(&e, &self.holder);
+                d.fail(&e, &self.holder, rows);
             }
             for op in ops {
                 op.fail(&e);
             }
             return;
         }
+        // A held beginning that failed alone (its statement) leaves the journal suspect too.
+        let held_begin_failed = done.iter().any(|d| matches!(d, Done::Began(_, None, Err(_))));
+        self.healthy.store(!held_begin_failed, Ordering::Relaxed);
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         self.stats.ops.fetch_add(done.len() as u64, Ordering::Relaxed);
         for d in done {
             match d {
-                Done::Unit(reply, r) => {
+                Done::Unit(Some(reply), r) => {
                     let _ = reply.send(r);
                 }
-                Done::Began(reply, r) => {
-                    if let Err(Ok(Began::Fresh { seq, .. })) = reply.send(r) {
+                Done::Began(run, Some(reply), r) => {
+                    if let Err(Ok(Began::Fresh)) = reply.send(r) {
                         // Its waiter is gone: the run stays, unheld (interrupted), like a crash.
-                        self.holder.release(seq);
+                        if let Some(Ok(seq)) = rows.remove(&run) {
+                            self.holder.release(seq);
+                        }
                     }
                 }
-                Done::Claimed(seq, reply, r) => {
+                Done::Claimed(run, seq, reply, r) => {
                     if let Err(Ok(Claimed::Held)) = reply.send(r) {
                         // Its waiter is gone: as for a new run, the run stays unheld.
+                        rows.remove(&run);
                         self.holder.release(seq);
                     }
                 }
-                Done::Quiet => {}
+                Done::Unit(None, _) | Done::Began(_, None, _) | Done::Quiet => {}
             }
         }
     }
 
     /// Applies one op; answers its outcome and its error, if any.
-    fn apply_one(&self, prepared: &mut Prepared<'_>, op: Op) -> (Done, Option<JournalError>) {
+    fn apply_one(&self, prepared: &mut Prepared<'_>, rows: &mut Rows, op: Op) -> (Done, Option<JournalError>) {
         let err = |e: rusqlite::Error| error::sqlite(&e, &self.file, Doing::Written);
-        let unit = |reply, r: rusqlite::Result<usize>| {
-            let r = r.map(drop).map_err(err);
+        let unit = |reply, r: Result<usize, JournalError>| {
+            let r = r.map(drop);
             let e = r.as_ref().err().cloned();
             (Done::Unit(reply, r), e)
         };
+        // The run's row, or why there is none: its held beginning failed.
+        let row = |run: RunNo| rows.get(&run).cloned().unwrap_or_else(|| Err(lost(&self.file)));
         match op {
-            Op::Begin { info, reply } => {
-                let r = self.begin(prepared, info);
+            Op::Begin { run, info, reply } => {
+                let r = self.begin(prepared, &info);
+                match (&r, &reply) {
+                    (Ok((Began::Fresh, seq)), _) => drop(rows.insert(run, Ok(*seq))),
+                    // Nobody waits: the run's next entries answer why, and the next run's
+                    // beginning is awaited.
+                    (Err(e), None) => drop(rows.insert(run, Err(e.clone()))),
+                    _ => {}
+                }
+                let r = r.map(|(began, _)| began);
                 let e = r.as_ref().err().cloned();
-                (Done::Began(reply, r), e)
+                (Done::Began(run, reply, r), e)
             }
-            Op::Started { seq, path, at } => {
-                (Done::Quiet, prepared.execute(STARTED, params![seq, path, sql_ms(at)]).err().map(err))
+            Op::Started { run, path, at } => {
+                let r = row(run).and_then(|seq| prepared.execute(STARTED, params![seq, path, sql_ms(at)]).map_err(err));
+                (Done::Quiet, r.err())
             }
-            Op::Noted { seq, path, node, at } => match to_json(&self.file, &node) {
-                Ok(node) => (Done::Quiet, prepared.execute(NOTED, params![seq, path, node, sql_ms(at)]).err().map(err)),
-                Err(e) => (Done::Quiet, Some(e)),
-            },
-            Op::Release { seq } => {
+            Op::Noted { run, path, node, at } => {
+                let r = row(run).and_then(|seq| {
+                    let node = to_json(&self.file, &node)?;
+                    prepared.execute(NOTED, params![seq, path, node, sql_ms(at)]).map_err(err)
+                });
+                (Done::Quiet, r.err())
+            }
+            Op::Let { run, finished } => {
+                let Some(Ok(seq)) = rows.remove(&run) else { return (Done::Quiet, None) };
+                self.holder.release(seq);
+                if finished {
+                    return (Done::Quiet, None);
+                }
                 (Done::Quiet, prepared.execute(RELEASE, params![seq, self.holder.name()]).err().map(err))
             }
-            Op::Intent { seq, path, request, at, reply } => {
-                unit(reply, prepared.execute(INTENT, params![seq, path, request, sql_ms(at)]))
-            }
-            Op::Finished { seq, path, node, at, reply } => {
-                unit(reply, prepared.execute(FINISHED, params![seq, path, node, sql_ms(at)]))
-            }
-            Op::End { seq, status, note, record, at, reply } => {
-                unit(reply, prepared.execute(END, params![seq, status.name(), note, record, sql_ms(at)]))
-            }
-            Op::Claim { seq, at, reply } => {
+            Op::Intent { run, path, request, at, reply } => unit(
+                Some(reply),
+                row(run).and_then(|seq| prepared.execute(INTENT, params![seq, path, request, sql_ms(at)]).map_err(err)),
+            ),
+            Op::Finished { run, path, node, at, reply } => unit(
+                Some(reply),
+                row(run).and_then(|seq| prepared.execute(FINISHED, params![seq, path, node, sql_ms(at)]).map_err(err)),
+            ),
+            Op::End { run, status, note, record, at, reply } => unit(
+                reply,
+                row(run).and_then(|seq| {
+                    prepared.execute(END, params![seq, status.name(), note, record, sql_ms(at)]).map_err(err)
+                }),
+            ),
+            Op::Claim { run, seq, at, reply } => {
                 let r = self.claim(prepared, seq, at);
+                if let Ok(Claimed::Held) = r {
+                    rows.insert(run, Ok(seq));
+                }
                 let e = r.as_ref().err().cloned();
-                (Done::Claimed(seq, reply, r), e)
+                (Done::Claimed(run, seq, reply, r), e)
             }
             Op::Flush { reply } => (Done::Unit(reply, Ok(())), None),
         }
     }
 
     /// [`Op::Begin`]: inside the batch's IMMEDIATE transaction, so that two processes starting
-    /// one key see each other: the second finds the first's row.
-    fn begin(&self, prepared: &mut Prepared<'_>, mut info: Box<RunInfo>) -> Result<Began, JournalError> {
+    /// one key see each other: the second finds the first's row. Answers the new run's row.
+    fn begin(&self, prepared: &mut Prepared<'_>, info: &RunInfo) -> Result<(Began, i64), JournalError> {
         let err = |e: rusqlite::Error| error::sqlite(&e, &self.file, Doing::Written);
         if let Some(key) = &info.key {
             let found = self
@@ -350,29 +467,21 @@ impl Writer {
                 .map_err(err)?;
             if let Some((seq, id, status)) = found {
                 let status = StoredStatus::parse(&status).unwrap_or(StoredStatus::Interrupted);
-                return Ok(Began::Found { seq, id, status });
+                return Ok((Began::Found { seq, id, status }, seq));
             }
         }
-        let id = loop {
-            let id = crate::id::fresh(info.created_at);
-            let taken: bool = prepared
-                .get("SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)")
-                .and_then(|s| s.query_row([&id], |r| r.get(0)))
-                .map_err(err)?;
-            if !taken {
-                break id;
-            }
-        };
         let f = &self.file;
         let (inputs, vars) = (to_json(f, &info.inputs)?, to_json(f, &info.vars)?);
         let (binds, targets) = (to_json(f, &info.binds)?, to_json(f, &info.targets)?);
+        // The id was chosen by the run (time and 30 random bits): the unique index refuses the
+        // one-in-a-billion twin of a run started in the same millisecond.
         prepared
             .execute(
                 "INSERT INTO runs (id, flow, flow_digest, key, inputs, vars, binds, targets, created_at, updated_at,
                                    deadline_at, status, source, holder)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, 'running', ?11, ?12)",
                 params![
-                    id,
+                    info.id,
                     info.flow,
                     info.flow_digest,
                     info.key,
@@ -390,8 +499,7 @@ impl Writer {
         let seq = self.conn.last_insert_rowid();
         // Held from the commit on; released again if the transaction fails.
         self.holder.take(seq);
-        info.id = id;
-        Ok(Began::Fresh { seq, info })
+        Ok((Began::Fresh, seq))
     }
 
     /// [`Op::Claim`]: inside the batch's IMMEDIATE transaction, so that two processes claiming
@@ -428,60 +536,73 @@ impl Writer {
     }
 }
 
+/// The error of an op whose run has no row: its beginning was not written.
+fn lost(file: &std::path::Path) -> JournalError {
+    JournalError::new(
+        "not_journaled",
+        format!(
+            "this run's beginning could not be written to the journal `{}` (an earlier error): it is not recorded",
+            file.display()
+        ),
+    )
+}
+
 /// What the batch writes now, in order: an op of a run brings the run's held entries before it
-/// (see the module's documentation); a run that ends finished drops them; held entries older
-/// than [`HOLD`] (all of them with `all`, or at a [`Op::Flush`]) come last.
-fn route(held: &mut HeldEntries, batch: Vec<Op>, mut all: bool) -> Vec<Op> {
+/// (see the module's documentation); held entries older than [`HOLD`] (all of them with `all`,
+/// or before an op that reads what other runs wrote: a flush, a claim, a key's beginning) come
+/// first.
+fn route(held: &mut HeldEntries, batch: Vec<Op>, mut all: bool, hold: Duration) -> Vec<Op> {
     let mut writes = Vec::with_capacity(batch.len());
     for op in batch {
-        match (&op, op.seq()) {
-            (Op::End { status, .. }, Some(seq)) if status.is_final() => {
-                held.remove(&seq);
-                writes.push(op);
-            }
-            (Op::Flush { .. }, _) => {
-                all = true;
-                writes.push(op);
-            }
-            (_, Some(seq)) => {
-                if let Some((_, entries)) = held.remove(&seq) {
-                    writes.extend(entries);
-                }
-                writes.push(op);
-            }
-            (_, None) => writes.push(op),
+        all |= op.needs_all();
+        if let Some(entries) = op.run().and_then(|run| held.take(run)) {
+            writes.extend(entries);
         }
+        writes.push(op);
     }
     let now = Instant::now();
-    let due: Vec<i64> =
-        held.iter().filter(|(_, (since, _))| all || now >= *since + HOLD).map(|(seq, _)| *seq).collect();
-    // A flush answers once what came before it is written: held entries go before it.
-    let at = writes.iter().position(|op| matches!(op, Op::Flush { .. })).unwrap_or(writes.len());
+    let due: Vec<RunNo> =
+        held.runs.iter().filter(|(_, (since, _))| all || now >= *since + hold).map(|(run, _)| *run).collect();
+    // Before the batch: a flush answers once what came before it is written, and a claim or a
+    // key's lookup sees the ends this process already made. A run with an op in the batch took
+    // its own entries before that op above.
     let mut late = Vec::new();
-    for seq in due {
-        if let Some((_, entries)) = held.remove(&seq) {
-            late.extend(entries);
-        }
+    for run in due {
+        late.extend(held.take(run).unwrap_or_default());
     }
-    writes.splice(at..at, late);
-    writes
+    if late.is_empty() {
+        return writes;
+    }
+    late.extend(writes);
+    late
 }
 
 impl Done {
     /// Tells the waiter that its batch failed; a run created or claimed in it is released.
-    fn fail(self, e: &JournalError, holder: &Holder) {
+    fn fail(self, e: &JournalError, holder: &Holder, rows: &mut Rows) {
         match self {
             Done::Unit(reply, _) => {
-                let _ = reply.send(Err(e.clone()));
-            }
-            Done::Began(reply, began) => {
-                if let Ok(Began::Fresh { seq, .. }) = &began {
-                    holder.release(*seq);
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(e.clone()));
                 }
-                let _ = reply.send(Err(e.clone()));
             }
-            Done::Claimed(seq, reply, claimed) => {
+            Done::Began(run, reply, began) => {
+                if let Ok(Began::Fresh) = &began {
+                    if let Some(Ok(seq)) = rows.remove(&run) {
+                        holder.release(seq);
+                    }
+                }
+                if reply.is_none() {
+                    // The run's next entries answer why.
+                    rows.insert(run, Err(e.clone()));
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+            Done::Claimed(run, seq, reply, claimed) => {
                 if let Ok(Claimed::Held) = claimed {
+                    rows.remove(&run);
                     holder.release(seq);
                 }
                 let _ = reply.send(Err(e.clone()));
@@ -496,12 +617,16 @@ impl Op {
     fn fail(self, e: &JournalError) {
         let e = e.clone();
         match self {
-            Op::Begin { reply, .. } => drop(reply.send(Err(e))),
+            Op::Begin { reply: Some(reply), .. } => drop(reply.send(Err(e))),
             Op::Claim { reply, .. } => drop(reply.send(Err(e))),
-            Op::Intent { reply, .. } | Op::Finished { reply, .. } | Op::End { reply, .. } | Op::Flush { reply } => {
-                drop(reply.send(Err(e)))
-            }
-            Op::Started { .. } | Op::Noted { .. } | Op::Release { .. } => {}
+            Op::Intent { reply, .. } | Op::Finished { reply, .. } => drop(reply.send(Err(e))),
+            Op::End { reply: Some(reply), .. } | Op::Flush { reply: Some(reply) } => drop(reply.send(Err(e))),
+            Op::Begin { reply: None, .. }
+            | Op::End { reply: None, .. }
+            | Op::Flush { reply: None }
+            | Op::Started { .. }
+            | Op::Noted { .. }
+            | Op::Let { .. } => {}
         }
     }
 }

@@ -100,12 +100,23 @@ async fn a_full_disk_refuses_begin_and_intent() {
     // Smaller writes still go in after the failed one.
     run.finished(&["small".to_owned()], &finished("small", json!(1))).await.expect("room for a small result");
 
+    // Runs without a key hold their beginning while the journal's commits succeed; once one
+    // failed (the disk filled up), the next run's beginning is awaited and refused.
     let mut last = None;
+    let mut held_refused = None;
     for _ in 0..200 {
         let mut s = start("f", None);
         s.info.inputs.insert("padding".into(), json!("y".repeat(3000)));
         match journal.begin(s).await {
-            Ok(_) => continue,
+            Ok(run) => {
+                if let Begun::Fresh(run) = &run {
+                    // The run's first awaited entry says why its beginning was not written.
+                    if let Err(e) = run.intent(&["w".to_owned()], &json!({})).await {
+                        held_refused.get_or_insert(e);
+                    }
+                }
+                continue;
+            }
             Err(e) => {
                 last = Some(e);
                 break;
@@ -113,6 +124,8 @@ async fn a_full_disk_refuses_begin_and_intent() {
         }
     }
     let e = last.expect("the disk fills up");
+    assert_clear(&e, "full", &file, "runs prune");
+    let e = held_refused.expect("a held beginning met the full disk");
     assert_clear(&e, "full", &file, "runs prune");
     let locks = std::fs::read_dir(dir.path().join("locks")).expect("locks").count();
     let runs = journal.list(&Default::default()).expect("list").len();

@@ -50,6 +50,8 @@ async fn a_run_is_journaled_ended_and_shown() {
 
     run.finished(&path("phone/create"), &finished("create", json!({ "phone_id": "DP1" }))).await.expect("finished");
     run.end(StoredStatus::Failed, &record("duo.admin.enroll_user", "failed")).await.expect("end");
+    // A final end is gathered with other work: durable at the next flush (or within the hold).
+    journal.flush().await.expect("flush");
     let shown = journal.show(&id).expect("show").expect("the run");
     assert_eq!(shown.summary.status, StoredStatus::Failed);
     assert_eq!(shown.summary.note.as_deref(), Some("`create` duo_40003: duplicate username"));
@@ -71,6 +73,7 @@ async fn a_dropped_run_is_interrupted_and_resumed_with_its_past() {
     assert!(matches!(journal.resume(&id).await, Err(e) if e.code == "busy"), "held by `run`");
     assert_eq!(journal.list(&Filter::default()).expect("list")[0].status, StoredStatus::Running);
     drop(run);
+    journal.flush().await.expect("the release is written");
 
     assert_eq!(journal.list(&Filter::default()).expect("list")[0].status, StoredStatus::Interrupted);
     let (again, past) = journal.resume(&id).await.expect("resume");
@@ -125,6 +128,7 @@ async fn two_holders_exclude_each_other_and_a_released_run_is_free() {
     b.flush().await.expect("flush");
     let (again, _) = c.resume(&id).await.expect("free once b let it go");
     again.end(StoredStatus::Succeeded, &record("f", "succeeded")).await.expect("end");
+    c.flush().await.expect("flush");
     assert_eq!(status(&b), StoredStatus::Succeeded);
 }
 
@@ -137,18 +141,34 @@ async fn held_entries_are_written_with_the_next_awaited_one_or_dropped_at_a_fina
     let journal = open(dir.path());
     let nodes = |id: &str| journal.show(id).expect("show").expect("the run").past.nodes.len();
 
-    // A run of reads that succeeds: two commits (begin, end), no node rows.
+    // A run of reads that succeeds: its row and its end, no node rows. The journal's first run
+    // awaits its beginning (a journal that cannot write refuses it before anything is sent).
     let run = fresh(journal.begin(start("reads", None)).await.expect("begin"));
     let id = run.info().id.clone();
-    let before = journal.stats();
+    assert_eq!(journal.stats().0, 1, "the first beginning is committed before the run starts");
     for n in ["a", "b", "c"] {
         run.started(&path(n), 1);
         run.noted(&path(n), finished(n, json!(n)));
     }
     run.end(StoredStatus::Succeeded, &record("reads", "succeeded")).await.expect("end");
-    let after = journal.stats();
-    assert_eq!((after.0 - before.0, after.1 - before.1), (1, 1), "one commit of one op: the end");
+    journal.flush().await.expect("flush");
+    assert_eq!(journal.stats(), (2, 3), "then one commit: the end and the flush");
     assert_eq!(nodes(&id), 0, "the final record has them");
+
+    // Once the journal took a commit, a run without a key holds its beginning too: a run of
+    // reads wakes the writer not once, and is written whole (row and end) with the next batch.
+    let run = fresh(journal.begin(start("reads", None)).await.expect("begin"));
+    let id = run.info().id.clone();
+    run.started(&path("a"), 1);
+    run.noted(&path("a"), finished("a", json!("a")));
+    run.end(StoredStatus::Succeeded, &record("reads", "succeeded")).await.expect("end");
+    drop(run);
+    assert_eq!(journal.stats().0, 2, "nothing committed yet");
+    assert_eq!(journal.show(&id).expect("show"), None, "not written yet");
+    journal.flush().await.expect("flush");
+    assert_eq!(journal.stats(), (3, 7), "one more commit of four ops: beginning, end, release, flush");
+    let shown = journal.show(&id).expect("show").expect("written");
+    assert_eq!((shown.summary.status, shown.past.nodes.len()), (StoredStatus::Succeeded, 0));
 
     // A run that writes: its reads are durable with the write's intent, before it is sent.
     let run = fresh(journal.begin(start("writes", None)).await.expect("begin"));
@@ -262,6 +282,7 @@ async fn list_filters_by_status_and_flow_newest_first_and_prune_keeps_unfinished
             done => run.end(StoredStatus::parse(done).expect("a status"), &record(flow, done)).await.expect("end"),
         }
     }
+    journal.flush().await.expect("flush");
     let list = |status: &[StoredStatus], flow: Option<&str>, limit: usize| {
         let filter = Filter { status: status.to_vec(), flow: flow.map(str::to_owned), limit };
         journal.list(&filter).expect("list").into_iter().map(|r| r.info.id).collect::<Vec<_>>()
@@ -356,4 +377,44 @@ async fn a_version_1_journal_is_migrated_and_its_locked_runs_stay_held() {
     let (again, past) = journal.resume(&id).await.expect("free once the older process is gone");
     assert!(past.node("a").is_some());
     drop(again);
+}
+
+/// Runs that never await anything (reads only) do not wake the writer, and what they hold stays
+/// bounded: once `MAX_HELD` entries wait, the writer is woken and writes them, long before the
+/// hold time (an hour here) would.
+#[tokio::test]
+async fn held_entries_wake_the_writer_once_too_many_wait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = flowcat_journal::Options { hold: std::time::Duration::from_secs(3600), ..Default::default() };
+    let journal = flowcat_journal::Journal::open_with(dir.path(), options).expect("opens");
+    // The first run's beginning is awaited; it ends (held) like the others.
+    let run_reads = |journal: &flowcat_journal::Journal| {
+        let journal = journal.clone();
+        async move {
+            let run = fresh(journal.begin(start("reads", None)).await.expect("begin"));
+            run.started(&path("a"), 1);
+            run.noted(&path("a"), finished("a", json!(1)));
+            run.end(StoredStatus::Succeeded, &record("reads", "succeeded")).await.expect("end");
+            run.info().id.clone()
+        }
+    };
+    let first = run_reads(&journal).await;
+    let commits = journal.stats().0;
+    // Three entries a run stay held (beginning, end, release): just under the bound.
+    let under = (flowcat_journal::MAX_HELD - 1) / 3 - 1;
+    for _ in 0..under {
+        run_reads(&journal).await;
+    }
+    assert_eq!(journal.stats().0, commits, "nothing woke the writer");
+    assert_eq!(journal.show(&first).expect("show").map(|r| r.summary.status), Some(StoredStatus::Running));
+    for _ in 0..2 {
+        run_reads(&journal).await;
+    }
+    let since = std::time::Instant::now();
+    while journal.show(&first).expect("show").map(|r| r.summary.status) != Some(StoredStatus::Succeeded) {
+        assert!(since.elapsed() < std::time::Duration::from_secs(30), "the writer was never woken");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    journal.flush().await.expect("flush");
+    assert_eq!(journal.list(&Filter::default()).expect("list").len(), under + 3, "every run, once");
 }

@@ -86,7 +86,7 @@ impl Flowcat {
         Ok(Flowcat::new(load_catalog(dirs)?, file))
     }
 
-    /// Journals every run in `store` (e.g. `flowcat_journal::SqliteStore`): run keys are
+    /// Journals every run in `store` (e.g. `flowcat_journal::Journal`): run keys are
     /// honoured, and [`Flowcat::resume`] continues an interrupted run.
     pub fn with_store(mut self, store: Arc<dyn flowcat_engine::journal::Store>) -> Self {
         self.hall = self.hall.with_store(store);
@@ -98,7 +98,9 @@ impl Flowcat {
     }
 
     /// Runs durably (see [`Hall::run_durably`]): with a store, journaled and keyed; a key that
-    /// names a finished run answers that run's record ([`crate::hall::Ran::Before`]).
+    /// names a finished run answers that run's record ([`crate::hall::Ran::Before`]). The end of
+    /// a finished run may be gathered with later work: `Store::flush` makes it durable at once
+    /// (closing the store does too).
     pub async fn run_durably(
         &self,
         flow: &str,
