@@ -148,7 +148,6 @@ impl RunLog for Handle {
     }
 }
 
-
 impl RunHandle for Handle {
     fn info(&self) -> &RunInfo {
         &self.info
@@ -198,7 +197,6 @@ fn one_line(text: &str) -> String {
         None => line,
     }
 }
-
 
 /// How often a waiting node looks for a signal delivered by another process (one delivered
 /// through this process's journal wakes it at once).

@@ -178,9 +178,7 @@ impl Reader<'_> {
     pub(crate) fn signal(&self, id: &str, name: &str) -> Result<Option<serde_json::Value>, JournalError> {
         let text: Option<String> = self
             .conn
-            .prepare(
-                "SELECT s.payload FROM signals s JOIN runs r ON r.seq = s.run WHERE r.id = ?1 AND s.name = ?2",
-            )
+            .prepare("SELECT s.payload FROM signals s JOIN runs r ON r.seq = s.run WHERE r.id = ?1 AND s.name = ?2")
             .and_then(|mut s| s.query_row(params![id, name], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))?;
         text.map(|t| self.parse(&t, id, "signal payload")).transpose()

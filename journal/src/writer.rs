@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
-use flowcat_engine::journal::{Delivery, SignalSpec, Finished, JournalError, RunInfo, StoredStatus};
+use flowcat_engine::journal::{Delivery, Finished, JournalError, RunInfo, SignalSpec, StoredStatus};
 use rusqlite::{Connection, OptionalExtension as _, params};
 use tokio::sync::oneshot;
 
@@ -485,9 +485,8 @@ impl Writer {
             Op::Flush { reply } => (Done::Unit(reply, Ok(())), None),
             Op::Wait { run, path, signal, until, reply } => unit(
                 Some(reply),
-                row(run).and_then(|seq| {
-                    prepared.execute(WAIT, params![seq, path, signal, until.map(sql_ms)]).map_err(err)
-                }),
+                row(run)
+                    .and_then(|seq| prepared.execute(WAIT, params![seq, path, signal, until.map(sql_ms)]).map_err(err)),
             ),
             Op::Waited { run, path } => {
                 let r = row(run).and_then(|seq| prepared.execute(WAITED, params![seq, path]).map_err(err));

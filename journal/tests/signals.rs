@@ -95,7 +95,8 @@ async fn park<F: std::future::Future + Unpin>(f: &mut F, journal: &Journal, id: 
     soon(async {
         loop {
             assert!(futures_poll(f).await.is_none(), "the wait ended with nothing delivered");
-            if journal.show(id).expect("show").expect("the run").summary.waiting.is_some() {
+            // Not there yet while its beginning is held, then not waiting until the wait is written.
+            if journal.show(id).expect("show").is_some_and(|r| r.summary.waiting.is_some()) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

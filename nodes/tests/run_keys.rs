@@ -47,6 +47,8 @@ impl Store for Recording {
 
     fn flush(&self) -> BoxFuture<'_, Result<(), JournalError>> {
         Box::pin(async { Ok(()) })
+    }
+
     fn signal<'a>(&'a self, _: &'a str, _: &'a str, _: &'a Value) -> BoxFuture<'a, Result<Delivery, JournalError>> {
         Box::pin(async { Ok(Delivery::UnknownRun) })
     }
