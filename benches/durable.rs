@@ -59,6 +59,15 @@ nodes:
     poll: { until: "{{eq self.body.stat \"never\"}}", interval: 60s, timeout: 1h }
 "#;
 
+/// A run parked on a `wait_for` after one ping: a signal that never comes, within the hour.
+const SIGNAL: &str = r#"
+id: bench.signal
+integrations: { api: { kind: http } }
+nodes:
+  - { id: first, kind: rest_call, integration: api, method: GET, path: /auth/v2/ping }
+  - { id: approval, kind: wait_for, signal: approval, payload: { approved: boolean }, timeout: 1h, after: [first] }
+"#;
+
 const WINDOW: Duration = Duration::from_secs(3);
 
 /// The CPU time this process has used (user and system, all threads), in µs: from
@@ -117,6 +126,7 @@ fn main() {
         let sources = vec![
             Arc::new(Source { path: "five.yaml".into(), text: FLOW.into() }),
             Arc::new(Source { path: "parked.yaml".into(), text: PARKED.into() }),
+            Arc::new(Source { path: "signal.yaml".into(), text: SIGNAL.into() }),
         ];
         let catalog = || Catalog::load(sources.clone(), &REGISTRY);
         let plain = Arc::new(Flowcat::new(catalog(), file.clone()));
@@ -144,8 +154,14 @@ fn main() {
             println!("| {c} | {a:.0} | {b:.0} | {:.0} % | {ca:.0} | {cb:.0} | {:.1} |", b / a * 100.0, (cb - ca) / 5.0);
         }
 
-        // Parked runs: started, then measured once every one of them waits between two polls.
-        for (name, f) in [("unjournaled", plain.clone()), ("journaled", durable.clone())] {
+        // Parked runs: started, then measured once every one of them waits between two polls
+        // (or, for `wait_for`, for its signal: journaled only, a signal needs the journal).
+        let cases = [
+            ("wait_for (journaled)", "bench.signal", durable.clone()),
+            ("poll unjournaled", "bench.parked", plain.clone()),
+            ("poll journaled", "bench.parked", durable.clone()),
+        ];
+        for (name, flow, f) in cases {
             let n = 2000;
             let before = rss();
             let mut tasks = Vec::with_capacity(n);
@@ -154,7 +170,7 @@ fn main() {
             for _ in 0..n {
                 let f = f.clone();
                 tasks.push(tokio::spawn(async move {
-                    f.run_durably("bench.parked", serde_json::Map::new(), Durably::default()).await
+                    f.run_durably(flow, serde_json::Map::new(), Durably::default()).await
                 }));
                 tokio::time::sleep(Duration::from_micros(500)).await;
             }

@@ -256,6 +256,25 @@ impl Observer for Live {
                     self.permanent(&mut screen, &format!("{}waiting  {n}: {note}", indent(path)));
                 }
             }
+            Event::Signal { path, run, name: signal, fields, until_ms } => {
+                let n = name(path);
+                let left = until_ms.map(left).unwrap_or_default();
+                if let Some(r) = screen.running.iter_mut().find(|r| r.name == n) {
+                    r.note = Some(format!("waiting for signal {signal}"));
+                }
+                let how = match run {
+                    Some(id) => format!(
+                        "; send it with:\n{}  flowcat signal {id} {signal} --data '{}'",
+                        indent(path),
+                        sample(fields)
+                    ),
+                    None => String::new(),
+                };
+                self.permanent(
+                    &mut screen,
+                    &format!("{}waiting  {n}: for signal `{signal}` ({fields}){left}{how}", indent(path)),
+                );
+            }
             Event::Restored { path, status } => {
                 if !self.shown(path, Some(*status)) {
                     return;
@@ -286,6 +305,37 @@ impl Observer for Live {
             }
         }
     }
+}
+
+/// ` for at most 2d 3h`: the time left until `until_ms` (Unix ms).
+pub(crate) fn left(until_ms: u64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = until_ms.saturating_sub(now.as_millis() as u64) / 1000;
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let text = match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    };
+    format!(", for at most {text}")
+}
+
+/// A payload with a sample value per field, from `approved: boolean, approver: string`.
+fn sample(fields: &str) -> String {
+    let mut out = serde_json::Map::new();
+    for field in fields.split(", ") {
+        let Some((name, ty)) = field.split_once(": ") else { continue };
+        let value = match ty {
+            "boolean" => Value::Bool(true),
+            "number" => Value::from(0),
+            "object" => Value::Object(Default::default()),
+            "array" => Value::Array(Vec::new()),
+            _ => Value::from("…"),
+        };
+        out.insert(name.to_owned(), value);
+    }
+    Value::Object(out).to_string()
 }
 
 /// The writes a run asked for, in words: every call that is not only a read (a `GET`, Duo's

@@ -13,6 +13,7 @@ mod live;
 mod manual;
 mod run;
 mod runs;
+mod signal;
 mod ui;
 
 use std::path::PathBuf;
@@ -95,6 +96,9 @@ enum Command {
     /// Continue a journaled run that was stopped or crashed: finished steps are not repeated,
     /// writes in doubt are checked first.
     Resume(run::ResumeArgs),
+    /// Deliver a signal (an approval, a callback) to a run waiting for it in a `wait_for` node.
+    /// Exit 0 when delivered, 1 when refused (unknown run, finished, not awaited, wrong payload).
+    Signal(signal::SignalArgs),
     /// Start a project: an integrations file, a `flows/` folder with one flow, what to do next.
     Init {
         /// The project folder [default: the current folder].
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
         Command::Init { dir } => init::init(dir),
         Command::Run(args) => commands::run(&catalog, &args, cli.state_dir),
         Command::Resume(args) => commands::resume(&catalog, &args, cli.state_dir),
+        Command::Signal(args) => signal::signal(&args, cli.state_dir),
         Command::Integrations(IntegrationsCommand::Check { name, integrations, format }) => {
             commands::check(integrations, name.as_deref(), format == Format::Json)
         }

@@ -72,6 +72,8 @@ pub enum Status {
     Succeeded,
     /// Ended, and the flow failed.
     Failed,
+    /// Parked on a `wait_for` node until its signal arrives or its timeout passes.
+    Waiting,
 }
 
 impl Status {
@@ -82,6 +84,7 @@ impl Status {
             Status::NeedsAttention => StoredStatus::NeedsAttention,
             Status::Succeeded => StoredStatus::Succeeded,
             Status::Failed => StoredStatus::Failed,
+            Status::Waiting => StoredStatus::Waiting,
         }
     }
 }
@@ -222,7 +225,7 @@ pub fn table(runs: &[RunSummary], now: u64, width: usize) -> String {
     let rows: Vec<[String; 6]> = runs
         .iter()
         .map(|r| {
-            let ended = r.status != StoredStatus::Running;
+            let ended = !matches!(r.status, StoredStatus::Running | StoredStatus::Waiting);
             let took = if ended { r.updated_at } else { now }.saturating_sub(r.info.created_at);
             [
                 r.info.id.clone(),
@@ -337,7 +340,20 @@ pub fn show(run: &StoredRun, now: u64) -> String {
             ));
         }
     }
-    if matches!(s.status, StoredStatus::Interrupted | StoredStatus::NeedsAttention) {
+    if let Some(w) = &s.waiting {
+        let delivered = if w.delivered { " (delivered: it goes on when resumed)" } else { "" };
+        out.push_str(&format!("waits at `{}` for signal `{}`{delivered}\n", w.path, w.signal));
+        if !w.delivered {
+            let fields = info.signals.iter().find(|x| x.name == w.signal).map(|x| x.declared()).unwrap_or_default();
+            out.push_str(&format!(
+                "send it with: flowcat signal {} {} --data '{{…}}'  ({fields})\n",
+                info.id, w.signal
+            ));
+        }
+    }
+    if matches!(s.status, StoredStatus::Interrupted | StoredStatus::NeedsAttention)
+        || s.waiting.as_ref().is_some_and(|w| !w.held)
+    {
         out.push_str(&format!("resume it with: flowcat resume {}\n", info.id));
     }
     out
@@ -370,6 +386,11 @@ fn status_line(s: &RunSummary) -> String {
     match s.status {
         StoredStatus::Running => format!("{name} (held by a flowcat process now)"),
         StoredStatus::Interrupted => format!("{name} (no process holds it: it was stopped or died)"),
+        StoredStatus::Waiting => match &s.waiting {
+            Some(w) if w.held => format!("{name} for signal `{}` (held by a flowcat process now)", w.signal),
+            Some(w) => format!("{name} for signal `{}` (no process holds it: `flowcat resume` waits again)", w.signal),
+            None => name.to_owned(),
+        },
         _ => name.to_owned(),
     }
 }

@@ -61,6 +61,6 @@ fn the_published_schema_is_the_binarys() {
     let schema: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
     assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
     let kinds = &schema["properties"]["nodes"]["items"]["properties"]["kind"]["enum"];
-    assert_eq!(kinds, &serde_json::json!(["rest_call", "subflow", "for_each", "switch", "set", "fail"]));
+    assert_eq!(kinds, &serde_json::json!(["rest_call", "subflow", "for_each", "switch", "wait_for", "set", "fail"]));
     assert_eq!(schema["additionalProperties"], false);
 }

@@ -80,7 +80,13 @@ fn run_step(sim: &Sim, flow: &str, step: &Value, saved: &mut Map<String, Value>,
     let mut args = strings("args");
     args.push("--json".into());
     let flow = step["flow"].as_str().unwrap_or(flow);
+    let signal = step.get("signal").map(|s| (s["name"].as_str().expect("a signal `name`"), s["data"].to_string()));
     let out = match step["integrations"].as_str() {
+        // A run that waits for a signal: delivered by another process once it waits.
+        None if signal.is_some() => {
+            let (name, data) = signal.as_ref().expect("a signal");
+            sim.run_signalled(flow, &refs(&inputs), &refs(&args), name, data)
+        }
         // Only the Auth API application: what a team without an Admin API application has.
         Some("auth-only") => sim.run_with(&sim.integrations_only("duo_auth"), flow, &refs(&inputs), &refs(&args)),
         Some(other) => panic!("{ctx}: unknown `integrations` {other:?}"),
@@ -225,6 +231,7 @@ flow_cases! {
     offboard_user => "offboard-user",
     reactivate_phone => "reactivate-phone",
     unlock_user => "unlock-user",
+    offboard_with_approval => "offboard-with-approval",
 }
 
 /// Ports, times, dates and generated ids, which change from run to run.

@@ -22,6 +22,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::model::InputType;
 pub use crate::node::log::{Finished, JournalError, RunLog, path_key};
 use crate::node::{BoxFuture, RunRecord};
 
@@ -68,10 +69,14 @@ pub enum StoredStatus {
     NeedsAttention,
     Succeeded,
     Failed,
+    /// Not finished, parked on a `wait_for` node until its signal arrives or its timeout passes
+    /// ([`RunSummary::waiting`] says which, until when, and whether a process holds it).
+    Waiting,
 }
 
 impl StoredStatus {
-    pub const NAMES: &'static [&'static str] = &["running", "interrupted", "needs_attention", "succeeded", "failed"];
+    pub const NAMES: &'static [&'static str] =
+        &["running", "interrupted", "needs_attention", "succeeded", "failed", "waiting"];
 
     pub fn name(self) -> &'static str {
         Self::NAMES[self as usize]
@@ -84,6 +89,7 @@ impl StoredStatus {
             "needs_attention" => StoredStatus::NeedsAttention,
             "succeeded" => StoredStatus::Succeeded,
             "failed" => StoredStatus::Failed,
+            "waiting" => StoredStatus::Waiting,
             _ => return None,
         })
     }
@@ -123,6 +129,141 @@ pub struct RunInfo {
     /// catalog id: a resume reads the flow from there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The signals the run's flow (and the flows it calls) may wait for, with their payloads'
+    /// types: a store accepts only these ([`Store::signal`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<SignalSpec>,
+}
+
+/// The largest signal payload a store accepts, as JSON text.
+pub const MAX_SIGNAL_BYTES: usize = 64 * 1024;
+
+/// A signal a run may be sent: its name, and its payload's fields with their types (every field
+/// required, no other field allowed). Payloads are stored in the journal as they came: they must
+/// hold no secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalSpec {
+    pub name: String,
+    pub payload: Vec<(String, InputType)>,
+}
+
+impl SignalSpec {
+    /// Checks a payload against the declared fields: every problem, one a line.
+    pub fn check(&self, payload: &Value) -> Result<(), Vec<String>> {
+        let Value::Object(fields) = payload else {
+            return Err(vec![format!("the payload of signal `{}` must be a JSON object", self.name)]);
+        };
+        let mut problems = Vec::new();
+        for (name, ty) in &self.payload {
+            match fields.get(name) {
+                None => problems.push(format!("field `{name}` ({}) is missing", ty.name())),
+                Some(v) if !ty.accepts(v) => {
+                    problems.push(format!("field `{name}` must be a {}, not {}", ty.name(), json_type(v)))
+                }
+                Some(_) => {}
+            }
+        }
+        for name in fields.keys() {
+            if !self.payload.iter().any(|(n, _)| n == name) {
+                problems.push(format!("field `{name}` is not declared (declared: {})", self.declared()));
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    /// `approved: boolean, approver: string`.
+    pub fn declared(&self) -> String {
+        let fields: Vec<String> = self.payload.iter().map(|(n, t)| format!("{n}: {}", t.name())).collect();
+        if fields.is_empty() { "no field".to_owned() } else { fields.join(", ") }
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// What [`Store::signal`] did with a signal. Only [`Delivery::Delivered`] stored it; every other
+/// answer is a refusal the sender can act on ([`Delivery::refusal`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Delivery {
+    /// Stored for the run; a node waiting for it wakes (at once in this process, within a
+    /// second in another; a run no process holds finds it when it resumes).
+    Delivered,
+    /// No run of this id.
+    UnknownRun,
+    /// The run ended: nothing waits any more.
+    Finished { status: StoredStatus },
+    /// The run's flows declare no `wait_for` of this signal.
+    NotAwaited { awaited: Vec<String> },
+    /// The payload does not fit the declared fields: nothing was stored, nothing woke.
+    BadPayload { problems: Vec<String> },
+    /// This signal was delivered to the run before: a signal is delivered once.
+    AlreadyDelivered,
+}
+
+impl Delivery {
+    /// A short code for the answer (`delivered`, `unknown_run`, `finished`, `not_awaited`,
+    /// `bad_payload`, `already_delivered`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Delivery::Delivered => "delivered",
+            Delivery::UnknownRun => "unknown_run",
+            Delivery::Finished { .. } => "finished",
+            Delivery::NotAwaited { .. } => "not_awaited",
+            Delivery::BadPayload { .. } => "bad_payload",
+            Delivery::AlreadyDelivered => "already_delivered",
+        }
+    }
+
+    /// Why the signal `name` was refused for run `id`, and what to do; `None` when delivered.
+    pub fn refusal(&self, id: &str, name: &str) -> Option<String> {
+        Some(match self {
+            Delivery::Delivered => return None,
+            Delivery::UnknownRun => {
+                format!("no run `{id}` in the journal: `flowcat runs list --status waiting` shows the waiting runs")
+            }
+            Delivery::Finished { status } => {
+                format!("run `{id}` has {} already: nothing waits for signal `{name}` any more", status.name())
+            }
+            Delivery::NotAwaited { awaited } if awaited.is_empty() => {
+                format!("run `{id}` waits for no signal: its flow has no `wait_for` node")
+            }
+            Delivery::NotAwaited { awaited } => format!(
+                "run `{id}` does not wait for a signal `{name}`: its flow waits for {}",
+                awaited.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+            ),
+            Delivery::BadPayload { problems } => format!(
+                "the payload of signal `{name}` does not fit what run `{id}` waits for, so it was not delivered:\n  {}",
+                problems.join("\n  ")
+            ),
+            Delivery::AlreadyDelivered => {
+                format!("signal `{name}` was delivered to run `{id}` before: a signal is delivered once")
+            }
+        })
+    }
+}
+
+/// A run parked on a `wait_for` node, as a store lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// The waiting node's [`path_key`].
+    pub path: String,
+    pub signal: String,
+    /// When its timeout passes (Unix ms): resume it then, even without the signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
+    /// The signal was delivered and the node has not taken it yet (no process holds the run).
+    pub delivered: bool,
+    /// A live process holds the run (it wakes by itself); else it must be resumed.
+    pub held: bool,
 }
 
 /// One run as a store lists it.
@@ -135,6 +276,9 @@ pub struct RunSummary {
     /// Why it failed or needs attention, in one line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Set when the run is parked on a `wait_for` node (status [`StoredStatus::Waiting`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
 }
 
 /// One run with what it did: the final record when it finished, else the journaled nodes.
@@ -223,6 +367,20 @@ pub trait Store: Send + Sync {
     /// Answers once everything journaled so far is durable (the ends a store may gather with
     /// later work included), or why it could not be written.
     fn flush(&self) -> BoxFuture<'_, Result<(), JournalError>>;
+    /// Delivers signal `name` with `payload` to run `id`: stored (durable when it answers
+    /// [`Delivery::Delivered`]) only if the run is not finished, its flows declare a `wait_for`
+    /// of that name, the payload fits the declared fields and it was not delivered before. A
+    /// signal that comes before the run reaches its `wait_for` is kept until it does.
+    fn signal<'a>(
+        &'a self,
+        id: &'a str,
+        name: &'a str,
+        payload: &'a Value,
+    ) -> BoxFuture<'a, Result<Delivery, JournalError>>;
+    /// Runs parked on a `wait_for` that no live process holds and that should be resumed now:
+    /// their signal was delivered, or their timeout passed by `now_ms` (Unix ms). For a service
+    /// that evicts waiting runs from memory and resumes them when they can go on.
+    fn wakeable(&self, now_ms: u64) -> Result<Vec<String>, JournalError>;
 }
 
 impl fmt::Debug for dyn Store {

@@ -55,11 +55,22 @@ pub struct Compiled {
     pub pure: bool,
     /// Warnings about the node, reported once the flow has no errors.
     pub lints: Vec<Lint>,
+    /// The signal the node waits for (`wait_for`): a run of the flow accepts it.
+    pub signal: Option<crate::journal::SignalSpec>,
 }
 
 impl Compiled {
     pub fn new(exec: Box<dyn NodeExec>, fields: Vec<String>) -> Self {
-        Compiled { exec, fields, calls: None, branches: Vec::new(), ends_run: false, pure: false, lints: Vec::new() }
+        Compiled {
+            exec,
+            fields,
+            calls: None,
+            branches: Vec::new(),
+            ends_run: false,
+            pure: false,
+            lints: Vec::new(),
+            signal: None,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::yaml::Span;
 pub const MAX_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The type of an input, checked when a run starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InputType {
     String,

@@ -268,7 +268,7 @@ impl Observer for Events {
             Event::Restored { path, .. } => format!("restored:{}", path_key(path)),
             Event::Started { path, .. } => format!("start:{}", path_key(path)),
             Event::Finished { path, status, .. } => format!("end:{}:{status:?}", path_key(path)),
-            Event::Waiting { .. } => return,
+            Event::Waiting { .. } | Event::Signal { .. } => return,
         };
         self.0.lock().unwrap().push(line);
     }

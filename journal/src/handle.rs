@@ -18,6 +18,8 @@ pub(crate) struct Handle {
     info: Arc<RunInfo>,
     /// Ended succeeded or failed: its row names no holder any more.
     finished: AtomicBool,
+    /// The paths of this run's nodes journaled as waiting for a signal.
+    waiting: std::sync::Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -30,7 +32,16 @@ impl Handle {
     /// A handle on `run`, which the writer marks held by this process (with its beginning or its
     /// claim).
     pub(crate) fn new(shared: Arc<Shared>, run: RunNo, info: Arc<RunInfo>) -> Handle {
-        Handle { shared, run, info, finished: AtomicBool::new(false) }
+        Handle { shared, run, info, finished: AtomicBool::new(false), waiting: Default::default() }
+    }
+
+    /// The node at `key` has its result: if it waited for a signal, the run no longer waits.
+    fn not_waiting(&self, key: &str) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(i) = waiting.iter().position(|p| p == key) {
+            waiting.swap_remove(i);
+            self.shared.hold(self.run, Op::Waited { run: self.run, path: key.to_owned() });
+        }
     }
 
     /// Aborts the process if the test crash point is this moment.
@@ -75,6 +86,7 @@ impl RunLog for Handle {
         // waits. Made JSON by the writer, only if it is written.
         let node = Box::new(node);
         self.shared.hold(self.run, Op::Noted { run: self.run, path: key.clone(), node, at: now_ms() });
+        self.not_waiting(&key);
         if let Some(crash) = self.shared.crash.as_ref().filter(|c| c.due(Phase::Finished, &key)) {
             // Deterministic for the tests: the entry is committed, then the process dies.
             self.shared.flush_blocking();
@@ -89,8 +101,49 @@ impl RunLog for Handle {
             let node = to_json(&self.shared.file, node)?;
             let op = |reply| Op::Finished { run: self.run, path: key.clone(), node, at: now_ms(), reply };
             self.shared.call(op).await?;
+            self.not_waiting(&key);
             self.crash_point(Phase::Finished, &key);
             Ok(())
+        })
+    }
+
+    fn run_id(&self) -> Option<&str> {
+        Some(&self.info.id)
+    }
+
+    fn wait_signal<'a>(
+        &'a self,
+        path: &'a [String],
+        name: &'a str,
+        until_ms: Option<u64>,
+    ) -> BoxFuture<'a, Result<Value, JournalError>> {
+        Box::pin(async move {
+            let key = path_key(path);
+            let signal = name.to_owned();
+            let op = |reply| Op::Wait { run: self.run, path: key.clone(), signal, until: until_ms, reply };
+            self.shared.call(op).await?;
+            {
+                let mut waiting = self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !waiting.contains(&key) {
+                    waiting.push(key);
+                }
+            }
+            let waiter = Waiter {
+                shared: &self.shared,
+                id: &self.info.id,
+                name,
+                notify: self.shared.waiter(&self.info.id, name),
+            };
+            loop {
+                // Armed before looking, so that a delivery between the look and the wait wakes it.
+                let mut woken = std::pin::pin!(waiter.notify.notified());
+                woken.as_mut().enable();
+                if let Some(payload) = self.shared.delivered(&self.info.id, name)? {
+                    return Ok(payload);
+                }
+                // A delivery by another process is seen at the next look.
+                let _ = tokio::time::timeout(POLL, woken).await;
+            }
         })
     }
 }
@@ -142,6 +195,26 @@ fn one_line(text: &str) -> String {
     match line.char_indices().nth(300) {
         Some((cut, _)) => format!("{}…", &line[..cut]),
         None => line,
+    }
+}
+
+/// How often a waiting node looks for a signal delivered by another process (one delivered
+/// through this process's journal wakes it at once).
+pub const POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A node's registration for wake-ups, forgotten when it stops waiting.
+struct Waiter<'a> {
+    shared: &'a Shared,
+    id: &'a str,
+    name: &'a str,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let notify = std::mem::replace(&mut self.notify, Arc::new(tokio::sync::Notify::new()));
+        drop(notify);
+        self.shared.forget_waiter(self.id, self.name);
     }
 }
 

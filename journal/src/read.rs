@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use flowcat_engine::journal::{
-    Filter, Finished, JournalError, NodePast, Past, RunInfo, RunSummary, StoredRun, StoredStatus,
+    Filter, Finished, JournalError, NodePast, Past, RunInfo, RunSummary, StoredRun, StoredStatus, Waiting,
 };
 use flowcat_engine::run::RunRecord;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
@@ -18,7 +18,9 @@ use crate::lock::Holder;
 /// The columns [`summary`] reads, in order.
 const COLUMNS: &str = "seq, id, flow, flow_digest, key, inputs, vars, binds, targets, created_at, \
                        max(updated_at, coalesce((SELECT max(at) FROM nodes WHERE nodes.run = runs.seq), 0)), \
-                       deadline_at, status, note, source, holder";
+                       deadline_at, status, note, source, holder, signals, waiting_path, waiting_signal, \
+                       waiting_until, \
+                       EXISTS (SELECT 1 FROM signals s WHERE s.run = runs.seq AND s.name = runs.waiting_signal)";
 
 /// Where the rows are read from: the connection, and the paths for messages and locks.
 pub(crate) struct Reader<'a> {
@@ -137,28 +139,70 @@ impl Reader<'_> {
             created_at: time(9)?.unwrap_or_default(),
             deadline_at: time(11)?,
             source: row.get(14).map_err(get)?,
+            signals: match row.get::<_, Option<String>>(16).map_err(get)? {
+                Some(t) => self.parse(&t, &id, "signals")?,
+                None => Vec::new(),
+            },
             id,
         };
         let stored = text(12)?;
-        let status = match StoredStatus::parse(&stored) {
-            Some(StoredStatus::Running)
-                if !self.holder.holds(
-                    self.dir,
-                    seq,
-                    &info.id,
-                    row.get::<_, Option<String>>(15).map_err(get)?.as_deref(),
-                ) =>
-            {
-                StoredStatus::Interrupted
-            }
-            Some(status) => status,
-            None => {
-                return Err(error::corrupt(self.file, &format!("run `{}` has an unknown status `{stored}`", info.id)));
-            }
+        let Some(stored_status) = StoredStatus::parse(&stored) else {
+            return Err(error::corrupt(self.file, &format!("run `{}` has an unknown status `{stored}`", info.id)));
         };
-        let summary =
-            RunSummary { info, status, updated_at: time(10)?.unwrap_or_default(), note: row.get(13).map_err(get)? };
+        let holder: Option<String> = row.get(15).map_err(get)?;
+        let held =
+            stored_status == StoredStatus::Running && self.holder.holds(self.dir, seq, &info.id, holder.as_deref());
+        let waiting =
+            match (row.get::<_, Option<String>>(17).map_err(get)?, row.get::<_, Option<String>>(18).map_err(get)?) {
+                (Some(path), Some(signal)) if !stored_status.is_final() => {
+                    Some(Waiting { path, signal, until: time(19)?, delivered: row.get(20).map_err(get)?, held })
+                }
+                _ => None,
+            };
+        let status = match stored_status {
+            _ if waiting.is_some() && stored_status != StoredStatus::NeedsAttention => StoredStatus::Waiting,
+            StoredStatus::Running if !held => StoredStatus::Interrupted,
+            status => status,
+        };
+        let summary = RunSummary {
+            info,
+            status,
+            updated_at: time(10)?.unwrap_or_default(),
+            note: row.get(13).map_err(get)?,
+            waiting,
+        };
         Ok(StoredRow { seq, summary })
+    }
+
+    /// The payload of signal `name` delivered to run `id`, if it was.
+    pub(crate) fn signal(&self, id: &str, name: &str) -> Result<Option<serde_json::Value>, JournalError> {
+        let text: Option<String> = self
+            .conn
+            .prepare("SELECT s.payload FROM signals s JOIN runs r ON r.seq = s.run WHERE r.id = ?1 AND s.name = ?2")
+            .and_then(|mut s| s.query_row(params![id, name], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))?;
+        text.map(|t| self.parse(&t, id, "signal payload")).transpose()
+    }
+
+    /// Runs parked on a signal that no live process holds and that can go on at `now_ms`.
+    pub(crate) fn wakeable(&self, now_ms: u64) -> Result<Vec<String>, JournalError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM runs WHERE waiting_signal IS NOT NULL
+                AND status IN ('running', 'interrupted')
+                AND (waiting_until <= ?1
+                     OR EXISTS (SELECT 1 FROM signals s WHERE s.run = runs.seq AND s.name = runs.waiting_signal))
+             ORDER BY waiting_until"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([crate::writer::sql_ms(now_ms)]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let run = self.summary(row)?;
+            if run.summary.waiting.as_ref().is_some_and(|w| !w.held) {
+                out.push(run.summary.info.id);
+            }
+        }
+        Ok(out)
     }
 
     fn parse<T: serde::de::DeserializeOwned>(&self, text: &str, id: &str, what: &str) -> Result<T, JournalError> {

@@ -59,6 +59,21 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE runs ADD COLUMN holder TEXT;
     ",
+    // 3: signals (`wait_for`): what a run may be sent, where it waits, and what was delivered.
+    "
+    ALTER TABLE runs ADD COLUMN signals TEXT;         -- JSON [SignalSpec]: the signals it accepts
+    ALTER TABLE runs ADD COLUMN waiting_path TEXT;    -- the `wait_for` node it is parked on
+    ALTER TABLE runs ADD COLUMN waiting_signal TEXT;  -- the signal that node waits for
+    ALTER TABLE runs ADD COLUMN waiting_until INTEGER;-- when its timeout (or the deadline) passes
+    CREATE INDEX runs_waiting ON runs (waiting_until) WHERE waiting_signal IS NOT NULL;
+    CREATE TABLE signals (
+        run     INTEGER NOT NULL REFERENCES runs (seq) ON DELETE CASCADE,
+        name    TEXT NOT NULL,
+        payload TEXT NOT NULL,     -- JSON, as delivered (checked against the run's signals)
+        at      INTEGER NOT NULL,
+        PRIMARY KEY (run, name)
+    ) STRICT;
+    ",
 ];
 
 /// The schema version this flowcat writes.

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flowcat_engine::journal::{
-    Begun, Filter, Held, IfBusy, JournalError, RunSummary, Start, Store, StoredRun, StoredStatus,
+    Begun, Delivery, Filter, Held, IfBusy, JournalError, MAX_SIGNAL_BYTES, RunSummary, Start, Store, StoredRun,
+    StoredStatus,
 };
 use flowcat_engine::run::BoxFuture;
 use rusqlite::Connection;
@@ -93,6 +94,9 @@ pub(crate) struct Shared {
     /// The number of this process's next run ([`RunNo`]).
     next_run: AtomicU64,
     max_wait: Duration,
+    /// Nodes of this process waiting for a signal, by run id and signal name: a delivery through
+    /// this journal wakes them at once.
+    waiters: Mutex<std::collections::HashMap<(String, String), Arc<tokio::sync::Notify>>>,
 }
 
 impl Journal {
@@ -148,6 +152,7 @@ impl Journal {
             nudged,
             next_run: AtomicU64::new(1),
             max_wait: options.max_wait,
+            waiters: Default::default(),
         };
         Ok(Journal { shared: Arc::new(shared) })
     }
@@ -318,6 +323,26 @@ impl Shared {
         }
     }
 
+    /// The wake-up of the nodes of this process waiting for signal `name` of run `id`.
+    pub(crate) fn waiter(&self, id: &str, name: &str) -> Arc<tokio::sync::Notify> {
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        waiters.entry((id.to_owned(), name.to_owned())).or_default().clone()
+    }
+
+    /// Forgets a wake-up nobody holds any more (the last waiter of it is gone).
+    pub(crate) fn forget_waiter(&self, id: &str, name: &str) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (id.to_owned(), name.to_owned());
+        if waiters.get(&key).is_some_and(|n| Arc::strong_count(n) == 1) {
+            waiters.remove(&key);
+        }
+    }
+
+    /// The payload of signal `name` delivered to run `id`, if it was.
+    pub(crate) fn delivered(&self, id: &str, name: &str) -> Result<Option<serde_json::Value>, JournalError> {
+        self.read(|r| r.signal(id, name))
+    }
+
     fn read<T>(&self, f: impl FnOnce(&Reader<'_>) -> T) -> T {
         let conn = self.side.lock().unwrap_or_else(PoisonError::into_inner);
         f(&Reader { conn: &conn, file: &self.file, dir: &self.dir, holder: &self.holder })
@@ -379,6 +404,44 @@ impl Store for Journal {
 
     fn flush(&self) -> BoxFuture<'_, Result<(), JournalError>> {
         Box::pin(Journal::flush(self))
+    }
+
+    fn signal<'a>(
+        &'a self,
+        id: &'a str,
+        name: &'a str,
+        payload: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<Delivery, JournalError>> {
+        Box::pin(async move {
+            let size = serde_json::to_string(payload).map(|t| t.len()).unwrap_or(usize::MAX);
+            if size > MAX_SIGNAL_BYTES {
+                let problem = format!("the payload is {size} bytes of JSON; at most {MAX_SIGNAL_BYTES} are accepted");
+                return Ok(Delivery::BadPayload { problems: vec![problem] });
+            }
+            let (id_owned, name_owned) = (id.to_owned(), name.to_owned());
+            let payload = Box::new(payload.clone());
+            let delivery = self
+                .shared
+                .call(|reply| Op::Signal { id: id_owned, name: name_owned, payload, at: now_ms(), reply })
+                .await?;
+            if delivery == Delivery::Delivered {
+                let waiter = self
+                    .shared
+                    .waiters
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&(id.to_owned(), name.to_owned()))
+                    .cloned();
+                if let Some(waiter) = waiter {
+                    waiter.notify_waiters();
+                }
+            }
+            Ok(delivery)
+        })
+    }
+
+    fn wakeable(&self, now_ms: u64) -> Result<Vec<String>, JournalError> {
+        self.shared.read(|r| r.wakeable(now_ms))
     }
 
     fn prune(&self, before_ms: u64) -> Result<usize, JournalError> {

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
-use flowcat_engine::journal::{Finished, JournalError, RunInfo, StoredStatus};
+use flowcat_engine::journal::{Delivery, Finished, JournalError, RunInfo, SignalSpec, StoredStatus};
 use rusqlite::{Connection, OptionalExtension as _, params};
 use tokio::sync::oneshot;
 
@@ -120,6 +120,27 @@ pub(crate) enum Op {
     Flush {
         reply: Option<Reply<()>>,
     },
+    /// A `wait_for` node waits: the run lists as waiting for `signal` until `until`.
+    Wait {
+        run: RunNo,
+        path: String,
+        signal: String,
+        until: Option<u64>,
+        reply: Reply<()>,
+    },
+    /// The node at `path` no longer waits (its result is journaled): held, after its result.
+    Waited {
+        run: RunNo,
+        path: String,
+    },
+    /// Deliver a signal to run `id` (checked against what the run accepts).
+    Signal {
+        id: String,
+        name: String,
+        payload: Box<serde_json::Value>,
+        at: u64,
+        reply: Reply<Delivery>,
+    },
 }
 
 impl Op {
@@ -133,15 +154,18 @@ impl Op {
             | Op::Noted { run, .. }
             | Op::Intent { run, .. }
             | Op::Finished { run, .. }
-            | Op::End { run, .. } => Some(*run),
-            Op::Flush { .. } => None,
+            | Op::End { run, .. }
+            | Op::Wait { run, .. }
+            | Op::Waited { run, .. } => Some(*run),
+            Op::Flush { .. } | Op::Signal { .. } => None,
         }
     }
 
     /// Whether the op reads rows other runs' held entries may change (a key's run, a claimed
     /// run's state), so that everything held is written before it.
     fn needs_all(&self) -> bool {
-        matches!(self, Op::Flush { .. } | Op::Claim { .. } | Op::Begin { reply: Some(_), .. })
+        // A signal reads the run's row, which may be a held beginning.
+        matches!(self, Op::Flush { .. } | Op::Claim { .. } | Op::Begin { reply: Some(_), .. } | Op::Signal { .. })
     }
 }
 
@@ -228,6 +252,7 @@ enum Done {
     /// A beginning: the run, its row when it was created here, the waiter if any.
     Began(RunNo, Option<Reply<Began>>, Result<Began, JournalError>),
     Claimed(RunNo, i64, Reply<Claimed>, Result<Claimed, JournalError>),
+    Delivered(Reply<Delivery>, Result<Delivery, JournalError>),
     Quiet,
 }
 
@@ -270,9 +295,16 @@ const FINISHED: &str = "INSERT INTO nodes (run, path, finished, at) VALUES (?1, 
 const NOTED: &str = FINISHED;
 /// A run that ends finished is held by nobody again; one that ends otherwise stays held by its
 /// handle until it is dropped ([`Op::Release`]).
+/// A run stopped while it waited (`interrupted`) still waits: a resume waits again.
 const END: &str = "UPDATE runs SET status = ?2, note = ?3, record = ?4, updated_at = ?5,
-                       holder = CASE WHEN ?2 IN ('succeeded', 'failed') THEN NULL ELSE holder END
+                       holder = CASE WHEN ?2 IN ('succeeded', 'failed') THEN NULL ELSE holder END,
+                       waiting_path = CASE WHEN ?2 = 'interrupted' THEN waiting_path END,
+                       waiting_signal = CASE WHEN ?2 = 'interrupted' THEN waiting_signal END,
+                       waiting_until = CASE WHEN ?2 = 'interrupted' THEN waiting_until END
                    WHERE seq = ?1";
+const WAIT: &str = "UPDATE runs SET waiting_path = ?2, waiting_signal = ?3, waiting_until = ?4 WHERE seq = ?1";
+const WAITED: &str = "UPDATE runs SET waiting_path = NULL, waiting_signal = NULL, waiting_until = NULL
+                      WHERE seq = ?1 AND waiting_path = ?2";
 const CLAIM: &str =
     "UPDATE runs SET status = 'running', note = NULL, record = NULL, updated_at = ?2, holder = ?3 WHERE seq = ?1";
 const RELEASE: &str = "UPDATE runs SET holder = NULL WHERE seq = ?1 AND holder = ?2";
@@ -377,6 +409,9 @@ impl Writer {
                         self.holder.release(seq);
                     }
                 }
+                Done::Delivered(reply, r) => {
+                    let _ = reply.send(r);
+                }
                 Done::Unit(None, _) | Done::Began(_, None, _) | Done::Quiet => {}
             }
         }
@@ -448,7 +483,67 @@ impl Writer {
                 (Done::Claimed(run, seq, reply, r), e)
             }
             Op::Flush { reply } => (Done::Unit(reply, Ok(())), None),
+            Op::Wait { run, path, signal, until, reply } => unit(
+                Some(reply),
+                row(run)
+                    .and_then(|seq| prepared.execute(WAIT, params![seq, path, signal, until.map(sql_ms)]).map_err(err)),
+            ),
+            Op::Waited { run, path } => {
+                let r = row(run).and_then(|seq| prepared.execute(WAITED, params![seq, path]).map_err(err));
+                (Done::Quiet, r.err())
+            }
+            Op::Signal { id, name, payload, at, reply } => {
+                let r = self.signal(prepared, &id, &name, &payload, at);
+                let e = r.as_ref().err().cloned();
+                (Done::Delivered(reply, r), e)
+            }
         }
+    }
+
+    /// [`Op::Signal`]: inside the batch's IMMEDIATE transaction, after every held entry (a held
+    /// beginning included), so that a signal and the run's end are ordered: a signal is stored
+    /// only for a run that has not ended.
+    fn signal(
+        &self,
+        prepared: &mut Prepared<'_>,
+        id: &str,
+        name: &str,
+        payload: &serde_json::Value,
+        at: u64,
+    ) -> Result<Delivery, JournalError> {
+        let err = |e: rusqlite::Error| error::sqlite(&e, &self.file, Doing::Written);
+        let row = prepared
+            .get("SELECT seq, status, signals FROM runs WHERE id = ?1")
+            .and_then(|s| {
+                s.query_row([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)))
+                    .optional()
+            })
+            .map_err(err)?;
+        let Some((seq, status, signals)) = row else { return Ok(Delivery::UnknownRun) };
+        let status = StoredStatus::parse(&status).unwrap_or(StoredStatus::Interrupted);
+        if status.is_final() {
+            return Ok(Delivery::Finished { status });
+        }
+        let signals: Vec<SignalSpec> = match signals {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| error::json(&self.file, &format!("run `{id}`'s signals"), &e))?,
+            None => Vec::new(),
+        };
+        let Some(spec) = signals.iter().find(|s| s.name == name) else {
+            return Ok(Delivery::NotAwaited { awaited: signals.into_iter().map(|s| s.name).collect() });
+        };
+        if let Err(problems) = spec.check(payload) {
+            return Ok(Delivery::BadPayload { problems });
+        }
+        let text = to_json(&self.file, payload)?;
+        let stored = prepared
+            .execute(
+                "INSERT INTO signals (run, name, payload, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (run, name) DO NOTHING",
+                params![seq, name, text, sql_ms(at)],
+            )
+            .map_err(err)?;
+        Ok(if stored == 0 { Delivery::AlreadyDelivered } else { Delivery::Delivered })
     }
 
     /// [`Op::Begin`]: inside the batch's IMMEDIATE transaction, so that two processes starting
@@ -473,13 +568,14 @@ impl Writer {
         let f = &self.file;
         let (inputs, vars) = (to_json(f, &info.inputs)?, to_json(f, &info.vars)?);
         let (binds, targets) = (to_json(f, &info.binds)?, to_json(f, &info.targets)?);
+        let signals = if info.signals.is_empty() { None } else { Some(to_json(f, &info.signals)?) };
         // The id was chosen by the run (time and 30 random bits): the unique index refuses the
         // one-in-a-billion twin of a run started in the same millisecond.
         prepared
             .execute(
                 "INSERT INTO runs (id, flow, flow_digest, key, inputs, vars, binds, targets, created_at, updated_at,
-                                   deadline_at, status, source, holder)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, 'running', ?11, ?12)",
+                                   deadline_at, status, source, holder, signals)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, 'running', ?11, ?12, ?13)",
                 params![
                     info.id,
                     info.flow,
@@ -493,6 +589,7 @@ impl Writer {
                     info.deadline_at.map(sql_ms),
                     info.source,
                     self.holder.name(),
+                    signals,
                 ],
             )
             .map_err(err)?;
@@ -607,6 +704,9 @@ impl Done {
                 }
                 let _ = reply.send(Err(e.clone()));
             }
+            Done::Delivered(reply, _) => {
+                let _ = reply.send(Err(e.clone()));
+            }
             Done::Quiet => {}
         }
     }
@@ -621,7 +721,10 @@ impl Op {
             Op::Claim { reply, .. } => drop(reply.send(Err(e))),
             Op::Intent { reply, .. } | Op::Finished { reply, .. } => drop(reply.send(Err(e))),
             Op::End { reply: Some(reply), .. } | Op::Flush { reply: Some(reply) } => drop(reply.send(Err(e))),
+            Op::Wait { reply, .. } => drop(reply.send(Err(e))),
+            Op::Signal { reply, .. } => drop(reply.send(Err(e))),
             Op::Begin { reply: None, .. }
+            | Op::Waited { .. }
             | Op::End { reply: None, .. }
             | Op::Flush { reply: None }
             | Op::Started { .. }

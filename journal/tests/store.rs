@@ -359,7 +359,12 @@ async fn a_version_1_journal_is_migrated_and_its_locked_runs_stay_held() {
     // Back to version 1, as an older flowcat left it.
     let file = dir.path().join(flowcat_journal::DB_FILE);
     let conn = rusqlite::Connection::open(&file).expect("open");
-    conn.execute_batch("ALTER TABLE runs DROP COLUMN holder; PRAGMA user_version = 1;").expect("to version 1");
+    conn.execute_batch(
+        "DROP TABLE signals; DROP INDEX runs_waiting; ALTER TABLE runs DROP COLUMN signals;
+         ALTER TABLE runs DROP COLUMN waiting_path; ALTER TABLE runs DROP COLUMN waiting_signal;
+         ALTER TABLE runs DROP COLUMN waiting_until; ALTER TABLE runs DROP COLUMN holder; PRAGMA user_version = 1;",
+    )
+    .expect("to version 1");
     drop(conn);
     let old_lock = dir.path().join("locks").join(format!("{id}.lock"));
     let file_lock = std::fs::File::create(&old_lock).expect("lock file");
@@ -368,7 +373,7 @@ async fn a_version_1_journal_is_migrated_and_its_locked_runs_stay_held() {
     let journal = open(dir.path());
     let conn = rusqlite::Connection::open(&file).expect("open");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-    assert_eq!(version, 2, "migrated");
+    assert_eq!(version, 3, "migrated");
     assert!(old_lock.exists(), "a locked lock file is never swept");
     assert_eq!(journal.list(&Filter::default()).expect("list")[0].status, StoredStatus::Running);
     assert!(matches!(journal.resume(&id).await, Err(e) if e.code == "busy"), "the older process holds it");

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flowcat_engine::Catalog;
+use flowcat_engine::journal::Delivery;
 use flowcat_engine::run::{Observer, Options, Quiet, RunError, RunRecord};
 use serde_json::{Map, Value};
 
@@ -40,6 +41,13 @@ pub enum Error {
     /// Refused by the runner's checks (inputs, bindings, vars).
     #[error(transparent)]
     Run(#[from] RunError),
+    /// A signal was refused: unknown run, run finished, signal not awaited, payload of the
+    /// wrong shape, delivered before. `delivery` says which ([`Delivery::code`]).
+    #[error("{message}")]
+    Signal { delivery: Delivery, message: String },
+    /// The journal failed, or there is none ([`Flowcat::with_store`]).
+    #[error(transparent)]
+    Journal(#[from] flowcat_engine::journal::JournalError),
 }
 
 impl From<Refused> for Error {
@@ -114,6 +122,21 @@ impl Flowcat {
     /// Resumes the journaled run `id`.
     pub async fn resume(&self, id: &str) -> Result<crate::hall::Ran, Error> {
         Ok(self.hall.resume(id, None, &[]).await?)
+    }
+
+    /// Delivers signal `name` with `payload` (a JSON object) to run `id`, parked on (or yet to
+    /// reach) a `wait_for` node: `Ok(())` once it is stored (durable); the run wakes at once if
+    /// this process runs it, within a second if another does, or when it is resumed.
+    /// Refusals are [`Error::Signal`]; a missing store or a failing journal [`Error::Journal`].
+    pub async fn signal(&self, id: &str, name: &str, payload: &Value) -> Result<(), Error> {
+        let store = self.hall.store().ok_or_else(|| {
+            flowcat_engine::journal::JournalError::new("no_journal", "signals need the run journal: see `with_store`")
+        })?;
+        let delivery = store.signal(id, name, payload).await?;
+        match delivery.refusal(id, name) {
+            None => Ok(()),
+            Some(message) => Err(Error::Signal { delivery, message }),
+        }
     }
 
     /// Runs `flow` with `inputs` (a JSON object), each slot bound to the integration of its name.

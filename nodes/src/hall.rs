@@ -61,6 +61,9 @@ pub enum Refused {
     /// The run key's run is held by another process.
     #[error("run `{id}` with this key is running in another process; wait for it, or see `flowcat runs show {id}`")]
     Busy { id: String },
+    /// Two `wait_for` nodes of the run's flows wait for one signal with different payloads.
+    #[error("{0}")]
+    Signals(String),
     /// A resumed run's flows or integrations changed since it started.
     #[error("{0}")]
     Changed(String),
@@ -259,6 +262,7 @@ impl Hall {
             created_at: now,
             deadline_at: deadline.map(|d| now.saturating_add(d.as_millis() as u64)),
             source: how.source,
+            signals: signals(self.catalog(), flow.id()).map_err(Refused::Signals)?,
         };
         match store.begin(Start { info, if_busy: how.if_busy }).await? {
             Begun::Done(run) => {
@@ -414,6 +418,40 @@ fn key_of(flow: &Flow, given: &Map<String, Value>) -> Result<Option<String>, Ref
     })
 }
 
+/// The signals `flow` and every flow it may call wait for (`wait_for` nodes), each once. Every
+/// `wait_for` of one name in a run sees the one delivery, so they must agree on its payload.
+pub fn signals(catalog: &Catalog, flow: &str) -> Result<Vec<flowcat_engine::journal::SignalSpec>, String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec![flow.to_owned()];
+    let mut out: Vec<(flowcat_engine::journal::SignalSpec, String)> = Vec::new();
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        let Some(f) = catalog.get(&id) else { continue };
+        for node in &f.plan.nodes {
+            if let Some(call) = &node.compiled.calls {
+                todo.push(call.flow.clone());
+            }
+            let Some(spec) = &node.compiled.signal else { continue };
+            match out.iter().find(|(s, _)| s.name == spec.name) {
+                Some((s, _)) if s == spec => {}
+                Some((s, other)) => {
+                    return Err(format!(
+                        "flows `{other}` and `{id}` both wait for signal `{}`, with different payloads ({} and {}): \
+                         one delivery wakes every `wait_for` of a name, so give them one payload or two names",
+                        spec.name,
+                        s.declared(),
+                        spec.declared()
+                    ));
+                }
+                None => out.push((spec.clone(), id.clone())),
+            }
+        }
+    }
+    Ok(out.into_iter().map(|(s, _)| s).collect())
+}
+
 /// A digest of the text of `flow` and of every flow it may call, so that a run is not resumed
 /// with flows that changed under it.
 pub fn digest(catalog: &Catalog, flow: &str) -> String {
@@ -460,5 +498,18 @@ impl RunLog for LogOf {
 
     fn noted(&self, path: &[String], node: Finished) {
         self.0.noted(path, node)
+    }
+
+    fn run_id(&self) -> Option<&str> {
+        Some(&self.0.info().id)
+    }
+
+    fn wait_signal<'a>(
+        &'a self,
+        path: &'a [String],
+        name: &'a str,
+        until_ms: Option<u64>,
+    ) -> BoxFuture<'a, Result<Value, JournalError>> {
+        self.0.wait_signal(path, name, until_ms)
     }
 }

@@ -19,6 +19,7 @@ pub static KINDS: &[&dyn NodeKind] = &[
     &kinds::subflow::Subflow,
     &kinds::for_each::ForEach,
     &kinds::switch::Switch,
+    &kinds::wait_for::WaitFor,
     &kinds::set::Set,
     &kinds::fail::Fail,
 ];

@@ -20,6 +20,7 @@ use flowcat_nodes::embed::Flowcat;
 use flowcat_nodes::kinds::switch::Switch;
 use flowcat_nodes::kinds::{
     fail::Fail, for_each::ForEach, rest_call::RestCall, rest_call::RestCallExec, set::Set, subflow::Subflow,
+    wait_for::WaitFor,
 };
 use flowcat_sim::{Faults, Options, Seed, Sim};
 use serde_json::{Value, json};
@@ -89,7 +90,7 @@ impl NodeExec for ProbeExec {
     }
 }
 
-static KINDS: &[&dyn NodeKind] = &[&RestCall, &Subflow, &ForEach, &Switch, &Set, &Fail, &Probe];
+static KINDS: &[&dyn NodeKind] = &[&RestCall, &Subflow, &ForEach, &Switch, &WaitFor, &Set, &Fail, &Probe];
 static REGISTRY: Registry = Registry { kinds: KINDS, integration_kinds: flowcat_nodes::INTEGRATION_KINDS };
 
 /// Every catalog flow and example, with node `node` of `file` made a probe.

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use flowcat_engine::Catalog;
 use flowcat_engine::diag::Source;
-use flowcat_engine::journal::{Begun, Filter, Held, JournalError, RunInfo, RunSummary, Start, Store, StoredRun};
+use flowcat_engine::journal::{
+    Begun, Delivery, Filter, Held, JournalError, RunInfo, RunSummary, Start, Store, StoredRun,
+};
 use flowcat_engine::run::BoxFuture;
 use flowcat_nodes::REGISTRY;
 use flowcat_nodes::embed::{Error, Flowcat};
@@ -45,6 +47,13 @@ impl Store for Recording {
 
     fn flush(&self) -> BoxFuture<'_, Result<(), JournalError>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn signal<'a>(&'a self, _: &'a str, _: &'a str, _: &'a Value) -> BoxFuture<'a, Result<Delivery, JournalError>> {
+        Box::pin(async { Ok(Delivery::UnknownRun) })
+    }
+    fn wakeable(&self, _: u64) -> Result<Vec<String>, JournalError> {
+        Ok(Vec::new())
     }
 }
 

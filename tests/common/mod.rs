@@ -71,6 +71,87 @@ pub fn spawn_flowcat(dir: &std::path::Path, args: &[&str], state: &std::path::Pa
         .expect("the flowcat binary starts")
 }
 
+/// A `flowcat run` started in the background that waits for a signal: the run's id, read from
+/// the command it prints for sending the signal (`flowcat signal ID NAME …`), and the process.
+pub struct Waiting {
+    pub id: String,
+    pub child: std::process::Child,
+    /// Everything it printed on stderr up to the waiting line.
+    pub stderr: String,
+    rest: std::thread::JoinHandle<String>,
+}
+
+impl Waiting {
+    /// Spawns `flowcat ARGS` journaling into `state`, and reads its stderr until it says it waits
+    /// for signal `name` (at most 30 s).
+    pub fn spawn(args: &[&str], state: &std::path::Path, env: &[(&str, &str)], name: &str) -> Waiting {
+        use std::io::BufRead as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("NO_COLOR", "1")
+            .env("FLOWCAT_STATE_DIR", state)
+            .env_remove("RUST_LOG")
+            .env_remove("FLOWCAT_CATALOG")
+            .env_remove("FLOWCAT_INTEGRATIONS")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the flowcat binary starts");
+        let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let want = "flowcat signal ".to_owned();
+        let name = format!(" {name} ");
+        let rest = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let mut told = false;
+            for line in lines.by_ref().map_while(Result::ok) {
+                if !told {
+                    let _ = tx.send(line.clone());
+                    if line.contains(&want) && line.contains(&name) {
+                        told = true;
+                    }
+                } else {
+                    rest.push_str(&line);
+                    rest.push('\n');
+                }
+            }
+            rest
+        });
+        let mut stderr = String::new();
+        let t0 = std::time::Instant::now();
+        loop {
+            let left = std::time::Duration::from_secs(30).saturating_sub(t0.elapsed());
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the run never said it waits for a signal:\n{stderr}");
+                }
+            };
+            stderr.push_str(&line);
+            stderr.push('\n');
+            if let Some(at) = line.find("flowcat signal ") {
+                let id = line[at + "flowcat signal ".len()..].split_whitespace().next().expect("an id").to_owned();
+                return Waiting { id, child, stderr, rest };
+            }
+        }
+    }
+
+    /// Waits for the process to end: its exit code, stdout, and the rest of its stderr.
+    pub fn finish(self) -> Output {
+        let out = self.child.wait_with_output().expect("the run ends");
+        let rest = self.rest.join().unwrap_or_default();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: self.stderr + &rest,
+        }
+    }
+}
+
 /// Runs `flowcat ARGS` in `dir` with `env` set, without colour, and with no
 /// `FLOWCAT_CATALOG` or `FLOWCAT_INTEGRATIONS` from the caller's environment. Unless `env`
 /// names a `FLOWCAT_STATE_DIR`, the run journals into a fresh folder of its own, so that runs
@@ -218,6 +299,27 @@ impl Sim {
         let path = self.dir.join(format!("integrations-{name}.yaml"));
         std::fs::write(&path, out).expect("the reduced integrations file");
         path
+    }
+
+    /// Runs `flowcat run FLOW -i INPUT… ARGS…` in the background until it waits for signal
+    /// `name`, delivers it with `flowcat signal ID NAME --data DATA` from another process (which
+    /// must answer `exit`), and waits for the run to end.
+    pub fn run_signalled(&self, flow: &str, inputs: &[&str], args: &[&str], name: &str, data: &str) -> Output {
+        let state = TempDir::new("signalled");
+        let integrations = self.integrations.to_str().expect("a UTF-8 temporary path");
+        let mut all = vec!["run", flow, "--integrations", integrations];
+        for input in inputs {
+            all.extend(["--input", input]);
+        }
+        all.extend(args);
+        let waiting = Waiting::spawn(&all, state.path(), &[], name);
+        let sent = flowcat_in(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+            &["signal", &waiting.id, name, "--data", data],
+            &[("FLOWCAT_STATE_DIR", state.str())],
+        );
+        assert_eq!(sent.code, 0, "flowcat signal: {}", sent.snapshot());
+        waiting.finish()
     }
 
     /// Runs `flowcat run FLOW -i INPUT… ARGS… --integrations FILE`.

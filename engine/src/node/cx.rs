@@ -99,6 +99,28 @@ pub(crate) struct Trace {
     pub items: Vec<super::record::ItemRecord>,
     /// The write the node said it is about to send (redacted).
     pub intent: Option<Value>,
+    /// The node is parked waiting for a signal: a drain (Ctrl-C) need not wait for it.
+    pub parked: bool,
+}
+
+/// Marks a node parked while it lives.
+struct Parked<'t>(&'t Mutex<Trace>);
+
+impl<'t> Parked<'t> {
+    fn new(trace: &'t Mutex<Trace>) -> Self {
+        if let Ok(mut t) = trace.lock() {
+            t.parked = true;
+        }
+        Parked(trace)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.0.lock() {
+            t.parked = false;
+        }
+    }
 }
 
 /// The context of one running node.
@@ -212,6 +234,32 @@ impl<'a> NodeCx<'a> {
     /// When the whole run must have ended: waits (retries, polls) must not sleep past it.
     pub fn deadline(&self) -> Option<tokio::time::Instant> {
         self.deadline
+    }
+
+    /// Waits for the signal `name` to be delivered to the run, journaled as waiting until
+    /// `until_ms` (Unix ms): its payload. While it waits the node is *parked*: a drain (Ctrl-C)
+    /// stops the run at once instead of waiting for it, and a resume waits again. Without a
+    /// journal nothing can deliver a signal: the node fails with `no_journal`.
+    pub async fn wait_signal(&self, name: &str, until_ms: Option<u64>) -> Result<Value, NodeError> {
+        let Some(journal) = &self.journal else {
+            return Err(NodeError::new(
+                "no_journal",
+                format!(
+                    "waiting for signal `{name}` needs the run journal (signals are delivered through it); \
+                     run without `--no-journal`"
+                ),
+            ));
+        };
+        let _parked = Parked::new(&self.trace);
+        journal.wait_signal(&self.path, name, until_ms).await.map_err(|e| {
+            NodeError::new("journal", format!("waiting for signal `{name}` failed: the journal answered: {e}"))
+        })
+    }
+
+    /// Tells observers the node is waiting for a signal.
+    pub fn awaiting(&self, signal: &str, fields: &str, until_ms: Option<u64>) {
+        let run = self.journal.as_deref().and_then(|j| j.run_id());
+        self.sub.observer().event(&Event::Signal { path: &self.path, run, name: signal, fields, until_ms });
     }
 
     /// Tells observers the node is waiting (polling, backing off).

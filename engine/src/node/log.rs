@@ -56,6 +56,33 @@ pub trait RunLog: Send + Sync {
     /// value: a store may keep it as it is and write it only if it must (a run that finishes
     /// soon has it in its final record).
     fn noted(&self, path: &[String], node: Finished);
+    /// The run's id in its store, for telling a person how to send it a signal.
+    fn run_id(&self) -> Option<&str> {
+        None
+    }
+    /// A `wait_for` node at `path` waits for the signal `name` until `until_ms` (Unix ms) at the
+    /// latest. The store journals that the run waits (durable before it waits, so that the run
+    /// lists as waiting and a delivery is accepted), then answers the signal's payload once it is
+    /// delivered, at once if it was delivered before. A delivery in this process wakes it at
+    /// once, one from another process within a bounded interval. Dropping the future stops
+    /// waiting; the journal still says the run waits, and a resume waits again. The journal
+    /// forgets that the run waits when the node's result is journaled or the run ends.
+    ///
+    /// A log that cannot receive signals answers `no_signals`.
+    fn wait_signal<'a>(
+        &'a self,
+        path: &'a [String],
+        name: &'a str,
+        until_ms: Option<u64>,
+    ) -> BoxFuture<'a, Result<Value, JournalError>> {
+        let _ = (path, until_ms);
+        Box::pin(async move {
+            Err(JournalError::new(
+                "no_signals",
+                format!("this run's journal cannot receive signals, so nothing can deliver `{name}`"),
+            ))
+        })
+    }
 }
 
 impl fmt::Debug for dyn RunLog {

@@ -126,6 +126,16 @@ pub enum Event<'a> {
         path: &'a [String],
         note: &'a str,
     },
+    /// A `wait_for` node waits for the signal `name` (its payload's fields written
+    /// `approved: boolean, approver: string`) until `until_ms` (Unix ms).
+    Signal {
+        path: &'a [String],
+        /// The run's id, when it is journaled.
+        run: Option<&'a str>,
+        name: &'a str,
+        fields: &'a str,
+        until_ms: Option<u64>,
+    },
     /// A resumed run found the node finished in its journal: it is not run again.
     Restored {
         path: &'a [String],

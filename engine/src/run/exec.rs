@@ -94,6 +94,12 @@ pub(crate) async fn execute(
         if s.halt.is_some() && s.halt != Some(Halt::Interrupted) {
             break;
         }
+        if s.stop_level(&stop) == StopLevel::Drain && s.all_parked() {
+            // Only waits for signals are in flight: nothing to let finish, and a resume waits
+            // again (their time counted), so the drain need not wait for them.
+            s.interrupt("the run was stopped while it waited for a signal");
+            break;
+        }
         let ended = match s.next(&mut running, &mut stop).await {
             Next::Ended(ended) => ended,
             Next::Stop(StopLevel::Abandon) => {
@@ -169,6 +175,13 @@ impl<'r, 'l> Scheduler<'r, 'l> {
         let mut p = self.path.to_vec();
         p.push(self.flow.plan.nodes[i].id.clone());
         Arc::from(p)
+    }
+
+    /// Every node in flight is parked on a signal.
+    fn all_parked(&self) -> bool {
+        let mut running = self.states.iter().zip(&self.traces).filter(|(s, _)| matches!(s, State::Running)).peekable();
+        running.peek().is_some()
+            && running.all(|(_, t)| t.as_ref().is_some_and(|t| t.lock().map(|t| t.parked).unwrap_or(false)))
     }
 
     fn stop_level(&self, stop: &Option<tokio::sync::watch::Receiver<StopLevel>>) -> StopLevel {

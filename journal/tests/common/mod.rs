@@ -29,6 +29,7 @@ pub fn info(flow: &str, key: Option<&str>) -> RunInfo {
         created_at: now_ms(),
         deadline_at: None,
         source: None,
+        signals: Vec::new(),
     }
 }
 

@@ -10,3 +10,4 @@ pub mod set;
 pub mod subflow;
 pub mod switch;
 pub mod wait;
+pub mod wait_for;
