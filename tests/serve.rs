@@ -275,6 +275,10 @@ fn runs_over_http_with_keys_limits_refusals_and_no_secret_anywhere() {
     assert_eq!(v["record"]["outputs"]["found"], true);
     let id = v["id"].as_str().expect("an id").to_owned();
     assert_eq!(ran.header("location"), Some(format!("/v1/runs/{id}").as_str()));
+    // Answered once its end is in the journal: reading it at once finds it ended.
+    let shown = c.get(&addr, &format!("/v1/runs/{id}"), ADMIN).json();
+    assert_eq!(shown["status"], "succeeded", "{shown:#}");
+    assert_eq!(shown["record"]["outputs"]["found"], true, "{shown:#}");
 
     // 202 and poll.
     let accepted = c.start(&addr, "duo.auth.verify_push", "", BOT, Some("ticket-42"), &json!({ "username": "alice" }));
@@ -350,7 +354,11 @@ fn cancel_limits_sigterm_parks_and_a_restart_resumes() {
     let push = |c: &mut Client| {
         let a = c.start(&addr, "duo.auth.verify_push", "", BOT, None, &json!({ "username": "carol" }));
         assert_eq!(a.status, 202, "{}", a.body);
-        a.json()["id"].as_str().expect("id").to_owned()
+        let id = a.json()["id"].as_str().expect("id").to_owned();
+        // A 202 means the run is in the journal (a run without a key too).
+        let shown = c.get(&addr, &format!("/v1/runs/{id}"), BOT);
+        assert_eq!((shown.status, shown.json()["status"].clone()), (200, json!("running")), "{}", shown.body);
+        id
     };
     let first = push(&mut c);
     let second = push(&mut c);

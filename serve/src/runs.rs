@@ -202,6 +202,9 @@ impl Runs {
         match id_rx.await {
             Ok(id) => {
                 span.record("run_id", id.as_str());
+                // The journal may hold a run's beginning with later work: a 202 promises it is
+                // written.
+                self.flush(&id).await;
                 Ok(Started { id: id.clone(), live: Some(self.register(id, live)) })
             }
             // The run ended before the journal gave it an id: it was refused.
@@ -262,6 +265,9 @@ impl Runs {
                         (Outcome::Failed(e.to_string()), Some(e))
                     }
                 };
+                // The journal may gather a finished run's end with later work: written before
+                // the run leaves the live map, so that reading it never finds it half-way.
+                me.flush(live.id.get().map_or("", String::as_str)).await;
                 live.done.send_replace(Some(outcome));
                 if let Some(id) = live.id.get() {
                     me.live_map().remove(id);
@@ -270,6 +276,15 @@ impl Runs {
             }
             .instrument(span),
         )
+    }
+
+    /// Makes everything journaled so far durable; a failure is logged (the run stands).
+    async fn flush(&self, id: &str) {
+        if let Some(store) = self.hall.store() {
+            if let Err(e) = store.flush().await {
+                tracing::error!(run_id = %id, error = %e, "the journal could not write the run's entries");
+            }
+        }
     }
 
     /// A cancelled run that stopped (drained, or on a write in doubt): ended `failed`
@@ -386,7 +401,7 @@ impl Runs {
         let steps = [(grace, StopLevel::Drain), (ABANDON_AFTER, StopLevel::Abandon)];
         for (wait, then) in steps {
             tokio::select! {
-                _ = tasks.wait_for(|n| *n == 0) => return,
+                _ = tasks.wait_for(|n| *n == 0) => break,
                 () = tokio::time::sleep(wait) => {}
                 () = hurried(&mut hurry) => {}
             }
@@ -394,6 +409,7 @@ impl Runs {
             self.stop_all(then);
         }
         let _ = tasks.wait_for(|n| *n == 0).await;
+        self.flush("").await;
     }
 
     /// Whether this process holds run `id`: `running` if it holds it.
