@@ -64,6 +64,10 @@ pub fn serve(flows: &Flows, args: ServeArgs, state_dir: Option<PathBuf>) -> anyh
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listen = config.listen;
+        let tls = match &config.tls {
+            Some(t) => Some(flowcat_serve::tls::acceptor(t).map_err(|e| anyhow!("{}: {e}", path.display()))?),
+            None => None,
+        };
         let app = flowcat_serve::App::new(config, catalog, integrations, store);
         let resumed = app.runs.resume_unfinished()?;
         if !resumed.is_empty() {
@@ -73,11 +77,18 @@ pub fn serve(flows: &Flows, args: ServeArgs, state_dir: Option<PathBuf>) -> anyh
             .await
             .with_context(|| format!("cannot listen on {listen} (`listen:` in {})", path.display()))?;
         let addr = listener.local_addr()?;
-        println!("flowcat serve: listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("flowcat serve: listening on {scheme}://{addr}");
         std::io::stdout().flush()?;
         let (tx, rx) = tokio::sync::watch::channel(0u32);
         tokio::spawn(count_signals(tx));
-        flowcat_serve::serve(listener, app, rx).await?;
+        match tls {
+            Some(acceptor) => {
+                let listener = flowcat_serve::tls::TlsListener::new(listener, acceptor)?;
+                flowcat_serve::serve(listener, app, rx).await?
+            }
+            None => flowcat_serve::serve(listener, app, rx).await?,
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -416,3 +416,46 @@ fn cancel_limits_sigterm_parks_and_a_restart_resumes() {
     assert!(log.contains("resuming an interrupted run"), "{log}");
     canary(&mut c, &serve, &state);
 }
+
+/// A config with problems: every one reported, naming the file, exit 2, nothing served; a
+/// token too short to hash is refused.
+#[test]
+fn a_bad_config_or_a_weak_token_is_refused_before_anything_is_served() {
+    let dir = TempDir::new("serve-bad");
+    let cfg = dir.path().join("serve.yaml");
+    std::fs::write(&cfg, "listen: nowhere\ntokens:\n  - name: bot\n    sha256: pasted-token-value-0123456789\n")
+        .expect("written");
+    let out = common::flowcat(&["serve", "--config", cfg.to_str().expect("utf-8")]);
+    assert_eq!(out.code, 2, "{}", out.snapshot());
+    assert!(out.stderr.contains("serve.yaml: `listen: nowhere`"), "{}", out.stderr);
+    assert!(out.stderr.contains("`integrations:` is missing"), "{}", out.stderr);
+    assert!(out.stderr.contains("flowcat serve hash-token"), "{}", out.stderr);
+    assert!(!out.stderr.contains("pasted-token-value"), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    let none = common::flowcat(&["serve"]);
+    assert_eq!(none.code, 2);
+    assert!(none.stderr.contains("--config"), "{}", none.stderr);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
+        .args(["serve", "hash-token"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child.stdin.take().expect("stdin").write_all(b"short\n").expect("written");
+    let out = child.wait_with_output().expect("ends");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    // The hash of a token is SHA-256, hex: what `sha256sum` prints.
+    assert_eq!(hash(ADMIN).len(), 64);
+    assert_eq!(hash("0123456789abcdefghijklmnop"), sha256_hex("0123456789abcdefghijklmnop"));
+}
+
+/// SHA-256 through `sha256sum`, an independent implementation.
+fn sha256_hex(text: &str) -> String {
+    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sha256sum");
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("written");
+    let out = child.wait_with_output().expect("ends");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("a hash").to_owned()
+}

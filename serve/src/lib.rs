@@ -8,6 +8,7 @@ pub mod config;
 pub mod metrics;
 pub mod routes;
 pub mod runs;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -87,11 +88,12 @@ async fn log_request(request: Request, next: Next) -> Response {
 /// Serves `app` on `listener` until the first change of `signals` (SIGTERM or Ctrl-C counted by
 /// the caller); then shuts down gracefully ([`runs::Runs::shutdown`]: no new run, a grace
 /// period, the rest drained and journaled), and stops answering once every run has ended.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Arc<App>,
-    signals: watch::Receiver<u32>,
-) -> std::io::Result<()> {
+/// `listener` is a `tokio::net::TcpListener` or a [`tls::TlsListener`].
+pub async fn serve<L>(listener: L, app: Arc<App>, signals: watch::Receiver<u32>) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let runs = app.runs.clone();
     let grace = app.config.shutdown_grace;
     let mut first = signals.clone();

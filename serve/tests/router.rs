@@ -322,3 +322,59 @@ async fn readiness_checks_journal_catalog_integrations() {
     let (status, _, body) = call(&f.app, get("/healthz", None)).await;
     assert_eq!((status, body.contains("ok")), (StatusCode::OK, true));
 }
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = text.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+/// `tls:` serves the same router over rustls: a client trusting the certificate gets its answer;
+/// a file that is not a key is refused naming the file, never quoting it.
+#[tokio::test]
+async fn served_over_tls_with_the_configured_certificate() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let f = fixture();
+    let dir = tempfile::tempdir().expect("a folder");
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("a certificate");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, pem("CERTIFICATE", certified.cert.der())).expect("written");
+    std::fs::write(&key, pem("PRIVATE KEY", &certified.key_pair.serialize_der())).expect("written");
+    let tls = flowcat_serve::config::Tls { cert: cert.clone(), key: key.clone() };
+    let acceptor = flowcat_serve::tls::acceptor(&tls).expect("a usable pair");
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bound");
+    let addr = tcp.local_addr().expect("addr");
+    let listener = flowcat_serve::tls::TlsListener::new(tcp, acceptor).expect("listener");
+    let (_tx, rx) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(flowcat_serve::serve(listener, f.app.clone(), rx));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).expect("a root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connected");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("a name");
+    let mut stream = connector.connect(name, tcp).await.expect("a TLS handshake");
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.expect("sent");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("{\"status\":\"ok\"}"), "{answer}");
+
+    // Plain HTTP on the TLS port gets no answer from the router.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.expect("connected");
+    plain.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("sent");
+    let mut raw = Vec::new();
+    let _ = plain.read_to_end(&mut raw).await;
+    assert!(!String::from_utf8_lossy(&raw).contains("\"ok\""));
+
+    std::fs::write(&key, "not a key: secret-material-here").expect("written");
+    let Err(e) = flowcat_serve::tls::acceptor(&tls) else { panic!("a file that is not a key was accepted") };
+    assert!(e.contains("key.pem") && !e.contains("secret-material"), "{e}");
+}
