@@ -276,7 +276,6 @@ pub async fn start_run(
         Err(StartError::Stopping) => {
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the service is shutting down"));
         }
-        Err(StartError::TooMany) => return Err(ApiError::bare(StatusCode::TOO_MANY_REQUESTS, "too_many_runs")),
     };
     tracing::info!(run_id = %started.id, flow = %id, token = %token.name, "run started");
     let accepted = || {

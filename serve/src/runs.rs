@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use flowcat_engine::journal::{Filter, IfBusy, JournalError, StoredStatus};
-use flowcat_engine::run::{RunFailure, RunRecord, RunStatus, StopLevel, stop_signal};
+use flowcat_engine::run::{RunFailure, RunRecord, StopLevel, stop_signal};
 use flowcat_nodes::hall::{Call, Durably, Hall, Ran, Refused};
 use serde_json::{Map, Value};
 use tokio::sync::{oneshot, watch};
@@ -68,8 +68,6 @@ pub enum StartError {
     Refused(Refused),
     /// The service is shutting down.
     Stopping,
-    /// The token has as many runs in flight as it may.
-    TooMany,
 }
 
 /// A run begun: its id, and its task when this process runs it (not when the key's run is held
@@ -412,19 +410,9 @@ impl Runs {
         self.flush("").await;
     }
 
-    /// Whether this process holds run `id`: `running` if it holds it.
+    /// Whether this process holds run `id` (the API shows it `running`).
     pub fn is_live(&self, id: &str) -> bool {
         self.live_map().contains_key(id)
-    }
-
-    /// A run status as the record spells it (for answers).
-    pub fn status_of(record: &RunRecord) -> &'static str {
-        crate::metrics::status_name(record.status)
-    }
-
-    /// Whether a status is final.
-    pub fn finished(status: RunStatus) -> bool {
-        matches!(status, RunStatus::Succeeded | RunStatus::Failed)
     }
 }
 
