@@ -378,3 +378,38 @@ async fn served_over_tls_with_the_configured_certificate() {
     let Err(e) = flowcat_serve::tls::acceptor(&tls) else { panic!("a file that is not a key was accepted") };
     assert!(e.contains("key.pem") && !e.contains("secret-material"), "{e}");
 }
+
+/// A body that sends one byte and then nothing, ever.
+struct Stalled(bool);
+
+impl futures_core::Stream for Stalled {
+    type Item = Result<Vec<u8>, std::io::Error>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.0 {
+            return std::task::Poll::Pending;
+        }
+        self.0 = true;
+        std::task::Poll::Ready(Some(Ok(b"{".to_vec())))
+    }
+}
+
+/// A client that stalls mid-body is answered 503 (`timeout`) after `request_timeout`, not held
+/// forever (the default 60 s, on tokio's paused clock).
+#[tokio::test(start_paused = true)]
+async fn a_stalled_request_times_out() {
+    let f = fixture();
+    let t0 = tokio::time::Instant::now();
+    let req = post(
+        "/v1/flows/duo.admin.retrieve_user_id/runs",
+        Some(ADMIN),
+        "application/json",
+        Body::from_stream(Stalled(false)),
+    );
+    let (status, _, body) = call(&f.app, req).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(json_of(&body)["error"], "timeout");
+    assert_eq!(t0.elapsed(), f.app.config.limits.request_timeout);
+}
