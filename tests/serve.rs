@@ -285,6 +285,9 @@ fn runs_over_http_with_keys_limits_refusals_and_no_secret_anywhere() {
     assert_eq!(accepted.status, 202, "{}", accepted.body);
     let url = accepted.header("location").expect("a Location").to_owned();
     let push_id = accepted.json()["id"].as_str().expect("id").to_owned();
+    // A retry while it runs: the same run's URL, no second run.
+    let retry = c.start(&addr, "duo.auth.verify_push", "", BOT, Some("ticket-42"), &json!({ "username": "alice" }));
+    assert_eq!((retry.status, retry.json()["id"].clone()), (202, json!(push_id)), "{}", retry.body);
     let ended = c.until_ended(&addr, &push_id, BOT);
     assert_eq!(ended["status"], "succeeded", "{ended:#}");
     assert_eq!(url, format!("/v1/runs/{push_id}"));
