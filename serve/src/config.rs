@@ -184,7 +184,7 @@ impl Config {
             if let Some(v) = v {
                 match flowcat_engine::shape::parse_duration(&v) {
                     Some(d) if !d.is_zero() => *into = d,
-                    _ => problems_push(&mut bad, format!("`{field}: {v}` is not a duration, e.g. `30s`, `2m`")),
+                    _ => bad(format!("`{field}: {v}` is not a duration, e.g. `30s`, `2m`")),
                 }
             }
         };
@@ -218,10 +218,6 @@ impl Config {
             Err(ConfigError(problems))
         }
     }
-}
-
-fn problems_push(bad: &mut impl FnMut(String), m: String) {
-    bad(m)
 }
 
 #[cfg(test)]
