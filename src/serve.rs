@@ -54,12 +54,17 @@ pub fn serve(flows: &Flows, args: ServeArgs, state_dir: Option<PathBuf>) -> anyh
     let config = flowcat_serve::Config::load(&path)?;
     let mut library = flows.library(&[])?;
     let catalog = library.load(&REGISTRY)?;
-    Flows::notes(&library, None);
+    // Through the log, so that `--log-format json` stays one JSON object a line.
+    for shadow in library.shadows() {
+        let (flow, file, hidden) = (&shadow.id, &shadow.path, &shadow.hidden);
+        tracing::info!(target: "flowcat_serve", %flow, %file, %hidden, "a local flow replaces a built-in one");
+    }
     let broken = catalog.entries.iter().filter(|e| e.flow.is_none()).count();
     if broken > 0 {
-        tracing::warn!(broken, "flow files with errors are not served: run `flowcat validate`");
+        let note = "flow files with errors are not served: run `flowcat validate`";
+        tracing::warn!(target: "flowcat_serve", broken, "{note}");
     }
-    let integrations = crate::run::load_integrations(&config.integrations)?;
+    let integrations = load_integrations(&config.integrations)?;
     let store = crate::run::open_journal(state_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -71,7 +76,7 @@ pub fn serve(flows: &Flows, args: ServeArgs, state_dir: Option<PathBuf>) -> anyh
         let app = flowcat_serve::App::new(config, catalog, integrations, store);
         let resumed = app.runs.resume_unfinished()?;
         if !resumed.is_empty() {
-            tracing::info!(count = resumed.len(), "resumed the interrupted runs of the journal");
+            tracing::info!(target: "flowcat_serve", count = resumed.len(), "resumed the interrupted runs of the journal");
         }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -92,6 +97,19 @@ pub fn serve(flows: &Flows, args: ServeArgs, state_dir: Option<PathBuf>) -> anyh
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The integrations file, its warnings through the log (`run::load_integrations` prints them).
+fn load_integrations(path: &std::path::Path) -> anyhow::Result<flowcat_nodes::integrations::Integrations> {
+    if !path.exists() {
+        bail!("no integrations file at `{}` (`integrations:` in the serve config)", path.display());
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    let file = flowcat_nodes::integrations::load(path, &env).map_err(|e| anyhow!(e.messages().join("\n")))?;
+    for w in &file.warnings {
+        tracing::warn!(target: "flowcat_serve", file = %path.display(), "{w}");
+    }
+    Ok(file)
 }
 
 /// Counts SIGINT and SIGTERM: the first starts the shutdown, the next ones hurry it.

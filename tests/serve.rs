@@ -223,6 +223,12 @@ fn runs_over_http_with_keys_limits_refusals_and_no_secret_anywhere() {
     let dir = TempDir::new("serve-api");
     let state = dir.path().join("state");
     let cfg = config(&dir, &sim, "limits:\n  max_body_bytes: 4096\n");
+    // A local flow replacing a built-in one: the note is a log line too (JSON like the others).
+    let builtin =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("flows/duo/retrieve-user-id.yaml"));
+    std::fs::create_dir_all(dir.path().join("flows")).expect("a flows folder");
+    std::fs::write(dir.path().join("flows/retrieve-user-id.yaml"), builtin.expect("the flow") + "# a local copy\n")
+        .expect("written");
     let serve = Serve::start(&dir, &state, &cfg, "serve");
     let addr = serve.addr.clone();
     let mut c = Client::default();
@@ -335,6 +341,7 @@ fn runs_over_http_with_keys_limits_refusals_and_no_secret_anywhere() {
         }
     }
     assert!(about_runs >= 4, "{log}");
+    assert!(log.contains("a local flow replaces a built-in one"), "{log}");
 }
 
 #[test]
