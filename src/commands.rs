@@ -178,16 +178,7 @@ fn flow_text(f: &Flow) -> String {
 }
 
 fn flow_json(f: &Flow) -> serde_json::Value {
-    let s = &f.signature;
-    let inputs: Vec<_> = s
-        .inputs
-        .iter()
-        .map(|i| serde_json::json!({"name": i.name, "type": i.ty, "required": i.required, "default": i.default, "description": i.description}))
-        .collect();
-    serde_json::json!({
-        "id": s.id, "name": s.name, "description": s.description, "file": s.path,
-        "inputs": inputs, "outputs": s.outputs, "integrations": s.slots,
-    })
+    f.signature.to_json()
 }
 
 pub fn schema() -> anyhow::Result<ExitCode> {

@@ -13,6 +13,7 @@ mod live;
 mod manual;
 mod run;
 mod runs;
+mod serve;
 mod signal;
 mod ui;
 
@@ -110,6 +111,9 @@ enum Command {
     /// The journal's runs: list them, show one with the writes it sent, prune old ones.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// Serve the catalog over HTTP: start runs and follow them, with bearer tokens, limits,
+    /// metrics and a graceful shutdown (docs/serve.md).
+    Serve(serve::ServeArgs),
     /// Serve the Duo API simulator on loopback, so that flows run offline.
     Sim(flowcat_sim::cli::SimArgs),
     /// Print a shell completion script: `flowcat completions bash > /etc/bash_completion.d/flowcat`.
@@ -153,11 +157,20 @@ fn main() -> ExitCode {
     let color = ui::color_enabled(cli.color, terminal, |name| std::env::var(name).ok());
     ui::init(ui::Ui { color, quiet: cli.quiet, verbose: cli.verbose > 0 });
     // `RUST_LOG=flowcat_engine=debug` (or `-vv`) shows a span per run and per node on stderr.
+    // `flowcat serve` logs its requests and runs at `info` unless told otherwise.
+    let serving = matches!(&cli.command, Command::Serve(a) if a.command.is_none());
+    let default = if serving && cli.verbose == 0 { ui::SERVE_FILTER } else { ui::tracing_filter(cli.verbose) };
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.is_empty() => tracing_subscriber::EnvFilter::new(spec),
-        _ => tracing_subscriber::EnvFilter::new(ui::tracing_filter(cli.verbose)),
+        _ => tracing_subscriber::EnvFilter::new(default),
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
+    match &cli.command {
+        Command::Serve(a) if a.log_format == serve::LogFormat::Json => {
+            subscriber.json().with_current_span(true).with_span_list(true).init()
+        }
+        _ => subscriber.init(),
+    }
     let catalog = flows::Flows::new(cli.catalog);
     let result = match cli.command {
         Command::Validate { paths, deny_warnings, format } => {
@@ -182,6 +195,7 @@ fn main() -> ExitCode {
             commands::check(integrations, name.as_deref(), format == Format::Json)
         }
         Command::Runs(command) => runs::runs(command, cli.state_dir),
+        Command::Serve(args) => serve::serve(&catalog, args, cli.state_dir),
         Command::Sim(args) => commands::sim(args),
         Command::Completions { shell } => manual::completions(shell),
         Command::Man { subcommand } => manual::man(subcommand.as_deref()),

@@ -316,6 +316,7 @@ pub fn execute(prepared: Prepared, args: &RunArgs, live: &Live) -> anyhow::Resul
             .filter(|p| args.flow != "-" && p.is_file())
             .and_then(|p| p.canonicalize().ok())
             .map(|p| p.to_string_lossy().into_owned()),
+        begun: None,
     };
     let ran = runtime.block_on(async {
         let (tx, rx) = stop_signal();

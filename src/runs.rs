@@ -176,48 +176,20 @@ pub fn runs(command: RunsCommand, state_dir: Option<PathBuf>) -> anyhow::Result<
 /// Ends an unfinished run as failed (`abandoned`), its record made of what it journaled.
 fn abandon(journal: &Journal, id: &str, now: u64) -> anyhow::Result<()> {
     use flowcat_engine::journal::Store as _;
-    use flowcat_engine::run::{RunFailure, RunRecord, RunStatus};
     let Some(run) = journal.show(id)? else {
         anyhow::bail!("no run `{id}` in the journal: `flowcat runs list` shows the runs it holds");
     };
     if run.summary.status.is_final() {
         anyhow::bail!("run `{id}` has ended ({}): there is nothing to abandon", run.summary.status.name());
     }
+    let failure = flowcat_engine::run::RunFailure {
+        node: String::new(),
+        code: "abandoned".into(),
+        message: "abandoned by a person (`flowcat runs abandon`) after checking by hand".into(),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let (handle, past) = journal.resume(id).await?;
-        let mut nodes: Vec<(String, flowcat_engine::run::NodeRecord)> = past
-            .nodes
-            .iter()
-            .filter_map(|(path, n)| Some((path.clone(), n.finished.as_ref()?.record.clone())))
-            .collect();
-        nodes.sort_by(|a, b| (a.1.started_at, &a.0).cmp(&(b.1.started_at, &b.0)));
-        let info = handle.info().clone();
-        let record = RunRecord {
-            flow: info.flow.clone(),
-            id: Some(info.id.clone()),
-            status: RunStatus::Failed,
-            error: Some(RunFailure {
-                node: String::new(),
-                code: "abandoned".into(),
-                message: "abandoned by a person (`flowcat runs abandon`) after checking by hand".into(),
-            }),
-            inputs: info.inputs.clone(),
-            vars: info.vars.clone(),
-            outputs: serde_json::Map::new(),
-            started_at: info.created_at,
-            ended_at: now,
-            nodes: nodes
-                .into_iter()
-                .map(|(path, mut n)| {
-                    n.id = path;
-                    n
-                })
-                .collect(),
-        };
-        handle.end(flowcat_engine::journal::StoredStatus::Failed, &record).await?;
-        anyhow::Ok(())
-    })
+    runtime.block_on(flowcat_nodes::hall::abandon(journal, id, failure, now))?;
+    Ok(())
 }
 
 /// The runs as a table of at most `width` columns: the flow and the key are cut to fit.

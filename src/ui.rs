@@ -81,6 +81,10 @@ pub fn color_enabled(choice: ColorChoice, terminal: bool, env: impl Fn(&str) -> 
     }
 }
 
+/// The tracing filter of `flowcat serve` without `-v` or `RUST_LOG`: its requests and runs,
+/// and every warning.
+pub const SERVE_FILTER: &str = "warn,flowcat_serve=info";
+
 /// The tracing filter for `-v`/`-vv`, used when `RUST_LOG` is not set.
 pub fn tracing_filter(verbose: u8) -> &'static str {
     match verbose {

@@ -113,6 +113,22 @@ pub struct Signature {
     pub slots: Vec<Slot>,
 }
 
+impl Signature {
+    /// The signature as JSON: what `flowcat list --format json` prints per flow and what
+    /// `flowcat serve` answers in its catalog (one spelling for both).
+    pub fn to_json(&self) -> serde_json::Value {
+        let inputs: Vec<_> = self
+            .inputs
+            .iter()
+            .map(|i| serde_json::json!({"name": i.name, "type": i.ty, "required": i.required, "default": i.default, "description": i.description}))
+            .collect();
+        serde_json::json!({
+            "id": self.id, "name": self.name, "description": self.description, "file": self.path,
+            "inputs": inputs, "outputs": self.outputs, "integrations": self.slots,
+        })
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct OutputSig {
     pub name: String,

@@ -100,6 +100,9 @@ pub struct Durably {
     pub stop: Option<watch::Receiver<StopLevel>>,
     /// The flow file the run names, when it names a file (absolute): a resume reads it there.
     pub source: Option<String>,
+    /// Told the run's id as soon as the journal gave it one (a new run, a resumed one, or the
+    /// finished run its key names), before anything runs: a service answers with it at once.
+    pub begun: Option<tokio::sync::oneshot::Sender<String>>,
 }
 
 /// How a durable run ended.
@@ -264,7 +267,16 @@ impl Hall {
             source: how.source,
             signals: signals(self.catalog(), flow.id()).map_err(Refused::Signals)?,
         };
-        match store.begin(Start { info, if_busy: how.if_busy }).await? {
+        let begun = store.begin(Start { info, if_busy: how.if_busy }).await?;
+        let id = match &begun {
+            Begun::Fresh(h) | Begun::Resumed(h, _) => Some(h.info().id.clone()),
+            Begun::Done(run) => Some(run.summary.info.id.clone()),
+            Begun::Busy { .. } => None,
+        };
+        if let (Some(tx), Some(id)) = (how.begun, id) {
+            let _ = tx.send(id);
+        }
+        match begun {
             Begun::Done(run) => {
                 let record = run.record.ok_or_else(|| {
                     JournalError::new("corrupt", format!("run `{}` finished but has no record", run.summary.info.id))
@@ -380,6 +392,42 @@ impl Hall {
         handle.end(status, &record).await?;
         Ok(Ran::Now(record))
     }
+}
+
+/// Ends an unfinished run of `store` as failed with `failure` (`flowcat runs abandon`, a
+/// service's cancel), its record made of the nodes it journaled; it is never resumed. Refused
+/// (`finished`, `busy`, `unknown_run`) as [`Store::resume`] refuses.
+pub async fn abandon(
+    store: &dyn Store,
+    id: &str,
+    failure: flowcat_engine::run::RunFailure,
+    now_ms: u64,
+) -> Result<RunRecord, JournalError> {
+    let (handle, past) = store.resume(id).await?;
+    let mut nodes: Vec<(String, flowcat_engine::run::NodeRecord)> =
+        past.nodes.iter().filter_map(|(path, n)| Some((path.clone(), n.finished.as_ref()?.record.clone()))).collect();
+    nodes.sort_by(|a, b| (a.1.started_at, &a.0).cmp(&(b.1.started_at, &b.0)));
+    let info = handle.info().clone();
+    let record = RunRecord {
+        flow: info.flow.clone(),
+        id: Some(info.id.clone()),
+        status: RunStatus::Failed,
+        error: Some(failure),
+        inputs: info.inputs.clone(),
+        vars: info.vars.clone(),
+        outputs: Map::new(),
+        started_at: info.created_at,
+        ended_at: now_ms,
+        nodes: nodes
+            .into_iter()
+            .map(|(path, mut n)| {
+                n.id = path;
+                n
+            })
+            .collect(),
+    };
+    handle.end(StoredStatus::Failed, &record).await?;
+    Ok(record)
 }
 
 /// The call that started a journaled run.
