@@ -141,3 +141,102 @@ fn ctrl_c_stops_a_batch_and_the_same_command_continues_it_without_a_second_push(
     assert_eq!(summary["succeeded"], 2, "{summary}");
     assert_eq!(pushes(), 2, "alice's push was polled again, not sent again; bob's was sent once");
 }
+
+/// The simulator's integrations file with the Admin API application's `rate_limit:` replaced by
+/// `limit` (the other lines as `flowcat sim` wrote them).
+fn limited_integrations(sim: &common::Sim, limit: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(&sim.integrations).expect("the integrations file");
+    let mut out = String::new();
+    for line in text.lines().filter(|l| !l.trim_start().starts_with("rate_limit:")) {
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() == "kind: duo_admin" {
+            out.push_str(&format!("    rate_limit: {limit}\n"));
+        }
+    }
+    let path = sim.dir.join("integrations-limited.yaml");
+    std::fs::write(&path, out).expect("the integrations file is written");
+    path
+}
+
+/// The summary `--format json` printed.
+fn summary_of(out: &common::Output) -> serde_json::Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("a JSON summary: {e}\n{}", out.snapshot()))
+}
+
+/// Rows in the bulk test.
+const ROWS: usize = 10_000;
+/// The simulator's limit per integration key in the bulk test (`--rate-limit`, burst one second's
+/// worth), and the client's configured `rate_limit:`, twice as fast: as when Duo's real limit is
+/// below the one written in the integrations file, so the shared back-off has to find the rate.
+/// 10,000 one-call rows at 500/s take at least 20 s (28 s measured on a loaded two-core machine); a lower rate would take longer than a CI test
+/// should, a higher one would be above what a loaded two-core runner does, and the limit would
+/// never be met.
+const SIM_RATE: u64 = 500;
+const CLIENT_RATE: u64 = 2 * SIM_RATE;
+/// Rows in flight at once.
+const CONCURRENCY: &str = "16";
+
+/// The test: 10,000 rows of a one-call read (`duo.admin.retrieve_user_id`, a username
+/// nobody has: `found: false`, a success) against a simulator limiting the Admin API key to
+/// 500 requests a second, with the client configured at twice that. Every row succeeds, `--out`
+/// has one line per row, and the simulator refused a handful of requests, not thousands: the
+/// one limiter shared by every row halves the rate for all of them at the first 429.
+/// Then the same command again skips every row and sends nothing at all.
+#[test]
+fn ten_thousand_rows_against_a_rate_limited_simulator_meet_a_handful_of_429s_and_a_rerun_sends_nothing() {
+    let rate = format!("{SIM_RATE}/s");
+    let sim = common::Sim::start_args("each-bulk", None, &["--rate-limit", &rate]);
+    let dir = TempDir::new("each-bulk");
+    let state = dir.path().join("state");
+    let env = [("FLOWCAT_STATE_DIR", state.to_str().unwrap())];
+    let rows: String = (0..ROWS).map(|i| format!("nobody{i:05}\n")).collect();
+    std::fs::write(dir.path().join("users.csv"), format!("username\n{rows}")).unwrap();
+    let limit = format!("{{ per_second: {CLIENT_RATE}, burst: {CLIENT_RATE} }}");
+    let integrations = limited_integrations(&sim, &limit);
+    let integrations = integrations.to_str().expect("utf-8");
+    let args = [
+        "run",
+        "duo.admin.retrieve_user_id",
+        "--each",
+        "users.csv",
+        "--concurrency",
+        CONCURRENCY,
+        "--integrations",
+        integrations,
+        "--out",
+        "out.jsonl",
+        "--format",
+        "json",
+    ];
+    let started = std::time::Instant::now();
+    let out = flowcat_in(dir.path(), &args, &env);
+    let took = started.elapsed();
+    assert_eq!(out.code, 0, "{}", out.snapshot());
+    let refused = sim.rate_limited();
+    let summary = summary_of(&out);
+    assert_eq!(summary["succeeded"], ROWS as u64, "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    let results = lines(&dir.path().join("out.jsonl"));
+    assert_eq!(results.len(), ROWS);
+    assert!(results.iter().all(|r| r["status"] == "succeeded" && r["outputs"]["found"] == false));
+    // One request per row, plus one retry per 429.
+    assert_eq!(sim.stats()["GET /admin/v1/users"], ROWS as u64 + refused);
+    // A handful: each halving of the shared rate costs at most the requests already in flight
+    // when the server ran dry (16, one per row at once), and from half the rate back to the
+    // server's takes over 12 s (the rate recovers by 2 % of the configured one a second), so a
+    // run of 20 s or so meets one or two cuts. Without the shared limiter a client at twice
+    // the server's rate meets a 429 for about half its requests: thousands here.
+    assert!(refused <= 100, "{refused} 429s for {ROWS} rows in {took:?}");
+    eprintln!("{ROWS} rows in {took:?}, {refused} 429s");
+
+    // The same command again: every row was done, nothing is sent, not even a read.
+    let before = sim.requests();
+    let again = flowcat_in(dir.path(), &args, &env);
+    assert_eq!(again.code, 0, "{}", again.snapshot());
+    let summary = summary_of(&again);
+    assert_eq!(summary["already_done"], ROWS as u64, "{summary}");
+    assert_eq!(summary["succeeded"], 0, "{summary}");
+    assert_eq!(sim.requests(), before, "a re-run of a finished batch sends no request");
+    assert_eq!(lines(&dir.path().join("out.jsonl")).len(), ROWS, "--out has every row again");
+}
