@@ -240,3 +240,110 @@ fn ten_thousand_rows_against_a_rate_limited_simulator_meet_a_handful_of_429s_and
     assert_eq!(sim.requests(), before, "a re-run of a finished batch sends no request");
     assert_eq!(lines(&dir.path().join("out.jsonl")).len(), ROWS, "--out has every row again");
 }
+
+/// A lookup that fails the run for a username Duo does not know.
+const KNOWN_USER: &str = "\
+id: test.known_user
+integrations:
+  duo_admin: { kind: duo_admin }
+inputs:
+  username: { type: string, required: true }
+nodes:
+  - id: lookup
+    kind: rest_call
+    integration: duo_admin
+    method: GET
+    path: /admin/v1/users
+    query:
+      username: \"{{inputs.username}}\"
+    extract:
+      user_id:
+        path: $.response[*].user_id
+        optional: true
+  - id: unknown
+    kind: fail
+    when: \"{{not nodes.lookup.user_id}}\"
+    code: unknown_user
+    message: \"Duo has no user {{inputs.username}}\"
+outputs:
+  user_id: \"{{nodes.lookup.user_id}}\"
+";
+
+/// Creates a user (one write).
+const CREATE_USER: &str = "\
+id: test.create_user
+integrations:
+  duo_admin: { kind: duo_admin }
+inputs:
+  username: { type: string, required: true }
+nodes:
+  - id: create
+    kind: rest_call
+    integration: duo_admin
+    method: POST
+    path: /admin/v1/users
+    body:
+      username: \"{{inputs.username}}\"
+";
+
+/// Rows whose runs failed (users Duo does not know) are retried by the same command, under
+/// `KEY#2`, once the cause is fixed; the rows done are not run again (no request for them).
+#[test]
+fn the_same_command_retries_only_the_failed_rows_under_a_second_key() {
+    let sim = common::Sim::start("each-retry");
+    let dir = TempDir::new("each-retry");
+    let state = dir.path().join("state");
+    let env = [("FLOWCAT_STATE_DIR", state.to_str().unwrap())];
+    std::fs::write(dir.path().join("known.yaml"), KNOWN_USER).unwrap();
+    std::fs::write(dir.path().join("create.yaml"), CREATE_USER).unwrap();
+    std::fs::write(dir.path().join("users.csv"), "username\nalice\nnewbie1\nbob\nnewbie2\n").unwrap();
+    let integrations = sim.integrations.to_str().expect("utf-8");
+    let args =
+        ["run", "known.yaml", "--each", "users.csv", "--integrations", integrations, "--out", "out.jsonl", "--json"];
+    let lookups = || sim.stats().get("GET /admin/v1/users").and_then(serde_json::Value::as_u64).unwrap_or(0);
+
+    let first = flowcat_in(dir.path(), &args, &env);
+    assert_eq!(first.code, 1, "{}", first.snapshot());
+    assert!(first.stderr.contains("2 rows failed or were invalid; fix them and run the same command again"));
+    let s = summary_of(&first);
+    assert_eq!((s["succeeded"].as_u64(), s["failed"].as_u64()), (Some(2), Some(2)), "{s}");
+    let rows = lines(&dir.path().join("out.jsonl"));
+    let failed: Vec<&serde_json::Value> = rows.iter().filter(|r| r["status"] == "failed").collect();
+    assert_eq!(failed.len(), 2);
+    assert!(failed[0]["error"].as_str().unwrap().contains("[unknown_user]: Duo has no user newbie1"), "{rows:?}");
+    assert_eq!(lookups(), 4);
+    let key_of = |run: &serde_json::Value| {
+        let shown =
+            flowcat_in(dir.path(), &["runs", "show", run.as_str().expect("a run id"), "--format", "json"], &env);
+        assert_eq!(shown.code, 0, "{}", shown.snapshot());
+        let record: serde_json::Value = serde_json::from_str(&shown.stdout).expect("JSON");
+        record["summary"]["info"]["key"].as_str().expect("a run key").to_owned()
+    };
+    let first_keys: Vec<String> = failed.iter().map(|r| key_of(&r["run"])).collect();
+    assert!(first_keys.iter().all(|k| k.starts_with("each:") && !k.contains('#')), "{first_keys:?}");
+
+    // The cause fixed (the users created), the same command: only the two failed rows run.
+    let create = dir.path().join("create.yaml");
+    for name in ["newbie1", "newbie2"] {
+        let made = sim.run(create.to_str().expect("utf-8"), &[&format!("username={name}")], &[]);
+        assert_eq!(made.code, 0, "{}", made.snapshot());
+    }
+    let second = flowcat_in(dir.path(), &args, &env);
+    assert_eq!(second.code, 0, "{}", second.snapshot());
+    let s = summary_of(&second);
+    assert_eq!((s["already_done"].as_u64(), s["succeeded"].as_u64()), (Some(2), Some(2)), "{s}");
+    assert_eq!(lookups(), 6, "one lookup for each failed row, none for the rows done");
+    let rows = lines(&dir.path().join("out.jsonl"));
+    let retried: Vec<&serde_json::Value> = rows.iter().filter(|r| r["status"] == "succeeded").collect();
+    let names: Vec<&str> = retried.iter().map(|r| r["inputs"]["username"].as_str().unwrap()).collect();
+    assert_eq!(names, ["newbie1", "newbie2"]);
+    for (row, first) in retried.iter().zip(&first_keys) {
+        assert_eq!(key_of(&row["run"]), format!("{first}#2"));
+    }
+
+    // Once more: everything is done, nothing is sent.
+    let third = flowcat_in(dir.path(), &args, &env);
+    assert_eq!(third.code, 0, "{}", third.snapshot());
+    assert_eq!(summary_of(&third)["already_done"], 4);
+    assert_eq!(lookups(), 6);
+}
