@@ -347,3 +347,76 @@ fn the_same_command_retries_only_the_failed_rows_under_a_second_key() {
     assert_eq!(summary_of(&third)["already_done"], 4);
     assert_eq!(lookups(), 6);
 }
+
+/// `--out` in a folder that does not exist: refused before any row runs or anything is sent,
+/// naming the path and what to do.
+#[test]
+fn an_out_file_that_cannot_be_created_is_refused_before_anything_is_sent() {
+    let sim = common::Sim::start("each-out");
+    let dir = TempDir::new("each-out");
+    std::fs::write(dir.path().join("users.csv"), "username\nalice\nbob\n").unwrap();
+    let integrations = sim.integrations.to_str().expect("utf-8");
+    let out = flowcat_in(
+        dir.path(),
+        &[
+            "run",
+            "duo.admin.retrieve_user_id",
+            "--each",
+            "users.csv",
+            "--integrations",
+            integrations,
+            "--out",
+            "no/such/out.jsonl",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 2, "{}", out.snapshot());
+    assert!(
+        out.stderr.contains("cannot write `--out no/such/out.jsonl`: No such file or directory (os error 2); nothing was run: create its folder first"),
+        "{}",
+        out.snapshot()
+    );
+    assert_eq!(sim.requests(), 0, "nothing was sent");
+    // A folder given as the file.
+    std::fs::write(dir.path().join("greet.yaml"), FLOW).unwrap();
+    std::fs::write(dir.path().join("names.csv"), "name\nann\n").unwrap();
+    let out = flowcat_in(dir.path(), &["run", "greet.yaml", "--each", "names.csv", "--out", "."], &[]);
+    assert_eq!(out.code, 2, "{}", out.snapshot());
+    let said = &out.stderr;
+    assert!(said.contains("cannot write `--out .`:") && said.contains("it is a folder: give a file name"), "{said}");
+}
+
+/// `--out` that fails mid-batch (a full disk: `/dev/full` takes the open and refuses every
+/// write): the error is reported with the path and exit 2, no new row starts after it, and the
+/// rows that ran are journaled, so the same command with a good `--out` lists them as done.
+#[test]
+fn an_out_file_that_fails_mid_batch_is_reported_and_stops_the_batch() {
+    if !std::path::Path::new("/dev/full").exists() {
+        eprintln!("skipped: no /dev/full on this system");
+        return;
+    }
+    let dir = TempDir::new("each-out-full");
+    let state = dir.path().join("state");
+    let env = [("FLOWCAT_STATE_DIR", state.to_str().unwrap())];
+    std::fs::write(dir.path().join("greet.yaml"), FLOW).unwrap();
+    // Enough rows that their results overflow `--out`'s 8 KiB buffer long before the end.
+    let rows: String = (0..2_000).map(|i| format!("user{i}\n")).collect();
+    std::fs::write(dir.path().join("rows.csv"), format!("name\n{rows}")).unwrap();
+    let args = ["run", "greet.yaml", "--each", "rows.csv", "--concurrency", "4", "--json", "--out"];
+    let out = flowcat_in(dir.path(), &[&args[..], &["/dev/full"]].concat(), &env);
+    assert_eq!(out.code, 2, "{}", out.snapshot());
+    assert!(
+        out.stderr.contains("error: cannot write `--out /dev/full`: No space left on device (os error 28); no new row was started after it"),
+        "{}",
+        out.snapshot()
+    );
+    assert!(out.stderr.contains("the rows run are journaled: once that is fixed, run the same command again"));
+    let ran = summary_of(&out)["succeeded"].as_u64().expect("a count");
+    assert!(ran > 0 && ran < 2_000, "stopped early: {ran} rows ran");
+
+    let again = flowcat_in(dir.path(), &[&args[..], &["out.jsonl"]].concat(), &env);
+    assert_eq!(again.code, 0, "{}", again.snapshot());
+    let s = summary_of(&again);
+    assert_eq!((s["already_done"].as_u64(), s["succeeded"].as_u64()), (Some(ran), Some(2_000 - ran)), "{s}");
+    assert_eq!(lines(&dir.path().join("out.jsonl")).len(), 2_000);
+}
