@@ -102,6 +102,12 @@ fn finish(ended: &Ended, tally: &Tally, journaled: bool) -> anyhow::Result<ExitC
     };
     if let Some(fatal) = &ended.fatal {
         eprintln!("error: {fatal}");
+        if journaled && tally.total() > 0 {
+            eprintln!(
+                "the rows run are journaled: once that is fixed, run the same command again: rows done are skipped \
+                 (listed in `--out` as already done), failed ones are retried"
+            );
+        }
         return Ok(ExitCode::from(2));
     }
     if ended.stopped {
@@ -155,7 +161,8 @@ impl Bulk {
             }
             if let Some(o) = out.as_mut() {
                 if let Err(e) = o.write(&r) {
-                    ended.fatal.get_or_insert(format!("cannot write `--out`: {e}"));
+                    let after = "no new row was started after it and the rows in flight were drained";
+                    ended.fatal.get_or_insert(format!("{e}; {after}"));
                     out = None;
                 }
             }
@@ -202,7 +209,7 @@ impl Bulk {
         }
         if let Some(o) = out {
             if let Err(e) = o.finish() {
-                ended.fatal.get_or_insert(format!("cannot write `--out`: {e}"));
+                ended.fatal.get_or_insert(format!("{e}; the last rows' results may be missing from it"));
             }
         }
         ended

@@ -22,11 +22,15 @@ integrations:
     host: ${DUO_ADMIN_HOST}        # api-xxxxxxxx.duosecurity.com
     ikey: ${DUO_ADMIN_IKEY}
     skey: ${DUO_ADMIN_SKEY}
+    # Duo's rate limits are shared by every request of the application; this default sits 10 %
+    # under the lowest category Duo publishes. Raise it if Duo raised your account's limits.
+    # rate_limit: { per_minute: 180, burst: 10 }
   duo_auth:
     kind: duo_auth
     host: ${DUO_AUTH_HOST}
     ikey: ${DUO_AUTH_IKEY}
     skey: ${DUO_AUTH_SKEY}
+    # rate_limit: { per_minute: 180, burst: 10 }   # the default, as above
 ";
 
 const FLOW_TEXT: &str = "\

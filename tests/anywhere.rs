@@ -162,6 +162,8 @@ fn init_starts_a_project_that_validates_and_never_writes_over_a_file() {
     assert!(out.stdout.contains("flowcat validate"), "{}", out.stdout);
     let integrations = std::fs::read_to_string(empty.0.join("integrations.yaml")).expect("written");
     assert!(integrations.contains("skey: ${DUO_ADMIN_SKEY}") && integrations.contains("skey: ${DUO_AUTH_SKEY}"));
+    let limits = integrations.matches("    # rate_limit: { per_minute: 180, burst: 10 }").count();
+    assert_eq!(limits, 2, "Duo's default, commented, under each application: {integrations}");
     let flow = std::fs::read_to_string(empty.0.join("flows/user-status.yaml")).expect("written");
     assert!(flow.starts_with("# yaml-language-server: $schema=../flow.schema.json\n"), "{flow}");
     assert!(empty.0.join("flow.schema.json").is_file());

@@ -289,6 +289,22 @@ fn rate_limits(file: &Integrations) -> Vec<(String, Option<(f64, u32)>)> {
     file.list.iter().map(|i| (i.name.clone(), limit(i))).collect()
 }
 
+/// `flowcat sim --write-integrations` writes `rate_limit:` matching its `--rate-limit`: the
+/// client then goes at the simulator's rate; without one, `none`.
+#[test]
+fn the_simulators_file_carries_its_rate_limit() {
+    let addr: SocketAddr = "127.0.0.1:41234".parse().expect("addr");
+    let seeds = flowcat_sim::Seed::demo().integrations;
+    let limit = flowcat_sim::RateLimit { per_second: 200.0 / 60.0, burst: 4 };
+    let text = flowcat_sim::integrations::render_limited(addr, &seeds, Some(limit));
+    let file = integrations::parse(Path::new("sim.yaml"), &text, &|_| None).expect("it loads");
+    let expected = Some((200.0 / 60.0, 4));
+    assert_eq!(rate_limits(&file), [("duo_admin".to_owned(), expected), ("duo_auth".to_owned(), expected)]);
+    let text = flowcat_sim::integrations::render(addr, &seeds);
+    let file = integrations::parse(Path::new("sim.yaml"), &text, &|_| None).expect("it loads");
+    assert_eq!(rate_limits(&file), [("duo_admin".to_owned(), None), ("duo_auth".to_owned(), None)]);
+}
+
 #[test]
 fn rate_limits_their_defaults_and_none() {
     let text = r#"integrations:

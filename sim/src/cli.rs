@@ -161,7 +161,7 @@ pub async fn run_until(args: SimArgs, stop: impl Future<Output = ()>) -> Result<
     let addr = sim.addr();
     let mut line = format!("flowcat sim listening on http://{addr}");
     if let Some(path) = &args.write_integrations {
-        integrations::write(path, addr, &sim.state().integrations)?;
+        integrations::write(path, addr, &sim.state().integrations, args.rate_limit)?;
         let names: Vec<String> = sim.state().integrations.iter().map(|i| format!("{} ({})", i.name, i.ikey)).collect();
         line.push_str(&format!("; wrote {} to {}", names.join(", "), path.display()));
     }

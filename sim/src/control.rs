@@ -33,6 +33,7 @@ pub(crate) fn router() -> Router<Arc<App>> {
     Router::new()
         .route("/sim/audit", get(audit_get).delete(audit_clear))
         .route("/sim/stats", get(stats_get))
+        .route("/sim/rate-limit", get(rate_limit_get))
         .route("/sim/faults", get(faults_get).put(faults_put))
         .route("/sim/state", get(state_get))
         .route("/sim/reset", post(reset))
@@ -82,6 +83,13 @@ async fn audit_clear(State(app): State<Arc<App>>) -> Response {
 
 async fn stats_get(State(app): State<Arc<App>>) -> Response {
     ok(serde_json::to_value(&*lock(&app.stats)).unwrap_or_default())
+}
+
+/// The rate limit (`null` without `--rate-limit`) and how many requests it refused with 429
+/// since start or the last reset.
+async fn rate_limit_get(State(app): State<Arc<App>>) -> Response {
+    let refused = app.rate_limited.load(std::sync::atomic::Ordering::Relaxed);
+    ok(json!({ "limit": app.options.rate_limit, "refused": refused }))
 }
 
 async fn faults_get(State(app): State<Arc<App>>) -> Response {

@@ -5,13 +5,27 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::error::Error;
+use crate::ratelimit::RateLimit;
 use crate::seed::IntegrationSeed;
 
-/// The integrations file for `integrations` at `addr`, in the YAML shape the engine reads.
+/// The integrations file for `integrations` at `addr`, for a simulator without a rate limit.
+pub fn render(addr: SocketAddr, integrations: &[IntegrationSeed]) -> String {
+    render_limited(addr, integrations, None)
+}
+
+/// The integrations file for `integrations` at `addr`, in the YAML shape the engine reads, with
+/// each integration's `rate_limit:` matching the simulator's `--rate-limit` (`none` without one,
+/// as a loopback host has by default, written out so that the file says it).
 ///
 /// Hand-written rather than through a YAML library: the shape is fixed and small, and every
 /// string is written double-quoted with escapes, so no value can change the structure.
-pub fn render(addr: SocketAddr, integrations: &[IntegrationSeed]) -> String {
+pub fn render_limited(addr: SocketAddr, integrations: &[IntegrationSeed], rate_limit: Option<RateLimit>) -> String {
+    let limit = match rate_limit {
+        // `{}` of an f64 is its shortest exact form (`500`, `3.3333333333333335`), which the
+        // integrations file reads back to the same number.
+        Some(l) => format!("{{ per_second: {}, burst: {} }}   # the simulator's --rate-limit", l.per_second, l.burst),
+        None => "none   # the simulator runs without --rate-limit".to_owned(),
+    };
     let host = match addr {
         SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
         SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
@@ -32,13 +46,20 @@ pub fn render(addr: SocketAddr, integrations: &[IntegrationSeed]) -> String {
         );
         let _ = writeln!(out, "    signature: v5");
         let _ = writeln!(out, "    loopback_http: true      # plain http allowed because the host is loopback");
+        let _ = writeln!(out, "    rate_limit: {limit}");
     }
     out
 }
 
-/// Writes [`render`] to `path`.
-pub fn write(path: &Path, addr: SocketAddr, integrations: &[IntegrationSeed]) -> Result<(), Error> {
-    std::fs::write(path, render(addr, integrations)).map_err(|source| Error::Write { path: path.into(), source })
+/// Writes [`render_limited`] to `path`.
+pub fn write(
+    path: &Path,
+    addr: SocketAddr,
+    integrations: &[IntegrationSeed],
+    rate_limit: Option<RateLimit>,
+) -> Result<(), Error> {
+    let text = render_limited(addr, integrations, rate_limit);
+    std::fs::write(path, text).map_err(|source| Error::Write { path: path.into(), source })
 }
 
 /// A double-quoted YAML scalar: escapes backslash, quote and control characters.
@@ -83,6 +104,10 @@ mod tests {
         assert!(text.contains("    ikey: DISIMADMIN0000000001\n"));
         assert!(text.contains("    skey: \"simadminsecretkey0000000000000000000000a\""));
         assert!(text.contains("    signature: v5\n    loopback_http: true"));
+        assert!(text.contains("    rate_limit: none   # the simulator runs without --rate-limit\n"));
+        let limited = render_limited(addr, &Seed::demo().integrations, Some(RateLimit { per_second: 2.5, burst: 3 }));
+        let line = "    rate_limit: { per_second: 2.5, burst: 3 }   # the simulator's --rate-limit\n";
+        assert_eq!(limited.matches(line).count(), 2, "one per integration: {limited}");
     }
 
     #[test]

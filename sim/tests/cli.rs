@@ -61,7 +61,7 @@ async fn the_integrations_file_is_written_and_secrets_stay_out_of_debug() {
     let dir = scratch("integrations");
     let sim = common::start().await;
     let path = dir.join("integrations.yaml");
-    flowcat_sim::integrations::write(&path, sim.addr(), &sim.state().integrations).expect("write");
+    flowcat_sim::integrations::write(&path, sim.addr(), &sim.state().integrations, None).expect("write");
     let text = std::fs::read_to_string(&path).expect("read");
     assert!(text.contains(&format!("\"127.0.0.1:{}\"", sim.addr().port())));
     assert!(text.contains(common::ADMIN_SKEY), "the file is for the simulator's own keys");

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use clap::Parser;
-use common::{Call, send, start_with};
+use common::{Call, control, send, start_with};
 use flowcat_sim::cli::SimArgs;
 use flowcat_sim::{Options, RateLimit};
 use serde_json::json;
@@ -92,6 +92,26 @@ async fn reset_refills_every_bucket() {
     sim.reset();
     assert_eq!(sim.rate_limited(), 0);
     assert_eq!(send(&sim, users()).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_control_api_tells_the_limit_and_counts_its_refusals_until_a_reset() {
+    let sim = limited().await;
+    let (status, body) = control(&sim, "GET", "/sim/rate-limit", None).await;
+    assert_eq!((status, body), (200, json!({ "limit": { "per_second": 2.0, "burst": 2 }, "refused": 0 })));
+    for _ in 0..4 {
+        send(&sim, users()).await;
+    }
+    let (_, body) = control(&sim, "GET", "/sim/rate-limit", None).await;
+    assert_eq!(body["refused"], 2, "two of four refused: {body}");
+    let (_, stats) = control(&sim, "GET", "/sim/stats", None).await;
+    assert_eq!(stats, json!({ "GET /admin/v1/users": 4 }), "the stats count every request, refused ones too");
+    control(&sim, "POST", "/sim/reset", None).await;
+    let (_, body) = control(&sim, "GET", "/sim/rate-limit", None).await;
+    assert_eq!(body["refused"], 0, "{body}");
+    let free = start_with(Options::default()).await;
+    let (_, body) = control(&free, "GET", "/sim/rate-limit", None).await;
+    assert_eq!(body, json!({ "limit": null, "refused": 0 }));
 }
 
 #[tokio::test]

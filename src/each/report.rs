@@ -52,7 +52,7 @@ impl Tally {
         self.counts[status as usize].load(Ordering::Relaxed)
     }
 
-    fn total(&self) -> u64 {
+    pub fn total(&self) -> u64 {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 }
@@ -113,32 +113,46 @@ pub async fn progress(
     }
 }
 
-/// `--out`: JSON Lines, or CSV for a `.csv` name.
-pub enum Out {
+/// `--out`: JSON Lines, or CSV for a `.csv` name. Every error names the file.
+pub struct Out {
+    path: std::path::PathBuf,
+    sink: Sink,
+}
+
+enum Sink {
     Jsonl(std::io::BufWriter<std::fs::File>),
     Csv(Box<csv::Writer<std::fs::File>>),
 }
 
 impl Out {
+    /// Creates (or empties) the file, before any row runs: a path that cannot be written is
+    /// refused with what to do about it.
     pub fn create(path: &Path) -> anyhow::Result<Out> {
-        let file =
-            std::fs::File::create(path).map_err(|e| anyhow::anyhow!("cannot write `--out {}`: {e}", path.display()))?;
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
-            let mut w = csv::Writer::from_writer(file);
-            w.write_record(["line", "status", "run", "inputs", "outputs", "error"])?;
-            Ok(Out::Csv(Box::new(w)))
-        } else {
-            Ok(Out::Jsonl(std::io::BufWriter::new(file)))
+        let file = std::fs::File::create(path).map_err(|e| {
+            let fix = match e.kind() {
+                std::io::ErrorKind::NotFound => "create its folder first, or give a path in a folder that exists",
+                std::io::ErrorKind::PermissionDenied => "give a path you may write to",
+                _ if path.is_dir() => "it is a folder: give a file name",
+                _ => "give another path",
+            };
+            anyhow::anyhow!("cannot write `--out {}`: {e}; nothing was run: {fix}", path.display())
+        })?;
+        if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+            return Ok(Out { path: path.to_owned(), sink: Sink::Jsonl(std::io::BufWriter::new(file)) });
         }
+        let mut w = csv::Writer::from_writer(file);
+        let header = w.write_record(["line", "status", "run", "inputs", "outputs", "error"]);
+        header.map_err(|e| out_error(path, e.into()))?;
+        Ok(Out { path: path.to_owned(), sink: Sink::Csv(Box::new(w)) })
     }
 
     pub fn write(&mut self, row: &RowResult) -> anyhow::Result<()> {
-        match self {
-            Out::Jsonl(w) => {
-                serde_json::to_writer(&mut *w, row)?;
+        let written = match &mut self.sink {
+            Sink::Jsonl(w) => serde_json::to_writer(&mut *w, row).map_err(anyhow::Error::from).and_then(|()| {
                 w.write_all(b"\n")?;
-            }
-            Out::Csv(w) => {
+                Ok(())
+            }),
+            Sink::Csv(w) => {
                 let status = serde_json::to_value(row.status)?;
                 w.write_record([
                     row.line.to_string(),
@@ -147,19 +161,28 @@ impl Out {
                     Value::Object(row.inputs.clone()).to_string(),
                     Value::Object(row.outputs.clone()).to_string(),
                     row.error.clone().unwrap_or_default(),
-                ])?;
+                ])
+                .map_err(anyhow::Error::from)
             }
-        }
-        Ok(())
+        };
+        written.map_err(|e| self.error(e))
     }
 
     pub fn finish(self) -> anyhow::Result<()> {
-        match self {
-            Out::Jsonl(mut w) => w.flush()?,
-            Out::Csv(mut w) => w.flush()?,
-        }
-        Ok(())
+        let flushed = match self.sink {
+            Sink::Jsonl(mut w) => w.flush(),
+            Sink::Csv(mut w) => w.flush(),
+        };
+        flushed.map_err(|e| out_error(&self.path, e.into()))
     }
+
+    fn error(&self, e: anyhow::Error) -> anyhow::Error {
+        out_error(&self.path, e)
+    }
+}
+
+fn out_error(path: &Path, e: anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!("cannot write `--out {}`: {e}", path.display())
 }
 
 /// The rows by how they ended, as a table on stdout or one JSON object.

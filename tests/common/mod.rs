@@ -269,6 +269,18 @@ impl Sim {
         stats.as_object().cloned().unwrap_or_else(|| panic!("the stats are an object: {stats}"))
     }
 
+    /// Requests the simulator's `--rate-limit` answered with 429 (`GET /sim/rate-limit`).
+    pub fn rate_limited(&self) -> u64 {
+        let (status, body) = self.control("GET", "/sim/rate-limit", None);
+        assert_eq!(status, 200, "GET /sim/rate-limit: {body}");
+        body["refused"].as_u64().unwrap_or_else(|| panic!("a count of refusals: {body}"))
+    }
+
+    /// Every request served, all routes together (refused ones included).
+    pub fn requests(&self) -> u64 {
+        self.stats().values().filter_map(serde_json::Value::as_u64).sum()
+    }
+
     /// Replaces the fault configuration (`PUT /sim/faults`).
     pub fn set_faults(&self, faults: &serde_json::Value) {
         let (status, answer) = self.control("PUT", "/sim/faults", Some(faults));
