@@ -52,6 +52,8 @@ def main():
     p.add_argument("--flowcat", required=True, help="the flowcat binary (release)")
     p.add_argument("--python", required=True, help="the virtual environment's python, with duo_client")
     p.add_argument("--n", type=int, default=3000, help="users per run at 0 ms latency (default 3000)")
+    p.add_argument("--n-serial", type=int, default=1000,
+                   help="users per run at 0 ms latency and concurrency 1 (default 1000)")
     p.add_argument("--rounds", type=int, default=3, help="runs of each client per setting (default 3)")
     p.add_argument("--concurrency", default="16,1", help="comma-separated (default 16,1)")
     p.add_argument("--latency-flows", type=int, default=20,
@@ -62,7 +64,7 @@ def main():
     p.add_argument("--json", help="also write every run's numbers to this file")
     a = p.parse_args()
     if a.smoke:
-        a.n, a.rounds, a.latency_flows = 20, 1, 2
+        a.n, a.n_serial, a.rounds, a.latency_flows = 20, 20, 1, 2
     concurrencies = [int(c) for c in a.concurrency.split(",")]
     latency = 10 if a.smoke else 50
 
@@ -76,7 +78,10 @@ def main():
             settings.append((latency, None))
         for lat, n in settings:
             for c in concurrencies:
-                count = n if n is not None else max(a.latency_flows * c, 2)
+                if n is None:
+                    count = max(a.latency_flows * c, 2)
+                else:
+                    count = n if c > 1 else min(n, a.n_serial)
                 results += bench(a, work, lat, c, count)
         print(f"# load average {load()} at the end")
         if a.json:
