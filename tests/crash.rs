@@ -56,6 +56,71 @@ fn run_args<'a>(sim: &'a Sim, flow: &'a str, inputs: &'a [String], args: &'a [St
     all
 }
 
+/// Runs `flowcat ARGS` journaling into `state` (aborting at `crash` when given) and, from
+/// another process, delivers signal `name` with `data` as soon as the run is journaled (a
+/// signal may come before the run reaches its `wait_for`). Whether it was delivered before the
+/// process ended (it may crash first).
+fn signalled(state: &Path, args: &[&str], crash: Option<&str>, name: &str, data: &str) -> (Output, bool) {
+    use std::io::Read as _;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_flowcat"));
+    command
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env("FLOWCAT_STATE_DIR", state)
+        .env_remove("RUST_LOG")
+        .env_remove("FLOWCAT_CATALOG")
+        .env_remove("FLOWCAT_INTEGRATIONS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(point) = crash {
+        command.env("FLOWCAT_CRASH_AT", point);
+    }
+    let mut child = command.spawn().expect("the flowcat binary starts");
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let mut delivered = false;
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child") {
+            break status;
+        }
+        if !delivered {
+            if let Some(id) = listed_run(state) {
+                let sent = flowcat(state, &["signal", &id, name, "--data", data], None);
+                assert_eq!(sent.code, 0, "flowcat signal {id} {name}: {}", sent.snapshot());
+                delivered = true;
+            }
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("flowcat {args:?} did not end within a minute (signal delivered: {delivered})");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = Output {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.join().expect("stdout"),
+        stderr: stderr.join().expect("stderr"),
+    };
+    (out, delivered)
+}
+
+/// The id of the run journaled in `state`, once there is one.
+fn listed_run(state: &Path) -> Option<String> {
+    let out = flowcat(state, &["runs", "list", "--format", "json"], None);
+    let runs: Value = serde_json::from_str(&out.stdout).ok()?;
+    let run = runs.as_array()?.first()?;
+    run["info"]["id"].as_str().or(run["id"].as_str()).map(str::to_owned)
+}
+
 /// The id of the one run in `state`.
 fn only_run(state: &Path) -> String {
     let out = flowcat(state, &["runs", "list", "--format", "json"], None);
@@ -187,8 +252,15 @@ fn crash_flow(stem: &str) -> Tally {
             // The uninterrupted run.
             prepare(&sim, flow, steps, k, &mut saved);
             let (inputs, extra) = strings(step, &saved);
+            // A run that waits for a signal gets it from another process (the case's `signal`).
+            let signal =
+                step.get("signal").map(|s| (s["name"].as_str().expect("a signal `name`"), s["data"].to_string()));
+            let run = |state: &Path, crash: Option<&str>| match &signal {
+                None => (flowcat(state, &run_args(&sim, step_flow, &inputs, &extra), crash), false),
+                Some((name, data)) => signalled(state, &run_args(&sim, step_flow, &inputs, &extra), crash, name, data),
+            };
             let state = TempDir::new("golden");
-            let out = flowcat(state.path(), &run_args(&sim, step_flow, &inputs, &extra), None);
+            let (out, _) = run(state.path(), None);
             assert_eq!(out.code, 0, "{ctx}: the uninterrupted run\n{}", out.snapshot());
             let golden: Value = serde_json::from_str(&out.stdout).expect("a JSON record");
             let want_changes = changes(&sim.audit());
@@ -202,13 +274,18 @@ fn crash_flow(stem: &str) -> Tally {
                 let ctx = format!("{ctx} › {point}");
                 prepare(&sim, flow, steps, k, &mut saved);
                 let state = TempDir::new("crash");
-                let out = flowcat(state.path(), &run_args(&sim, step_flow, &inputs, &extra), Some(point));
+                let (out, delivered) = run(state.path(), Some(point));
                 if out.code == 0 {
                     tally.unreached += 1;
                     continue;
                 }
                 assert_eq!(out.code, -1, "{ctx}: the process was killed at the crash point\n{}", out.snapshot());
                 let id = only_run(state.path());
+                if let (Some((name, data)), false) = (&signal, delivered) {
+                    // Killed before the signal could be delivered: it comes while nothing runs.
+                    let sent = flowcat(state.path(), &["signal", &id, name, "--data", data], None);
+                    assert_eq!(sent.code, 0, "{ctx}: flowcat signal\n{}", sent.snapshot());
+                }
                 let integrations = sim.integrations.to_str().expect("UTF-8");
                 let out = flowcat(state.path(), &["resume", &id, "--integrations", integrations, "--json"], None);
                 let record: Value = serde_json::from_str(&out.stdout)
@@ -288,6 +365,7 @@ crash_cases! {
     send_activation => "send-activation",
     wait_for_activation => "wait-for-activation",
     onboard_employee => "onboard-employee",
+    offboard_with_approval => "offboard-with-approval",
     replace_phone => "replace-phone",
     offboard_user => "offboard-user",
     reactivate_phone => "reactivate-phone",

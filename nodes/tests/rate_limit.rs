@@ -3,15 +3,17 @@
 //! see one time and nothing sleeps for real): a 429 met by one run slows every run of the
 //! integration, the rate comes back gradually, a token due after the deadline fails the call
 //! before anything is sent, and many concurrent runs against a rate-limited simulator all finish
-//! while meeting only a handful of 429s.
+//! while meeting only a handful of 429s. A run stopped (Ctrl-C's drain) while its calls wait for
+//! the limiter, or between two polls, stops at once with nothing more sent.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use flowcat_engine::run::RunStatus;
+use flowcat_engine::run::{RunStatus, StopLevel, stop_signal};
 use flowcat_nodes::embed::{Flowcat, load_catalog};
+use flowcat_nodes::hall::Durably;
 use flowcat_nodes::http::{Call, CallError, Clients, Limiter, send};
 use flowcat_nodes::integrations::{self, Integrations};
 use flowcat_sim::{Faults, Options, RateLimit, Seed, Sim};
@@ -178,5 +180,65 @@ async fn a_token_due_after_the_deadline_fails_the_call_before_it_is_sent() {
     // The token was not taken: the next call waits one second from the first, not two.
     send(&clients, &admin, &Call::new("GET", "/admin/v1/users")).await.expect("sent");
     assert_eq!(started.elapsed(), Duration::from_secs(1));
+    sim.shutdown().await;
+}
+
+/// Runs `flow` for alice with a stop signal, asking it to drain `after` its start; the record
+/// and how long the run took.
+async fn drained(flowcat: &Flowcat, flow: &str, after: Duration) -> (flowcat_engine::run::RunRecord, Duration) {
+    let (tx, rx) = stop_signal();
+    let mut inputs = serde_json::Map::new();
+    inputs.insert("username".into(), json!("alice"));
+    let started = Instant::now();
+    let run = flowcat.run_durably(flow, inputs, Durably { stop: Some(rx), ..Durably::default() });
+    let stopper = async {
+        tokio::time::sleep(after).await;
+        tx.send(StopLevel::Drain).expect("the run listens");
+    };
+    let (ran, ()) = tokio::join!(run, stopper);
+    (ran.expect("started").record().clone(), started.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_stops_a_run_whose_call_waits_for_the_limiter_before_anything_is_sent() {
+    let sim = sim(None).await;
+    let file = integrations(&sim, Some("{ per_minute: 1, burst: 1 }"));
+    let limiter = limiter(&file);
+    let flowcat = flowcat(file);
+    assert_eq!(lookup(&flowcat).await, RunStatus::Succeeded, "the burst's one token");
+    // The next token is a minute away; Ctrl-C comes after 10 s.
+    let (record, took) = drained(&flowcat, "duo.admin.retrieve_user_id", Duration::from_secs(10)).await;
+    assert_eq!(record.status, RunStatus::Interrupted, "{record:?}");
+    assert_eq!(took, Duration::from_secs(10), "the drain did not wait for the token");
+    assert_eq!(sim.stats()["GET /admin/v1/users"], 1, "nothing sent after the stop");
+    // The token the stopped run waited for went back: the next run waits for the one token due,
+    // a minute after the first call, not for a second one.
+    let started = Instant::now();
+    assert_eq!(lookup(&flowcat).await, RunStatus::Succeeded);
+    assert_eq!(started.elapsed(), Duration::from_secs(50));
+    assert!((limiter.rate() - 1.0 / 60.0).abs() < 1e-9, "no 429 met");
+    sim.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_between_two_polls_stops_the_run_without_waiting_for_the_next_poll() {
+    let sim = sim(None).await;
+    let dir = tempfile::tempdir().expect("a folder");
+    std::fs::write(
+        dir.path().join("poll.yaml"),
+        "id: t.poll\nintegrations:\n  duo_admin:\n    kind: duo_admin\ninputs:\n  username:\n    type: string\n\
+         nodes:\n  - id: look\n    kind: rest_call\n    integration: duo_admin\n    method: GET\n\
+         \x20   path: /admin/v1/users\n    query:\n      username: \"{{inputs.username}}\"\n\
+         \x20   poll:\n      until: \"{{eq self.status 0}}\"\n      interval: 30s\n      timeout: 10m\n",
+    )
+    .expect("the flow");
+    let flows = Path::new(env!("CARGO_MANIFEST_DIR")).join("../flows");
+    let catalog = load_catalog(&[flows, dir.path().to_owned()]).expect("the catalog");
+    let flowcat = Flowcat::new(catalog, integrations(&sim, Some("none")));
+    // Polls at 0 s and 30 s; Ctrl-C at 45 s, in the middle of the wait for the third.
+    let (record, took) = drained(&flowcat, "t.poll", Duration::from_secs(45)).await;
+    assert_eq!(record.status, RunStatus::Interrupted, "{record:?}");
+    assert_eq!(took, Duration::from_secs(45), "the drain did not wait for the next poll");
+    assert_eq!(sim.stats()["GET /admin/v1/users"], 2, "two polls, none after the stop");
     sim.shutdown().await;
 }

@@ -99,8 +99,11 @@ pub(crate) struct Trace {
     pub items: Vec<super::record::ItemRecord>,
     /// The write the node said it is about to send (redacted).
     pub intent: Option<Value>,
-    /// The node is parked waiting for a signal: a drain (Ctrl-C) need not wait for it.
+    /// The node is parked, waiting for a signal or for its first request's rate-limit token:
+    /// nothing is in flight, so a drain (Ctrl-C) need not wait for it.
     pub parked: bool,
+    /// The scheduler's bell, rung when the node parks.
+    pub parks: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Marks a node parked while it lives.
@@ -110,6 +113,9 @@ impl<'t> Parked<'t> {
     fn new(trace: &'t Mutex<Trace>) -> Self {
         if let Ok(mut t) = trace.lock() {
             t.parked = true;
+            if let Some(bell) = &t.parks {
+                bell.notify_one();
+            }
         }
         Parked(trace)
     }
@@ -254,6 +260,15 @@ impl<'a> NodeCx<'a> {
         journal.wait_signal(&self.path, name, until_ms).await.map_err(|e| {
             NodeError::new("journal", format!("waiting for signal `{name}` failed: the journal answered: {e}"))
         })
+    }
+
+    /// Runs `wait` with the node *parked*: the node has sent nothing (and journaled no intent)
+    /// since it started and will not until `wait` ends, e.g. while it waits for a rate-limit
+    /// token. A drain (Ctrl-C) then stops the run at once rather than letting the wait end and
+    /// a request go out; the node is not journaled as done, so a resume runs it again.
+    pub async fn parked<F: std::future::Future>(&self, wait: F) -> F::Output {
+        let _parked = Parked::new(&self.trace);
+        wait.await
     }
 
     /// Tells observers the node is waiting for a signal.

@@ -95,9 +95,12 @@ pub(crate) async fn execute(
             break;
         }
         if s.stop_level(&stop) == StopLevel::Drain && s.all_parked() {
-            // Only waits for signals are in flight: nothing to let finish, and a resume waits
-            // again (their time counted), so the drain need not wait for them.
-            s.interrupt("the run was stopped while it waited for a signal");
+            // Only parked nodes are in flight (waiting for a signal, or for a rate-limit token
+            // before anything was sent): nothing to let finish, and a resume waits again, so
+            // the drain need not wait for them.
+            s.interrupt(
+                "the run was stopped while it waited (for a signal or the rate limit), before sending anything more",
+            );
             break;
         }
         let ended = match s.next(&mut running, &mut stop).await {
@@ -117,6 +120,20 @@ pub(crate) async fn execute(
     // Dropping the set drops every node still running: their requests are cancelled.
     drop(running);
     s.into_record()
+}
+
+/// The next stop level above `seen`.
+async fn level_above(rx: &mut tokio::sync::watch::Receiver<StopLevel>, seen: StopLevel) -> StopLevel {
+    loop {
+        if rx.changed().await.is_err() {
+            // The sender is gone: nobody can ask for more.
+            std::future::pending::<()>().await;
+        }
+        let now = *rx.borrow_and_update();
+        if now > seen {
+            return now;
+        }
+    }
 }
 
 enum Next {
@@ -140,6 +157,9 @@ struct Scheduler<'r, 'l> {
     ready: Vec<usize>,
     failure: Option<RunFailure>,
     halt: Option<Halt>,
+    /// Told whenever a node parks: during a drain the scheduler looks again whether every node
+    /// in flight is parked.
+    parks: Arc<tokio::sync::Notify>,
 }
 
 impl<'r, 'l> Scheduler<'r, 'l> {
@@ -168,6 +188,7 @@ impl<'r, 'l> Scheduler<'r, 'l> {
             ready,
             failure: None,
             halt: None,
+            parks: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -177,7 +198,7 @@ impl<'r, 'l> Scheduler<'r, 'l> {
         Arc::from(p)
     }
 
-    /// Every node in flight is parked on a signal.
+    /// Every node in flight is parked ([`NodeCx::parked`](crate::node::NodeCx::parked)).
     fn all_parked(&self) -> bool {
         let mut running = self.states.iter().zip(&self.traces).filter(|(s, _)| matches!(s, State::Running)).peekable();
         running.peek().is_some()
@@ -266,7 +287,7 @@ impl<'r, 'l> Scheduler<'r, 'l> {
             }
         }
         self.observer().event(&Event::Started { path: &p, kind: node.kind });
-        let trace = Arc::new(Mutex::new(Trace::default()));
+        let trace = Arc::new(Mutex::new(Trace { parks: Some(self.parks.clone()), ..Trace::default() }));
         self.traces[i] = Some(trace.clone());
         self.states[i] = State::Running;
         let env = env_for(node, &self.base, &self.states);
@@ -349,19 +370,19 @@ impl<'r, 'l> Scheduler<'r, 'l> {
             }
         }
         let ended = running.next();
+        let parks = Arc::clone(&self.parks);
         let stopped = async {
             match stop {
                 Some(rx) => {
                     let seen = *rx.borrow_and_update();
-                    loop {
-                        if rx.changed().await.is_err() {
-                            // The sender is gone: nobody can ask for more.
-                            std::future::pending::<()>().await;
-                        }
-                        let now = *rx.borrow_and_update();
-                        if now > seen {
-                            return now;
-                        }
+                    let above = level_above(rx, seen);
+                    if seen != StopLevel::Drain {
+                        return above.await;
+                    }
+                    // Draining: a node that parks now may be the last one not parked.
+                    match select(Box::pin(above), Box::pin(parks.notified())).await {
+                        Either::Left((now, _)) => now,
+                        Either::Right(((), _)) => seen,
                     }
                 }
                 None => std::future::pending().await,

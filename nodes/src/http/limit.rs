@@ -206,12 +206,49 @@ impl Limiter {
         Ok(Instant::now())
     }
 
+    /// [`Limiter::acquire`], holding the token until a request spends it: a token taken while
+    /// the caller may still decide not to send (a run stopped meanwhile) goes back if dropped.
+    pub async fn token(self: &std::sync::Arc<Self>, deadline: Option<Instant>) -> Result<Token, TooLate> {
+        let at = self.acquire(deadline).await?;
+        Ok(Token { limiter: std::sync::Arc::clone(self), at, live: true })
+    }
+
     /// The server answered 429 to a request sent at `sent`: every run of the integration slows
     /// down (see [`Bucket::throttled`]).
     pub fn throttled(&self, sent: Instant) {
         let cut = self.lock().throttled(Instant::now(), sent);
         if cut {
             self.cuts.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+}
+
+/// A token granted ahead of its request ([`Limiter::token`]): spent by the request it was taken
+/// for, or given back to the bucket if it is dropped unspent (the run stopped before sending).
+#[derive(Debug)]
+pub struct Token {
+    limiter: std::sync::Arc<Limiter>,
+    at: Instant,
+    live: bool,
+}
+
+impl Token {
+    /// Spends the token: when it was granted, the request's send time for [`Limiter::throttled`].
+    pub fn spend(mut self) -> Instant {
+        self.live = false;
+        self.at
+    }
+
+    /// The limiter it came from.
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        if self.live {
+            self.limiter.lock().give_back(Instant::now());
         }
     }
 }

@@ -21,7 +21,7 @@ use flowcat_engine::kind::Effect;
 use serde_json::{Map, Value};
 
 pub use error::CallError;
-pub use limit::{Limiter, RateLimit};
+pub use limit::{Limiter, RateLimit, Token};
 pub use record::{Attempt, REDACTED, RequestRecord, ResponseRecord, is_sensitive_header, parse_body};
 
 use crate::duo::{Failure, RetryPolicy, delay, may_retry, retry_after};
@@ -212,6 +212,32 @@ enum Outcome {
 ///   it, and a wait that would end after it is not started ([`CallError::Deadline`]).
 /// - Errors come only when no usable answer came; a 4xx or 5xx answer is a [`Reply`].
 pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> Result<Reply, CallError> {
+    send_with(clients, integration, call, None).await
+}
+
+/// The first attempt's rate-limit token, taken before anything else is done for the call (a
+/// write's intent journaled, the request signed): `None` when the integration has no limiter.
+/// A token due after the run's deadline is refused at once ([`CallError::Deadline`]). The wait is
+/// where a call spends its time when the rate limit binds, and nothing has been sent during it.
+pub async fn token(integration: &Integration, call: &Call) -> Result<Option<limit::Token>, CallError> {
+    let Some(limiter) = &integration.limiter else { return Ok(None) };
+    match limiter.token(call.deadline).await {
+        Ok(token) => Ok(Some(token)),
+        Err(limit::TooLate { wait }) => {
+            let when = format!("comes before the integration's rate limit lets it go, in {} ms", millis(wait));
+            Err(call.past_deadline(when, false, Vec::new()))
+        }
+    }
+}
+
+/// [`send`], the first attempt going with `first`, a token taken by [`token`] (later attempts
+/// take their own).
+pub async fn send_with(
+    clients: &Clients,
+    integration: &Integration,
+    call: &Call,
+    mut first: Option<limit::Token>,
+) -> Result<Reply, CallError> {
     let refused = |reason| CallError::Refused { reason };
     prepare::check(integration, call).map_err(refused)?;
     let client = clients.client(call.connect_timeout, integration).map_err(refused)?;
@@ -223,6 +249,7 @@ pub async fn send(clients: &Clients, integration: &Integration, call: &Call) -> 
         // stale date.
         let sent_at = match integration.limiter.as_deref() {
             None => None,
+            Some(limiter) if first.is_some() => first.take().map(|t| (limiter, t.spend())),
             Some(limiter) => match limiter.acquire(call.deadline).await {
                 Ok(at) => Some((limiter, at)),
                 Err(limit::TooLate { wait }) => {

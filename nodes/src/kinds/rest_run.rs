@@ -32,6 +32,10 @@ impl RestCallExec {
         let bound: &Bound = cx.binding(&self.slot)?;
         let mut call = self.call(cx, bound)?;
         call.deadline = timing.deadline;
+        // The first request's rate-limit token before anything else, the node parked meanwhile:
+        // a run stopped while the limit holds its calls back stops at once, with nothing sent
+        // and no intent journaled (a resume simply runs the node again).
+        let mut token = cx.parked(http::token(&bound.integration, &call)).await.map_err(call_error)?;
         if matches!(self.effect, Effect::Write | Effect::Idempotent) {
             // Journaled before the first attempt; when it cannot be, nothing is sent. It is also
             // the journal's barrier: everything this run journaled before (the reads this call's
@@ -43,11 +47,11 @@ impl RestCallExec {
         }
         let Some(poll) = &self.poll else {
             let mut kept: Vec<Attempt> = Vec::new();
-            let result = self.once(cx, bound, &call, &mut kept).await;
+            let result = self.once(cx, bound, &call, &mut kept, token).await;
             cx.set_detail_lazy(detail(kept, None));
             return result.map(NodeOutput::value);
         };
-        self.poll(cx, bound, &call, poll, timing).await
+        self.poll(cx, bound, &call, poll, timing, token.take()).await
     }
 
     /// Repeats the call until `until` holds, within the poll's bound (counted from the node's
@@ -59,13 +63,14 @@ impl RestCallExec {
         call: &Call,
         poll: &Poll,
         timing: Timing,
+        mut token: Option<http::Token>,
     ) -> Result<NodeOutput, NodeError> {
         let mut kept: Vec<Attempt> = Vec::new();
         let started = Instant::now();
         let mut polls = 0u32;
         loop {
             polls += 1;
-            let mut result = self.once(cx, bound, call, &mut kept).await;
+            let mut result = self.once(cx, bound, call, &mut kept, token.take()).await;
             if let Ok(Value::Object(m)) = &mut result {
                 m.insert("attempts".into(), json!(polls));
             }
@@ -115,7 +120,13 @@ impl RestCallExec {
             }
             let why = if still_waiting { " (the last attempt timed out)" } else { "" };
             cx.waiting(&format!("poll {polls}{why}: waiting {} ms", poll.interval.as_millis()));
-            tokio::time::sleep(poll.interval).await;
+            if self.effect == Effect::Read {
+                // Between two reads nothing is in flight: a drain stops the run here at once,
+                // and a resume polls again with the time spent counted.
+                cx.parked(tokio::time::sleep(poll.interval)).await;
+            } else {
+                tokio::time::sleep(poll.interval).await;
+            }
         }
     }
 
@@ -153,11 +164,12 @@ impl RestCallExec {
         bound: &Bound,
         call: &Call,
         kept: &mut Vec<Attempt>,
+        token: Option<http::Token>,
     ) -> Result<Value, NodeError> {
         let sent = if self.pages {
-            all_pages(bound, call).await
+            all_pages(bound, call, token).await
         } else {
-            http::send(&bound.clients, &bound.integration, call).await
+            http::send_with(&bound.clients, &bound.integration, call, token).await
         };
         let mut sent = sent;
         let attempts = match &mut sent {
@@ -212,12 +224,12 @@ const MAX_PAGES: usize = 100;
 
 /// Sends `call`, then again with `offset` = `metadata.next_offset` until there is none, and
 /// joins every page's `response` list into the last reply.
-async fn all_pages(bound: &Bound, call: &Call) -> Result<Reply, CallError> {
+async fn all_pages(bound: &Bound, call: &Call, mut token: Option<http::Token>) -> Result<Reply, CallError> {
     let mut call = call.clone();
     let mut items: Vec<Value> = Vec::new();
     let mut attempts = Vec::new();
     for _ in 0..MAX_PAGES {
-        let mut reply = http::send(&bound.clients, &bound.integration, &call).await?;
+        let mut reply = http::send_with(&bound.clients, &bound.integration, &call, token.take()).await?;
         attempts.append(&mut reply.attempts);
         let next = reply.body.pointer("/metadata/next_offset").filter(|v| !v.is_null()).cloned();
         match reply.body.get_mut("response") {
