@@ -174,6 +174,8 @@ fn main() {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, signals) = tokio::sync::watch::channel(0u32);
         let served = tokio::spawn(flowcat_serve::serve(listener, app.clone(), signals));
+        // Plain HTTP on loopback; reqwest is built without a default TLS provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder().pool_max_idle_per_host(RUNS).build().expect("a client");
 
         // The embedding API, with a journal of its own.
