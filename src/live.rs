@@ -285,7 +285,7 @@ impl Observer for Live {
                     &format!("{}{lead}{} (done before; from the journal)", indent(path), name(path)),
                 );
             }
-            Event::Finished { path, status, duration_ms, message } => {
+            Event::Finished { path, status, duration_ms, message, .. } => {
                 let n = name(path);
                 screen.running.retain(|r| r.name != n);
                 if !self.shown(path, Some(*status)) {

@@ -182,7 +182,7 @@ fn dechunk(mut rest: &str) -> String {
 
 fn config(dir: &TempDir, sim: &Sim, extra: &str) -> PathBuf {
     let text = format!(
-        "listen: 127.0.0.1:0\nintegrations: {}\nshutdown_grace: 2s\ntokens:\n  - name: admin\n    sha256: {}\n    flows: ['*']\n  \
+        "listen: 127.0.0.1:0\nintegrations: {}\nshutdown_grace: 2s\ntokens:\n  - name: admin\n    sha256: {}\n    flows: ['*']\n    signals: [approval]\n  \
          - name: bot\n    sha256: {}\n    flows: [duo.auth.verify_push]\n{extra}",
         sim.integrations.display(),
         hash(ADMIN),
@@ -321,7 +321,7 @@ fn runs_over_http_with_keys_limits_refusals_and_no_secret_anywhere() {
     assert!(m.contains("flowcat_duo_answers_total{status=\"200\"}"), "{m}");
     assert!(m.contains("flowcat_http_refused_total{reason=\"unauthorized\"} 2"), "{m}");
     assert!(m.contains("flowcat_http_refused_total{reason=\"forbidden\"} 1"), "{m}");
-    assert!(m.contains("flowcat_node_duration_seconds_count{status=\"succeeded\"}"), "{m}");
+    assert!(m.contains("flowcat_node_duration_seconds_count{kind=\"rest_call\",status=\"succeeded\"}"), "{m}");
 
     canary(&mut c, &serve, &state);
     // JSON lines; every line about a run names the run and the flow.
@@ -424,6 +424,115 @@ fn cancel_limits_sigterm_parks_and_a_restart_resumes() {
     assert_eq!(pushes(&sim), 2, "no push sent twice");
     let log = std::fs::read_to_string(&serve.log).expect("log");
     assert!(log.contains("resuming an interrupted run"), "{log}");
+    canary(&mut c, &serve, &state);
+}
+
+/// The metric line starting with `name` (its value after the last space).
+fn metric(c: &mut Client, addr: &str, name: &str) -> String {
+    let text = c.get(addr, "/metrics", ADMIN).body;
+    text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{text}")).to_owned()
+}
+
+/// Polls the run until its status is final (succeeded, failed).
+fn until_final(c: &mut Client, addr: &str, id: &str) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let v = c.get(addr, &format!("/v1/runs/{id}"), ADMIN).json();
+        if v["status"] == "succeeded" || v["status"] == "failed" {
+            return v;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "run {id} never ended: {v:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 14's case: runs parked on `wait_for` through the API survive eviction from memory
+/// (`limits.evict_waiting_after: 1s`) and a graceful restart; their signals, sent over HTTP,
+/// resume them from the journal, and every write reaches the simulator once.
+#[test]
+fn parked_runs_survive_eviction_and_a_restart_and_their_signals_resume_them() {
+    let sim = Sim::start("serve-parked");
+    let dir = TempDir::new("serve-parked");
+    let state = dir.path().join("state");
+    let cfg = config(&dir, &sim, "limits:\n  evict_waiting_after: 1s\n");
+    let mut serve = Serve::start(&dir, &state, &cfg, "first");
+    let addr = serve.addr.clone();
+    let mut c = Client::default();
+    let flow = "examples.offboard_with_approval";
+
+    let mut ids = Vec::new();
+    for user in ["alice", "bob"] {
+        let a = c.start(&addr, flow, "?wait=1s", ADMIN, None, &json!({ "username": user }));
+        assert_eq!(a.status, 202, "{}", a.body);
+        assert_eq!(a.json()["status"], "waiting", "{}", a.body);
+        ids.push(a.json()["id"].as_str().expect("an id").to_owned());
+    }
+    let (alice, bob) = (ids[0].clone(), ids[1].clone());
+    // Parked longer than a second: both leave memory and wait in the journal.
+    let t0 = Instant::now();
+    while metric(&mut c, &addr, "flowcat_runs_waiting{held=\"journal\"}") != "flowcat_runs_waiting{held=\"journal\"} 2"
+    {
+        assert!(t0.elapsed() < Duration::from_secs(20), "never evicted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        metric(&mut c, &addr, "flowcat_runs_waiting{held=\"memory\"}"),
+        "flowcat_runs_waiting{held=\"memory\"} 0"
+    );
+    let shown = c.get(&addr, &format!("/v1/runs/{bob}"), ADMIN).json();
+    assert_eq!((shown["status"].clone(), shown["waiting"]["signal"].clone()), (json!("waiting"), json!("approval")));
+
+    // bob's approval comes while the service runs: resumed from the journal at once.
+    let auth = format!("Bearer {ADMIN}");
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let approve = json!({ "approved": true, "approver": "manager@example.com" }).to_string();
+    let sent = c.call(&addr, "POST", &format!("/v1/runs/{bob}/signals/approval"), &headers, Some(&approve));
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    let ended = until_final(&mut c, &addr, &bob);
+    assert_eq!(ended["status"], "succeeded", "{ended:#}");
+    assert_eq!(ended["record"]["outputs"]["outcome"], "disabled", "{ended:#}");
+
+    // A graceful stop; alice still waits, in the journal, held by nobody.
+    serve.term();
+    let status = serve.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}: {}", std::fs::read_to_string(&serve.log).unwrap_or_default());
+    let env = [("FLOWCAT_STATE_DIR", state.to_str().expect("utf-8"))];
+    let listed = common::flowcat_in(dir.path(), &["runs", "list", "--status", "waiting", "--format", "json"], &env);
+    let runs: Value = serde_json::from_str(&listed.stdout).expect("runs");
+    let waiting: Vec<&Value> = runs.as_array().expect("a list").iter().collect();
+    assert_eq!(waiting.len(), 1, "{runs:#}");
+    assert_eq!(
+        (waiting[0]["info"]["id"].as_str(), waiting[0]["waiting"]["held"].clone()),
+        (Some(alice.as_str()), json!(false))
+    );
+
+    // Started again on the same state folder: alice's signal resumes her run.
+    let serve = Serve::start(&dir, &state, &cfg, "second");
+    let addr = serve.addr.clone();
+    assert_eq!(
+        metric(&mut c, &addr, "flowcat_runs_waiting{held=\"journal\"}"),
+        "flowcat_runs_waiting{held=\"journal\"} 1"
+    );
+    let sent = c.call(&addr, "POST", &format!("/v1/runs/{alice}/signals/approval"), &headers, Some(&approve));
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    let again = c.call(&addr, "POST", &format!("/v1/runs/{alice}/signals/approval"), &headers, Some(&approve));
+    assert_eq!((again.status, again.json()["error"].clone()), (409, json!("already_delivered")), "{}", again.body);
+    let ended = until_final(&mut c, &addr, &alice);
+    assert_eq!(ended["status"], "succeeded", "{ended:#}");
+    assert_eq!(ended["record"]["outputs"]["outcome"], "disabled", "{ended:#}");
+    assert_eq!(ended["record"]["outputs"]["approver"], "manager@example.com", "{ended:#}");
+
+    // Each write once: one user update (disabled) per user, each phone deleted once.
+    let audit = sim.audit();
+    let changes = |change: &str| audit.iter().filter(|e| e["change"] == change).count();
+    assert_eq!(changes("user.update"), 2, "{audit:#?}");
+    let mut phones: Vec<String> =
+        audit.iter().filter(|e| e["change"] == "phone.delete").map(|e| e["detail"].to_string()).collect();
+    let n = phones.len();
+    phones.sort();
+    phones.dedup();
+    assert_eq!(phones.len(), n, "a phone deleted twice: {audit:#?}");
+    assert!(n >= 1, "{audit:#?}");
     canary(&mut c, &serve, &state);
 }
 

@@ -10,7 +10,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use flowcat_engine::journal::{Filter, StoredRun, StoredStatus};
+use flowcat_engine::journal::{Delivery, Filter, StoredRun, StoredStatus};
 use flowcat_engine::run::RunError;
 use flowcat_nodes::hall::Refused;
 use serde_json::{Value, json};
@@ -186,6 +186,18 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 /// The body as a JSON object of inputs: `application/json`, at most `max_body_bytes`.
 async fn inputs_of(app: &App, headers: &HeaderMap, body: Body) -> Result<serde_json::Map<String, Value>, ApiError> {
+    object_of(app, headers, body, "inputs", "bad_input").await
+}
+
+/// The body as a JSON object (`what`: "inputs", "payload"): `application/json`, at most
+/// `max_body_bytes`; empty means `{}`. A body that is JSON but not an object is `not_object`.
+async fn object_of(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+    what: &str,
+    not_object: &'static str,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
     let limit = app.config.limits.max_body_bytes;
     let too_large =
         || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the body is larger than {limit} bytes"));
@@ -206,12 +218,14 @@ async fn inputs_of(app: &App, headers: &HeaderMap, body: Body) -> Result<serde_j
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            "the inputs are a JSON object: send `Content-Type: application/json`",
+            format!("the {what} are a JSON object: send `Content-Type: application/json`"),
         ));
     }
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_input", "the body must be a JSON object of inputs")),
+        Ok(_) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, not_object, format!("the body must be a JSON object ({what})")))
+        }
         Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("the body is not JSON: {e}"))),
     }
 }
@@ -278,17 +292,17 @@ pub async fn start_run(
         }
     };
     tracing::info!(run_id = %started.id, flow = %id, token = %token.name, "run started");
-    let accepted = || {
+    let accepted = |status: &str| {
         let mut r = json_answer(
             StatusCode::ACCEPTED,
-            json!({ "id": started.id, "flow": id, "status": "running", "url": location(&started.id) }),
+            json!({ "id": started.id, "flow": id, "status": status, "url": location(&started.id) }),
         );
         if let Ok(v) = HeaderValue::from_str(&location(&started.id)) {
             r.headers_mut().insert(header::LOCATION, v);
         }
         r
     };
-    let (Some(wait), Some(live)) = (wait, &started.live) else { return Ok(accepted()) };
+    let (Some(wait), Some(live)) = (wait, &started.live) else { return Ok(accepted("running")) };
     match live.outcome(wait).await {
         Some(Outcome::Ran { record, before }) => {
             let mut r = json_answer(StatusCode::OK, json!({ "id": started.id, "replayed": before, "record": *record }));
@@ -302,19 +316,32 @@ pub async fn start_run(
             "refused",
             message.lines().next().unwrap_or("").to_owned(),
         )),
-        None => Ok(accepted()),
+        Some(Outcome::Evicted) => Ok(accepted("waiting")),
+        // Still going: parked on a `wait_for` (the journal says so), or running.
+        None => {
+            let waiting = app.runs.hall.store().and_then(|s| s.show(&started.id).ok().flatten());
+            let waiting = waiting.is_some_and(|r| r.summary.status == StoredStatus::Waiting);
+            Ok(accepted(if waiting { "waiting" } else { "running" }))
+        }
     }
 }
 
 /// A journaled run as the API shows it.
 fn run_json(run: &StoredRun, live: bool) -> Value {
     let s = &run.summary;
-    let status = if live && !s.status.is_final() { "running" } else { s.status.name() };
+    let status = match s.status {
+        StoredStatus::Waiting => "waiting",
+        other if live && !other.is_final() => "running",
+        other => other.name(),
+    };
     let mut v = json!({
         "id": s.info.id, "flow": s.info.flow, "status": status, "key": s.info.key,
         "created_at": s.info.created_at, "updated_at": s.updated_at, "note": s.note,
         "url": location(&s.info.id),
     });
+    if let Some(w) = &s.waiting {
+        v["waiting"] = json!({ "signal": w.signal, "until": w.until, "delivered": w.delivered });
+    }
     if let Some(record) = &run.record {
         v["record"] = serde_json::to_value(record).unwrap_or(Value::Null);
     }
@@ -418,6 +445,73 @@ pub async fn cancel_run(
             format!("run `{id}` is held by another process; cancel it there"),
         )),
         Err(e) => Err(journal_error(&app, e)),
+    }
+}
+
+/// A run id and a signal name from the path: the name is 1 to 128 letters, digits, `-`, `_`,
+/// `.` (what a token's `signals:` patterns can match).
+fn run_and_signal(path: Result<Path<(String, String)>, PathRejection>) -> Result<(String, String), ApiError> {
+    let Ok(Path((id, name))) = path else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_run", "no such run"));
+    };
+    let id = run_id(Ok(Path(id))).map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "unknown_run", "no such run"))?;
+    let ok = !name.is_empty()
+        && name.len() <= MAX_ID
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !ok {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_awaited",
+            "a signal name is letters, digits, `-`, `_` and `.`: no run waits for this one",
+        ));
+    }
+    Ok((id, name))
+}
+
+/// `POST /v1/runs/{id}/signals/{name}`: the body (a JSON object) is the signal's payload,
+/// delivered through the journal as `flowcat signal` does.
+pub async fn signal_run(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Body,
+) -> Answer {
+    let token = authorize(&app, &headers)?;
+    let (id, name) = run_and_signal(path)?;
+    if !token.may_signal(&name) {
+        return Err(forbidden(&app));
+    }
+    let unknown = || ApiError::new(StatusCode::NOT_FOUND, "unknown_run", "no such run");
+    visible_run(&app, token, &id).map_err(|e| if e.status == StatusCode::NOT_FOUND { unknown() } else { e })?;
+    let payload = Value::Object(object_of(&app, &headers, body, "payload", "bad_payload").await?);
+    let delivery = app.runs.signal(&id, &name, &payload).await.map_err(|e| journal_error(&app, e))?;
+    tracing::info!(run_id = %id, signal = %name, token = %token.name, outcome = delivery.code(), "signal");
+    let message = delivery.refusal(&id, &name).map(|m| m.lines().next().unwrap_or_default().to_owned());
+    let refusal = |status| ApiError {
+        status,
+        code: delivery.code(),
+        message: message.clone(),
+        problems: match &delivery {
+            Delivery::BadPayload { problems } => problems.clone(),
+            _ => Vec::new(),
+        },
+    };
+    match &delivery {
+        Delivery::Delivered => {
+            let body = json!({
+                "id": id, "signal": name, "outcome": "delivered", "payload": payload, "url": location(&id),
+            });
+            let mut r = json_answer(StatusCode::ACCEPTED, body);
+            if let Ok(v) = HeaderValue::from_str(&location(&id)) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(r)
+        }
+        Delivery::UnknownRun => Err(unknown()),
+        Delivery::BadPayload { .. } => Err(refusal(StatusCode::BAD_REQUEST)),
+        Delivery::Finished { .. } | Delivery::NotAwaited { .. } | Delivery::AlreadyDelivered => {
+            Err(refusal(StatusCode::CONFLICT))
+        }
     }
 }
 

@@ -25,6 +25,11 @@ pub struct Config {
     pub tls: Option<Tls>,
 }
 
+/// The default of `limits.evict_waiting_after`: a wait that lasts longer than a few minutes (an
+/// approval by a person) is likely to last hours, and costs nothing in the journal; a short one
+/// (a callback) stays in memory and wakes without a journal read.
+pub const EVICT_WAITING_AFTER: Duration = Duration::from_secs(10 * 60);
+
 /// Bounds on what one request or one token may cost.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -36,6 +41,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// The longest `?wait=`; must be shorter than `request_timeout`.
     pub max_wait: Duration,
+    /// A run parked on a `wait_for` for longer than this is dropped from memory and left in
+    /// the journal only; its signal (or its timeout) resumes it from there.
+    pub evict_waiting_after: Duration,
 }
 
 impl Default for Limits {
@@ -45,6 +53,7 @@ impl Default for Limits {
             max_runs_per_token: 16,
             request_timeout: Duration::from_secs(60),
             max_wait: Duration::from_secs(30),
+            evict_waiting_after: EVICT_WAITING_AFTER,
         }
     }
 }
@@ -87,6 +96,7 @@ struct RawLimits {
     max_runs_per_token: Option<usize>,
     request_timeout: Option<String>,
     max_wait: Option<String>,
+    evict_waiting_after: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +200,7 @@ impl Config {
         };
         duration("limits.request_timeout", raw.limits.request_timeout, &mut limits.request_timeout);
         duration("limits.max_wait", raw.limits.max_wait, &mut limits.max_wait);
+        duration("limits.evict_waiting_after", raw.limits.evict_waiting_after, &mut limits.evict_waiting_after);
         let mut shutdown_grace = Duration::from_secs(30);
         duration("shutdown_grace", raw.shutdown_grace, &mut shutdown_grace);
         if let Some(n) = raw.limits.max_body_bytes {
@@ -231,12 +242,20 @@ mod tests {
         let text = format!(
             "listen: 127.0.0.1:0\nintegrations: i.yaml\nshutdown_grace: 10s\n\
              tokens:\n  - name: bot\n    sha256: {HASH}\n    flows: [duo.auth.*]\n    signals: [approval]\n\
-             limits:\n  max_body_bytes: 2048\n  max_runs_per_token: 2\n  request_timeout: 20s\n  max_wait: 5s\n"
+             limits:\n  max_body_bytes: 2048\n  max_runs_per_token: 2\n  request_timeout: 20s\n  max_wait: 5s\n  \
+             evict_waiting_after: 90s\n"
         );
         let c = Config::parse(&text, "serve.yaml", Path::new("/etc/flowcat")).expect("valid");
         assert_eq!(c.integrations, Path::new("/etc/flowcat/i.yaml"));
         assert_eq!(c.limits.max_runs_per_token, 2);
         assert_eq!(c.limits.max_wait, Duration::from_secs(5));
+        assert_eq!(c.limits.evict_waiting_after, Duration::from_secs(90));
+        let plain = Config::parse(
+            &format!("integrations: i.yaml\ntokens:\n  - {{name: a, sha256: {HASH}}}\n"),
+            "s",
+            Path::new("."),
+        );
+        assert_eq!(plain.expect("valid").limits.evict_waiting_after, EVICT_WAITING_AFTER);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
         assert!(c.tokens[0].flows[0].matches("duo.auth.verify_push"));
     }

@@ -40,11 +40,12 @@ impl App {
     /// observer is the metrics.
     pub fn new(config: Config, catalog: Catalog, integrations: Integrations, store: Arc<dyn Store>) -> Arc<App> {
         let metrics = Arc::new(metrics::Metrics::default());
-        let hall = Hall::new(Arc::new(catalog), Options::default(), metrics.clone())
+        let hall = Hall::new(Arc::new(catalog), Options::default(), Arc::new(runs::Watch(metrics.clone())))
             .with_integrations(integrations)
             .with_store(store);
         let in_flight = config.tokens.iter().map(|t| (t.name.clone(), Arc::new(AtomicUsize::new(0)))).collect();
-        Arc::new(App { config, runs: runs::Runs::new(hall, metrics), in_flight })
+        let runs = runs::Runs::new(hall, metrics, config.limits.evict_waiting_after);
+        Arc::new(App { config, runs, in_flight })
     }
 }
 
@@ -86,7 +87,8 @@ async fn log_request(request: Request, next: Next) -> Response {
 }
 
 /// Serves `app` on `listener` until the first change of `signals` (SIGTERM or Ctrl-C counted by
-/// the caller); then shuts down gracefully ([`runs::Runs::shutdown`]: no new run, a grace
+/// the caller), sweeping the parked runs every [`runs::SWEEP`] (evicted from memory after
+/// `limits.evict_waiting_after`, resumed from the journal when they can go on); then shuts down gracefully ([`runs::Runs::shutdown`]: no new run, a grace
 /// period, the rest drained and journaled), and stops answering once every run has ended.
 /// `listener` is a `tokio::net::TcpListener` or a [`tls::TlsListener`].
 pub async fn serve<L>(listener: L, app: Arc<App>, signals: watch::Receiver<u32>) -> std::io::Result<()>
@@ -95,6 +97,7 @@ where
     L::Addr: std::fmt::Debug,
 {
     let runs = app.runs.clone();
+    let sweeper = runs.spawn_sweeper();
     let grace = app.config.shutdown_grace;
     let mut first = signals.clone();
     let shutdown = async move {
@@ -108,5 +111,7 @@ where
         runs.shutdown(grace, first).await;
         tracing::info!("every run has ended or is parked in the journal");
     };
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await
+    let served = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await;
+    sweeper.abort();
+    served
 }

@@ -1,7 +1,7 @@
 //! `GET /metrics`: Prometheus text exposition (version 0.0.4), written by hand: a few counters,
 //! gauges and histograms need no library. Node latencies come from the engine's `Observer`
 //! events; runs, Duo answers and Duo call latencies from each run's record when it ends.
-//! Labels are flow ids, statuses and HTTP codes only: never inputs, URLs or tokens.
+//! Labels are flow ids, node kinds, statuses and HTTP codes only: never inputs, URLs or tokens.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -52,8 +52,8 @@ impl Histogram {
 struct Counts {
     /// (flow, status) → runs ended.
     runs: BTreeMap<(String, String), u64>,
-    /// Node status → latency.
-    nodes: BTreeMap<String, Histogram>,
+    /// (node kind, node status) → latency.
+    nodes: BTreeMap<(String, String), Histogram>,
     duo_calls: Histogram,
     /// HTTP status of Duo's answers → count.
     duo_answers: BTreeMap<u16, u64>,
@@ -66,6 +66,13 @@ struct Counts {
 pub struct Metrics {
     counts: Mutex<Counts>,
     in_flight: AtomicI64,
+    /// Runs parked on a `wait_for`, held in memory by this process.
+    waiting_memory: AtomicI64,
+    /// Runs parked on a `wait_for` and left in the journal only (evicted, or parked before a
+    /// restart), that this process resumes when their signal comes or their time passes.
+    waiting_journal: AtomicI64,
+    /// Parked runs dropped from memory (`limits.evict_waiting_after`).
+    evicted: AtomicI64,
 }
 
 impl Metrics {
@@ -99,6 +106,22 @@ impl Metrics {
         }
     }
 
+    /// A run held in memory parked on a `wait_for` (`+1`) or went on (`-1`).
+    pub fn waiting_in_memory(&self, delta: i64) {
+        self.waiting_memory.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// The number of parked runs left in the journal only.
+    pub fn set_waiting_in_journal(&self, n: usize) {
+        self.waiting_journal.store(n as i64, Ordering::Relaxed);
+    }
+
+    /// A parked run's task ended because it was dropped from memory: not a run that ended.
+    pub fn run_evicted(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn refused(&self, reason: &str) {
         *self.lock().refused.entry(reason.to_owned()).or_default() += 1;
     }
@@ -116,10 +139,28 @@ impl Metrics {
         );
         let _ = writeln!(out, "flowcat_runs_in_flight {}", self.in_flight.load(Ordering::Relaxed));
         out.push_str(
-            "# HELP flowcat_node_duration_seconds Node run time, by status.\n# TYPE flowcat_node_duration_seconds histogram\n",
+            "# HELP flowcat_runs_waiting Runs parked on a wait_for: held in memory, or left in the journal only \
+             (evicted, or parked before a restart).\n# TYPE flowcat_runs_waiting gauge\n",
         );
-        for (status, h) in &c.nodes {
-            h.write(&mut out, "flowcat_node_duration_seconds", &format!("status=\"{status}\""));
+        let _ =
+            writeln!(out, "flowcat_runs_waiting{{held=\"memory\"}} {}", self.waiting_memory.load(Ordering::Relaxed));
+        let _ =
+            writeln!(out, "flowcat_runs_waiting{{held=\"journal\"}} {}", self.waiting_journal.load(Ordering::Relaxed));
+        out.push_str(
+            "# HELP flowcat_runs_evicted_total Parked runs dropped from memory (limits.evict_waiting_after).\n\
+             # TYPE flowcat_runs_evicted_total counter\n",
+        );
+        let _ = writeln!(out, "flowcat_runs_evicted_total {}", self.evicted.load(Ordering::Relaxed));
+        out.push_str(
+            "# HELP flowcat_node_duration_seconds Node run time, by node kind and status.\n\
+             # TYPE flowcat_node_duration_seconds histogram\n",
+        );
+        for ((kind, status), h) in &c.nodes {
+            h.write(
+                &mut out,
+                "flowcat_node_duration_seconds",
+                &format!("kind=\"{}\",status=\"{status}\"", escape(kind)),
+            );
         }
         out.push_str(
             "# HELP flowcat_duo_call_duration_seconds One HTTP attempt of a rest_call, sent to its answer.\n\
@@ -150,13 +191,14 @@ impl Metrics {
 
 impl Observer for Metrics {
     fn event(&self, event: &Event<'_>) {
-        if let Event::Finished { status, duration_ms, .. } = event {
+        if let Event::Finished { kind, status, duration_ms, .. } = event {
             if *status == NodeStatus::Skipped {
                 return;
             }
             let name = serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned));
             let mut c = self.lock();
-            c.nodes.entry(name.unwrap_or_default()).or_default().observe(duration_ms / 1e3);
+            let key = ((*kind).to_owned(), name.unwrap_or_default());
+            c.nodes.entry(key).or_default().observe(duration_ms / 1e3);
         }
     }
 }
@@ -205,11 +247,36 @@ mod tests {
     #[test]
     fn histograms_are_cumulative_and_counted() {
         let m = Metrics::default();
-        m.event(&Event::Finished { path: &[], status: NodeStatus::Succeeded, duration_ms: 30.0, message: None });
-        m.event(&Event::Finished { path: &[], status: NodeStatus::Succeeded, duration_ms: 3000.0, message: None });
+        let done = |kind, ms| Event::Finished {
+            path: &[],
+            kind,
+            status: NodeStatus::Succeeded,
+            duration_ms: ms,
+            message: None,
+        };
+        m.event(&done("rest_call", 30.0));
+        m.event(&done("rest_call", 3000.0));
+        m.event(&done("wait_for", 7000.0));
         let text = m.render();
-        assert!(text.contains("flowcat_node_duration_seconds_bucket{status=\"succeeded\",le=\"0.05\"} 1\n"), "{text}");
-        assert!(text.contains("flowcat_node_duration_seconds_bucket{status=\"succeeded\",le=\"5\"} 2\n"), "{text}");
-        assert!(text.contains("flowcat_node_duration_seconds_count{status=\"succeeded\"} 2\n"), "{text}");
+        let rest = "kind=\"rest_call\",status=\"succeeded\"";
+        assert!(text.contains(&format!("flowcat_node_duration_seconds_bucket{{{rest},le=\"0.05\"}} 1\n")), "{text}");
+        assert!(text.contains(&format!("flowcat_node_duration_seconds_bucket{{{rest},le=\"5\"}} 2\n")), "{text}");
+        assert!(text.contains(&format!("flowcat_node_duration_seconds_count{{{rest}}} 2\n")), "{text}");
+        let wait = "kind=\"wait_for\",status=\"succeeded\"";
+        assert!(text.contains(&format!("flowcat_node_duration_seconds_bucket{{{wait},le=\"5\"}} 0\n")), "{text}");
+        assert!(text.contains(&format!("flowcat_node_duration_seconds_count{{{wait}}} 1\n")), "{text}");
+    }
+
+    #[test]
+    fn waiting_runs_are_a_gauge_by_where_they_are_held() {
+        let m = Metrics::default();
+        m.waiting_in_memory(1);
+        m.waiting_in_memory(1);
+        m.waiting_in_memory(-1);
+        m.set_waiting_in_journal(3);
+        let text = m.render();
+        assert!(text.contains("# TYPE flowcat_runs_waiting gauge\n"), "{text}");
+        assert!(text.contains("flowcat_runs_waiting{held=\"memory\"} 1\n"), "{text}");
+        assert!(text.contains("flowcat_runs_waiting{held=\"journal\"} 3\n"), "{text}");
     }
 }

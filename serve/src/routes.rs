@@ -21,6 +21,7 @@ pub enum Op {
     ListRuns,
     GetRun,
     CancelRun,
+    SignalRun,
     Healthz,
     Readyz,
     Metrics,
@@ -124,7 +125,10 @@ pub const ROUTES: &[Route] = &[
         auth: true,
         params: &[
             query("flow", "Only runs of this flow."),
-            query("status", "Only runs with this status: running, interrupted, needs_attention, succeeded, failed."),
+            query(
+                "status",
+                "Only runs with this status: running, waiting, interrupted, needs_attention, succeeded, failed.",
+            ),
             query("limit", "At most this many (1 to 1000, default 100)."),
         ],
         body: false,
@@ -154,6 +158,31 @@ pub const ROUTES: &[Route] = &[
             AUTH[0],
             (404, "No such run, or not one this token may see."),
             (409, "The run has finished already."),
+        ],
+    },
+    Route {
+        method: "POST",
+        path: "/v1/runs/{id}/signals/{name}",
+        op: Op::SignalRun,
+        summary: "Deliver signal `name` to a run parked on (or yet to reach) a `wait_for`: the body is its payload (a \
+                  JSON object of the fields the `wait_for` declares). The run wakes at once, or is resumed from the \
+                  journal. The token's `signals:` must allow the name.",
+        auth: true,
+        params: &[RUN_ID, path("name", "The signal's name, as the flow's `wait_for` declares it (`signal:`).")],
+        body: true,
+        responses: &[
+            (202, "Delivered (durable in the journal): the run goes on; poll its URL."),
+            (400, "The payload does not fit the fields the `wait_for` declares: every problem (`bad_payload`)."),
+            AUTH[0],
+            AUTH[1],
+            (404, "No such run, or not one this token may see (`unknown_run`)."),
+            (
+                409,
+                "The run has finished (`finished`), its flows wait for no signal of this name (`not_awaited`), or this signal was delivered before (`already_delivered`).",
+            ),
+            (413, "The body is larger than `max_body_bytes`."),
+            (415, "The body is not `application/json`."),
+            (503, "The journal failed."),
         ],
     },
     Route {
@@ -214,6 +243,7 @@ fn handler(op: Op, method: &str) -> MethodRouter<Arc<App>> {
         Op::ListRuns => on(f, api::list_runs),
         Op::GetRun => on(f, api::get_run),
         Op::CancelRun => on(f, api::cancel_run),
+        Op::SignalRun => on(f, api::signal_run),
         Op::Healthz => on(f, api::healthz),
         Op::Readyz => on(f, api::readyz),
         Op::Metrics => on(f, api::metrics),
@@ -277,9 +307,11 @@ pub fn openapi() -> Value {
             op["security"] = json!([]);
         }
         if r.body {
+            let what =
+                if r.op == Op::SignalRun { "The signal's payload, by field." } else { "The run's inputs, by name." };
             op["requestBody"] = json!({
                 "required": false,
-                "content": { "application/json": { "schema": { "type": "object", "description": "The run's inputs, by name." } } },
+                "content": { "application/json": { "schema": { "type": "object", "description": what } } },
             });
         }
         let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));

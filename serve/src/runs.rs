@@ -2,18 +2,25 @@
 //! [`Hall::resume`]) with its own stop signal, as `flowcat run` does, so a run started over
 //! HTTP is journaled, keyed and resumable exactly like one started at a shell. The service
 //! answers as soon as the journal gave the run its id; the task goes on without the request.
+//!
+//! Runs parked on a `wait_for`: a run waiting in memory longer than
+//! `limits.evict_waiting_after` is drained (a parked run stops at once, its wait kept in the
+//! journal) and dropped from memory; [`Runs::sweep`] resumes the runs parked in the journal
+//! whose signal came or whose time passed, and a signal delivered through the service resumes
+//! its run at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use flowcat_engine::journal::{Filter, IfBusy, JournalError, StoredStatus};
-use flowcat_engine::run::{RunFailure, RunRecord, StopLevel, stop_signal};
+use flowcat_engine::journal::{Delivery, Filter, IfBusy, JournalError, RunInfo, StoredStatus};
+use flowcat_engine::run::{Event, NodeStatus, Observer, RunFailure, RunRecord, RunStatus, StopLevel, stop_signal};
 use flowcat_nodes::hall::{Call, Durably, Hall, Ran, Refused};
 use serde_json::{Map, Value};
 use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use crate::metrics::Metrics;
@@ -22,11 +29,39 @@ use crate::metrics::Metrics;
 /// gives them after the first Ctrl-C).
 pub const ABANDON_AFTER: Duration = Duration::from_secs(5);
 
+/// How often [`Runs::sweep`] runs: parked runs evicted, runs parked in the journal woken (a
+/// signal delivered by another process, a timeout passed). A signal delivered through this
+/// service wakes its run at once, whether it is in memory or not.
+pub const SWEEP: Duration = Duration::from_secs(1);
+
+tokio::task_local! {
+    /// The run whose task this is: the engine tells its events on the run's own task (no node
+    /// spawns one), so [`Watch`] knows which run an event is about.
+    static CURRENT: Arc<LiveRun>;
+}
+
+/// Node kinds that run other nodes (whose own events are counted): not leaves.
+const CONTAINERS: &[&str] = &["subflow", "for_each", "item"];
+
+/// What a live run is doing, from its events.
+#[derive(Debug, Default)]
+struct Activity {
+    /// Leaf nodes in flight.
+    leaves: usize,
+    /// The `wait_for` nodes parked now, by path.
+    parked: Vec<String>,
+    /// Since when it has had a parked node.
+    since: Option<Instant>,
+}
+
 /// How a run's task ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// Its record; `before` when the run key named a run that had finished (nothing was sent).
     Ran { record: Arc<RunRecord>, before: bool },
+    /// It was parked on a `wait_for` and dropped from memory (`limits.evict_waiting_after`):
+    /// it waits in the journal.
+    Evicted,
     /// It was refused or its journal failed after it began: the message.
     Failed(String),
 }
@@ -39,6 +74,12 @@ pub struct LiveRun {
     stop: watch::Sender<StopLevel>,
     done: watch::Sender<Option<Outcome>>,
     cancelled: AtomicBool,
+    /// Drained to be dropped from memory while parked.
+    evicting: AtomicBool,
+    activity: Mutex<Activity>,
+    /// Its token's count of runs in flight, given back when the run parks (a parked run costs
+    /// no call) or ends.
+    slot: Mutex<Option<Slot>>,
 }
 
 impl LiveRun {
@@ -50,8 +91,62 @@ impl LiveRun {
             stop,
             done: watch::channel(None).0,
             cancelled: AtomicBool::new(false),
+            evicting: AtomicBool::new(false),
+            activity: Mutex::new(Activity::default()),
+            slot: Mutex::new(None),
         };
         (Arc::new(run), rx)
+    }
+
+    fn activity(&self) -> std::sync::MutexGuard<'_, Activity> {
+        self.activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Follows the run's nodes: leaves in flight, `wait_for` nodes parked. Told every event of
+    /// the run, on its task.
+    fn saw(&self, event: &Event<'_>, metrics: &Metrics) {
+        let mut a = self.activity();
+        let was = !a.parked.is_empty();
+        match event {
+            Event::Started { kind, .. } if !CONTAINERS.contains(kind) => a.leaves += 1,
+            Event::Finished { path, kind, status, .. } => {
+                if *status != NodeStatus::Skipped && !CONTAINERS.contains(kind) {
+                    a.leaves = a.leaves.saturating_sub(1);
+                }
+                let key = flowcat_engine::journal::path_key(path);
+                a.parked.retain(|p| *p != key);
+            }
+            Event::Signal { path, .. } => {
+                let key = flowcat_engine::journal::path_key(path);
+                if !a.parked.contains(&key) {
+                    a.parked.push(key);
+                }
+            }
+            _ => return,
+        }
+        let now = !a.parked.is_empty();
+        if now && !was {
+            a.since = Some(Instant::now());
+            drop(a);
+            metrics.waiting_in_memory(1);
+            // Parked: its token may start another run meanwhile.
+            drop(self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
+        } else if was && !now {
+            a.since = None;
+            drop(a);
+            metrics.waiting_in_memory(-1);
+        }
+    }
+
+    /// Parked on `wait_for` nodes only (no other node in flight) since `after` before `now`.
+    fn evictable(&self, now: Instant, after: Duration) -> bool {
+        let a = self.activity();
+        !a.parked.is_empty() && a.leaves <= a.parked.len() && a.since.is_some_and(|t| t + after <= now)
+    }
+
+    /// Whether it is parked now.
+    pub fn parked(&self) -> bool {
+        !self.activity().parked.is_empty()
     }
 
     /// Its outcome, waiting at most `wait` for it.
@@ -134,6 +229,24 @@ pub struct Runs {
     tasks: watch::Sender<usize>,
     stopping: AtomicBool,
     pub metrics: Arc<Metrics>,
+    /// `limits.evict_waiting_after`.
+    evict_after: Duration,
+    /// Runs parked in the journal only (evicted, or parked before this process started) that
+    /// this process resumes when they can go on.
+    parked: Mutex<HashSet<String>>,
+    /// Runs whose resume was refused (their flow changed or left the catalog): left for a person.
+    unwakeable: Mutex<HashSet<String>>,
+}
+
+/// The runs' observer: the metrics, and each live run's own view of its nodes.
+#[derive(Debug)]
+pub struct Watch(pub Arc<Metrics>);
+
+impl Observer for Watch {
+    fn event(&self, event: &Event<'_>) {
+        self.0.event(event);
+        let _ = CURRENT.try_with(|live| live.saw(event, &self.0));
+    }
 }
 
 impl std::fmt::Debug for Runs {
@@ -147,15 +260,34 @@ fn now_ms() -> u64 {
 }
 
 impl Runs {
-    /// `hall` must have a store: every run is journaled.
-    pub fn new(hall: Hall, metrics: Arc<Metrics>) -> Arc<Runs> {
+    /// `hall` must have a store: every run is journaled. Its observer should be a [`Watch`]
+    /// of `metrics`, so that parked runs are seen (and evicted after `evict_after`).
+    pub fn new(hall: Hall, metrics: Arc<Metrics>, evict_after: Duration) -> Arc<Runs> {
         Arc::new(Runs {
             hall,
             live: Mutex::new(HashMap::new()),
             tasks: watch::channel(0).0,
             stopping: AtomicBool::new(false),
             metrics,
+            evict_after,
+            parked: Mutex::new(HashSet::new()),
+            unwakeable: Mutex::new(HashSet::new()),
         })
+    }
+
+    fn set<'a>(&self, set: &'a Mutex<HashSet<String>>) -> std::sync::MutexGuard<'a, HashSet<String>> {
+        set.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Files run `id` as parked in the journal only, or takes it off that list.
+    fn parked_in_journal(&self, id: &str, parked: bool) {
+        let mut set = self.set(&self.parked);
+        if parked {
+            set.insert(id.to_owned());
+        } else {
+            set.remove(id);
+        }
+        self.metrics.set_waiting_in_journal(set.len());
     }
 
     fn live_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveRun>>> {
@@ -236,18 +368,30 @@ impl Runs {
         let guard = TaskGuard::new(&self.tasks);
         let me = self.clone();
         self.metrics.run_started();
+        *live.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = slot;
         tokio::spawn(
             async move {
                 let _guard = guard;
-                let _slot = slot;
-                let result = run.await;
+                let result = CURRENT.scope(live.clone(), run).await;
+                drop(live.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
+                if live.parked() {
+                    me.metrics.waiting_in_memory(-1);
+                }
+                let cancelled = live.cancelled.load(Ordering::Acquire);
+                let evicted = !cancelled && live.evicting.load(Ordering::Acquire);
                 let (outcome, refused) = match result {
+                    Ok(Ran::Now(record)) if evicted && record.status == RunStatus::Interrupted => {
+                        let id = record.id.clone().unwrap_or_default();
+                        tracing::info!(run_id = %id, flow = %record.flow, "parked run left memory; it waits in the journal");
+                        me.metrics.run_evicted();
+                        (Outcome::Evicted, None)
+                    }
                     Ok(ran) => {
                         let before = matches!(ran, Ran::Before(_));
                         let mut record = match ran {
                             Ran::Now(r) | Ran::Before(r) => r,
                         };
-                        if live.cancelled.load(Ordering::Acquire) && record.status.is_resumable() {
+                        if cancelled && record.status.is_resumable() {
                             record = me.end_cancelled(record).await;
                         }
                         let id = record.id.clone().unwrap_or_default();
@@ -269,11 +413,148 @@ impl Runs {
                 live.done.send_replace(Some(outcome));
                 if let Some(id) = live.id.get() {
                     me.live_map().remove(id);
+                    if evicted {
+                        // A signal (or its timeout) may have come while it was being drained, or
+                        // it may have gone on before the drain reached it: it is resumed then.
+                        me.settle(id);
+                    }
                 }
                 refused
             }
             .instrument(span),
         )
+    }
+
+    /// A run that no process holds, parked or interrupted: resumed at once when it can go on
+    /// (its signal came, its time passed, or it is not waiting at all), else filed as parked in
+    /// the journal.
+    fn settle(self: &Arc<Self>, id: &str) {
+        let Some(store) = self.hall.store() else { return };
+        let run = match store.show(id) {
+            Ok(Some(run)) => run,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(run_id = %id, error = %e, "the journal could not be read");
+                return;
+            }
+        };
+        let s = &run.summary;
+        match (s.status, &s.waiting) {
+            (StoredStatus::Waiting, Some(w)) if !w.held => {
+                if w.delivered || w.until.is_some_and(|u| u <= now_ms()) {
+                    self.wake(&s.info);
+                } else {
+                    self.parked_in_journal(id, true);
+                }
+            }
+            (StoredStatus::Interrupted, None) => self.wake(&s.info),
+            // Held by a process (it wakes by itself), ended, or needing a person.
+            _ => self.parked_in_journal(id, false),
+        }
+    }
+
+    /// Resumes a run of the journal that no process holds, unless this process holds it
+    /// already, is stopping, or found it cannot be resumed here (its flow is not in the catalog,
+    /// is a file, or changed since: left for a person, `flowcat runs list`).
+    fn wake(self: &Arc<Self>, info: &RunInfo) {
+        if self.stopping() || self.set(&self.unwakeable).contains(&info.id) {
+            return;
+        }
+        if info.source.is_some() || self.hall.catalog().get(&info.flow).is_none() {
+            tracing::warn!(run_id = %info.id, flow = %info.flow, "run left alone: its flow is not in this catalog");
+            self.set(&self.unwakeable).insert(info.id.clone());
+            self.parked_in_journal(&info.id, false);
+            return;
+        }
+        let (live, stop) = LiveRun::new(&info.flow);
+        let _ = live.id.set(info.id.clone());
+        {
+            let mut map = self.live_map();
+            if map.contains_key(&info.id) {
+                return;
+            }
+            map.insert(info.id.clone(), live.clone());
+        }
+        self.parked_in_journal(&info.id, false);
+        let span = tracing::info_span!("run", run_id = %info.id, flow = %info.flow);
+        tracing::info!(parent: &span, "resuming a run from the journal");
+        let me = self.clone();
+        let id = info.id.clone();
+        self.spawn(live, None, span, async move {
+            let ran = me.hall.resume(&id, Some(stop), &[]).await;
+            if let Err(e) = &ran {
+                // Held by another process meanwhile: it goes on there. Anything else is for a
+                // person, not for the next sweep.
+                if !matches!(e, Refused::Journal(j) if j.code == "busy") {
+                    me.set(&me.unwakeable).insert(id);
+                }
+            }
+            ran
+        });
+    }
+
+    /// Delivers signal `name` with `payload` to run `id` through the journal (as `flowcat
+    /// signal` and `Flowcat::signal` do). A run parked in this process wakes at once (the
+    /// journal's notification); one parked in the journal only is resumed now and finds it.
+    pub async fn signal(self: &Arc<Self>, id: &str, name: &str, payload: &Value) -> Result<Delivery, JournalError> {
+        let store = self.hall.store().ok_or_else(|| JournalError::new("no_journal", "the service has no journal"))?;
+        let delivery = store.signal(id, name, payload).await?;
+        if delivery == Delivery::Delivered && !self.is_live(id) {
+            self.settle(id);
+        }
+        Ok(delivery)
+    }
+
+    /// Evicts the runs parked in memory for longer than `limits.evict_waiting_after` at `now`
+    /// (drained: a parked run stops at once, its wait kept in the journal), and resumes the runs
+    /// parked in the journal that can go on (their signal came, from another process too, or
+    /// their time passed). Every [`SWEEP`] from [`Runs::spawn_sweeper`]; tests call it with the
+    /// time they choose.
+    pub fn sweep(self: &Arc<Self>, now: Instant) {
+        if self.stopping() {
+            return;
+        }
+        for live in self.live_map().values() {
+            if live.evictable(now, self.evict_after) && !live.evicting.swap(true, Ordering::AcqRel) {
+                let id = live.id.get().map_or("", String::as_str);
+                tracing::debug!(run_id = %id, flow = %live.flow, "evicting a parked run");
+                let _ = live.stop.send(StopLevel::Drain);
+            }
+        }
+        let Some(store) = self.hall.store() else { return };
+        let ids = match store.wakeable(now_ms()) {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, "the journal could not list the runs to wake");
+                return;
+            }
+        };
+        for id in ids {
+            if !self.is_live(&id) && !self.set(&self.unwakeable).contains(&id) {
+                self.settle(&id);
+            }
+        }
+    }
+
+    /// Runs [`Runs::sweep`] every [`SWEEP`] until the service stops.
+    pub fn spawn_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if me.stopping() {
+                    break;
+                }
+                me.sweep(Instant::now());
+            }
+        })
+    }
+
+    /// Runs parked in the journal only, as this process knows them.
+    pub fn parked_in_journal_count(&self) -> usize {
+        self.set(&self.parked).len()
     }
 
     /// Makes everything journaled so far durable; a failure is logged (the run stands).
@@ -325,6 +606,7 @@ impl Runs {
             return Ok(Cancelled::Draining);
         }
         let store = self.hall.store().ok_or_else(|| JournalError::new("no_journal", "the service has no journal"))?;
+        self.parked_in_journal(id, false);
         match store.show(id)? {
             None => Ok(Cancelled::NotFound),
             Some(run) if run.summary.status.is_final() => Ok(Cancelled::Finished(run.summary.status)),
@@ -335,12 +617,20 @@ impl Runs {
     /// Resumes every interrupted run of the journal whose flow is in the catalog (not the runs
     /// of a flow file, not those needing attention): their finished nodes are not repeated,
     /// writes in doubt are reconciled or stop the run for a person. Answers the ids resumed.
+    /// The runs parked on a `wait_for` that no process holds stay in the journal, filed as
+    /// parked: [`Runs::sweep`] resumes them when their signal comes or their time passes.
     pub fn resume_unfinished(self: &Arc<Self>) -> Result<Vec<String>, JournalError> {
         let Some(store) = self.hall.store() else { return Ok(Vec::new()) };
-        let filter = Filter { status: vec![StoredStatus::Interrupted], ..Filter::default() };
+        let filter = Filter { status: vec![StoredStatus::Interrupted, StoredStatus::Waiting], ..Filter::default() };
         let mut resumed = Vec::new();
         for run in store.list(&filter)? {
             let info = &run.info;
+            if let Some(w) = &run.waiting {
+                if !w.held && info.source.is_none() && self.hall.catalog().get(&info.flow).is_some() {
+                    self.parked_in_journal(&info.id, true);
+                }
+                continue;
+            }
             if info.source.is_some() || self.hall.catalog().get(&info.flow).is_none() {
                 tracing::warn!(run_id = %info.id, flow = %info.flow, "interrupted run left alone: its flow is not in this catalog");
                 continue;
@@ -395,6 +685,13 @@ impl Runs {
     /// start. Each change of `hurry` (a second signal) skips the rest of the current wait.
     pub async fn shutdown(&self, grace: Duration, mut hurry: watch::Receiver<u32>) {
         self.stopping.store(true, Ordering::Release);
+        // A run parked on a `wait_for` only has nothing to finish: it stops at once, its wait
+        // kept in the journal for the next start.
+        for live in self.live_map().values() {
+            if live.evictable(Instant::now(), Duration::ZERO) {
+                let _ = live.stop.send(StopLevel::Drain);
+            }
+        }
         let mut tasks = self.tasks.subscribe();
         let steps = [(grace, StopLevel::Drain), (ABANDON_AFTER, StopLevel::Abandon)];
         for (wait, then) in steps {
@@ -410,9 +707,14 @@ impl Runs {
         self.flush("").await;
     }
 
-    /// Whether this process holds run `id` (the API shows it `running`).
+    /// Whether this process holds run `id` (the API shows it `running`, or `waiting`).
     pub fn is_live(&self, id: &str) -> bool {
         self.live_map().contains_key(id)
+    }
+
+    /// The runs this process holds in memory.
+    pub fn live_count(&self) -> usize {
+        self.live_map().len()
     }
 }
 

@@ -13,6 +13,7 @@ use tower::ServiceExt as _;
 
 const ADMIN: &str = "admin-token-0123456789abcdef0123";
 const BOT: &str = "chatbot-token-0123456789abcdef01";
+const APPROVER: &str = "approver-token-0123456789abcdef0";
 
 struct Fixture {
     app: Arc<App>,
@@ -33,9 +34,12 @@ fn fixture() -> Fixture {
     .expect("written");
     let text = format!(
         "listen: 127.0.0.1:0\nintegrations: integrations.yaml\ntokens:\n  - name: admin\n    sha256: {}\n    flows: ['*']\n  \
-         - name: bot\n    sha256: {}\n    flows: [duo.auth.verify_push]\nlimits:\n  max_body_bytes: 2048\n",
+         - name: bot\n    sha256: {}\n    flows: [duo.auth.verify_push, examples.offboard_with_approval]\n  \
+         - name: approver\n    sha256: {}\n    flows: ['examples.*']\n    signals: ['*']\n\
+         limits:\n  max_body_bytes: 2048\n",
         flowcat_serve::auth::hex(&flowcat_serve::auth::hash(ADMIN)),
         flowcat_serve::auth::hex(&flowcat_serve::auth::hash(BOT)),
+        flowcat_serve::auth::hex(&flowcat_serve::auth::hash(APPROVER)),
     );
     let config = Config::parse(&text, "serve.yaml", dir.path()).expect("a valid config");
     let env = |_: &str| None;
@@ -86,7 +90,7 @@ async fn every_documented_route_is_served_and_nothing_else() {
     for (path, methods) in paths {
         for method in methods.as_object().expect("methods").keys() {
             operations += 1;
-            let concrete = path.replace("{id}", "rxxxxxxxxxxxxxxx");
+            let concrete = path.replace("{id}", "rxxxxxxxxxxxxxxx").replace("{name}", "approval");
             let req = Request::builder()
                 .method(method.to_uppercase().as_str())
                 .uri(&concrete)
@@ -132,7 +136,7 @@ async fn refusals_say_nothing_but_their_code() {
     // The bot sees only its flow.
     let (_, _, body) = call(&f.app, get("/v1/flows", Some(BOT))).await;
     let ids: Vec<Value> = json_of(&body)["flows"].as_array().expect("a list").iter().map(|f| f["id"].clone()).collect();
-    assert_eq!(ids, vec![json!("duo.auth.verify_push")]);
+    assert_eq!(ids, vec![json!("duo.auth.verify_push"), json!("examples.offboard_with_approval")]);
     // Without a token, the metrics are refused too.
     let (status, _, _) = call(&f.app, get("/metrics", None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -412,4 +416,172 @@ async fn a_stalled_request_times_out() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(json_of(&body)["error"], "timeout");
     assert_eq!(t0.elapsed(), f.app.config.limits.request_timeout);
+}
+
+/// Polls `id` until its status is `want` (the run's task goes on without the request).
+async fn until_status(app: &Arc<App>, id: &str, want: &str) -> Value {
+    for _ in 0..2000 {
+        let (status, _, body) = call(app, get(&format!("/v1/runs/{id}"), Some(APPROVER))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v = json_of(&body);
+        if v["status"] == want {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("run {id} never became {want}");
+}
+
+async fn metric(app: &Arc<App>, line: &str) -> String {
+    let (_, _, text) = call(app, get("/metrics", Some(APPROVER))).await;
+    text.lines().find(|l| l.starts_with(line)).unwrap_or_else(|| panic!("no `{line}` in\n{text}")).to_owned()
+}
+
+/// Starts `examples.offboard_with_approval` for `user`: it parks on its `approval` at once
+/// (nothing is sent before it, so the integrations' port 9 is never called).
+async fn parked_run(app: &Arc<App>, user: &str) -> String {
+    let start = "/v1/flows/examples.offboard_with_approval/runs";
+    let (status, _, body) =
+        call(app, post(start, Some(APPROVER), "application/json", format!(r#"{{"username": "{user}"}}"#))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = json_of(&body)["id"].as_str().expect("an id").to_owned();
+    let v = until_status(app, &id, "waiting").await;
+    assert_eq!(v["waiting"]["signal"], "approval", "{v:#}");
+    assert_eq!(v["waiting"]["delivered"], false, "{v:#}");
+    id
+}
+
+fn signal(id: &str, name: &str, token: &str, payload: &str) -> Request<Body> {
+    post(&format!("/v1/runs/{id}/signals/{name}"), Some(token), "application/json", payload.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_is_refused_with_the_clis_words_then_wakes_the_run_in_memory() {
+    let f = fixture();
+    let id = parked_run(&f.app, "alice").await;
+    assert_eq!(
+        metric(&f.app, "flowcat_runs_waiting{held=\"memory\"}").await,
+        "flowcat_runs_waiting{held=\"memory\"} 1"
+    );
+    // The bot may start the flow, not send its signals: 403, nothing more.
+    let (status, _, body) = call(&f.app, signal(&id, "approval", BOT, "{}")).await;
+    assert_eq!((status, json_of(&body)), (StatusCode::FORBIDDEN, json!({ "error": "forbidden" })));
+    // A payload that does not fit the `wait_for`: every problem, in the journal's words.
+    let (status, _, body) = call(&f.app, signal(&id, "approval", APPROVER, r#"{"approved": "yes"}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let v = json_of(&body);
+    assert_eq!(v["error"], "bad_payload");
+    let spec = flowcat_engine::journal::SignalSpec {
+        name: "approval".into(),
+        payload: vec![
+            ("approved".into(), flowcat_engine::journal::InputType::Boolean),
+            ("approver".into(), flowcat_engine::journal::InputType::String),
+        ],
+    };
+    let want = spec.check(&json!({ "approved": "yes" })).expect_err("refused");
+    assert_eq!(v["problems"], json!(want), "{v:#}");
+    // A signal its flow never waits for, an unknown run, a body that is not a JSON object.
+    let (status, _, body) = call(&f.app, signal(&id, "callback", APPROVER, "{}")).await;
+    assert_eq!((status, json_of(&body)["error"].clone()), (StatusCode::CONFLICT, json!("not_awaited")), "{body}");
+    assert!(json_of(&body)["message"].as_str().is_some_and(|m| m.contains("`approval`")), "{body}");
+    let (status, _, body) = call(&f.app, signal("r0000000000000000", "approval", APPROVER, "{}")).await;
+    assert_eq!((status, json_of(&body)["error"].clone()), (StatusCode::NOT_FOUND, json!("unknown_run")), "{body}");
+    let (status, _, body) = call(&f.app, signal(&id, "approval", APPROVER, "[true]")).await;
+    assert_eq!((status, json_of(&body)["error"].clone()), (StatusCode::BAD_REQUEST, json!("bad_payload")), "{body}");
+    let plain = post(&format!("/v1/runs/{id}/signals/approval"), Some(APPROVER), "text/plain", "approved");
+    assert_eq!(call(&f.app, plain).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, _, _) = call(&f.app, signal(&id, "appr%2Fval", APPROVER, "{}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Delivered: 202 with what was delivered; the run, held here, wakes and goes on.
+    let payload = json!({ "approved": false, "approver": "manager@example.com" });
+    let (status, headers, body) = call(&f.app, signal(&id, "approval", APPROVER, &payload.to_string())).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let v = json_of(&body);
+    assert_eq!((v["outcome"].clone(), v["payload"].clone()), (json!("delivered"), payload), "{v:#}");
+    assert_eq!(headers.get("location").and_then(|h| h.to_str().ok()), Some(format!("/v1/runs/{id}").as_str()));
+    let ended = until_status(&f.app, &id, "succeeded").await;
+    assert_eq!(ended["record"]["outputs"]["outcome"], "denied", "{ended:#}");
+    assert_eq!(ended["record"]["outputs"]["approver"], "manager@example.com", "{ended:#}");
+    // Never left memory: woken where it waited.
+    assert_eq!(metric(&f.app, "flowcat_runs_evicted_total").await, "flowcat_runs_evicted_total 0");
+    assert_eq!(
+        metric(&f.app, "flowcat_runs_waiting{held=\"memory\"}").await,
+        "flowcat_runs_waiting{held=\"memory\"} 0"
+    );
+    // The node latency histogram is labelled by node kind.
+    let waited = metric(&f.app, "flowcat_node_duration_seconds_count{kind=\"wait_for\",status=\"succeeded\"}").await;
+    assert!(waited.ends_with(" 1"), "{waited}");
+    // Once it ended, nothing waits any more.
+    let (status, _, body) =
+        call(&f.app, signal(&id, "approval", APPROVER, &json!({"approved": true, "approver": "x"}).to_string())).await;
+    assert_eq!((status, json_of(&body)["error"].clone()), (StatusCode::CONFLICT, json!("finished")), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_parked_too_long_leaves_memory_and_its_signal_resumes_it_from_the_journal() {
+    let f = fixture();
+    let runs = &f.app.runs;
+    let id = parked_run(&f.app, "bob").await;
+    let other = parked_run(&f.app, "carol").await;
+    assert!(runs.is_live(&id) && runs.is_live(&other));
+    // Before `evict_waiting_after` (10 min by default) nothing leaves memory.
+    let now = tokio::time::Instant::now();
+    runs.sweep(now + std::time::Duration::from_secs(9 * 60));
+    tokio::task::yield_now().await;
+    assert!(runs.is_live(&id) && runs.is_live(&other));
+    // The sweep of eleven minutes later evicts both: their tasks end, their waits stay journaled.
+    runs.sweep(now + std::time::Duration::from_secs(11 * 60));
+    for _ in 0..500 {
+        if !runs.is_live(&id) && !runs.is_live(&other) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!runs.is_live(&id) && !runs.is_live(&other), "evicted");
+    assert_eq!(runs.parked_in_journal_count(), 2);
+    let (_, _, body) = call(&f.app, get(&format!("/v1/runs/{id}"), Some(APPROVER))).await;
+    assert_eq!(json_of(&body)["status"], "waiting", "{body}");
+    assert_eq!(
+        metric(&f.app, "flowcat_runs_waiting{held=\"memory\"}").await,
+        "flowcat_runs_waiting{held=\"memory\"} 0"
+    );
+    assert_eq!(
+        metric(&f.app, "flowcat_runs_waiting{held=\"journal\"}").await,
+        "flowcat_runs_waiting{held=\"journal\"} 2"
+    );
+    assert_eq!(metric(&f.app, "flowcat_runs_evicted_total").await, "flowcat_runs_evicted_total 2");
+    assert_eq!(metric(&f.app, "flowcat_runs_in_flight").await, "flowcat_runs_in_flight 0");
+    // An eviction is not a run that ended.
+    let (_, _, text) = call(&f.app, get("/metrics", Some(APPROVER))).await;
+    assert!(!text.contains("status=\"interrupted\""), "{text}");
+    // A sweep finds nothing to wake: no signal came, no time passed.
+    runs.sweep(tokio::time::Instant::now());
+    assert!(!runs.is_live(&id));
+
+    // The signal resumes it from the journal, and it finds the payload there.
+    let payload = json!({ "approved": false, "approver": "m" }).to_string();
+    let (status, _, body) = call(&f.app, signal(&id, "approval", APPROVER, &payload)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let ended = until_status(&f.app, &id, "succeeded").await;
+    assert_eq!(ended["record"]["outputs"]["outcome"], "denied", "{ended:#}");
+    assert_eq!(ended["record"]["outputs"]["approver"], "m", "{ended:#}");
+    assert_eq!(runs.parked_in_journal_count(), 1);
+    // The other one: its signal delivered through the store, as another process would (`flowcat
+    // signal`), is found by the next sweep.
+    let store = runs.hall.store().expect("a journal");
+    let delivered = store.signal(&other, "approval", &json!({ "approved": false, "approver": "n" })).await;
+    assert_eq!(delivered.expect("stored"), flowcat_engine::journal::Delivery::Delivered);
+    assert!(!runs.is_live(&other));
+    runs.sweep(tokio::time::Instant::now());
+    let ended = until_status(&f.app, &other, "succeeded").await;
+    assert_eq!(ended["record"]["outputs"]["approver"], "n", "{ended:#}");
+    assert_eq!(runs.parked_in_journal_count(), 0);
+    assert_eq!(
+        metric(&f.app, "flowcat_runs_waiting{held=\"journal\"}").await,
+        "flowcat_runs_waiting{held=\"journal\"} 0"
+    );
+    let done =
+        metric(&f.app, "flowcat_runs_total{flow=\"examples.offboard_with_approval\",status=\"succeeded\"}").await;
+    assert!(done.ends_with(" 2"), "{done}");
 }

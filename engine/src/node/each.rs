@@ -249,6 +249,7 @@ impl NodeCx<'_> {
         let ended = now_ms();
         self.sub.observer().event(&Event::Finished {
             path,
+            kind: ITEM_KIND,
             status: outcome.status,
             duration_ms: ended.saturating_sub(at) as f64,
             message: outcome.error.as_ref().map(|e| e.message.as_str()),

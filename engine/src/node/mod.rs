@@ -118,6 +118,8 @@ pub enum Event<'a> {
     },
     Finished {
         path: &'a [String],
+        /// The node's kind, as in `Started` (a `for_each` item's is `item`).
+        kind: &'a str,
         status: NodeStatus,
         duration_ms: f64,
         message: Option<&'a str>,

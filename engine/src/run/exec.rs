@@ -255,6 +255,7 @@ impl<'r, 'l> Scheduler<'r, 'l> {
         let p = self.node_path(i);
         self.observer().event(&Event::Finished {
             path: &p,
+            kind: self.flow.plan.nodes[i].kind,
             status: NodeStatus::Skipped,
             duration_ms: 0.0,
             message: self.records[i].reason.as_deref(),
@@ -498,6 +499,7 @@ impl<'r, 'l> Scheduler<'r, 'l> {
         let rec = &self.records[i];
         self.observer().event(&Event::Finished {
             path: p,
+            kind: self.flow.plan.nodes[i].kind,
             status: rec.status,
             duration_ms: rec.duration_ms.unwrap_or_default(),
             message: rec.error.as_ref().map(|e| e.message.as_str()),
