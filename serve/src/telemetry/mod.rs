@@ -131,7 +131,7 @@ fn parse_url(text: &str) -> Result<Url, String> {
 /// What the exporter counts (read by the tests and logged).
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Spans dropped because the queue was full.
+    /// Spans dropped because the queue was full (or closed: the export stopped at shutdown).
     pub dropped_full: AtomicU64,
     /// Spans dropped because their export failed (collector down, refused, timed out).
     pub dropped_failed: AtomicU64,
