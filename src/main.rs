@@ -15,6 +15,7 @@ mod run;
 mod runs;
 mod serve;
 mod signal;
+mod telemetry;
 mod ui;
 
 use std::path::PathBuf;
@@ -164,12 +165,12 @@ fn main() -> ExitCode {
         Ok(spec) if !spec.is_empty() => tracing_subscriber::EnvFilter::new(spec),
         _ => tracing_subscriber::EnvFilter::new(default),
     };
-    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
-    match &cli.command {
-        Command::Serve(a) if a.log_format == serve::LogFormat::Json => {
-            subscriber.json().with_current_span(true).with_span_list(true).init()
-        }
-        _ => subscriber.init(),
+    // `flowcat serve` installs its subscriber once its config is read: it may add trace export.
+    let mut serve_filter = None;
+    if serving {
+        serve_filter = Some(filter);
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
     }
     let catalog = flows::Flows::new(cli.catalog);
     let result = match cli.command {
@@ -195,7 +196,7 @@ fn main() -> ExitCode {
             commands::check(integrations, name.as_deref(), format == Format::Json)
         }
         Command::Runs(command) => runs::runs(command, cli.state_dir),
-        Command::Serve(args) => serve::serve(&catalog, args, cli.state_dir),
+        Command::Serve(args) => serve::serve(&catalog, args, cli.state_dir, serve_filter),
         Command::Sim(args) => commands::sim(args),
         Command::Completions { shell } => manual::completions(shell),
         Command::Man { subcommand } => manual::man(subcommand.as_deref()),

@@ -44,7 +44,12 @@ pub enum ServeCommand {
 /// The shortest token accepted by `hash-token`: a guessable token is no protection.
 const MIN_TOKEN: usize = 24;
 
-pub fn serve(flows: &Flows, args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn serve(
+    flows: &Flows,
+    args: ServeArgs,
+    state_dir: Option<PathBuf>,
+    filter: Option<tracing_subscriber::EnvFilter>,
+) -> anyhow::Result<ExitCode> {
     if let Some(ServeCommand::HashToken) = args.command {
         return hash_token();
     }
@@ -52,6 +57,26 @@ pub fn serve(flows: &Flows, args: ServeArgs, state_dir: Option<PathBuf>) -> anyh
         bail!("`flowcat serve` needs its config: `flowcat serve --config serve.yaml` (docs/serve.md has an example)");
     };
     let config = flowcat_serve::Config::load(&path)?;
+    let env = |name: &str| std::env::var(name).ok();
+    let traces = flowcat_serve::telemetry::Settings::resolve(config.telemetry.as_ref(), &env)
+        .map_err(|e| anyhow!("{e} (docs/serve.md, \"Traces\")"))?;
+    let (layer, mut telemetry) = match traces {
+        Some(settings) => {
+            let (layer, telemetry) = flowcat_serve::telemetry::pipeline(settings).map_err(|e| anyhow!(e))?;
+            (Some(layer), Some(telemetry))
+        }
+        None => (None, None),
+    };
+    if let Some(filter) = filter {
+        crate::telemetry::init_logs(args.log_format == LogFormat::Json, filter, layer);
+    }
+    if let Some(t) = &telemetry {
+        let url = &t.settings().traces_url;
+        tracing::info!(target: "flowcat_serve", endpoint = %url, "exporting traces over OTLP/HTTP (JSON)");
+        if url.scheme() == "http" && !flowcat_nodes::integrations::is_loopback(url.host_str().unwrap_or_default()) {
+            tracing::warn!(target: "flowcat_serve", endpoint = %url, "traces go over plain http to another host");
+        }
+    }
     let mut library = flows.library(&[])?;
     let catalog = library.load(&REGISTRY)?;
     // Through the log, so that `--log-format json` stays one JSON object a line.
@@ -68,6 +93,9 @@ pub fn serve(flows: &Flows, args: ServeArgs, state_dir: Option<PathBuf>) -> anyh
     let store = crate::run::open_journal(state_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        if let Some(t) = &mut telemetry {
+            t.start();
+        }
         let listen = config.listen;
         let tls = match &config.tls {
             Some(t) => Some(flowcat_serve::tls::acceptor(t).map_err(|e| anyhow!("{}: {e}", path.display()))?),
@@ -93,6 +121,13 @@ pub fn serve(flows: &Flows, args: ServeArgs, state_dir: Option<PathBuf>) -> anyh
                 flowcat_serve::serve(listener, app, rx).await?
             }
             None => flowcat_serve::serve(listener, app, rx).await?,
+        }
+        // The spans of the last runs: sent before the process ends, within the export timeout.
+        if let Some(t) = telemetry {
+            let within = t.settings().timeout;
+            if tokio::time::timeout(within, t.shutdown()).await.is_err() {
+                tracing::warn!(target: "flowcat_serve", "the last spans were not all exported within the export timeout");
+            }
         }
         anyhow::Ok(())
     })?;

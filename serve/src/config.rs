@@ -23,6 +23,9 @@ pub struct Config {
     pub limits: Limits,
     pub shutdown_grace: Duration,
     pub tls: Option<Tls>,
+    /// `telemetry:`: OTLP trace export (docs/serve.md, "Traces"); `None`: the `OTEL_*`
+    /// variables decide, and without them nothing is exported.
+    pub telemetry: Option<crate::telemetry::Settings>,
 }
 
 /// The default of `limits.evict_waiting_after`: a wait that lasts longer than a few minutes (an
@@ -76,6 +79,7 @@ struct Raw {
     limits: RawLimits,
     shutdown_grace: Option<String>,
     tls: Option<RawTls>,
+    telemetry: Option<crate::telemetry::config::Raw>,
 }
 
 #[derive(Deserialize)]
@@ -223,8 +227,9 @@ impl Config {
             ));
         }
         let tls = raw.tls.map(|t| Tls { cert: base.join(t.cert), key: base.join(t.key) });
+        let telemetry = raw.telemetry.and_then(|t| crate::telemetry::config::settings(t, &mut bad));
         if problems.is_empty() {
-            Ok(Config { listen, integrations, tokens, limits, shutdown_grace, tls })
+            Ok(Config { listen, integrations, tokens, limits, shutdown_grace, tls, telemetry })
         } else {
             Err(ConfigError(problems))
         }

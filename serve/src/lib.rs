@@ -8,6 +8,7 @@ pub mod config;
 pub mod metrics;
 pub mod routes;
 pub mod runs;
+pub mod telemetry;
 pub mod tls;
 
 use std::collections::HashMap;

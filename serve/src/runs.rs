@@ -325,7 +325,8 @@ impl Runs {
         let (live, stop) = LiveRun::new(&flow);
         let (begun, id_rx) = oneshot::channel();
         let how = Durably { key, if_busy: IfBusy::Refuse, stop: Some(stop), begun: Some(begun), ..Durably::default() };
-        let span = tracing::info_span!("run", run_id = tracing::field::Empty, flow = %flow);
+        let span =
+            tracing::info_span!("run", run_id = tracing::field::Empty, flow = %flow, status = tracing::field::Empty);
         let me = self.clone();
         let task =
             self.spawn(live.clone(), Some(slot), span.clone(), async move { me.hall.run_durably(checked, how).await });
@@ -396,6 +397,8 @@ impl Runs {
                         }
                         let id = record.id.clone().unwrap_or_default();
                         let status = crate::metrics::status_name(record.status);
+                        // On the run's span (traces, docs/serve.md).
+                        tracing::Span::current().record("status", status);
                         tracing::info!(run_id = %id, flow = %record.flow, status, before, "run ended");
                         me.metrics.run_ended(&live.flow, Some(&record), before);
                         (Outcome::Ran { record: Arc::new(record), before }, None)
@@ -403,6 +406,7 @@ impl Runs {
                     Err(e) => {
                         let id = live.id.get().cloned().unwrap_or_default();
                         tracing::warn!(run_id = %id, flow = %live.flow, error = %e, "run refused");
+                        tracing::Span::current().record("status", "refused");
                         me.metrics.run_ended(&live.flow, None, false);
                         (Outcome::Failed(e.to_string()), Some(e))
                     }
@@ -636,7 +640,7 @@ impl Runs {
                 continue;
             }
             let (live, stop) = LiveRun::new(&info.flow);
-            let span = tracing::info_span!("run", run_id = %info.id, flow = %info.flow);
+            let span = tracing::info_span!("run", run_id = %info.id, flow = %info.flow, status = tracing::field::Empty);
             let live = self.register(info.id.clone(), live);
             let me = self.clone();
             let id = info.id.clone();

@@ -66,6 +66,16 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// The status as the run record spells it (`needs_attention`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::NeedsAttention => "needs_attention",
+        }
+    }
+
     /// Whether the run can go on later (`flowcat resume`).
     pub fn is_resumable(self) -> bool {
         matches!(self, RunStatus::Interrupted | RunStatus::NeedsAttention)

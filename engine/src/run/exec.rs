@@ -62,6 +62,8 @@ struct Ended {
     trace: Arc<Mutex<Trace>>,
     t0: Instant,
     at: u64,
+    /// The node's span, kept open until its outcome is recorded on it (status, attempts).
+    span: tracing::Span,
 }
 
 pub(crate) async fn execute(
@@ -316,7 +318,16 @@ impl<'r, 'l> Scheduler<'r, 'l> {
             Effect::Write => past.intent,
             _ => None,
         };
-        let span = tracing::info_span!("node", id = %node.id, kind = node.kind);
+        // `status`, `attempts` and `code` are recorded by `complete` once the outcome is known.
+        let span = tracing::info_span!(
+            "node",
+            id = %node.id,
+            kind = node.kind,
+            status = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            code = tracing::field::Empty,
+        );
+        let own = span.clone();
         Box::pin(
             async move {
                 tracing::debug!("node started");
@@ -325,12 +336,12 @@ impl<'r, 'l> Scheduler<'r, 'l> {
                     match exec.reconcile(cx(), intent).await {
                         Reconciled::Done(out) => {
                             tracing::info!("write found done by its reconcile read");
-                            return Ended { node: i, outcome: Outcome::Ran(Ok(out)), trace, t0, at };
+                            return Ended { node: i, outcome: Outcome::Ran(Ok(out)), trace, t0, at, span: own };
                         }
                         Reconciled::NotDone => tracing::info!("write found not done: sending it"),
                         Reconciled::Undeclared => {
                             let e = unknown_outcome(intent, &exec.needs_attention(intent));
-                            return Ended { node: i, outcome: Outcome::Attention(e), trace, t0, at };
+                            return Ended { node: i, outcome: Outcome::Attention(e), trace, t0, at, span: own };
                         }
                         Reconciled::Failed(e) => {
                             let why = format!(
@@ -339,7 +350,7 @@ impl<'r, 'l> Scheduler<'r, 'l> {
                                 exec.needs_attention(intent)
                             );
                             let e = unknown_outcome(intent, &why);
-                            return Ended { node: i, outcome: Outcome::Attention(e), trace, t0, at };
+                            return Ended { node: i, outcome: Outcome::Attention(e), trace, t0, at, span: own };
                         }
                     }
                 }
@@ -347,7 +358,7 @@ impl<'r, 'l> Scheduler<'r, 'l> {
                 if let Err(e) = &result {
                     tracing::debug!(code = %e.code, "node failed");
                 }
-                Ended { node: i, outcome: Outcome::Ran(result), trace, t0, at }
+                Ended { node: i, outcome: Outcome::Ran(result), trace, t0, at, span: own }
             }
             .instrument(span),
         )
@@ -405,8 +416,23 @@ impl<'r, 'l> Scheduler<'r, 'l> {
     }
 
     /// Takes a node's outcome: journals it, then releases the nodes that wait for it.
-    async fn complete(&mut self, ended: Ended) {
-        let Ended { node: i, outcome, trace, t0, at } = ended;
+    async fn complete(&mut self, mut ended: Ended) {
+        let span = std::mem::replace(&mut ended.span, tracing::Span::none());
+        let i = ended.node;
+        self.take(ended).await;
+        if !span.is_disabled() {
+            let rec = &self.records[i];
+            span.record("status", node_status(rec.status));
+            span.record("attempts", rec.attempts);
+            if let Some(e) = &rec.error {
+                span.record("code", e.code.as_str());
+            }
+        }
+    }
+
+    /// [`Scheduler::complete`]'s work: the outcome into the record, the journal, the dependents.
+    async fn take(&mut self, ended: Ended) {
+        let Ended { node: i, outcome, trace, t0, at, span: _ } = ended;
         let node = &self.flow.plan.nodes[i];
         finish_record(&mut self.records[i], &trace, t0, at);
         let p = self.node_path(i);
@@ -719,4 +745,16 @@ fn outputs(
         }
     }
     out
+}
+
+/// A node's status as the run record spells it (the `status` of its span).
+fn node_status(s: NodeStatus) -> &'static str {
+    match s {
+        NodeStatus::Pending => "pending",
+        NodeStatus::Succeeded => "succeeded",
+        NodeStatus::Failed => "failed",
+        NodeStatus::Skipped => "skipped",
+        NodeStatus::Cancelled => "cancelled",
+        NodeStatus::Unknown => "unknown",
+    }
 }

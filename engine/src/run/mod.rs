@@ -131,10 +131,11 @@ impl Runner {
         use tracing::Instrument as _;
         let flow = self.flow(&req.flow)?;
         let prepared = inputs::prepare(flow, req.inputs, req.vars, &req.bindings)?;
-        let span = tracing::info_span!("run", flow = %flow.id());
+        let span = tracing::info_span!("run", flow = %flow.id(), status = tracing::field::Empty);
         let level = Level { runner: self, durable: &req.durable };
         let root: Arc<[String]> = Arc::from(Vec::new());
-        let record = exec::execute(&level, flow, prepared, &req.bindings, 0, root).instrument(span).await;
+        let record = exec::execute(&level, flow, prepared, &req.bindings, 0, root).instrument(span.clone()).await;
+        span.record("status", record.status.as_str());
         tracing::info!(flow = %flow.id(), status = ?record.status, "run finished");
         Ok(record)
     }
@@ -183,8 +184,10 @@ impl Subflows for Level<'_> {
             }
             let flow = self.runner.flow(flow)?;
             let prepared = inputs::prepare(flow, inputs, Map::new(), &bindings)?;
-            let span = tracing::info_span!("subflow", flow = %flow.id(), depth);
-            Ok(exec::execute(self, flow, prepared, &bindings, depth, path).instrument(span).await)
+            let span = tracing::info_span!("subflow", flow = %flow.id(), depth, status = tracing::field::Empty);
+            let record = exec::execute(self, flow, prepared, &bindings, depth, path).instrument(span.clone()).await;
+            span.record("status", record.status.as_str());
+            Ok(record)
         })
     }
 

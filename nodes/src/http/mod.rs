@@ -10,7 +10,8 @@ mod error;
 pub mod limit;
 mod prepare;
 mod record;
-mod tls;
+pub mod route;
+pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use flowcat_engine::kind::Effect;
 use serde_json::{Map, Value};
+use tracing::Instrument as _;
 
 pub use error::CallError;
 pub use limit::{Limiter, RateLimit, Token};
@@ -104,6 +106,9 @@ pub struct Call {
     pub effect: Effect,
     /// When the run must have ended: no attempt outlives it and no back-off sleeps past it.
     pub deadline: Option<tokio::time::Instant>,
+    /// The route template (`/admin/v1/users/{user_id}`, [`route::template`]): what the span of
+    /// each attempt names, never the rendered path. `None`: the span names only the method.
+    pub route: Option<std::sync::Arc<str>>,
 }
 
 impl Call {
@@ -122,6 +127,7 @@ impl Call {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry: None,
             deadline: None,
+            route: None,
         }
     }
 
@@ -266,7 +272,9 @@ pub async fn send_with(
             Some(left) => call.timeout.min(left),
             None => call.timeout,
         };
-        let (mut attempt, outcome) = exchange(&client, prepared, timeout, &redactor).await;
+        let span = attempt_span(integration, call, attempts.len() + 1);
+        let (mut attempt, outcome) = exchange(&client, prepared, timeout, &redactor).instrument(span.clone()).await;
+        record_outcome(&span, &outcome);
         if timeout < call.timeout && matches!(outcome, Outcome::Timeout) {
             attempts.push(attempt);
             return Err(call.past_deadline("passed while it waited for its answer".into(), true, attempts));
@@ -301,6 +309,36 @@ pub async fn send_with(
             None => return finish(outcome, attempts, integration, call),
         }
     }
+}
+
+/// The span of one attempt (`flowcat_nodes::http`, `request`): the method, the route template,
+/// the attempt's number and the integration's name; `status_code` or `error` once it ended.
+/// Never the rendered path, a query value, a header or a body: traces leave the machine.
+fn attempt_span(integration: &Integration, call: &Call, attempt: usize) -> tracing::Span {
+    tracing::info_span!(
+        target: "flowcat_nodes::http",
+        "request",
+        method = call.method.to_ascii_uppercase(),
+        route = call.route.as_deref(),
+        attempt,
+        integration = integration.name.as_str(),
+        status_code = tracing::field::Empty,
+        error = tracing::field::Empty,
+    )
+}
+
+/// Records how an attempt ended on its span: the HTTP status, or the kind of failure.
+fn record_outcome(span: &tracing::Span, outcome: &Outcome) {
+    if span.is_disabled() {
+        return;
+    }
+    match outcome {
+        Outcome::Answer { status, .. } => span.record("status_code", *status),
+        Outcome::Connect(_) => span.record("error", "connect"),
+        Outcome::Timeout => span.record("error", "timeout"),
+        Outcome::Lost(_) => span.record("error", "connection_lost"),
+        Outcome::TooLarge => span.record("error", "too_large"),
+    };
 }
 
 /// The request a write is about to send, as the run record shows its attempts (secrets as

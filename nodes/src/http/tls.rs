@@ -8,7 +8,7 @@ use rustls::RootCertStore;
 use crate::integrations::{Roots, Tls};
 
 /// The client configuration for `tls`, or why it cannot be made (no usable root at all).
-pub(super) fn config(tls: &Tls) -> Result<rustls::ClientConfig, String> {
+pub fn config(tls: &Tls) -> Result<rustls::ClientConfig, String> {
     let mut roots = RootCertStore::empty();
     match tls.roots {
         Roots::Bundled => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),

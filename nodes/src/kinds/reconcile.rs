@@ -217,6 +217,7 @@ impl RestCallExec {
         cx.count_attempts();
         let bound: &Bound = cx.binding(&self.slot)?;
         let mut call = Call::new("GET", cx.render_path(&read.path)?);
+        call.route = Some(crate::http::route::template(&read.path.source).into());
         call.query = super::rest_run::query(cx, read.query.iter().flatten())?;
         call.timeout = self.timeout;
         call.connect_timeout = self.connect_timeout;

@@ -169,11 +169,13 @@ impl RestCall {
         if let (Effect::Write, Some(None), Some(method), Some(path)) = (effect, &reconcile, &method, &path) {
             lints.push(reconcile::without(cx, method, path.source.split("{{").next().unwrap_or_default()));
         }
+        let path = path?;
         let exec = RestCallExec {
             slot: slot?.0,
             method: method?,
             effect,
-            path: path?,
+            route: crate::http::route::template(&path.source).into(),
+            path,
             query: query?,
             body: body?,
             headers: headers?,
@@ -467,6 +469,9 @@ pub struct RestCallExec {
     /// What the call does: decides its retries and what a resumed run does with it.
     pub effect: Effect,
     pub path: Template,
+    /// `path`'s route template (`/admin/v1/users/{user_id}`): what traces name, never the
+    /// rendered path (`http::route::template`).
+    pub route: std::sync::Arc<str>,
     pub query: Option<Vec<(String, ValueTemplate)>>,
     pub body: Option<Vec<(String, ValueTemplate)>>,
     pub headers: Vec<(String, Template)>,

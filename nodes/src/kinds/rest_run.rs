@@ -138,6 +138,7 @@ impl RestCallExec {
         call.connect_timeout = self.connect_timeout;
         call.retry = self.retry.map(|r| r.over(&bound.integration.retry));
         call.effect = self.effect;
+        call.route = Some(self.route.clone());
         call.query = query(cx, self.query.iter().flatten())?;
         if let Some(body) = &self.body {
             let mut m = Map::new();
