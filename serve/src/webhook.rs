@@ -846,6 +846,28 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_file_is_read_relative_to_the_config_and_errors_carry_the_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("hook.secret"), format!("{SECRET}\n")).expect("written");
+        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let head = format!("integrations: i.yaml\ntokens:\n  - name: bot\n    sha256: {hash}\n");
+        let good = format!(
+            "{head}webhooks:\n  - name: ops\n    url: https://h.example.com/x\n    secret: {{ file: hook.secret }}\n"
+        );
+        let c = crate::Config::parse_with(&good, "serve.yaml", dir.path(), &|_| None).expect("valid");
+        assert_eq!(c.webhooks[0].secret.expose(), SECRET);
+        let missing = good.replace("hook.secret", "nope.secret");
+        let e =
+            crate::Config::parse_with(&missing, "serve.yaml", dir.path(), &|_| None).expect_err("invalid").to_string();
+        assert!(e.starts_with("serve.yaml:8: webhooks[0] (`ops`): cannot read the secret file"), "{e}");
+        let env = format!("{head}webhooks:\n  - name: ops\n    url: https://h.example.com/x\n    secret: ${{HOOK}}\n");
+        let c = crate::Config::parse_with(&env, "serve.yaml", dir.path(), &|n| (n == "HOOK").then(|| SECRET.into()))
+            .expect("valid");
+        assert_eq!(c.webhooks[0].secret.expose(), SECRET);
+        assert!(crate::Config::parse_with(&env, "serve.yaml", dir.path(), &|_| None).is_err());
+    }
+
+    #[test]
     fn loopback_is_the_only_plain_http_and_may_hold_an_inline_secret() {
         let env = |_: &str| None;
         for url in ["http://127.0.0.1:8080/h", "http://[::1]:8080/h", "http://localhost/h", "http://127.3.4.5/h"] {
