@@ -381,6 +381,10 @@ pub trait Store: Send + Sync {
     /// their signal was delivered, or their timeout passed by `now_ms` (Unix ms). For a service
     /// that evicts waiting runs from memory and resumes them when they can go on.
     fn wakeable(&self, now_ms: u64) -> Result<Vec<String>, JournalError>;
+    /// The store's outbox of run-end notices (for completion webhooks), if it keeps one.
+    fn outbox(&self) -> Option<&dyn crate::outbox::Outbox> {
+        None
+    }
 }
 
 impl fmt::Debug for dyn Store {

@@ -20,6 +20,7 @@ mod lints;
 pub mod load;
 pub mod model;
 pub mod node;
+pub mod outbox;
 pub mod plan;
 pub mod render;
 pub mod run;

@@ -164,14 +164,17 @@ impl RunHandle for Handle {
             let note = record.error.as_ref().map(|e| one_line(&format!("`{}` {}: {}", e.node, e.code, e.message)));
             let record = to_json(&self.shared.file, record)?;
             let run = self.run;
+            let at = now_ms();
+            // The outbox's notices of this end, written with it (journal/src/outbox.rs).
+            let notices = crate::outbox::notices(&self.shared, &self.info.flow, status, at);
             if status.is_final() {
                 // Held: written with the next batch, within `HOLD` (a finished run's dependents
                 // are other runs, which read it through the writer); see `RunHandle::end`.
-                self.shared.hold_end(run, Op::End { run, status, note, record, at: now_ms(), reply: None });
+                self.shared.hold_end(run, Op::End { run, status, note, record, at, reply: None, notices });
                 self.finished.store(true, Ordering::Relaxed);
                 return Ok(());
             }
-            self.shared.call(|reply| Op::End { run, status, note, record, at: now_ms(), reply: Some(reply) }).await
+            self.shared.call(|reply| Op::End { run, status, note, record, at, reply: Some(reply), notices }).await
         })
     }
 }

@@ -22,6 +22,7 @@ mod error;
 mod handle;
 mod id;
 mod lock;
+mod outbox;
 mod read;
 mod schema;
 mod store;

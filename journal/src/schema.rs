@@ -74,6 +74,27 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run, name)
     ) STRICT;
     ",
+    // 4: the outbox (completion webhooks): a notice per hook of a run's end, written in the
+    // transaction of that end, until it is delivered or given up. It names the hook and the
+    // run, never a URL or a secret. No foreign key: `prune` keeps the runs of pending notices.
+    "
+    CREATE TABLE outbox (
+        seq        INTEGER PRIMARY KEY,
+        event      TEXT NOT NULL UNIQUE,  -- the event id receivers dedupe by
+        hook       TEXT NOT NULL,         -- the hook's name in the serve config
+        run_id     TEXT NOT NULL,
+        flow       TEXT NOT NULL,
+        status     TEXT NOT NULL,         -- how the run ended
+        created_at INTEGER NOT NULL,
+        state      TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        due_at     INTEGER NOT NULL,      -- next attempt, or the lease's end while one is sent
+        body       TEXT,                  -- fixed at the first attempt: every retry sends it
+        last_error TEXT
+    ) STRICT;
+    CREATE INDEX outbox_due ON outbox (due_at) WHERE state = 'pending';
+    CREATE INDEX outbox_run ON outbox (run_id);
+    ",
 ];
 
 /// The schema version this flowcat writes.

@@ -78,8 +78,8 @@ pub(crate) struct Shared {
     ops: Option<mpsc::Sender<Op>>,
     writer: Option<std::thread::JoinHandle<()>>,
     stats: Arc<Stats>,
-    /// The reading connection (and `prune`'s).
-    side: Mutex<Connection>,
+    /// The reading connection (and `prune`'s, and the outbox's).
+    pub(crate) side: Mutex<Connection>,
     pub(crate) file: PathBuf,
     pub(crate) dir: PathBuf,
     pub(crate) crash: Option<Crash>,
@@ -97,6 +97,10 @@ pub(crate) struct Shared {
     /// Nodes of this process waiting for a signal, by run id and signal name: a delivery through
     /// this journal wakes them at once.
     waiters: Mutex<std::collections::HashMap<(String, String), Arc<tokio::sync::Notify>>>,
+    /// Which hooks hear of a run's end (`Outbox::subscribe`); none until a service subscribes.
+    pub(crate) subscriptions: std::sync::RwLock<Option<flowcat_engine::outbox::Subscriptions>>,
+    /// Woken by the writer after a commit that wrote notices.
+    pub(crate) outbox: Arc<tokio::sync::Notify>,
 }
 
 impl Journal {
@@ -123,6 +127,7 @@ impl Journal {
         let (healthy, nudged) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
         let (ops, receiver) = mpsc::channel();
         let stats = Arc::new(Stats::default());
+        let outbox = Arc::new(tokio::sync::Notify::new());
         let writer = Writer {
             conn,
             file: file.clone(),
@@ -133,6 +138,8 @@ impl Journal {
             healthy: healthy.clone(),
             nudged: nudged.clone(),
             hold: options.hold,
+            outbox: outbox.clone(),
+            noticed: std::cell::Cell::new(false),
         };
         let writer = std::thread::Builder::new()
             .name("flowcat-journal".into())
@@ -153,6 +160,8 @@ impl Journal {
             next_run: AtomicU64::new(1),
             max_wait: options.max_wait,
             waiters: Default::default(),
+            subscriptions: std::sync::RwLock::new(None),
+            outbox,
         };
         Ok(Journal { shared: Arc::new(shared) })
     }
@@ -160,6 +169,10 @@ impl Journal {
     /// Whether the state folder `dir` holds a journal (without creating one).
     pub fn exists(dir: &Path) -> bool {
         dir.join(DB_FILE).is_file()
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// The database file.
@@ -444,20 +457,24 @@ impl Store for Journal {
         self.shared.read(|r| r.wakeable(now_ms))
     }
 
+    fn outbox(&self) -> Option<&dyn flowcat_engine::outbox::Outbox> {
+        Some(self)
+    }
+
     fn prune(&self, before_ms: u64) -> Result<usize, JournalError> {
         let shared = &self.shared;
         let err = |e: rusqlite::Error| error::sqlite(&e, &shared.file, Doing::Written);
         let mut conn = shared.side.lock().unwrap_or_else(PoisonError::into_inner);
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
         let ids = {
-            let mut stmt = tx
-                .prepare("SELECT id FROM runs WHERE status IN ('succeeded', 'failed') AND updated_at < ?1")
-                .map_err(err)?;
+            let mut stmt = tx.prepare(&format!("SELECT id FROM runs WHERE {PRUNABLE}")).map_err(err)?;
             let rows = stmt.query_map([crate::writer::sql_ms(before_ms)], |r| r.get::<_, String>(0)).map_err(err)?;
             rows.collect::<Result<Vec<String>, _>>().map_err(err)?
         };
+        tx.execute(&format!("DELETE FROM runs WHERE {PRUNABLE}"), [crate::writer::sql_ms(before_ms)]).map_err(err)?;
+        // Settled notices (delivered or given up) go with their run, or with their age.
         tx.execute(
-            "DELETE FROM runs WHERE status IN ('succeeded', 'failed') AND updated_at < ?1",
+            "DELETE FROM outbox WHERE state != 'pending' AND (created_at < ?1 OR run_id NOT IN (SELECT id FROM runs))",
             [crate::writer::sql_ms(before_ms)],
         )
         .map_err(err)?;
@@ -467,6 +484,11 @@ impl Store for Journal {
         Ok(ids.len())
     }
 }
+
+/// The runs `prune` deletes: finished before `?1`, without a notice still to deliver (its body
+/// is the run as `GET /v1/runs/{id}` shows it).
+const PRUNABLE: &str = "status IN ('succeeded', 'failed') AND updated_at < ?1
+     AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.run_id = runs.id AND o.state = 'pending')";
 
 /// The writer's connection (the schema migrated) and the reading one. SQLite answers "locked" at
 /// once, without its busy handler, to a connection that switches a new file to WAL or upgrades a

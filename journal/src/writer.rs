@@ -107,7 +107,8 @@ pub(crate) enum Op {
         at: u64,
         reply: Reply<()>,
     },
-    /// The run's end; held (no reply) when it finished.
+    /// The run's end; held (no reply) when it finished. With the outbox's notices of it
+    /// (`(hook, event id)`), written in the same transaction.
     End {
         run: RunNo,
         status: StoredStatus,
@@ -115,6 +116,7 @@ pub(crate) enum Op {
         record: String,
         at: u64,
         reply: Option<Reply<()>>,
+        notices: Vec<(String, String)>,
     },
     /// Writes every held entry; answers (when asked) once everything sent before it is committed.
     Flush {
@@ -206,6 +208,10 @@ pub(crate) struct Writer {
     pub nudged: Arc<AtomicBool>,
     /// How long an entry is held at most ([`HOLD`] unless a test says otherwise).
     pub hold: Duration,
+    /// Woken after a commit that wrote outbox notices.
+    pub outbox: Arc<tokio::sync::Notify>,
+    /// Whether the current batch wrote a notice.
+    pub noticed: std::cell::Cell<bool>,
 }
 
 /// Entries nobody waits for, per run, with when the oldest came.
@@ -302,6 +308,9 @@ const END: &str = "UPDATE runs SET status = ?2, note = ?3, record = ?4, updated_
                        waiting_signal = CASE WHEN ?2 = 'interrupted' THEN waiting_signal END,
                        waiting_until = CASE WHEN ?2 = 'interrupted' THEN waiting_until END
                    WHERE seq = ?1";
+/// A notice of the run's end for one hook (the outbox).
+const NOTICE: &str = "INSERT INTO outbox (event, hook, run_id, flow, status, created_at, due_at)
+                      SELECT ?1, ?2, id, flow, ?3, ?4, ?4 FROM runs WHERE seq = ?5";
 const WAIT: &str = "UPDATE runs SET waiting_path = ?2, waiting_signal = ?3, waiting_until = ?4 WHERE seq = ?1";
 const WAITED: &str = "UPDATE runs SET waiting_path = NULL, waiting_signal = NULL, waiting_until = NULL
                       WHERE seq = ?1 AND waiting_path = ?2";
@@ -376,6 +385,7 @@ impl Writer {
             // claimed in it are released. Held entries had no waiter: the next run's beginning
             // is awaited, and hears it from the journal itself.
             self.healthy.store(false, Ordering::Relaxed);
+            self.noticed.set(false);
             for d in done {
                 d.fail(&e, &self.holder, rows);
             }
@@ -383,6 +393,9 @@ impl Writer {
                 op.fail(&e);
             }
             return;
+        }
+        if self.noticed.replace(false) {
+            self.outbox.notify_one();
         }
         // A held beginning that failed alone (its statement) leaves the journal suspect too.
         let held_begin_failed = done.iter().any(|d| matches!(d, Done::Began(_, None, Err(_))));
@@ -468,10 +481,35 @@ impl Writer {
                 Some(reply),
                 row(run).and_then(|seq| prepared.execute(FINISHED, params![seq, path, node, sql_ms(at)]).map_err(err)),
             ),
-            Op::End { run, status, note, record, at, reply } => unit(
+            Op::End { run, status, note, record, at, reply, notices } => unit(
                 reply,
                 row(run).and_then(|seq| {
-                    prepared.execute(END, params![seq, status.name(), note, record, sql_ms(at)]).map_err(err)
+                    if notices.is_empty() {
+                        return prepared
+                            .execute(END, params![seq, status.name(), note, record, sql_ms(at)])
+                            .map_err(err);
+                    }
+                    // The end and its notices stand or fall together.
+                    self.exec("SAVEPOINT end_run")?;
+                    let r = prepared
+                        .execute(END, params![seq, status.name(), note, record, sql_ms(at)])
+                        .and_then(|n| {
+                            for (hook, event) in &notices {
+                                prepared.execute(NOTICE, params![event, hook, status.name(), sql_ms(at), seq])?;
+                            }
+                            Ok(n)
+                        })
+                        .map_err(err);
+                    if r.is_err() && !self.conn.is_autocommit() {
+                        let _ = self.exec("ROLLBACK TO end_run");
+                    }
+                    if !self.conn.is_autocommit() {
+                        let _ = self.exec("RELEASE end_run");
+                    }
+                    if r.is_ok() {
+                        self.noticed.set(true);
+                    }
+                    r
                 }),
             ),
             Op::Claim { run, seq, at, reply } => {

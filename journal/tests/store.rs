@@ -360,7 +360,7 @@ async fn a_version_1_journal_is_migrated_and_its_locked_runs_stay_held() {
     let file = dir.path().join(flowcat_journal::DB_FILE);
     let conn = rusqlite::Connection::open(&file).expect("open");
     conn.execute_batch(
-        "DROP TABLE signals; DROP INDEX runs_waiting; ALTER TABLE runs DROP COLUMN signals;
+        "DROP TABLE outbox; DROP TABLE signals; DROP INDEX runs_waiting; ALTER TABLE runs DROP COLUMN signals;
          ALTER TABLE runs DROP COLUMN waiting_path; ALTER TABLE runs DROP COLUMN waiting_signal;
          ALTER TABLE runs DROP COLUMN waiting_until; ALTER TABLE runs DROP COLUMN holder; PRAGMA user_version = 1;",
     )
@@ -373,7 +373,7 @@ async fn a_version_1_journal_is_migrated_and_its_locked_runs_stay_held() {
     let journal = open(dir.path());
     let conn = rusqlite::Connection::open(&file).expect("open");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-    assert_eq!(version, 3, "migrated");
+    assert_eq!(version, 4, "migrated");
     assert!(old_lock.exists(), "a locked lock file is never swept");
     assert_eq!(journal.list(&Filter::default()).expect("list")[0].status, StoredStatus::Running);
     assert!(matches!(journal.resume(&id).await, Err(e) if e.code == "busy"), "the older process holds it");

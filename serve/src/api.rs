@@ -327,7 +327,7 @@ pub async fn start_run(
 }
 
 /// A journaled run as the API shows it.
-fn run_json(run: &StoredRun, live: bool) -> Value {
+pub(crate) fn run_json(run: &StoredRun, live: bool) -> Value {
     let s = &run.summary;
     let status = match s.status {
         StoredStatus::Waiting => "waiting",

@@ -26,6 +26,8 @@ pub struct Config {
     /// `telemetry:`: OTLP trace export (docs/serve.md, "Traces"); `None`: the `OTEL_*`
     /// variables decide, and without them nothing is exported.
     pub telemetry: Option<crate::telemetry::Settings>,
+    /// Completion webhooks (`webhooks:`, `crate::webhook`).
+    pub webhooks: Vec<crate::webhook::Hook>,
 }
 
 /// The default of `limits.evict_waiting_after`: a wait that lasts longer than a few minutes (an
@@ -80,6 +82,9 @@ struct Raw {
     shutdown_grace: Option<String>,
     tls: Option<RawTls>,
     telemetry: Option<crate::telemetry::config::Raw>,
+    /// Read from the YAML tree itself, for its lines (`webhook::parse`).
+    #[allow(dead_code)]
+    webhooks: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -129,8 +134,19 @@ impl Config {
         Config::parse(&text, &shown, &base)
     }
 
-    /// Checks a config's text; `file` names it in messages, `base` anchors relative paths.
+    /// Checks a config's text; `file` names it in messages, `base` anchors relative paths;
+    /// `${NAME}` secrets come from the process's environment.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+        Config::parse_with(text, file, base, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::parse`] with the environment `env`.
+    pub fn parse_with(
+        text: &str,
+        file: &str,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let one = |m: String| ConfigError(vec![format!("{file}: {m}")]);
         let root = flowcat_engine::yaml::parse(text)
             .map_err(|e| one(format!("line {}: not YAML: {}", e.pos.line, e.message)))?;
@@ -228,8 +244,14 @@ impl Config {
         }
         let tls = raw.tls.map(|t| Tls { cert: base.join(t.cert), key: base.join(t.key) });
         let telemetry = raw.telemetry.and_then(|t| crate::telemetry::config::settings(t, &mut bad));
+        let webhooks = match root.get("webhooks") {
+            Some(node) => {
+                crate::webhook::parse(node, base, env, &mut |line, m| problems.push(format!("{file}:{line}: {m}")))
+            }
+            None => Vec::new(),
+        };
         if problems.is_empty() {
-            Ok(Config { listen, integrations, tokens, limits, shutdown_grace, tls, telemetry })
+            Ok(Config { listen, integrations, tokens, limits, shutdown_grace, tls, telemetry, webhooks })
         } else {
             Err(ConfigError(problems))
         }

@@ -10,6 +10,7 @@ pub mod routes;
 pub mod runs;
 pub mod telemetry;
 pub mod tls;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ impl App {
     /// observer is the metrics.
     pub fn new(config: Config, catalog: Catalog, integrations: Integrations, store: Arc<dyn Store>) -> Arc<App> {
         let metrics = Arc::new(metrics::Metrics::default());
+        webhook::subscribe(&config.webhooks, store.as_ref());
         let hall = Hall::new(Arc::new(catalog), Options::default(), Arc::new(runs::Watch(metrics.clone())))
             .with_integrations(integrations)
             .with_store(store);
@@ -97,6 +99,7 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
+    let deliverer = webhook::start(&app);
     let runs = app.runs.clone();
     let sweeper = runs.spawn_sweeper();
     let grace = app.config.shutdown_grace;
@@ -114,5 +117,7 @@ where
     };
     let served = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await;
     sweeper.abort();
+    // Notices still pending stay in the journal: the next start sends them.
+    drop(deliverer);
     served
 }

@@ -73,6 +73,8 @@ pub struct Metrics {
     waiting_journal: AtomicI64,
     /// Parked runs dropped from memory (`limits.evict_waiting_after`).
     evicted: AtomicI64,
+    /// Webhook delivery attempts (`crate::webhook`).
+    pub webhooks: crate::webhook::Counts,
 }
 
 impl Metrics {
@@ -185,6 +187,7 @@ impl Metrics {
         for (reason, n) in &c.refused {
             let _ = writeln!(out, "flowcat_http_refused_total{{reason=\"{reason}\"}} {n}");
         }
+        self.webhooks.render(&mut out);
         out
     }
 }
