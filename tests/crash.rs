@@ -62,21 +62,8 @@ fn run_args<'a>(sim: &'a Sim, flow: &'a str, inputs: &'a [String], args: &'a [St
 /// process ended (it may crash first).
 fn signalled(state: &Path, args: &[&str], crash: Option<&str>, name: &str, data: &str) -> (Output, bool) {
     use std::io::Read as _;
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_flowcat"));
-    command
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .env("FLOWCAT_STATE_DIR", state)
-        .env_remove("RUST_LOG")
-        .env_remove("FLOWCAT_CATALOG")
-        .env_remove("FLOWCAT_INTEGRATIONS")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    if let Some(point) = crash {
-        command.env("FLOWCAT_CRASH_AT", point);
-    }
-    let mut child = command.spawn().expect("the flowcat binary starts");
+    let env: Vec<(&str, &str)> = crash.map(|point| ("FLOWCAT_CRASH_AT", point)).into_iter().collect();
+    let mut child = common::spawn_flowcat_with(Path::new(env!("CARGO_MANIFEST_DIR")), args, state, &env);
     let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
         std::thread::spawn(move || {
             let mut text = String::new();

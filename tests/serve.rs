@@ -17,19 +17,6 @@ const BOT: &str = "canary-bot-token-0c4e8a2f6b1d3957aa";
 /// The simulator's secret keys, as its integrations file holds them.
 const SECRETS: &[&str] = &["simadminsecretkey", "simauthsecretkey", ADMIN, BOT];
 
-fn hash(token: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
-        .args(["serve", "hash-token"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("flowcat runs");
-    child.stdin.take().expect("stdin").write_all(format!("{token}\n").as_bytes()).expect("written");
-    let out = child.wait_with_output().expect("ends");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
-}
-
 /// A `flowcat serve` process; killed on drop.
 struct Serve {
     addr: String,
@@ -185,8 +172,8 @@ fn config(dir: &TempDir, sim: &Sim, extra: &str) -> PathBuf {
         "listen: 127.0.0.1:0\nintegrations: {}\nshutdown_grace: 2s\ntokens:\n  - name: admin\n    sha256: {}\n    flows: ['*']\n    signals: [approval]\n  \
          - name: bot\n    sha256: {}\n    flows: [duo.auth.verify_push]\n{extra}",
         sim.integrations.display(),
-        hash(ADMIN),
-        hash(BOT),
+        common::hash_token(ADMIN),
+        common::hash_token(BOT),
     );
     let path = dir.path().join("serve.yaml");
     std::fs::write(&path, text).expect("written");
@@ -567,8 +554,8 @@ fn a_bad_config_or_a_weak_token_is_refused_before_anything_is_served() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     // The hash of a token is SHA-256, hex: what `sha256sum` prints.
-    assert_eq!(hash(ADMIN).len(), 64);
-    assert_eq!(hash("0123456789abcdefghijklmnop"), sha256_hex("0123456789abcdefghijklmnop"));
+    assert_eq!(common::hash_token(ADMIN).len(), 64);
+    assert_eq!(common::hash_token("0123456789abcdefghijklmnop"), sha256_hex("0123456789abcdefghijklmnop"));
 }
 
 /// SHA-256 through `sha256sum`, an independent implementation.

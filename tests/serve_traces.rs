@@ -62,19 +62,6 @@ fn collector(rt: &tokio::runtime::Runtime) -> (String, Posts) {
     (format!("http://{addr}"), posts)
 }
 
-fn hash(token: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
-        .args(["serve", "hash-token"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("flowcat runs");
-    child.stdin.take().expect("stdin").write_all(format!("{token}\n").as_bytes()).expect("written");
-    let out = child.wait_with_output().expect("ends");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
-}
-
 /// `flowcat serve` with `telemetry:` pointing at `endpoint`; killed on drop.
 struct Serve {
     addr: String,
@@ -89,7 +76,7 @@ impl Serve {
             "listen: 127.0.0.1:0\nintegrations: {}\nshutdown_grace: 2s\ntokens:\n  - name: admin\n    sha256: {}\n    \
              flows: ['*']\ntelemetry:\n  otlp_endpoint: {endpoint}\n  service_name: flowcat-test\n  export_timeout: 5s\n",
             sim.integrations.display(),
-            hash(TOKEN),
+            common::hash_token(TOKEN),
         );
         std::fs::write(&config, text).expect("written");
         let log = dir.path().join("serve.log");

@@ -57,6 +57,16 @@ impl Drop for TempDir {
 /// Starts `flowcat ARGS` in `dir`, journaling into `state`, with its output piped: for a test
 /// that signals the process while it runs (Ctrl-C).
 pub fn spawn_flowcat(dir: &std::path::Path, args: &[&str], state: &std::path::Path) -> std::process::Child {
+    spawn_flowcat_with(dir, args, state, &[])
+}
+
+/// [`spawn_flowcat`] with `env` set too (a crash point, say).
+pub fn spawn_flowcat_with(
+    dir: &std::path::Path,
+    args: &[&str],
+    state: &std::path::Path,
+    env: &[(&str, &str)],
+) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_flowcat"))
         .args(args)
         .current_dir(dir)
@@ -65,10 +75,26 @@ pub fn spawn_flowcat(dir: &std::path::Path, args: &[&str], state: &std::path::Pa
         .env_remove("RUST_LOG")
         .env_remove("FLOWCAT_CATALOG")
         .env_remove("FLOWCAT_INTEGRATIONS")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the flowcat binary starts")
+}
+
+/// The SHA-256 of `token` as the serve config takes it, made by `flowcat serve hash-token`.
+pub fn hash_token(token: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
+        .args(["serve", "hash-token"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("flowcat runs");
+    child.stdin.take().expect("stdin").write_all(format!("{token}\n").as_bytes()).expect("written");
+    let out = child.wait_with_output().expect("ends");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
 }
 
 /// A `flowcat run` started in the background that waits for a signal: the run's id, read from
@@ -86,19 +112,7 @@ impl Waiting {
     /// for signal `name` (at most 30 s).
     pub fn spawn(args: &[&str], state: &std::path::Path, env: &[(&str, &str)], name: &str) -> Waiting {
         use std::io::BufRead as _;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("NO_COLOR", "1")
-            .env("FLOWCAT_STATE_DIR", state)
-            .env_remove("RUST_LOG")
-            .env_remove("FLOWCAT_CATALOG")
-            .env_remove("FLOWCAT_INTEGRATIONS")
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("the flowcat binary starts");
+        let mut child = spawn_flowcat_with(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), args, state, env);
         let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
         let (tx, rx) = std::sync::mpsc::channel();
         let want = "flowcat signal ".to_owned();
