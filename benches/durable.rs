@@ -6,6 +6,10 @@
 //! `cargo bench --bench durable`. Target (issue 12): journaled ≥ 80 % of unjournaled at
 //! concurrency 16; a parked run ≤ 32 KiB.
 
+mod support;
+
+use support::{median, rss};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,19 +19,9 @@ use flowcat_engine::diag::Source;
 use flowcat_nodes::REGISTRY;
 use flowcat_nodes::embed::Flowcat;
 use flowcat_nodes::hall::Durably;
-use flowcat_sim::{Seed, Sim};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// The process's resident memory in bytes (`VmRSS`): a parked run's cost is the growth it
-/// makes, over 2,000 of them.
-fn rss() -> i64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib =
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().split(' ').next()?.parse().ok());
-    kib.unwrap_or(0i64) * 1024
-}
 
 const FLOW: &str = r#"
 id: bench.five
@@ -105,24 +99,12 @@ async fn rate(flowcat: Arc<Flowcat>, concurrency: usize) -> (f64, f64) {
     (runs / start.elapsed().as_secs_f64(), (cpu_us() - cpu) / runs.max(1.0))
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let dir = std::env::temp_dir().join(format!("flowcat-bench-durable-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     rt.block_on(async {
-        let sim = Sim::start_seed("127.0.0.1:0".parse().expect("addr"), &Seed::demo(), flowcat_sim::Options::default())
-            .await
-            .expect("sim");
-        let yaml = format!(
-            "integrations:\n  api:\n    kind: http\n    base_url: http://{}\n    loopback_http: true\n    auth: none\n",
-            sim.addr()
-        );
-        let file = flowcat_nodes::integrations::parse("bench.yaml".as_ref(), &yaml, &|_| None).expect("integrations");
+        let (sim, file) = support::loopback_sim().await;
         let sources = vec![
             Arc::new(Source { path: "five.yaml".into(), text: FLOW.into() }),
             Arc::new(Source { path: "parked.yaml".into(), text: PARKED.into() }),

@@ -12,6 +12,10 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod support;
+
+use support::median;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,7 +24,6 @@ use flowcat_engine::Catalog;
 use flowcat_engine::diag::Source;
 use flowcat_nodes::REGISTRY;
 use flowcat_nodes::embed::Flowcat;
-use flowcat_sim::{Seed, Sim};
 
 const FLOW: &str = r#"
 id: bench.five
@@ -86,22 +89,10 @@ async fn reqwest_rate(client: reqwest::Client, url: String, concurrency: usize) 
     done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
-        let sim = Sim::start_seed("127.0.0.1:0".parse().expect("addr"), &Seed::demo(), flowcat_sim::Options::default())
-            .await
-            .expect("sim");
-        let yaml = format!(
-            "integrations:\n  api:\n    kind: http\n    base_url: http://{}\n    loopback_http: true\n    auth: none\n",
-            sim.addr()
-        );
-        let file = flowcat_nodes::integrations::parse("bench.yaml".as_ref(), &yaml, &|_| None).expect("integrations");
+        let (sim, file) = support::loopback_sim().await;
         let catalog = Catalog::load(vec![Arc::new(Source { path: "five.yaml".into(), text: FLOW.into() })], &REGISTRY);
         let flowcat = Arc::new(Flowcat::new(catalog, file.clone()));
         // The workspace's reqwest has no crypto provider of its own (flowcat-nodes configures

@@ -12,6 +12,10 @@
 //!
 //! `cargo bench --bench serve`. Numbers in docs/benchmarks.md.
 
+mod support;
+
+use support::{median, rss};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +24,6 @@ use flowcat_engine::diag::Source;
 use flowcat_nodes::REGISTRY;
 use flowcat_nodes::embed::Flowcat;
 use flowcat_nodes::hall::Durably;
-use flowcat_sim::{Seed, Sim};
 use serde_json::Value;
 
 #[global_allocator]
@@ -49,14 +52,6 @@ const TOKEN: &str = "bench-token-0123456789abcdef0123456789";
 const RUNS: usize = 1000;
 const PARKED: usize = 10_000;
 const ROUNDS: usize = 3;
-
-/// The process's resident memory in bytes (`VmRSS`).
-fn rss() -> i64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib =
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().split(' ').next()?.parse().ok());
-    kib.unwrap_or(0i64) * 1024
-}
 
 /// Runs per second and latency percentiles (ms) of one round.
 #[derive(Clone, Copy, Debug)]
@@ -135,25 +130,13 @@ fn metric(app: &flowcat_serve::App, name: &str) -> f64 {
     line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(f64::NAN)
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let dir = std::env::temp_dir().join(format!("flowcat-bench-serve-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a folder");
     rt.block_on(async {
-        let sim = Sim::start_seed("127.0.0.1:0".parse().expect("addr"), &Seed::demo(), flowcat_sim::Options::default())
-            .await
-            .expect("sim");
-        let yaml = format!(
-            "integrations:\n  api:\n    kind: http\n    base_url: http://{}\n    loopback_http: true\n    auth: none\n",
-            sim.addr()
-        );
-        let file = flowcat_nodes::integrations::parse("bench.yaml".as_ref(), &yaml, &|_| None).expect("integrations");
+        let (sim, file) = support::loopback_sim().await;
         let sources = vec![
             Arc::new(Source { path: "one.yaml".into(), text: ONE.into() }),
             Arc::new(Source { path: "signal.yaml".into(), text: SIGNAL.into() }),
