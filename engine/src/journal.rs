@@ -301,12 +301,22 @@ pub enum IfBusy {
     Refuse,
 }
 
+/// The code of the error a store answers to the first write's intent of a run with a key whose
+/// beginning it did not wait for, when another process began a run of the same key meanwhile:
+/// nothing was sent, and the caller begins the run again (it then finds the other's run).
+pub const KEY_TAKEN: &str = "key_taken";
+
 /// A request to start a run (or find the run its key names).
 #[derive(Clone, Debug, Default)]
 pub struct Start {
     /// `id` is ignored: the store assigns it.
     pub info: RunInfo,
     pub if_busy: IfBusy,
+    /// The run's id is told to someone as soon as it begins (a service's `202`): a run with a
+    /// key is then begun durably before `begin` answers. Otherwise a store may hold a keyed
+    /// beginning and answer [`KEY_TAKEN`] to the run's first awaited entry if another process
+    /// began the key meanwhile.
+    pub awaited: bool,
 }
 
 /// A run this process now holds: no other process runs it until the handle is dropped.

@@ -135,6 +135,9 @@ impl NodeExec for StepExec {
             Ok(NodeOutput { value: json!({ "v": v }), branch: self.branch.clone() })
         })
     }
+    fn reconciles(&self) -> bool {
+        self.reconcile.is_some()
+    }
     fn reconcile<'a>(&'a self, cx: NodeCx<'a>, intent: &'a Value) -> BoxFuture<'a, Reconciled> {
         Box::pin(async move {
             log(format!("reconcile:{}:{}", cx.id, intent["node"].as_str().unwrap_or("?")));
@@ -361,6 +364,33 @@ async fn a_result_is_journaled_before_any_node_that_reads_it_starts() {
     let past = journal.past.lock().unwrap();
     assert_eq!(past.nodes.len(), 4);
     assert!(past.nodes.values().all(|n| n.finished.is_some() && n.started_at.is_some()));
+}
+
+/// A write whose outcome a read settles (`reconcile:` declared) is not awaited: its result is
+/// noted like a read's, and made durable by the run's next intent (or its end); lost in a crash,
+/// the write is in doubt and its read settles it. Without `reconcile:` it stays awaited.
+#[tokio::test(start_paused = true)]
+async fn a_write_settled_by_a_read_has_its_result_noted_and_the_next_intent_makes_it_durable() {
+    const CHAIN: &str = r#"
+id: t.chain
+nodes:
+  - { id: w1, kind: step, ms: 10, effect: write, reconcile: done }
+  - { id: w2, kind: step, ms: 10, effect: write, value: "{{nodes.w1.v}}" }
+  - { id: w3, kind: step, ms: 10, effect: write, value: "{{nodes.w2.v}}" }
+outputs:
+  v: "{{nodes.w3.v}}"
+"#;
+    take_log();
+    let journal = Arc::new(MemLog::default());
+    let r = runner(&[CHAIN], Options::default(), Arc::default());
+    let durable = Durable { journal: Some(journal.clone()), ..Durable::default() };
+    let rec = r.run(request("t.chain", durable)).await.unwrap();
+    assert_eq!(rec.status, RunStatus::Succeeded);
+    let log = take_log();
+    let at = |line: &str| log.iter().position(|l| l == line).unwrap_or_else(|| panic!("no {line} in {log:?}"));
+    assert!(at("noted:w1") < at("intent:w2"), "{log:?}");
+    assert!(!log.contains(&"finished:w1".to_owned()), "w1's result is not awaited: {log:?}");
+    assert!(at("finished:w2") < at("intent:w3"), "w2 has no reconcile read: awaited: {log:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

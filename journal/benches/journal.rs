@@ -79,7 +79,7 @@ fn round(rt: &tokio::runtime::Runtime, concurrency: usize) -> (Duration, (u64, u
                 let (journal, payloads) = (journal.clone(), payloads.clone());
                 tokio::spawn(async move {
                     for _ in 0..runs_per_task {
-                        let start = Start { info: info(), if_busy: IfBusy::Wait };
+                        let start = Start { info: info(), if_busy: IfBusy::Wait, awaited: false };
                         let Ok(Begun::Fresh(run)) = journal.begin(start).await else { panic!("a fresh run") };
                         for (n, (request, finished)) in payloads.iter().enumerate() {
                             let path = [format!("n{n}")];

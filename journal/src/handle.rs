@@ -20,6 +20,9 @@ pub(crate) struct Handle {
     finished: AtomicBool,
     /// The paths of this run's nodes journaled as waiting for a signal.
     waiting: std::sync::Mutex<Vec<String>>,
+    /// The run's beginning is known written: it was awaited, or an awaited entry of the run was
+    /// committed since (the writer writes a run's held entries before its awaited ones).
+    confirmed: AtomicBool,
 }
 
 impl std::fmt::Debug for Handle {
@@ -31,8 +34,22 @@ impl std::fmt::Debug for Handle {
 impl Handle {
     /// A handle on `run`, which the writer marks held by this process (with its beginning or its
     /// claim).
-    pub(crate) fn new(shared: Arc<Shared>, run: RunNo, info: Arc<RunInfo>) -> Handle {
-        Handle { shared, run, info, finished: AtomicBool::new(false), waiting: Default::default() }
+    pub(crate) fn new(shared: Arc<Shared>, run: RunNo, info: Arc<RunInfo>, confirmed: bool) -> Handle {
+        Handle {
+            shared,
+            run,
+            info,
+            finished: AtomicBool::new(false),
+            waiting: Default::default(),
+            confirmed: AtomicBool::new(confirmed),
+        }
+    }
+
+    /// Sends an op and waits for its commit; once committed, the run's beginning is too.
+    async fn call(&self, op: impl FnOnce(crate::writer::Reply<()>) -> Op) -> Result<(), JournalError> {
+        self.shared.call(op).await?;
+        self.confirmed.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The node at `key` has its result: if it waited for a signal, the run no longer waits.
@@ -73,7 +90,7 @@ impl RunLog for Handle {
             let key = path_key(path);
             let request = to_json(&self.shared.file, request)?;
             let op = |reply| Op::Intent { run: self.run, path: key.clone(), request, at: now_ms(), reply };
-            self.shared.call(op).await?;
+            self.call(op).await?;
             self.crash_point(Phase::Intent, &key);
             Ok(())
         })
@@ -100,7 +117,7 @@ impl RunLog for Handle {
             self.crash_point(Phase::Sent, &key);
             let node = to_json(&self.shared.file, node)?;
             let op = |reply| Op::Finished { run: self.run, path: key.clone(), node, at: now_ms(), reply };
-            self.shared.call(op).await?;
+            self.call(op).await?;
             self.not_waiting(&key);
             self.crash_point(Phase::Finished, &key);
             Ok(())
@@ -121,7 +138,7 @@ impl RunLog for Handle {
             let key = path_key(path);
             let signal = name.to_owned();
             let op = |reply| Op::Wait { run: self.run, path: key.clone(), signal, until: until_ms, reply };
-            self.shared.call(op).await?;
+            self.call(op).await?;
             {
                 let mut waiting = self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if !waiting.contains(&key) {
@@ -167,10 +184,24 @@ impl RunHandle for Handle {
             let at = now_ms();
             // The outbox's notices of this end, written with it (journal/src/outbox.rs).
             let notices = crate::outbox::notices(&self.shared, &self.info.flow, status, at);
-            if status.is_final() {
+            // A run with a key whose held beginning is not known written yet awaits its end:
+            // another process may have begun the key meanwhile (`KEY_TAKEN`), and the run must
+            // hear it rather than report a result the journal will not have.
+            let unconfirmed = self.info.key.is_some() && !self.confirmed.load(Ordering::Relaxed);
+            if status.is_final() && !unconfirmed {
                 // Held: written with the next batch, within `HOLD` (a finished run's dependents
                 // are other runs, which read it through the writer); see `RunHandle::end`.
                 self.shared.hold_end(run, Op::End { run, status, note, record, at, reply: None, notices });
+                self.finished.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
+            if status.is_final() {
+                // Awaited, but still without the nodes the record has: held with the end, and
+                // the writer woken for it.
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                self.shared.hold_end(run, Op::End { run, status, note, record, at, reply: Some(reply), notices });
+                self.shared.send(Op::Flush { reply: None })?;
+                answer.await.map_err(|_| crate::error::stopped(&self.shared.file))??;
                 self.finished.store(true, Ordering::Relaxed);
                 return Ok(());
             }

@@ -81,6 +81,12 @@ impl Reader<'_> {
         }
     }
 
+    /// Whether the journal holds a run of `flow` under `key` (committed, by any process).
+    pub(crate) fn has_key(&self, flow: &str, key: &str) -> Result<bool, JournalError> {
+        let mut stmt = self.conn.prepare("SELECT 1 FROM runs WHERE flow = ?1 AND key = ?2").map_err(|e| self.err(e))?;
+        stmt.exists(params![flow, key]).map_err(|e| self.err(e))
+    }
+
     /// Run `id` with its final record (once it ended) and its journaled nodes.
     pub(crate) fn show(&self, id: &str) -> Result<Option<StoredRun>, JournalError> {
         let Some(run) = self.row(id)? else { return Ok(None) };

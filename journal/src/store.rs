@@ -21,7 +21,7 @@ use crate::handle::Handle;
 use crate::lock::Holder;
 use crate::read::Reader;
 use crate::schema::{self, Setup};
-use crate::writer::{Began, Claimed, HeldEntries, MAX_HELD, Op, Reply, RunNo, Writer};
+use crate::writer::{Began, Claimed, HeldEntries, MAX_HELD, Op, Reply, Reserved, RunNo, Writer};
 
 /// How a journal is opened.
 #[derive(Clone, Debug)]
@@ -101,6 +101,9 @@ pub(crate) struct Shared {
     pub(crate) subscriptions: std::sync::RwLock<Option<flowcat_engine::outbox::Subscriptions>>,
     /// Woken by the writer after a commit that wrote notices.
     pub(crate) outbox: Arc<tokio::sync::Notify>,
+    /// The `(flow, key)` of every run of this process whose beginning is held, until the writer
+    /// has written it: a second run of one key in this process must not pass the lookup too.
+    keys: Arc<Mutex<Reserved>>,
 }
 
 impl Journal {
@@ -128,7 +131,9 @@ impl Journal {
         let (ops, receiver) = mpsc::channel();
         let stats = Arc::new(Stats::default());
         let outbox = Arc::new(tokio::sync::Notify::new());
+        let keys = Arc::new(Mutex::new(Reserved::default()));
         let writer = Writer {
+            keys: keys.clone(),
             conn,
             file: file.clone(),
             dir: dir.to_owned(),
@@ -140,6 +145,7 @@ impl Journal {
             hold: options.hold,
             outbox: outbox.clone(),
             noticed: std::cell::Cell::new(false),
+            written_keys: Default::default(),
         };
         let writer = std::thread::Builder::new()
             .name("flowcat-journal".into())
@@ -162,6 +168,7 @@ impl Journal {
             waiters: Default::default(),
             subscriptions: std::sync::RwLock::new(None),
             outbox,
+            keys,
         };
         Ok(Journal { shared: Arc::new(shared) })
     }
@@ -242,7 +249,7 @@ impl Journal {
         };
         match read() {
             Ok((row, past)) => {
-                Ok(Take::Held(Box::new(Handle::new(shared.clone(), run, Arc::new(row.summary.info))), past))
+                Ok(Take::Held(Box::new(Handle::new(shared.clone(), run, Arc::new(row.summary.info), true)), past))
             }
             Err(e) => {
                 let _ = shared.send(Op::Let { run, finished: false });
@@ -300,6 +307,20 @@ impl Shared {
         if held >= MAX_HELD && !self.nudged.swap(true, Ordering::Relaxed) {
             let _ = self.send(Op::Flush { reply: None });
         }
+    }
+
+    /// Reserves `(flow, key)` for a run of this process whose beginning will be held; `None`
+    /// when another run of this process has it reserved. The writer gives it back once it has
+    /// written that beginning.
+    fn reserve_key(&self, flow: &str, key: &str) -> Option<(String, String)> {
+        let reserved = (flow.to_owned(), key.to_owned());
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.insert(reserved.clone()).then_some(reserved)
+    }
+
+    /// Gives a reservation back at once (the key was found: its beginning is not held).
+    fn release_key(&self, reserved: &(String, String)) {
+        self.keys.lock().unwrap_or_else(PoisonError::into_inner).remove(reserved);
     }
 
     /// A number for a run of this process.
@@ -366,20 +387,40 @@ impl Store for Journal {
     fn begin(&self, start: Start) -> BoxFuture<'_, Result<Begun, JournalError>> {
         Box::pin(async move {
             let shared = &self.shared;
-            let (if_busy, deadline_at) = (start.if_busy, start.info.deadline_at);
+            let (if_busy, deadline_at, awaited) = (start.if_busy, start.info.deadline_at, start.awaited);
             let run = shared.next_run();
             let mut info = start.info;
             info.id = crate::id::fresh(info.created_at);
             let info = Arc::new(info);
-            if info.key.is_none() && shared.healthy.load(Ordering::Relaxed) {
+            if shared.healthy.load(Ordering::Relaxed) {
                 // Held: written with the run's first awaited entry (before anything it changes
                 // is sent), or with its end; see the writer's documentation.
-                shared.hold(run, Op::Begin { run, info: info.clone(), reply: None });
-                return Ok(Begun::Fresh(Box::new(Handle::new(shared.clone(), run, info))));
+                let hold = match &info.key {
+                    None => true,
+                    // A key no run of this process has reserved and the journal does not hold
+                    // (as committed): the writer looks it up again when it writes the beginning
+                    // and, if another process began it meanwhile, fails the run's first write
+                    // before it is sent (`key_taken`); the run is then begun again, awaited.
+                    Some(_) if awaited => false,
+                    Some(key) => match shared.reserve_key(&info.flow, key) {
+                        None => false,
+                        Some(reserved) => {
+                            let free = shared.read(|r| r.has_key(&info.flow, key)).map(|found| !found);
+                            if !matches!(free, Ok(true)) {
+                                shared.release_key(&reserved);
+                            }
+                            free?
+                        }
+                    },
+                };
+                if hold {
+                    shared.hold(run, Op::Begin { run, info: info.clone(), reply: None });
+                    return Ok(Begun::Fresh(Box::new(Handle::new(shared.clone(), run, info, false))));
+                }
             }
             let began = shared.call(|reply| Op::Begin { run, info: info.clone(), reply: Some(reply) }).await?;
             match began {
-                Began::Fresh => Ok(Begun::Fresh(Box::new(Handle::new(shared.clone(), run, info)))),
+                Began::Fresh => Ok(Begun::Fresh(Box::new(Handle::new(shared.clone(), run, info, true)))),
                 Began::Found { id, status, .. } if status.is_final() => self.done(&id),
                 Began::Found { seq, id, .. } => self.wait(seq, id, if_busy, deadline_at).await,
             }

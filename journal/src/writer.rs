@@ -191,8 +191,15 @@ pub(crate) enum Claimed {
     Busy,
 }
 
+/// The `(flow, key)` of the runs of this process whose beginning is held ([`Op::Begin`] without a
+/// reply, with a key): reserved by the run before it holds it, given back by the writer once it
+/// wrote it (or failed to).
+pub(crate) type Reserved = std::collections::HashSet<(String, String)>;
+
 /// The writer's state.
 pub(crate) struct Writer {
+    /// Keys reserved by held beginnings.
+    pub keys: Arc<Mutex<Reserved>>,
     pub conn: Connection,
     /// The database file, for messages.
     pub file: PathBuf,
@@ -212,6 +219,8 @@ pub(crate) struct Writer {
     pub outbox: Arc<tokio::sync::Notify>,
     /// Whether the current batch wrote a notice.
     pub noticed: std::cell::Cell<bool>,
+    /// The keys of the held beginnings in the current batch, given back after it.
+    pub written_keys: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 /// Entries nobody waits for, per run, with when the oldest came.
@@ -339,9 +348,24 @@ impl Writer {
             }
             let writes = self.route(batch, false);
             self.apply(&mut prepared, &mut rows, writes);
+            self.give_back_keys();
         }
         let writes = self.route(Vec::new(), true);
         self.apply(&mut prepared, &mut rows, writes);
+        self.give_back_keys();
+    }
+
+    /// Gives back the keys of the held beginnings the last batch wrote (or failed to write): from
+    /// now on a lookup of such a key sees its run, or the run knows it has no row.
+    fn give_back_keys(&self) {
+        let mut written = self.written_keys.borrow_mut();
+        if written.is_empty() {
+            return;
+        }
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in written.drain(..) {
+            keys.remove(&key);
+        }
     }
 
     fn route(&self, batch: Vec<Op>, all: bool) -> Vec<Op> {
@@ -443,8 +467,14 @@ impl Writer {
         match op {
             Op::Begin { run, info, reply } => {
                 let r = self.begin(prepared, &info);
+                if let (None, Some(key)) = (&reply, &info.key) {
+                    self.written_keys.borrow_mut().push((info.flow.clone(), key.clone()));
+                }
                 match (&r, &reply) {
                     (Ok((Began::Fresh, seq)), _) => drop(rows.insert(run, Ok(*seq))),
+                    // A held beginning whose key another process began since the run looked
+                    // it up: the run's first write is refused before it is sent.
+                    (Ok((Began::Found { id, .. }, _)), None) => drop(rows.insert(run, Err(key_taken(&info, id)))),
                     // Nobody waits: the run's next entries answer why, and the next run's
                     // beginning is awaited.
                     (Err(e), None) => drop(rows.insert(run, Err(e.clone()))),
@@ -669,6 +699,19 @@ impl Writer {
     fn exec(&self, sql: &str) -> Result<(), JournalError> {
         self.conn.execute_batch(sql).map_err(|e| error::sqlite(&e, &self.file, Doing::Written))
     }
+}
+
+/// The error of the first awaited op of a run whose held beginning found its key begun by
+/// another process meanwhile: the run was not written, and is begun again.
+fn key_taken(info: &RunInfo, id: &str) -> JournalError {
+    JournalError::new(
+        flowcat_engine::journal::KEY_TAKEN,
+        format!(
+            "another flowcat process began run `{id}` of flow `{}` with the same key at the same moment: this run \
+             sent no write and is not recorded",
+            info.flow
+        ),
+    )
 }
 
 /// The error of an op whose run has no row: its beginning was not written.

@@ -23,7 +23,7 @@ fn approval() -> SignalSpec {
 async fn begin(journal: &Journal) -> Box<dyn RunHandle> {
     let mut info = common::info("examples.offboard_with_approval", None);
     info.signals = vec![approval()];
-    match journal.begin(Start { info, if_busy: IfBusy::Refuse }).await.expect("begin") {
+    match journal.begin(Start { info, if_busy: IfBusy::Refuse, awaited: false }).await.expect("begin") {
         Begun::Fresh(run) => run,
         other => panic!("fresh: {other:?}"),
     }

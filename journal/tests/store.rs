@@ -423,3 +423,69 @@ async fn held_entries_wake_the_writer_once_too_many_wait() {
     journal.flush().await.expect("flush");
     assert_eq!(journal.list(&Filter::default()).expect("list").len(), under + 3, "every run, once");
 }
+
+/// A keyed beginning does not wait for a commit once the journal took one: it is looked up as
+/// committed, reserved in the process, and written with the run's first awaited entry. A second
+/// run of the key in the same process goes through the writer, which writes the held one first,
+/// and so finds it.
+#[tokio::test]
+async fn a_keyed_beginning_is_held_and_a_second_run_of_its_key_in_the_process_finds_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = open(dir.path());
+    journal.flush().await.expect("a first commit");
+    let commits = journal.stats().0;
+    let first = fresh(journal.begin(start("onboard", Some("jdoe"))).await.expect("begin"));
+    assert_eq!(journal.stats().0, commits, "the beginning was not waited for");
+    let id = first.info().id.clone();
+
+    let mut refuse = start("onboard", Some("jdoe"));
+    refuse.if_busy = IfBusy::Refuse;
+    assert!(matches!(journal.begin(refuse.clone()).await, Ok(Begun::Busy { id: busy }) if busy == id));
+    first.end(StoredStatus::Succeeded, &record("onboard", "succeeded")).await.expect("end");
+    drop(first);
+    let Ok(Begun::Done(done)) = journal.begin(refuse).await else { panic!("done") };
+    assert_eq!(done.summary.info.id, id);
+}
+
+/// Two journals (two processes) begin one key at the same moment, neither beginning written
+/// yet: the first written wins; the other hears `key_taken` at its first awaited entry (its write
+/// is not sent), or at its end when it had none, and begun again finds the winner's run.
+#[tokio::test]
+async fn a_held_keyed_beginning_that_lost_a_race_is_refused_before_its_first_write_or_at_its_end() {
+    use flowcat_engine::journal::KEY_TAKEN;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (one, two) = (open(dir.path()), open(dir.path()));
+    one.flush().await.expect("a first commit");
+    two.flush().await.expect("a first commit");
+    for (key, write) in [("jdoe", true), ("asmith", false)] {
+        let winner = fresh(one.begin(start("onboard", Some(key))).await.expect("begin"));
+        let loser = fresh(two.begin(start("onboard", Some(key))).await.expect("begin"));
+        assert_ne!(winner.info().id, loser.info().id);
+        if write {
+            let request = json!({ "method": "POST", "path": "/admin/v1/users" });
+            winner.intent(&path("create"), &request).await.expect("the winner's intent");
+            let refused = loser.intent(&path("create"), &request).await.expect_err("the loser's intent");
+            assert_eq!(refused.code, KEY_TAKEN, "{refused:?}");
+            assert!(refused.message.contains(&winner.info().id), "{}", refused.message);
+            // Nothing of the loser is written, its end included.
+            let end = loser.end(StoredStatus::Failed, &record("onboard", "failed")).await;
+            assert_eq!(end.expect_err("no row").code, KEY_TAKEN);
+        } else {
+            winner.end(StoredStatus::Succeeded, &record("onboard", "succeeded")).await.expect("the winner's end");
+            let end = loser.end(StoredStatus::Succeeded, &record("onboard", "succeeded")).await;
+            assert_eq!(end.expect_err("the loser's end").code, KEY_TAKEN);
+        }
+        let mut refuse = start("onboard", Some(key));
+        refuse.if_busy = IfBusy::Refuse;
+        let again = two.begin(refuse).await.expect("begun again");
+        match (write, again) {
+            (true, Begun::Busy { id }) => assert_eq!(id, winner.info().id),
+            (false, Begun::Done(run)) => assert_eq!(run.summary.info.id, winner.info().id),
+            (_, other) => panic!("{key}: {other:?}"),
+        }
+        drop((winner, loser));
+    }
+    one.flush().await.expect("flush");
+    let runs = two.list(&Filter::default()).expect("list");
+    assert_eq!(runs.len(), 2, "one run per key: {runs:?}");
+}

@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use flowcat_engine::journal::{
-    Begun, Finished, IfBusy, JournalError, Past, RunHandle, RunInfo, RunLog, Start, Store, StoredStatus,
+    Begun, Finished, IfBusy, JournalError, KEY_TAKEN, Past, RunHandle, RunInfo, RunLog, Start, Store, StoredStatus,
 };
 use flowcat_engine::library::Unknown;
 use flowcat_engine::run::{
@@ -267,32 +268,53 @@ impl Hall {
             source: how.source,
             signals: signals(self.catalog(), flow.id()).map_err(Refused::Signals)?,
         };
-        let begun = store.begin(Start { info, if_busy: how.if_busy }).await?;
-        let id = match &begun {
-            Begun::Fresh(h) | Begun::Resumed(h, _) => Some(h.info().id.clone()),
-            Begun::Done(run) => Some(run.summary.info.id.clone()),
-            Begun::Busy { .. } => None,
-        };
-        if let (Some(tx), Some(id)) = (how.begun, id) {
-            let _ = tx.send(id);
-        }
-        match begun {
-            Begun::Done(run) => {
-                let record = run.record.ok_or_else(|| {
-                    JournalError::new("corrupt", format!("run `{}` finished but has no record", run.summary.info.id))
-                })?;
-                Ok(Ran::Before(record))
+        // A store may not wait for a keyed beginning (unless the id is announced at once); when
+        // another process began the key at the same moment, the run's first write is refused
+        // unsent (`KEY_TAKEN`), and the run begun again finds the other's run.
+        let awaited = how.begun.is_some();
+        let mut begun_tx = how.begun;
+        let mut first = Some(checked.request);
+        for again in [false, true] {
+            let begun = store.begin(Start { info: info.clone(), if_busy: how.if_busy, awaited }).await?;
+            let id = match &begun {
+                Begun::Fresh(h) | Begun::Resumed(h, _) => Some(h.info().id.clone()),
+                Begun::Done(run) => Some(run.summary.info.id.clone()),
+                Begun::Busy { .. } => None,
+            };
+            if let (Some(tx), Some(id)) = (begun_tx.take(), id) {
+                let _ = tx.send(id);
             }
-            Begun::Busy { id } => Err(Refused::Busy { id }),
-            Begun::Fresh(handle) => self.drive(handle, checked.request, Past::default(), how.stop).await,
-            Begun::Resumed(handle, past) => {
-                // The key's run started earlier with these inputs; carry on with them.
-                let call = call_of(handle.info());
-                let checked = self.prepare(call)?;
-                self.check_same(handle.info(), &checked)?;
-                self.drive(handle, checked.request, past, how.stop).await
+            let (ran, taken) = match begun {
+                Begun::Done(run) => {
+                    let record = run.record.ok_or_else(|| {
+                        JournalError::new(
+                            "corrupt",
+                            format!("run `{}` finished but has no record", run.summary.info.id),
+                        )
+                    })?;
+                    return Ok(Ran::Before(record));
+                }
+                Begun::Busy { id } => return Err(Refused::Busy { id }),
+                Begun::Fresh(handle) => {
+                    let request = match first.take() {
+                        Some(request) => request,
+                        None => self.prepare(call_of(handle.info()))?.request,
+                    };
+                    self.drive_once(handle, request, Past::default(), how.stop.clone()).await?
+                }
+                Begun::Resumed(handle, past) => {
+                    // The key's run started earlier with these inputs; carry on with them.
+                    let call = call_of(handle.info());
+                    let checked = self.prepare(call)?;
+                    self.check_same(handle.info(), &checked)?;
+                    self.drive_once(handle, checked.request, past, how.stop.clone()).await?
+                }
+            };
+            if !taken || again {
+                return Ok(ran);
             }
         }
+        unreachable!("the second beginning returns")
     }
 
     /// Resumes run `id` from the journal: its finished nodes are not run again, its writes in
@@ -366,14 +388,27 @@ impl Hall {
     async fn drive(
         &self,
         handle: Box<dyn RunHandle>,
-        mut request: RunRequest,
+        request: RunRequest,
         past: Past,
         stop: Option<watch::Receiver<StopLevel>>,
     ) -> Result<Ran, Refused> {
+        Ok(self.drive_once(handle, request, past, stop).await?.0)
+    }
+
+    /// [`Hall::drive`], and whether the store refused the run's entries because another process
+    /// began its key meanwhile ([`KEY_TAKEN`]; nothing was sent, and the run was not recorded).
+    async fn drive_once(
+        &self,
+        handle: Box<dyn RunHandle>,
+        mut request: RunRequest,
+        past: Past,
+        stop: Option<watch::Receiver<StopLevel>>,
+    ) -> Result<(Ran, bool), Refused> {
         let handle: Arc<dyn RunHandle> = Arc::from(handle);
         let id = handle.info().id.clone();
+        let log = Arc::new(LogOf::new(handle.clone()));
         request.durable = Durable {
-            journal: Some(Arc::new(LogOf(handle.clone()))),
+            journal: Some(log.clone()),
             past: Arc::new(past),
             stop,
             deadline: handle.info().deadline_at.map(|at| {
@@ -389,8 +424,14 @@ impl Hall {
             RunStatus::Interrupted => StoredStatus::Interrupted,
             RunStatus::NeedsAttention => StoredStatus::NeedsAttention,
         };
-        handle.end(status, &record).await?;
-        Ok(Ran::Now(record))
+        if log.key_taken() {
+            return Ok((Ran::Now(record), true));
+        }
+        match handle.end(status, &record).await {
+            Err(e) if e.code == KEY_TAKEN => Ok((Ran::Now(record), true)),
+            Err(e) => Err(e.into()),
+            Ok(()) => Ok((Ran::Now(record), false)),
+        }
     }
 }
 
@@ -528,8 +569,27 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }
 
-/// A run handle as the run's log (the handle is one; Rust 1.85 cannot upcast the `Arc`).
-struct LogOf(Arc<dyn RunHandle>);
+/// A run handle as the run's log (the handle is one; Rust 1.85 cannot upcast the `Arc`), which
+/// notes whether the store answered [`KEY_TAKEN`] to an entry.
+struct LogOf(Arc<dyn RunHandle>, AtomicBool);
+
+impl LogOf {
+    fn new(handle: Arc<dyn RunHandle>) -> LogOf {
+        LogOf(handle, AtomicBool::new(false))
+    }
+
+    /// Whether the run's key turned out begun by another process (nothing was sent).
+    fn key_taken(&self) -> bool {
+        self.1.load(Ordering::Relaxed)
+    }
+
+    fn noting<T>(&self, r: Result<T, JournalError>) -> Result<T, JournalError> {
+        if r.as_ref().is_err_and(|e| e.code == KEY_TAKEN) {
+            self.1.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+}
 
 impl RunLog for LogOf {
     fn started(&self, path: &[String], at_ms: u64) {
@@ -537,11 +597,11 @@ impl RunLog for LogOf {
     }
 
     fn intent<'a>(&'a self, path: &'a [String], request: &'a Value) -> BoxFuture<'a, Result<(), JournalError>> {
-        self.0.intent(path, request)
+        Box::pin(async move { self.noting(self.0.intent(path, request).await) })
     }
 
     fn finished<'a>(&'a self, path: &'a [String], node: &'a Finished) -> BoxFuture<'a, Result<(), JournalError>> {
-        self.0.finished(path, node)
+        Box::pin(async move { self.noting(self.0.finished(path, node).await) })
     }
 
     fn noted(&self, path: &[String], node: Finished) {
@@ -558,6 +618,6 @@ impl RunLog for LogOf {
         name: &'a str,
         until_ms: Option<u64>,
     ) -> BoxFuture<'a, Result<Value, JournalError>> {
-        self.0.wait_signal(path, name, until_ms)
+        Box::pin(async move { self.noting(self.0.wait_signal(path, name, until_ms).await) })
     }
 }

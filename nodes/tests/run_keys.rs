@@ -151,3 +151,104 @@ async fn without_a_journal_the_flows_deadline_still_bounds_the_run() {
     assert!(took >= Duration::from_secs(9) && took < Duration::from_secs(10), "{took:?}");
     sim.shutdown().await;
 }
+
+/// A store that does not wait for a keyed beginning, and whose key another process began at the
+/// same moment: the first run's end is refused with `key_taken`; the hall begins it again (the
+/// store now finds the key) and answers the other process's run.
+#[derive(Debug, Default)]
+struct Raced {
+    begun: Mutex<Vec<Start>>,
+}
+
+/// The run whose key was taken: its end is refused.
+struct Lost(RunInfo);
+
+impl flowcat_engine::journal::RunLog for Lost {
+    fn started(&self, _: &[String], _: u64) {}
+    fn intent<'a>(&'a self, _: &'a [String], _: &'a Value) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn finished<'a>(
+        &'a self,
+        _: &'a [String],
+        _: &'a flowcat_engine::journal::Finished,
+    ) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn noted(&self, _: &[String], _: flowcat_engine::journal::Finished) {}
+}
+
+impl flowcat_engine::journal::RunHandle for Lost {
+    fn info(&self) -> &RunInfo {
+        &self.0
+    }
+    fn end<'a>(
+        &'a self,
+        _: flowcat_engine::journal::StoredStatus,
+        _: &'a flowcat_engine::run::RunRecord,
+    ) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(async { Err(JournalError::new(flowcat_engine::journal::KEY_TAKEN, "another process began it")) })
+    }
+}
+
+impl Store for Raced {
+    fn begin(&self, start: Start) -> BoxFuture<'_, Result<Begun, JournalError>> {
+        let mut begun = self.begun.lock().expect("lock");
+        begun.push(start.clone());
+        let mut info = start.info;
+        let first = begun.len() == 1;
+        Box::pin(async move {
+            if first {
+                info.id = "r-lost".into();
+                return Ok(Begun::Fresh(Box::new(Lost(info))));
+            }
+            info.id = "r-winner".into();
+            let record = json!({ "flow": "t.keyed", "id": "r-winner", "status": "succeeded", "inputs": {},
+                                 "vars": {}, "outputs": { "x": "the winner's" }, "started_at": 1, "ended_at": 2,
+                                 "nodes": [] });
+            let summary = RunSummary {
+                info,
+                status: flowcat_engine::journal::StoredStatus::Succeeded,
+                updated_at: 2,
+                note: None,
+                waiting: None,
+            };
+            let record = serde_json::from_value(record).expect("a record");
+            Ok(Begun::Done(Box::new(StoredRun { summary, record: Some(record), past: Default::default() })))
+        })
+    }
+
+    fn resume<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Held, JournalError>> {
+        Box::pin(async { Err(JournalError::new("unknown_run", "no such run")) })
+    }
+    fn list(&self, _: &Filter) -> Result<Vec<RunSummary>, JournalError> {
+        Ok(Vec::new())
+    }
+    fn show(&self, _: &str) -> Result<Option<StoredRun>, JournalError> {
+        Ok(None)
+    }
+    fn prune(&self, _: u64) -> Result<usize, JournalError> {
+        Ok(0)
+    }
+    fn flush(&self) -> BoxFuture<'_, Result<(), JournalError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn signal<'a>(&'a self, _: &'a str, _: &'a str, _: &'a Value) -> BoxFuture<'a, Result<Delivery, JournalError>> {
+        Box::pin(async { Ok(Delivery::UnknownRun) })
+    }
+    fn wakeable(&self, _: u64) -> Result<Vec<String>, JournalError> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn a_run_whose_key_another_process_took_meanwhile_is_begun_again_and_gets_that_run() {
+    let store = Arc::new(Raced::default());
+    let f = flowcat(&[("k.yaml", KEYED)], "integrations: {}\n").with_store(store.clone());
+    let ran = f.run_durably("t.keyed", inputs(json!({"username": "jdoe"})), Durably::default()).await.expect("ran");
+    assert_eq!(ran.record().id.as_deref(), Some("r-winner"));
+    assert_eq!(ran.record().outputs["x"], json!("the winner's"));
+    let begun = store.begun.lock().expect("lock");
+    assert_eq!(begun.len(), 2, "begun again once");
+    assert!(begun.iter().all(|s| s.info.key.as_deref() == Some("jdoe/hq") && !s.awaited));
+}

@@ -227,6 +227,9 @@ impl<'a> NodeCx<'a> {
         }
         let Some(journal) = &self.journal else { return Ok(()) };
         journal.intent(&self.path, request).await.map_err(|e| {
+            if e.code == crate::journal::KEY_TAKEN {
+                return NodeError::new(crate::journal::KEY_TAKEN, format!("the write was not sent: {}", e.message));
+            }
             NodeError::new("journal", format!("the write was not sent: the journal could not record it: {e}"))
         })
     }

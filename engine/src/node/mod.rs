@@ -42,6 +42,13 @@ pub trait NodeExec: Debug + Send + Sync {
         let _ = (cx, intent);
         Box::pin(async { Reconciled::Undeclared })
     }
+    /// Whether [`reconcile`](Self::reconcile) has a read that settles a write in doubt. The
+    /// result of such a write need not be durable before its dependents start: lost in a crash,
+    /// the write is in doubt and the read settles it (the run's next intent or its end makes it
+    /// durable first anyway).
+    fn reconciles(&self) -> bool {
+        false
+    }
     /// Resume: what a person needs when the write journaled as `intent` has an unknown outcome
     /// that [`reconcile`](Self::reconcile) could not settle: what was sent, and what to check by
     /// hand before resuming or abandoning the run. Plain text, several lines; no secret (the

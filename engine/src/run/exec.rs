@@ -500,10 +500,13 @@ impl<'r, 'l> Scheduler<'r, 'l> {
                 self.records[i].detail = detail;
             }
             let done = Finished { record, branch };
-            // A call that changed something is durable before its dependents start; any other
-            // node lost in a crash is simply run again, and reads it came from were made durable
-            // by the call's intent, before it was sent (docs/architecture.md, "The journal").
-            let recorded = if matches!(effect, Effect::Write | Effect::Idempotent) {
+            // A call that changed something is durable before its dependents start, unless a
+            // read settles it when its result is lost (`reconcile:`): it is then made durable by
+            // the run's next intent or its end, like a read. Any other node lost in a crash is
+            // simply run again, and reads it came from were made durable by the call's intent,
+            // before it was sent (docs/architecture.md, "The journal").
+            let settled_by_read = effect == Effect::Write && node.compiled.exec.reconciles();
+            let recorded = if matches!(effect, Effect::Write | Effect::Idempotent) && !settled_by_read {
                 journal.finished(&p, &done).await
             } else {
                 journal.noted(&p, done);

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 /// A run of `flow` with `key`, created now.
 pub fn start(flow: &str, key: Option<&str>) -> Start {
-    Start { info: info(flow, key), if_busy: IfBusy::Wait }
+    Start { info: info(flow, key), if_busy: IfBusy::Wait, awaited: false }
 }
 
 pub fn info(flow: &str, key: Option<&str>) -> RunInfo {

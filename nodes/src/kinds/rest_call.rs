@@ -519,6 +519,10 @@ impl NodeExec for RestCallExec {
         self.effect
     }
 
+    fn reconciles(&self) -> bool {
+        matches!(self.reconcile, Some(Reconcile::Read(_)))
+    }
+
     fn reconcile<'a>(&'a self, cx: NodeCx<'a>, _intent: &'a serde_json::Value) -> BoxFuture<'a, Reconciled> {
         Box::pin(async move { self.reconcile_read(&cx).await })
     }
