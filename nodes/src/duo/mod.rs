@@ -4,6 +4,7 @@
 //! Python client; [`rules`] holds Duo's rules for a request (methods, params, headers, error
 //! hints, percent-encoding); [`secret`] keeps the secret key out of logs; [`retry`] says when to try again.
 
+pub mod api;
 mod date;
 mod pyjson;
 pub mod retry;
