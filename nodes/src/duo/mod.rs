@@ -11,6 +11,7 @@ pub mod retry;
 pub mod rules;
 pub mod secret;
 pub mod sign;
+pub mod validate;
 
 pub use retry::{Failure, RetryPolicy, delay, may_retry, parse_retry_after, retry_after};
 pub use secret::Secret;
