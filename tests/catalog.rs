@@ -68,7 +68,7 @@ fn list_shows_the_permissions_each_flow_needs_as_the_catalog_docs_say() {
         // The flow's section: from its heading to the next heading.
         let Some(start) = docs.find(&format!("— `{id}`")) else { continue };
         let section = &docs[start..];
-        let section = &section[..section[1..].find("\n#").map_or(section.len(), |end| end + 1)];
+        let section = &section[..section.find("\n#").unwrap_or(section.len())];
         // The paragraph that says the permissions, up to the next blank line.
         let from = section.find("Permissions:").unwrap_or_else(|| panic!("{id}: no Permissions"));
         let line = &section[from..];

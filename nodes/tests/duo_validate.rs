@@ -182,6 +182,48 @@ fn a_path_parameter_given_as_a_parameter_is_in_the_wrong_place() {
 }
 
 #[test]
+fn a_value_written_out_that_duo_refuses_is_an_error() {
+    let status = check(
+        "    integration: duo_admin\n    method: POST\n    path: /admin/v1/users/{{inputs.user_id}}\n    body: { status: locked }\n    reconcile: { none: a test }",
+    );
+    assert_eq!(
+        status,
+        [
+            "duo-bad-value t.yaml:13:21: `status` of `POST /admin/v1/users/{user_id}` takes one of `active`, `bypass`, `disabled`, not `locked` | Duo refuses it: 40002 (invalid request parameters), or flowcat before sending | write `active`, `bypass` or `disabled`"
+        ]
+    );
+    let limit =
+        check("    integration: duo_admin\n    method: GET\n    path: /admin/v1/phones\n    query: { limit: ten }");
+    assert!(
+        limit[0].starts_with(
+            "duo-bad-value t.yaml:13:21: `limit` of `GET /admin/v1/phones` takes a non-negative integer, not `ten`"
+        ),
+        "{limit:?}"
+    );
+    // A YAML boolean in a Duo body is refused before sending: the hint says what to write.
+    let flag = check(
+        "    integration: duo_admin\n    method: POST\n    path: /admin/v1/phones/{{inputs.user_id}}/send_sms_activation\n    body: { install: true }\n    reconcile: { none: a test }",
+    );
+    assert!(
+        flag[0].contains("takes `1` or `0`, not the boolean `true`") && flag[0].ends_with("write `install: \"1\"`"),
+        "{flag:?}"
+    );
+    let list = check(
+        "    integration: duo_admin\n    method: GET\n    path: /admin/v1/users\n    query: { user_id_list: [DU1, DU2] }",
+    );
+    assert!(list[0].contains("takes a JSON array of strings, not a list written in YAML"), "{list:?}");
+    let platform = check(
+        "    integration: duo_admin\n    method: POST\n    path: /admin/v1/phones\n    body: { platform: apple ois }\n    reconcile: { none: a test }",
+    );
+    assert!(platform[0].ends_with("| did you mean `apple ios`?"), "{platform:?}");
+    // Case does not matter to Duo's words; templates and numbers where numbers go are fine.
+    let fine = check(
+        "    integration: duo_admin\n    method: POST\n    path: /admin/v1/phones\n    body: { type: Mobile, platform: \"{{inputs.user_id}}\", predelay: 2 }\n    reconcile: { none: a test }",
+    );
+    assert_eq!(fine, Vec::<String>::new());
+}
+
+#[test]
 fn templated_values_and_segments_are_never_false_errors() {
     // A template may render null, and then the parameter is left out: only the run can tell.
     let given = check(

@@ -15,7 +15,7 @@ use flowcat_engine::kind::{CompileCx, Lint};
 use flowcat_engine::template::Template;
 use flowcat_engine::yaml::{Node, Span};
 
-use super::api::{self, Api, Endpoint, Lookup, Need, Params, Permission, Reach, Segment};
+use super::api::{self, Api, Endpoint, Lookup, Need, Params, Permission, Reach, Segment, Ty};
 
 /// The parts of a Duo call the checks read.
 #[derive(Debug)]
@@ -120,13 +120,17 @@ fn doc_base(api: Api) -> &'static str {
 struct Given<'n> {
     name: &'n str,
     span: Span,
+    value: &'n Node,
     /// A literal `null`: left out of the request.
     null: bool,
 }
 
 fn given<'n>(section: Option<&'n Node>) -> Vec<Given<'n>> {
     let pairs = section.and_then(Node::as_map).unwrap_or_default();
-    pairs.iter().filter_map(|(k, v)| Some(Given { name: k.as_str()?, span: k.span, null: v.is_null() })).collect()
+    pairs
+        .iter()
+        .filter_map(|(k, v)| Some(Given { name: k.as_str()?, span: k.span, value: v, null: v.is_null() }))
+        .collect()
 }
 
 fn check_params(cx: &mut CompileCx<'_>, endpoint: &'static Endpoint, req: &Request<'_>) {
@@ -134,7 +138,8 @@ fn check_params(cx: &mut CompileCx<'_>, endpoint: &'static Endpoint, req: &Reque
     let all: Vec<Given<'_>> = given(req.query).into_iter().chain(given(req.body)).collect();
     let name = endpoint.name();
     for g in &all {
-        if endpoint.param(g.name).is_some() {
+        if let Some(param) = endpoint.param(g.name) {
+            check_value(cx, endpoint, param, g.value);
             continue;
         }
         if endpoint.path_params().any(|p| p == g.name) {
@@ -177,6 +182,73 @@ fn check_params(cx: &mut CompileCx<'_>, endpoint: &'static Endpoint, req: &Reque
             }
             _ => {}
         }
+    }
+}
+
+/// A value written out (not a template) that Duo cannot take for `param`: Duo answers 40002, or
+/// the call is refused before it is sent (a boolean, list or object in a Duo body).
+fn check_value(cx: &mut CompileCx<'_>, endpoint: &'static Endpoint, param: &'static api::Param, value: &Node) {
+    let name = endpoint.name();
+    let body = endpoint.location() == "body";
+    let problem: Option<(String, String)> = if value.as_map().is_some() || value.as_seq().is_some() {
+        match param.ty {
+            Ty::Repeated if !body => None,
+            Ty::JsonList => Some((
+                "a list written in YAML".to_owned(),
+                format!("write the list as JSON text in a string, e.g. `{}: '[\"a\", \"b\"]'`", param.name),
+            )),
+            _ => Some(("a list or an object".to_owned(), "write one value".to_owned())),
+        }
+    } else if value.is_null() {
+        None
+    } else {
+        let text = value.as_str().unwrap_or_default();
+        let plain_bool = value.as_bool().is_some();
+        let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+        let quoted = |what: &str| format!("`{}: \"{what}\"`", param.name);
+        if text.contains("{{") {
+            None
+        } else if plain_bool && body {
+            let fix = match param.ty {
+                Ty::Flag => quoted(if value.as_bool() == Some(true) { "1" } else { "0" }),
+                _ => quoted(text),
+            };
+            Some((format!("the boolean `{text}`"), format!("Duo takes every parameter as a string: write {fix}")))
+        } else {
+            match param.ty {
+                Ty::Int | Ty::UnixMs | Ty::UnixSecs if !digits => {
+                    Some((format!("`{text}`"), "write a whole number".to_owned()))
+                }
+                Ty::Flag if !matches!(text, "0" | "1") => {
+                    let fix = if plain_bool {
+                        quoted(if value.as_bool() == Some(true) { "1" } else { "0" })
+                    } else {
+                        "`1` or `0`".to_owned()
+                    };
+                    Some((format!("`{text}`"), format!("write {fix}")))
+                }
+                Ty::Bool if !text.eq_ignore_ascii_case("true") && !text.eq_ignore_ascii_case("false") => {
+                    Some((format!("`{text}`"), "write `\"true\"` or `\"false\"`".to_owned()))
+                }
+                Ty::Enum(words) if !words.iter().any(|w| w.eq_ignore_ascii_case(text)) => {
+                    let help = match flowcat_engine::diag::did_you_mean(text, words.iter().copied()) {
+                        Some(near) => format!("did you mean `{near}`?"),
+                        None => format!("write {}", one_of(words.iter().copied())),
+                    };
+                    Some((format!("`{text}`"), help))
+                }
+                _ => None,
+            }
+        }
+    };
+    if let Some((found, help)) = problem {
+        cx.error(
+            "duo-bad-value",
+            value.span,
+            format!("`{}` of `{name}` takes {}, not {found}", param.name, param.ty.describe()),
+        )
+        .label("Duo refuses it: 40002 (invalid request parameters), or flowcat before sending")
+        .help(help);
     }
 }
 

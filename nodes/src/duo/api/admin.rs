@@ -21,7 +21,7 @@ const LIMIT: Param = p("limit", Ty::Int, Optional);
 const OFFSET: Param = p("offset", Ty::Int, Optional);
 
 const USER_STATUS: Ty = Ty::Enum(&["active", "bypass", "disabled"]);
-const PHONE_TYPE: Ty = Ty::Enum(&["mobile", "landline"]);
+const PHONE_TYPE: Ty = Ty::Enum(&["unknown", "mobile", "landline"]);
 const PLATFORM: Ty = Ty::Enum(&[
     "unknown",
     "google android",
