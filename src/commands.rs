@@ -140,12 +140,14 @@ pub fn list(flows: &Flows, json: bool) -> anyhow::Result<ExitCode> {
     Flows::notes(&library, None);
     let mut flows: Vec<&Flow> = catalog.flows().collect();
     flows.sort_by(|a, b| a.id().cmp(b.id()));
+    let permissions = catalog.permissions();
+    let of = |f: &Flow| permissions.get(f.id()).map_or(&[][..], Vec::as_slice);
     if json {
-        let list: Vec<_> = flows.iter().map(|f| flow_json(f)).collect();
+        let list: Vec<_> = flows.iter().map(|f| flow_json(f, of(f))).collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         for f in &flows {
-            print!("{}", flow_text(f));
+            print!("{}", flow_text(f, of(f)));
         }
     }
     let broken = catalog.entries.iter().filter(|e| e.flow.is_none()).count();
@@ -155,7 +157,7 @@ pub fn list(flows: &Flows, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn flow_text(f: &Flow) -> String {
+fn flow_text(f: &Flow, permissions: &[String]) -> String {
     let s = &f.signature;
     let inputs: Vec<String> =
         s.inputs.iter().map(|i| format!("{}: {}{}", i.name, i.ty.name(), if i.required { "" } else { "?" })).collect();
@@ -167,18 +169,24 @@ fn flow_text(f: &Flow) -> String {
         .collect();
     let or_none = |v: Vec<String>| if v.is_empty() { "-".to_owned() } else { v.join(", ") };
     format!(
-        "{}  {}\n  inputs:       {}\n  outputs:      {}\n  integrations: {}\n  file:         {}\n\n",
+        "{}  {}\n  inputs:       {}\n  outputs:      {}\n  integrations: {}\n  permissions:  {}\n  file:         {}\n\n",
         s.id,
         s.name.as_deref().unwrap_or(""),
         or_none(inputs),
         or_none(outputs.iter().map(|o| (*o).to_owned()).collect()),
         or_none(slots),
+        or_none(permissions.to_vec()),
         s.path,
     )
 }
 
-fn flow_json(f: &Flow) -> serde_json::Value {
-    f.signature.to_json()
+/// A flow's signature, with the permissions its calls need (its subflows' included).
+fn flow_json(f: &Flow, permissions: &[String]) -> serde_json::Value {
+    let mut json = f.signature.to_json();
+    if let Some(object) = json.as_object_mut() {
+        object.insert("permissions".to_owned(), permissions.into());
+    }
+    json
 }
 
 pub fn schema() -> anyhow::Result<ExitCode> {

@@ -48,6 +48,51 @@ fn list_shows_ids_inputs_outputs_and_integrations() {
     assert!(text.stdout.contains("duo_admin (duo_admin, optional)"), "{}", text.stdout);
 }
 
+/// `flowcat list` shows the Duo permissions each flow needs (its subflows' included), and
+/// `docs/catalog.md` says the same in each flow's section.
+#[test]
+fn list_shows_the_permissions_each_flow_needs_as_the_catalog_docs_say() {
+    let out = flowcat(&["list", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let docs = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/catalog.md"))
+        .expect("docs/catalog.md");
+    let mut checked = 0;
+    for flow in list.as_array().expect("a list") {
+        let id = flow["id"].as_str().expect("id");
+        let permissions: Vec<&str> =
+            flow["permissions"].as_array().expect("permissions").iter().filter_map(|p| p.as_str()).collect();
+        let mut sorted = permissions.clone();
+        sorted.sort_unstable();
+        assert_eq!(permissions, sorted, "{id}: sorted");
+        // The flow's section: from its heading to the next heading.
+        let Some(start) = docs.find(&format!("— `{id}`")) else { continue };
+        let section = &docs[start..];
+        let section = &section[..section.find("\n#").unwrap_or(section.len())];
+        // The paragraph that says the permissions, up to the next blank line.
+        let from = section.find("Permissions:").unwrap_or_else(|| panic!("{id}: no Permissions"));
+        let line = &section[from..];
+        let line = &line[..line.find("\n\n").unwrap_or(line.len())];
+        for grant in ["Grant read resource", "Grant write resource", "Grant read log", "Grant settings"] {
+            assert_eq!(
+                permissions.contains(&grant),
+                line.contains(grant),
+                "{id}: `{grant}`: list {permissions:?}, docs `{line}`"
+            );
+        }
+        let auth = permissions.contains(&"Auth API application");
+        assert_eq!(auth, line.contains("Auth API"), "{id}: list {permissions:?}, docs `{line}`");
+        checked += 1;
+    }
+    assert!(checked >= 16, "only {checked} flows have a section in docs/catalog.md");
+    let text = flowcat(&["list"]);
+    assert!(
+        text.stdout.contains("duo.admin.retrieve_user_id  Duo Admin Retrieve userId\n  inputs:       username: string?, email: string?\n  outputs:      user_id, username, found, is_enrolled, status\n  integrations: duo_admin (duo_admin)\n  permissions:  Grant read resource\n"),
+        "{}",
+        text.stdout
+    );
+}
+
 #[test]
 fn the_published_schema_is_the_binarys() {
     let out = flowcat(&["schema"]);

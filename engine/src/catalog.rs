@@ -323,6 +323,48 @@ impl Catalog {
     pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
         self.entries.iter().flat_map(|e| e.diagnostics.iter())
     }
+
+    /// Per valid flow, what its nodes need granted (`Compiled::permissions`), the nodes of the
+    /// flows it calls (as subflows, transitively) included: sorted, without repeats. A subflow
+    /// that did not compile adds nothing. Each flow is gathered once (memoised), so the cost is
+    /// linear in the catalog's nodes.
+    pub fn permissions(&self) -> HashMap<&str, Vec<String>> {
+        let flows: HashMap<&str, &Flow> = self.flows().map(|f| (f.id(), f)).collect();
+        let mut done: HashMap<&str, Vec<String>> = HashMap::new();
+        for id in flows.keys() {
+            gather(id, &flows, &mut done, &mut Vec::new());
+        }
+        done
+    }
+}
+
+/// Gathers `id`'s permissions into `done`; `open` holds the flows being gathered (a loop of
+/// subflows, an error reported elsewhere, is cut where it closes).
+fn gather<'c>(
+    id: &'c str,
+    flows: &HashMap<&'c str, &'c Flow>,
+    done: &mut HashMap<&'c str, Vec<String>>,
+    open: &mut Vec<&'c str>,
+) -> Vec<String> {
+    if let Some(found) = done.get(id) {
+        return found.clone();
+    }
+    let Some(flow) = flows.get(id) else { return Vec::new() };
+    if open.contains(&id) {
+        return Vec::new();
+    }
+    open.push(id);
+    let mut all = std::collections::BTreeSet::new();
+    for node in &flow.plan.nodes {
+        all.extend(node.compiled.permissions.iter().cloned());
+        if let Some(call) = &node.compiled.calls {
+            all.extend(gather(call.flow.as_str(), flows, done, open));
+        }
+    }
+    open.pop();
+    let all: Vec<String> = all.into_iter().collect();
+    done.insert(id, all.clone());
+    all
 }
 
 #[cfg(test)]

@@ -57,6 +57,10 @@ pub struct Compiled {
     pub lints: Vec<Lint>,
     /// The signal the node waits for (`wait_for`): a run of the flow accepts it.
     pub signal: Option<crate::journal::SignalSpec>,
+    /// What the node needs granted by the service behind its integration (an API's
+    /// permissions, in the service's words). `Catalog::permissions` gathers a flow's, its
+    /// subflows' included, for `flowcat list`.
+    pub permissions: Vec<String>,
 }
 
 impl Compiled {
@@ -70,6 +74,7 @@ impl Compiled {
             pure: false,
             lints: Vec::new(),
             signal: None,
+            permissions: Vec::new(),
         }
     }
 }

@@ -4,12 +4,14 @@
 //! Python client; [`rules`] holds Duo's rules for a request (methods, params, headers, error
 //! hints, percent-encoding); [`secret`] keeps the secret key out of logs; [`retry`] says when to try again.
 
+pub mod api;
 mod date;
 mod pyjson;
 pub mod retry;
 pub mod rules;
 pub mod secret;
 pub mod sign;
+pub mod validate;
 
 pub use retry::{Failure, RetryPolicy, delay, may_retry, parse_retry_after, retry_after};
 pub use secret::Secret;

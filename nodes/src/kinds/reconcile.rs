@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::rest_call::{EXTRACT_SHAPES, Extract, RestCallExec, check_path, extract_of, values_of};
 use crate::bind::Bound;
+use crate::duo::validate::{self, Checked, Request};
 use crate::http::{self, Call};
 
 pub(super) const FIELDS: &[Field] = &[
@@ -73,6 +74,7 @@ pub(super) fn compile(
     slot: Option<&(String, String)>,
     effect: Effect,
     write: Option<&[Extract]>,
+    duo: &mut Checked,
 ) -> Option<Option<Reconcile>> {
     let Some(node) = cx.get("reconcile") else { return Some(None) };
     let at = cx.key_span("reconcile");
@@ -97,6 +99,17 @@ pub(super) fn compile(
     let path = cx.template_of(path_node, false);
     if let (Some(path), Some(slot)) = (&path, slot) {
         check_path(cx, path, slot);
+        let request = Request {
+            kind: &slot.1,
+            method: "GET",
+            method_span: at,
+            path,
+            query: node.get("query"),
+            body: None,
+            extract: node.get("extract"),
+            params_span: node.key_span("query").unwrap_or(path.span),
+        };
+        validate::check(cx, &request, duo);
     }
     let query = values_of(cx, node.get("query"));
     let extract = extract_of(cx, node.get("extract"));

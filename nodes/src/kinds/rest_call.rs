@@ -17,6 +17,7 @@ use serde_json_path::JsonPath;
 
 use super::reconcile::{self, Reconcile};
 use crate::duo::rules;
+use crate::duo::validate::{self, Checked, Request};
 
 #[derive(Debug)]
 pub struct RestCall;
@@ -119,8 +120,10 @@ impl NodeKind for RestCall {
 
     fn compile(&self, cx: &mut CompileCx<'_>) -> Option<Compiled> {
         let (exec, fields, lints) = self.compile_exec(cx)?;
+        let permissions = exec.permissions.iter().map(|p| (*p).to_owned()).collect();
         let mut compiled = Compiled::new(Box::new(exec), fields);
         compiled.lints = lints;
+        compiled.permissions = permissions;
         Some(compiled)
     }
 }
@@ -151,7 +154,24 @@ impl RestCall {
             params_where_duo_wants_them(cx, method.as_deref());
         }
         let extract = extract(cx);
-        let reconcile = reconcile::compile(cx, slot.as_ref(), effect, extract.as_deref());
+        let mut checked = Checked::default();
+        if let (Some(path), Some((_, kind)), Some(m)) = (&path, &slot, method.as_deref()) {
+            let request = Request {
+                kind,
+                method: m,
+                method_span: cx.get("method").map_or(path.span, |n| n.span),
+                path,
+                query: cx.get("query"),
+                body: cx.get("body"),
+                extract: cx.get("extract"),
+                params_span: cx
+                    .node
+                    .key_span(if rules::carries_body(m) { "body" } else { "query" })
+                    .unwrap_or(path.span),
+            };
+            validate::check(cx, &request, &mut checked);
+        }
+        let reconcile = reconcile::compile(cx, slot.as_ref(), effect, extract.as_deref(), &mut checked);
         let accept = accept(cx);
         let poll = poll(cx);
         let retry = retry(cx);
@@ -165,7 +185,7 @@ impl RestCall {
         if poll.as_ref().is_some_and(Option::is_some) {
             fields.push("attempts".to_owned());
         }
-        let mut lints = Vec::new();
+        let mut lints = std::mem::take(&mut checked.lints);
         if let (Effect::Write, Some(None), Some(method), Some(path)) = (effect, &reconcile, &method, &path) {
             lints.push(reconcile::without(cx, method, path.source.split("{{").next().unwrap_or_default()));
         }
@@ -187,6 +207,7 @@ impl RestCall {
             timeout: duration(cx, "timeout").unwrap_or(Duration::from_secs(30)),
             connect_timeout: duration(cx, "connect_timeout").unwrap_or(Duration::from_secs(10)),
             reconcile: reconcile?,
+            permissions: checked.permissions.iter().map(|p| p.name()).collect(),
         };
         Some((exec, fields, lints))
     }
@@ -484,6 +505,9 @@ pub struct RestCallExec {
     pub connect_timeout: Duration,
     /// For a write: how a resumed run finds out whether it happened.
     pub reconcile: Option<Reconcile>,
+    /// The Duo permissions the call (and its reconcile read) needs, for a Duo call whose
+    /// endpoint is described (`duo::api`).
+    pub permissions: Vec<&'static str>,
 }
 
 impl NodeExec for RestCallExec {

@@ -1,0 +1,281 @@
+//! Duo's endpoints as `flowcat_nodes::duo::api` describes them, held against the simulator,
+//! which keeps its own implementation (it never reads the description): for every described
+//! endpoint, a correctly signed call over loopback carrying the required parameters is served,
+//! answers every field the description says is always there, and is refused as Duo refuses it
+//! (400, 40001 naming the parameter) when a required parameter is missing. And every route the
+//! simulator serves is described.
+//!
+//! Endpoints the simulator does not serve are listed, by name, in one of two constants; the test
+//! fails when a listed endpoint becomes routed by the simulator (its own route table: remove it
+//! from the list) or an unlisted one is not.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use flowcat_nodes::duo::api::{self, Endpoint, Need, Params, Presence, Shape};
+use flowcat_nodes::http::{Call, Clients, Reply, send};
+use flowcat_nodes::integrations::{self, Integrations, Kind};
+use flowcat_sim::{Options, Seed, Sim};
+use serde_json::{Map, Value, json};
+
+/// Described endpoints the duo-catalog branch (issue 15's new catalog flows) adds to the
+/// simulator. The lead removes each entry as the branches are merged.
+const AWAITING_SIM_SUPPORT_FROM_THE_CATALOG_BRANCH: &[&str] = &[
+    "POST /admin/v1/users/{user_id}/bypass_codes",
+    "POST /admin/v1/users/{user_id}/send_verification_push",
+    "GET /admin/v1/users/{user_id}/verification_push_response",
+    "POST /admin/v1/phones/{phone_id}/activation_url",
+    "GET /admin/v1/groups",
+    "GET /admin/v1/users/{user_id}/groups",
+    "POST /admin/v1/users/{user_id}/groups",
+    "DELETE /admin/v1/users/{user_id}/groups/{group_id}",
+    "GET /admin/v1/tokens",
+    "POST /admin/v1/users/{user_id}/tokens",
+    "DELETE /admin/v1/users/{user_id}/tokens/{token_id}",
+    "POST /admin/v1/users/directorysync/{directory_key}/syncuser",
+    "GET /admin/v2/logs/authentication",
+];
+
+/// Described endpoints no flow of the catalog calls and the simulator does not serve yet.
+const NOT_SIMULATED_YET: &[&str] = &[
+    "GET /admin/v1/users/{user_id}/bypass_codes",
+    "GET /admin/v1/users/{user_id}/tokens",
+    "GET /admin/v1/users/{user_id}/webauthncredentials",
+    "POST /admin/v1/phones/{phone_id}",
+    "POST /admin/v1/phones/{phone_id}/send_sms_installation",
+    "POST /admin/v1/phones/{phone_id}/send_sms_passcodes",
+    "POST /admin/v1/tokens",
+    "GET /admin/v1/tokens/{token_id}",
+    "POST /admin/v1/tokens/{token_id}/resync",
+    "DELETE /admin/v1/tokens/{token_id}",
+    "GET /admin/v1/bypass_codes",
+    "GET /admin/v1/bypass_codes/{bypass_code_id}",
+    "DELETE /admin/v1/bypass_codes/{bypass_code_id}",
+    "POST /admin/v1/groups",
+    "GET /admin/v1/groups/{group_id}",
+    "GET /admin/v2/groups/{group_id}",
+    "GET /admin/v2/groups/{group_id}/users",
+    "POST /admin/v1/groups/{group_id}",
+    "DELETE /admin/v1/groups/{group_id}",
+    "GET /admin/v1/logs/authentication",
+    "GET /admin/v1/logs/administrator",
+    "GET /admin/v2/logs/telephony",
+    "GET /admin/v1/logs/telephony",
+    "GET /admin/v1/logs/offline_enrollment",
+    "GET /admin/v2/logs/activity",
+    "POST /auth/v2/enroll",
+    "POST /auth/v2/enroll_status",
+];
+
+async fn sim() -> Sim {
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    Sim::start_seed(addr, &Seed::demo(), Options::default()).await.expect("sim starts")
+}
+
+fn sim_integrations(sim: &Sim) -> Integrations {
+    let text = flowcat_sim::integrations::render(sim.addr(), &Seed::demo().integrations);
+    integrations::parse(Path::new("sim.yaml"), &text, &|_| None).expect("the sim's file loads")
+}
+
+/// One simulator with the demo seed and what a call needs from it.
+struct Bench {
+    /// Held so that the simulator serves as long as the bench lives.
+    _sim: Sim,
+    all: Integrations,
+    clients: Clients,
+}
+
+impl Bench {
+    async fn new() -> Self {
+        let sim = sim().await;
+        let all = sim_integrations(&sim);
+        Bench { _sim: sim, all, clients: Clients::new() }
+    }
+
+    async fn call(&self, e: &Endpoint, path: &str, params: &[(String, String)]) -> Reply {
+        let (slot, kind) = match e.api {
+            api::Api::Admin => ("duo_admin", Kind::DuoAdmin),
+            api::Api::Auth => ("duo_auth", Kind::DuoAuth),
+        };
+        let integration = self.all.for_slot(slot, kind).expect("the sim's integration");
+        let mut call = Call::new(e.method, path);
+        if e.location() == "body" {
+            let body: Map<String, Value> = params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            call.body = Some(body);
+        } else {
+            call.query = params.to_vec();
+        }
+        send(&self.clients, integration, &call).await.expect("sent")
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Value {
+        let integration = self.all.for_slot("duo_admin", Kind::DuoAdmin).expect("admin");
+        let mut call = Call::new("GET", path);
+        call.query = query.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let reply = send(&self.clients, integration, &call).await.expect("sent");
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        reply.body["response"].clone()
+    }
+
+    /// Alice's user id and her phone's id.
+    async fn alice(&self) -> (String, String) {
+        let users = self.get("/admin/v1/users", &[("username", "alice")]).await;
+        let user_id = users[0]["user_id"].as_str().expect("alice").to_owned();
+        let phone_id = users[0]["phones"][0]["phone_id"].as_str().expect("alice's phone").to_owned();
+        (user_id, phone_id)
+    }
+
+    /// A transaction id of a push to alice, for `auth_status`.
+    async fn txid(&self) -> String {
+        let auth = api::endpoints().find(|e| e.path == "/auth/v2/auth").expect("described");
+        let params = [("username", "alice"), ("factor", "push"), ("device", "auto"), ("async", "1")];
+        let params: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let reply = self.call(auth, "/auth/v2/auth", &params).await;
+        reply.body["response"]["txid"].as_str().expect("a txid").to_owned()
+    }
+}
+
+/// The path with alice's ids in it.
+fn fill(path: &str, user_id: &str, phone_id: &str) -> String {
+    path.replace("{user_id}", user_id).replace("{phone_id}", phone_id)
+}
+
+/// A value for a parameter the call must carry: what a flow would send.
+async fn value(bench: &Bench, e: &Endpoint, name: &str, phone_id: &str) -> String {
+    let creates = e.method == "POST" && matches!(e.path, "/admin/v1/users" | "/admin/v1/users/enroll");
+    match name {
+        "username" if creates => "newcomer".to_owned(),
+        "username" => "alice".to_owned(),
+        "email" => "newcomer@example.com".to_owned(),
+        "phone_id" => phone_id.to_owned(),
+        "factor" => "push".to_owned(),
+        "txid" => bench.txid().await,
+        other => panic!("{}: no test value for the required parameter `{other}`", e.name()),
+    }
+}
+
+/// The required parameters of `e` (one member of each one-of group), with values.
+async fn required(bench: &Bench, e: &Endpoint, phone_id: &str) -> Vec<(String, String)> {
+    let Params::Described(params) = e.params else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut groups = Vec::new();
+    for p in params {
+        let take = match p.need {
+            Need::Required => true,
+            Need::OneOf(group) if !groups.contains(&group) => {
+                groups.push(group);
+                true
+            }
+            _ => false,
+        };
+        if take {
+            out.push((p.name.to_owned(), value(bench, e, p.name, phone_id).await));
+        }
+    }
+    out
+}
+
+/// Every field `shape` says is always there is in `value` (lists: checked on each item).
+fn always_there(shape: &Shape, value: &Value, at: &str, missing: &mut Vec<String>) {
+    match (shape, value) {
+        (Shape::Obj(fields), Value::Object(object)) => {
+            for f in *fields {
+                match object.get(f.name) {
+                    Some(v) => always_there(&f.shape, v, &format!("{at}.{}", f.name), missing),
+                    None if f.presence == Presence::Always => missing.push(format!("{at}.{}", f.name)),
+                    None => {}
+                }
+            }
+        }
+        (Shape::List(item), Value::Array(items)) => {
+            for (i, v) in items.iter().enumerate() {
+                always_there(item, v, &format!("{at}[{i}]"), missing);
+            }
+        }
+        (Shape::Obj(_), other) | (Shape::List(_), other) => missing.push(format!("{at} (found {other})")),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_described_endpoint_is_served_as_described_or_listed() {
+    let listed: BTreeSet<&str> =
+        AWAITING_SIM_SUPPORT_FROM_THE_CATALOG_BRANCH.iter().chain(NOT_SIMULATED_YET).copied().collect();
+    let names: BTreeSet<String> = api::endpoints().map(Endpoint::name).collect();
+    for name in &listed {
+        assert!(names.contains(*name), "`{name}` is listed but not described");
+    }
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for e in api::endpoints().filter(|e| matches!(e.params, Params::Described(_))) {
+        let name = e.name();
+        // A fresh simulator per endpoint: a DELETE or a create changes nothing for the others.
+        let bench = Bench::new().await;
+        let (user_id, phone_id) = bench.alice().await;
+        let path = fill(e.path, &user_id, &phone_id);
+        let routed = matches!(flowcat_sim::routes::find(e.method, &path), flowcat_sim::routes::Found::Route(..));
+        if listed.contains(name.as_str()) {
+            if routed {
+                problems.push(format!("{name}: listed as not simulated, but the simulator routes it: unlist it"));
+            }
+            continue;
+        }
+        if !routed {
+            problems.push(format!("{name}: the simulator has no route for it; add one, or list it"));
+            continue;
+        }
+        let params = required(&bench, e, &phone_id).await;
+        let reply = bench.call(e, &path, &params).await;
+        if reply.status != 200 || reply.body["stat"] != "OK" {
+            problems.push(format!("{name} with {params:?}: {} {}", reply.status, reply.body));
+            continue;
+        }
+        let mut missing = Vec::new();
+        always_there(&e.response, &reply.body["response"], "$.response", &mut missing);
+        if e.paged && reply.body.get("metadata").is_some() {
+            always_there(&Shape::Obj(&[]), &reply.body["metadata"], "$.metadata", &mut missing);
+        }
+        for m in missing {
+            problems.push(format!("{name}: the answer lacks `{m}`, which the description says is always there"));
+        }
+        // Each required parameter (each one-of group whole) left out: refused as Duo refuses it.
+        for (i, (left_out, _)) in params.iter().enumerate() {
+            let fresh = Bench::new().await;
+            let (user_id, phone_id) = fresh.alice().await;
+            let mut fewer = required(&fresh, e, &phone_id).await;
+            fewer.remove(i);
+            let reply = fresh.call(e, &fill(e.path, &user_id, &phone_id), &fewer).await;
+            let code = reply.body["code"].as_u64().unwrap_or_default();
+            if reply.status != 400 || !matches!(code, 40001 | 40002) {
+                problems.push(format!(
+                    "{name} without `{left_out}`: {} {}, expected 400 with 40001",
+                    reply.status, reply.body
+                ));
+            }
+        }
+        checked += 1;
+    }
+    assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n"));
+    assert!(checked >= 19, "only {checked} endpoints were held against the simulator");
+}
+
+#[test]
+fn every_route_the_simulator_serves_is_described_with_its_parameters() {
+    let shape = |method: &str, path: &str| {
+        let path: Vec<&str> = path.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect();
+        format!("{method} {}", path.join("/"))
+    };
+    let described: BTreeSet<String> = api::endpoints()
+        .filter(|e| matches!(e.params, Params::Described(_)))
+        .map(|e| shape(e.method, e.path))
+        .collect();
+    for route in flowcat_sim::routes::ROUTES {
+        let (method, path) = route.pattern.split_once(' ').expect("METHOD /path");
+        assert!(
+            described.contains(&shape(method, path)),
+            "the simulator serves `{}`, which is not described",
+            route.pattern
+        );
+    }
+}
