@@ -16,6 +16,7 @@ mod runs;
 mod serve;
 mod signal;
 mod telemetry;
+mod test;
 mod ui;
 
 use std::path::PathBuf;
@@ -91,6 +92,16 @@ enum Command {
     },
     /// Print the JSON Schema (draft-07) of the flow format, for editors.
     Schema,
+    /// Run the test cases beside flows (`*.test.yaml`): Duo's answers mocked, in the process, on
+    /// a paused clock; a result per case and the nodes and branches they ran. Exit 1 when a case
+    /// fails or a test file has errors.
+    Test {
+        /// Test files or folders searched for `*.test.yaml` [default: the local flows folder].
+        paths: Vec<std::path::PathBuf>,
+        /// `human`, `json`, or `junit` (JUnit XML, for CI), on stdout.
+        #[arg(long, value_enum, default_value_t = test::TestFormat::Human)]
+        format: test::TestFormat,
+    },
     /// Start a Duo simulator and onboard a sample employee with it: no configuration needed.
     Demo,
     /// Run a flow: inputs and integrations are checked first, then its nodes run.
@@ -187,6 +198,7 @@ fn main() -> ExitCode {
         }
         Command::List { format } => commands::list(&catalog, format == Format::Json),
         Command::Schema => commands::schema(),
+        Command::Test { paths, format } => test::test(&catalog, paths, format),
         Command::Demo => demo::demo(&catalog),
         Command::Init { dir } => init::init(dir),
         Command::Run(args) => commands::run(&catalog, &args, cli.state_dir),
