@@ -69,7 +69,9 @@ pub fn test(flows: &Flows, paths: Vec<PathBuf>, format: TestFormat) -> anyhow::R
     let mut beside: Vec<PathBuf> = roots.iter().map(|r| if r.is_dir() { r.clone() } else { parent(r) }).collect();
     beside.sort();
     beside.dedup();
-    let catalog = flows.library(&beside)?.load(&REGISTRY)?;
+    let mut library = flows.library(&beside)?;
+    let catalog = library.load(&REGISTRY)?;
+    Flows::notes(&library, None);
 
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
     let mut suites = Vec::new();
@@ -260,9 +262,7 @@ impl Reach {
             if let Some(signal) = &node.compiled.signal {
                 self.signals.insert(signal.name.clone());
             }
-            if let Some(sub) =
-                node.compiled.calls.as_ref().and_then(|c| catalog.entry(&c.flow)).and_then(|e| e.flow.as_ref())
-            {
+            if let Some(sub) = node.compiled.calls.as_ref().and_then(|c| catalog.get(&c.flow)) {
                 self.walk(catalog, sub);
             }
         }
@@ -301,7 +301,7 @@ fn node_at(catalog: &Catalog, flow: &Flow, path: &str) -> Result<(), (String, Op
             }
             return Ok(());
         }
-        let sub = node.compiled.calls.as_ref().and_then(|c| catalog.entry(&c.flow)).and_then(|e| e.flow.as_ref());
+        let sub = node.compiled.calls.as_ref().and_then(|c| catalog.get(&c.flow));
         match sub {
             Some(sub) => flow = sub,
             None => return Err((format!("node `{part}` of flow `{}` runs no subflow", flow.id()), None)),
@@ -333,7 +333,7 @@ fn integrations(flow: &Flow) -> Result<Integrations, String> {
 async fn run_case(catalog: &Arc<Catalog>, suite: &Suite, case: &Case) -> (CaseResult, Option<RunRecord>) {
     let started = tokio::time::Instant::now();
     let mut result = CaseResult::new(&case.name);
-    let flow = match catalog.entry(&suite.flow).and_then(|e| e.flow.as_ref()) {
+    let flow = match catalog.get(&suite.flow) {
         Some(flow) => flow,
         None => {
             result.problems.push(format!("flow `{}` is not in the catalog", suite.flow));

@@ -142,7 +142,7 @@ fn mocks_outputs_and_signals_the_flow_does_not_have_are_errors_with_did_you_mean
         "send no `GET /admin/v1/user`",
         "did you mean `GET /admin/v1/users`?",
         "node `verdict` is a `switch`, which sends no request",
-        "lookup.test.yaml:9:24",
+        "lookup.test.yaml:9:23",
         "unknown fault `droped`",
         "did you mean `dropped`?",
         "waits for signal `approval`",

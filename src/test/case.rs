@@ -111,7 +111,8 @@ pub const STATUSES: [&str; 4] = ["succeeded", "failed", "needs_attention", "refu
 pub const FAULTS: [&str; 4] = ["dropped", "timeout", "refused", "rate_limited"];
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
-/// Reads a test file; `None` when it has errors (they are in `diags`).
+/// Reads a test file, every problem into `diags`; `None` when it names no flow. Cases that could
+/// not be read are left out: run a suite only when `diags` has no errors.
 pub fn parse(source: &Arc<Source>, diags: &mut Diags) -> Option<Suite> {
     let root = match yaml::parse(&source.text) {
         Ok(Some(root)) => root,
@@ -164,10 +165,9 @@ pub fn parse(source: &Arc<Source>, diags: &mut Diags) -> Option<Suite> {
         }
         names.push(&case.name);
     }
+    // With errors too: the cases that could be read are still checked against the flow, so that
+    // every mistake is reported at once (a suite with errors is not run).
     let flow = flow?;
-    if p.diags.has_errors() {
-        return None;
-    }
     Some(Suite { path: source.path.clone(), flow: flow.0, flow_span: Some(flow.1), cases })
 }
 
@@ -307,7 +307,7 @@ impl Parser<'_> {
                 self.diags.error("duplicate-key", Some(k.span), format!("{} is mocked twice", target.show()));
                 continue;
             }
-            let answers = match v.as_seq() {
+            let answers: Vec<Answer> = match v.as_seq() {
                 Some([]) => {
                     self.diags.error("wrong-type", Some(v.span), "an empty list of answers").help("give at least one");
                     continue;
@@ -315,6 +315,9 @@ impl Parser<'_> {
                 Some(list) => list.iter().filter_map(|a| self.answer(a)).collect(),
                 None => self.answer(v).into_iter().collect(),
             };
+            if answers.is_empty() {
+                continue;
+            }
             out.push(Mock { target, span: k.span, answers });
         }
         out

@@ -184,7 +184,7 @@ impl Coverage {
         flows.extend(self.nodes.iter().map(|(f, _)| f.clone()));
         let mut out = Vec::new();
         for id in flows {
-            let Some(flow) = catalog.entry(&id).and_then(|e| e.flow.as_ref()) else { continue };
+            let Some(flow) = catalog.get(&id) else { continue };
             let mut line = FlowCoverage {
                 flow: id.clone(),
                 nodes: 0,
