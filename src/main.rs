@@ -83,6 +83,10 @@ enum Command {
         /// Draw each subflow's nodes inside the node that calls it.
         #[arg(long)]
         expand_subflows: bool,
+        /// Draw journaled run ID on the graph: each node's status, duration and attempts (DOT and
+        /// Mermaid).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
     },
     /// List every flow, built-in and local, with its inputs, outputs and integrations.
     List {
@@ -188,13 +192,16 @@ fn main() -> ExitCode {
         Command::Validate { paths, deny_warnings, format } => {
             commands::validate(&catalog, paths, deny_warnings, format)
         }
-        Command::Graph { flow, format, expand_subflows } => {
+        Command::Graph { flow, format, expand_subflows, run } => {
             let format = match format {
                 GraphFormat::Dot => commands::Drawing::Dot,
                 GraphFormat::Mermaid => commands::Drawing::Mermaid,
                 GraphFormat::Json => commands::Drawing::Json,
             };
-            commands::graph(&catalog, &flow, format, expand_subflows)
+            match run {
+                Some(id) => commands::graph_run(&catalog, &flow, format, expand_subflows, &id, cli.state_dir),
+                None => commands::graph(&catalog, &flow, format, expand_subflows),
+            }
         }
         Command::List { format } => commands::list(&catalog, format == Format::Json),
         Command::Schema => commands::schema(),
@@ -207,7 +214,7 @@ fn main() -> ExitCode {
         Command::Integrations(IntegrationsCommand::Check { name, integrations, format }) => {
             commands::check(integrations, name.as_deref(), format == Format::Json)
         }
-        Command::Runs(command) => runs::runs(command, cli.state_dir),
+        Command::Runs(command) => runs::runs(&catalog, command, cli.state_dir),
         Command::Serve(args) => serve::serve(&catalog, args, cli.state_dir, serve_filter),
         Command::Sim(args) => commands::sim(args),
         Command::Completions { shell } => manual::completions(shell),
