@@ -1,6 +1,7 @@
 //! Compiles the catalog (`flows/**.yaml`) and the examples (`examples/*.yaml`) into the binary:
 //! `$OUT_DIR/builtin.rs` lists each file's path, relative to the workspace, with its text
-//! through `include_str!`, so `flowcat` finds its flows from any folder.
+//! through `include_str!`, so `flowcat` finds its flows from any folder. A flow's test cases
+//! (`*.test.yaml`, `flowcat test`) are not flows and stay out.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,7 +35,10 @@ fn yaml_files(dir: &Path, recurse: bool, out: &mut Vec<PathBuf>) {
             if recurse {
                 yaml_files(&path, true, out);
             }
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            && !path.to_string_lossy().ends_with(".test.yaml")
+            && !path.to_string_lossy().ends_with(".test.yml")
+        {
             out.push(path);
         }
     }

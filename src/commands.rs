@@ -134,6 +134,54 @@ pub fn graph(flows: &Flows, flow: &str, format: Drawing, expand: bool) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
+/// `graph FLOW --run ID`: the flow drawn with what run `ID` of the journal did at each node.
+pub fn graph_run(
+    flows: &Flows,
+    flow: &str,
+    format: Drawing,
+    expand: bool,
+    id: &str,
+    state_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    if matches!(format, Drawing::Json) {
+        anyhow::bail!(
+            "`--run` draws in `dot` or `mermaid`; for the run as JSON: `flowcat runs show {id} --format json`"
+        );
+    }
+    let run = crate::runs::stored(id, state_dir)?;
+    let catalog = load_for(flows, flow)?;
+    let found = match find(&catalog, if flow == "-" { STDIN } else { flow })? {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
+    };
+    let ran = &run.summary.info.flow;
+    if ran != found.id() {
+        anyhow::bail!("run `{id}` is a run of `{ran}`, not of `{}`: `flowcat graph {ran} --run {id}`", found.id());
+    }
+    print!("{}", draw_run(found, &catalog, expand, &run, format));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A journaled run drawn on its flow's graph: the final record's marks, or for a run that has
+/// not finished, what its journal holds.
+pub fn draw_run(
+    flow: &Flow,
+    catalog: &Catalog,
+    expand: bool,
+    run: &flowcat_engine::journal::StoredRun,
+    format: Drawing,
+) -> String {
+    let marks = match &run.record {
+        Some(record) => draw::marks(record),
+        None => draw::marks_of_past(&run.past),
+    };
+    let expand = expand.then_some(catalog);
+    match format {
+        Drawing::Mermaid => draw::mermaid_run(flow, expand, Some(&marks)),
+        _ => draw::dot_run(flow, expand, Some(&marks)),
+    }
+}
+
 pub fn list(flows: &Flows, json: bool) -> anyhow::Result<ExitCode> {
     let mut library = flows.library(&[])?;
     let catalog = library.load(&REGISTRY)?;

@@ -16,6 +16,7 @@ mod runs;
 mod serve;
 mod signal;
 mod telemetry;
+mod test;
 mod ui;
 
 use std::path::PathBuf;
@@ -82,6 +83,10 @@ enum Command {
         /// Draw each subflow's nodes inside the node that calls it.
         #[arg(long)]
         expand_subflows: bool,
+        /// Draw journaled run ID on the graph: each node's status, duration and attempts (DOT and
+        /// Mermaid).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
     },
     /// List every flow, built-in and local, with its inputs, outputs and integrations.
     List {
@@ -91,6 +96,16 @@ enum Command {
     },
     /// Print the JSON Schema (draft-07) of the flow format, for editors.
     Schema,
+    /// Run the test cases beside flows (`*.test.yaml`): Duo's answers mocked, in the process, on
+    /// a paused clock; a result per case and the nodes and branches they ran. Exit 1 when a case
+    /// fails or a test file has errors.
+    Test {
+        /// Test files or folders searched for `*.test.yaml` [default: the local flows folder].
+        paths: Vec<std::path::PathBuf>,
+        /// `human`, `json`, or `junit` (JUnit XML, for CI), on stdout.
+        #[arg(long, value_enum, default_value_t = test::TestFormat::Human)]
+        format: test::TestFormat,
+    },
     /// Start a Duo simulator and onboard a sample employee with it: no configuration needed.
     Demo,
     /// Run a flow: inputs and integrations are checked first, then its nodes run.
@@ -177,16 +192,20 @@ fn main() -> ExitCode {
         Command::Validate { paths, deny_warnings, format } => {
             commands::validate(&catalog, paths, deny_warnings, format)
         }
-        Command::Graph { flow, format, expand_subflows } => {
+        Command::Graph { flow, format, expand_subflows, run } => {
             let format = match format {
                 GraphFormat::Dot => commands::Drawing::Dot,
                 GraphFormat::Mermaid => commands::Drawing::Mermaid,
                 GraphFormat::Json => commands::Drawing::Json,
             };
-            commands::graph(&catalog, &flow, format, expand_subflows)
+            match run {
+                Some(id) => commands::graph_run(&catalog, &flow, format, expand_subflows, &id, cli.state_dir),
+                None => commands::graph(&catalog, &flow, format, expand_subflows),
+            }
         }
         Command::List { format } => commands::list(&catalog, format == Format::Json),
         Command::Schema => commands::schema(),
+        Command::Test { paths, format } => test::test(&catalog, paths, format),
         Command::Demo => demo::demo(&catalog),
         Command::Init { dir } => init::init(dir),
         Command::Run(args) => commands::run(&catalog, &args, cli.state_dir),
@@ -195,7 +214,7 @@ fn main() -> ExitCode {
         Command::Integrations(IntegrationsCommand::Check { name, integrations, format }) => {
             commands::check(integrations, name.as_deref(), format == Format::Json)
         }
-        Command::Runs(command) => runs::runs(command, cli.state_dir),
+        Command::Runs(command) => runs::runs(&catalog, command, cli.state_dir),
         Command::Serve(args) => serve::serve(&catalog, args, cli.state_dir, serve_filter),
         Command::Sim(args) => commands::sim(args),
         Command::Completions { shell } => manual::completions(shell),

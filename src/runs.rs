@@ -37,9 +37,10 @@ pub enum RunsCommand {
     Show {
         /// The run's id (`flowcat runs list` shows them).
         id: String,
-        /// `human` or `json` (the run, its final record and its journaled nodes).
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
+        /// `human`, `json` (the run, its final record and its journaled nodes), or the run drawn
+        /// on its flow's graph with subflows expanded: `mermaid` or `dot`.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Human)]
+        format: ShowFormat,
     },
     /// Give up an unfinished run (interrupted, or stopped for attention) after checking by hand:
     /// it ends failed with code `abandoned`, and is never resumed.
@@ -56,6 +57,34 @@ pub enum RunsCommand {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+}
+
+/// `runs show --format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    /// The run's details for a person (`text` is accepted too).
+    #[default]
+    #[value(alias = "text")]
+    Human,
+    /// The run, its final record and its journaled nodes.
+    Json,
+    /// The run on its flow's graph, as a Mermaid flowchart.
+    Mermaid,
+    /// The run on its flow's graph, in Graphviz DOT.
+    Dot,
+}
+
+/// Run `id` of the journal in `state_dir` (or the default folder), or an error saying where it
+/// looked.
+pub fn stored(id: &str, state_dir: Option<PathBuf>) -> anyhow::Result<StoredRun> {
+    let dir = flowcat_journal::find_state_dir(state_dir)?;
+    let run = if Journal::exists(&dir) { Journal::open(&dir)?.show(id)? } else { None };
+    run.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no run `{id}` in the journal `{}`: `flowcat runs list` shows the runs it holds",
+            dir.join(flowcat_journal::DB_FILE).display()
+        )
+    })
 }
 
 /// A run's status, as `--status` spells it.
@@ -110,7 +139,7 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
 }
 
 /// Runs one `flowcat runs …` command on the journal in `state_dir` (or the default folder).
-pub fn runs(command: RunsCommand, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn runs(flows: &crate::flows::Flows, command: RunsCommand, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let dir = flowcat_journal::find_state_dir(state_dir)?;
     // Reading commands create nothing: no journal yet is no runs.
     let journal = if Journal::exists(&dir) { Some(Journal::open(&dir)?) } else { None };
@@ -143,10 +172,27 @@ pub fn runs(command: RunsCommand, state_dir: Option<PathBuf>) -> anyhow::Result<
                     dir.join(flowcat_journal::DB_FILE).display()
                 );
             };
-            if format == Format::Json {
-                println!("{}", serde_json::to_string_pretty(&run)?);
-            } else {
-                print!("{}", show(&run, now));
+            match format {
+                ShowFormat::Json => println!("{}", serde_json::to_string_pretty(&run)?),
+                ShowFormat::Human => print!("{}", show(&run, now)),
+                ShowFormat::Mermaid | ShowFormat::Dot => {
+                    // A run of a flow named by its file reads that file again.
+                    let id = run.summary.info.flow.clone();
+                    let name = run.summary.info.source.clone().unwrap_or_else(|| id.clone());
+                    let catalog = crate::commands::load_for(flows, &name)?;
+                    let Some(flow) = catalog.get(&id) else {
+                        anyhow::bail!(
+                            "run `{}` is of flow `{id}`, which does not compile now: `flowcat validate`",
+                            run.summary.info.id
+                        );
+                    };
+                    let drawing = if format == ShowFormat::Mermaid {
+                        crate::commands::Drawing::Mermaid
+                    } else {
+                        crate::commands::Drawing::Dot
+                    };
+                    print!("{}", crate::commands::draw_run(flow, &catalog, true, &run, drawing));
+                }
             }
         }
         RunsCommand::Abandon { id } => {

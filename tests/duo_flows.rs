@@ -197,7 +197,8 @@ macro_rules! flow_cases {
                 let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
                 for entry in std::fs::read_dir(&dir).expect("the flow folder") {
                     let path = entry.expect("an entry").path();
-                    if path.extension().is_none_or(|e| e != "yaml") {
+                    // Test cases for `flowcat test` (`*.test.yaml`) are not flows.
+                    if path.extension().is_none_or(|e| e != "yaml") || path.to_string_lossy().ends_with(".test.yaml") {
                         continue;
                     }
                     let stem = path.file_stem().and_then(|s| s.to_str()).expect("a stem");

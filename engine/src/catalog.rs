@@ -112,9 +112,26 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
 }
 
 /// Whether a file found in a folder is a flow file: its extension (as `Path::extension` sees it)
-/// is `yaml` or `yml`. Told from the path's last bytes, without parsing the path: a catalog of
-/// hundreds of files is listed on every `flowcat run`.
+/// is `yaml` or `yml`, and it is not a flow's test cases (`*.test.yaml`, [`is_test_file`]).
+/// Told from the path's last bytes, without parsing the path: a catalog of hundreds of files is
+/// listed on every `flowcat run`.
 pub(crate) fn is_flow_file(path: &Path) -> bool {
+    is_yaml_file(path) && !is_test_file(path)
+}
+
+/// Whether a file holds test cases for `flowcat test`: its name ends in `.test.yaml` or
+/// `.test.yml` (with something before it).
+pub fn is_test_file(path: &Path) -> bool {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let ends = |ext: &[u8]| {
+        bytes.len() > ext.len()
+            && bytes.ends_with(ext)
+            && !std::path::is_separator(char::from(bytes[bytes.len() - ext.len() - 1]))
+    };
+    ends(b".test.yaml") || ends(b".test.yml")
+}
+
+fn is_yaml_file(path: &Path) -> bool {
     let bytes = path.as_os_str().as_encoded_bytes();
     // After at least one character of the name: `.yaml` alone is a hidden file, not an extension.
     let ends = |ext: &[u8]| {
@@ -379,7 +396,15 @@ mod tests {
             let path = Path::new(name);
             let want = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
             assert_eq!(is_flow_file(path), want, "{name}");
+            assert!(!is_test_file(path), "{name}");
         }
+        for name in ["a.test.yaml", "dir/send-push.test.yml"] {
+            assert!(is_test_file(Path::new(name)) && !is_flow_file(Path::new(name)), "{name}");
+        }
+        for name in [".test.yaml", "dir/.test.yml", "a.test.yaml.bak", "test.yaml"] {
+            assert!(!is_test_file(Path::new(name)), "{name}");
+        }
+        assert!(is_flow_file(Path::new("test.yaml")));
     }
 
     #[test]

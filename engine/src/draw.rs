@@ -8,9 +8,13 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
+use std::collections::HashMap;
+
 use crate::catalog::Catalog;
 use crate::compile::Flow;
+use crate::journal::Past;
 use crate::limits;
+use crate::node::{NodeRecord, NodeStatus, RunRecord};
 use crate::plan::EdgeKind;
 
 /// Subflows nest at most this deep in a drawing (the catalog has no loops, but be safe).
@@ -23,11 +27,121 @@ struct Box_ {
     key: String,
     lines: Vec<String>,
     dashed: bool,
+    /// A run's status at this node, when a run is drawn.
+    status: Option<&'static str>,
 }
 
 enum Item {
     Node(Box_),
     Cluster { key: String, title: String, items: Vec<Item> },
+}
+
+/// What a run did at one node, drawn on its box: `graph FLOW --run ID` and
+/// `runs show ID --format mermaid|dot`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mark {
+    /// `succeeded`, `failed`, `skipped`, `cancelled`, `pending`, `unknown`, or `started` (in
+    /// flight when an unfinished run stopped).
+    pub status: &'static str,
+    pub duration_ms: Option<f64>,
+    pub attempts: u32,
+    /// A `for_each` node's items run (its subflow's boxes then show no item's marks).
+    pub items: Option<usize>,
+}
+
+impl Mark {
+    fn line(&self) -> String {
+        let mut parts = vec![self.status.to_owned()];
+        if let Some(ms) = self.duration_ms {
+            parts.push(if ms < 1000.0 { format!("{ms:.0} ms") } else { format!("{:.1} s", ms / 1000.0) });
+        }
+        if self.attempts > 1 {
+            parts.push(format!("{} attempts", self.attempts));
+        }
+        if let Some(n) = self.items {
+            parts.push(format!("{n} items"));
+        }
+        parts.join(" · ")
+    }
+}
+
+fn status_word(status: NodeStatus) -> &'static str {
+    match status {
+        NodeStatus::Pending => "pending",
+        NodeStatus::Succeeded => "succeeded",
+        NodeStatus::Failed => "failed",
+        NodeStatus::Skipped => "skipped",
+        NodeStatus::Cancelled => "cancelled",
+        NodeStatus::Unknown => "unknown",
+    }
+}
+
+fn mark_of(node: &NodeRecord) -> Mark {
+    let items = (node.kind == "for_each").then_some(node.items.len());
+    Mark { status: status_word(node.status), duration_ms: node.duration_ms, attempts: node.attempts, items }
+}
+
+/// A finished run's marks by node path (`user/lookup`: node `lookup` of the subflow node `user`
+/// runs), from its record.
+pub fn marks(record: &RunRecord) -> HashMap<String, Mark> {
+    fn walk(record: &RunRecord, prefix: &str, out: &mut HashMap<String, Mark>) {
+        for node in &record.nodes {
+            let key = format!("{prefix}{}", node.id);
+            if let Some(sub) = &node.subflow {
+                walk(sub, &format!("{key}/"), out);
+            }
+            out.insert(key, mark_of(node));
+        }
+    }
+    let mut out = HashMap::new();
+    walk(record, "", &mut out);
+    out
+}
+
+/// An unfinished run's marks, from what its journal holds: a node journaled as finished, or
+/// `started` (in flight when the run stopped). `for_each` items (`node[i]/…`) are left out.
+pub fn marks_of_past(past: &Past) -> HashMap<String, Mark> {
+    let mut out = HashMap::new();
+    for (key, node) in &past.nodes {
+        if key.contains('[') {
+            continue;
+        }
+        let mark = match &node.finished {
+            Some(done) => mark_of(&done.record),
+            None => Mark { status: "started", duration_ms: None, attempts: 0, items: None },
+        };
+        out.insert(key.clone(), mark);
+    }
+    out
+}
+
+/// Puts a run's marks on the boxes and cluster titles they belong to.
+fn annotate(items: &mut [Item], marks: &HashMap<String, Mark>) {
+    for item in items {
+        match item {
+            Item::Node(b) => {
+                let mark = marks.get(&b.key);
+                b.lines.push(mark.map_or_else(|| "not run".to_owned(), Mark::line));
+                b.status = Some(mark.map_or("not_run", |m| m.status));
+            }
+            Item::Cluster { key, title, items } => {
+                if let Some(mark) = marks.get(key.as_str()) {
+                    title.push_str(&format!(" [{}]", mark.line()));
+                }
+                annotate(items, marks);
+            }
+        }
+    }
+}
+
+/// The fill of a box by its status: green, red, grey, amber.
+fn fill(status: &str) -> &'static str {
+    match status {
+        "succeeded" => "#d4edda",
+        "failed" | "unknown" => "#f8d7da",
+        "skipped" | "not_run" => "#eeeeee",
+        _ => "#fff3cd",
+    }
 }
 
 struct Arrow {
@@ -117,7 +231,7 @@ fn build(flow: &Flow, at: &At<'_>, max: usize, d: &mut Drawing) -> Vec<Ends> {
                 if callee.is_some() && max < MAX_DEPTH {
                     lines.push(COLLAPSED.to_owned());
                 }
-                items.push(Item::Node(Box_ { key: key.clone(), lines, dashed: node.may_skip }));
+                items.push(Item::Node(Box_ { key: key.clone(), lines, dashed: node.may_skip, status: None }));
                 ends.push(Ends { entries: vec![key.clone()], exits: vec![key] });
             }
         }
@@ -178,16 +292,25 @@ pub fn expansion(flow: &Flow, catalog: Option<&Catalog>) -> Expansion {
     fit(flow, catalog)
 }
 
-fn drawing(flow: &Flow, catalog: Option<&Catalog>) -> Drawing {
+fn drawing(flow: &Flow, catalog: Option<&Catalog>, run: Option<&HashMap<String, Mark>>) -> Drawing {
     let mut d = Drawing::default();
     let at = At { catalog, prefix: "", depth: 0 };
     build(flow, &at, fit(flow, catalog).depth, &mut d);
+    if let Some(marks) = run {
+        annotate(&mut d.items, marks);
+    }
     d
 }
 
 /// Graphviz DOT.
 pub fn dot(flow: &Flow, expand: Option<&Catalog>) -> String {
-    let d = drawing(flow, expand);
+    dot_run(flow, expand, None)
+}
+
+/// Graphviz DOT with a run's marks: each box says its node's status, duration and attempts,
+/// filled by status.
+pub fn dot_run(flow: &Flow, expand: Option<&Catalog>, run: Option<&HashMap<String, Mark>>) -> String {
+    let d = drawing(flow, expand, run);
     let mut out =
         format!("digraph {} {{\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n", quote(flow.id()));
     dot_items(&d.items, 1, &mut out);
@@ -211,7 +334,14 @@ fn dot_items(items: &[Item], depth: usize, out: &mut String) {
     for item in items {
         match item {
             Item::Node(b) => {
-                let style = if b.dashed { ", style=dashed" } else { "" };
+                let style = match (b.dashed, b.status) {
+                    (dashed, Some(status)) => {
+                        let dashed = if dashed { ",dashed" } else { "" };
+                        format!(", style=\"filled{dashed}\", fillcolor=\"{}\"", fill(status))
+                    }
+                    (true, None) => ", style=dashed".to_owned(),
+                    (false, None) => String::new(),
+                };
                 let _ = writeln!(out, "{pad}{} [label={}{style}];", quote(&b.key), quote(&b.lines.join("\n")));
             }
             Item::Cluster { key, title, items } => {
@@ -230,9 +360,19 @@ fn quote(s: &str) -> String {
 
 /// Mermaid `flowchart`.
 pub fn mermaid(flow: &Flow, expand: Option<&Catalog>) -> String {
-    let d = drawing(flow, expand);
+    mermaid_run(flow, expand, None)
+}
+
+/// Mermaid `flowchart` with a run's marks (see [`dot_run`]): a class per status.
+pub fn mermaid_run(flow: &Flow, expand: Option<&Catalog>, run: Option<&HashMap<String, Mark>>) -> String {
+    let d = drawing(flow, expand, run);
     let mut out = String::from("flowchart TD\n");
     mermaid_items(&d.items, 1, &mut out);
+    if run.is_some() {
+        for status in ["succeeded", "failed", "unknown", "skipped", "not_run", "cancelled", "pending", "started"] {
+            let _ = writeln!(out, "  classDef {status} fill:{}", fill(status));
+        }
+    }
     for a in &d.arrows {
         let (from, to) = (mermaid_id(&a.from), mermaid_id(&a.to));
         let _ = match (&a.label, a.kind) {
@@ -253,6 +393,9 @@ fn mermaid_items(items: &[Item], depth: usize, out: &mut String) {
                 let _ = writeln!(out, "{pad}{}[\"{}\"]", mermaid_id(&b.key), text.join("<br/>"));
                 if b.dashed {
                     let _ = writeln!(out, "{pad}style {} stroke-dasharray: 5 5", mermaid_id(&b.key));
+                }
+                if let Some(status) = b.status {
+                    let _ = writeln!(out, "{pad}class {} {status}", mermaid_id(&b.key));
                 }
             }
             Item::Cluster { key, title, items } => {

@@ -157,6 +157,13 @@ impl Hall {
         self
     }
 
+    /// Sends every call through `clients`: [`Clients::with_transport`] answers them in the
+    /// process (`flowcat test`).
+    pub fn with_clients(mut self, clients: Clients) -> Hall {
+        self.clients = clients;
+        self
+    }
+
     /// Journals every run in `store`: see [`Hall::run_durably`] and [`Hall::resume`].
     pub fn with_store(mut self, store: Arc<dyn Store>) -> Hall {
         self.store = Some(store);
@@ -235,6 +242,17 @@ impl Hall {
     /// starts anything else, as the binary does before its runtime).
     pub async fn run_checked(&self, checked: Checked) -> Result<RunRecord, Refused> {
         Ok(self.runner.run(checked.request).await?)
+    }
+
+    /// Runs what [`Hall::prepare`] returned with `log` as its journal (not the hall's store) and
+    /// the flow's `deadline:`: `flowcat test` keeps a log in memory that answers `wait_for`
+    /// nodes' signals from a test case.
+    pub async fn run_logged(&self, checked: Checked, log: Arc<dyn RunLog>) -> Result<RunRecord, Refused> {
+        let deadline = self.flow(&checked.request.flow)?.deadline;
+        let mut request = checked.request;
+        request.durable.journal = Some(log);
+        request.durable.deadline = deadline.map(|d| tokio::time::Instant::now() + d);
+        Ok(self.runner.run(request).await?)
     }
 
     /// Runs what [`Hall::prepare`] returned, journaled in the hall's store (without one, as

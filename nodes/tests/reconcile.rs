@@ -100,7 +100,8 @@ fn catalog(file: &str, node: &str) -> Catalog {
     for dir in ["flows/duo", "examples"] {
         for entry in std::fs::read_dir(root.join(dir)).expect("a catalog folder") {
             let path = entry.expect("an entry").path();
-            if path.extension().is_none_or(|e| e != "yaml") {
+            // `*.test.yaml` files hold `flowcat test` cases, not flows.
+            if path.extension().is_none_or(|e| e != "yaml") || path.to_string_lossy().ends_with(".test.yaml") {
                 continue;
             }
             let name = format!("{dir}/{}", path.file_name().and_then(|n| n.to_str()).expect("a name"));

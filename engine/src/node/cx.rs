@@ -154,6 +154,12 @@ impl std::fmt::Debug for NodeCx<'_> {
 }
 
 impl<'a> NodeCx<'a> {
+    /// The node's place in the run: the ids of the subflow nodes it runs inside, then its own
+    /// (a `for_each` item's node as `node[i]`); see [`crate::journal::path_key`].
+    pub fn path(&self) -> &[String] {
+        &self.path
+    }
+
     pub fn render(&self, t: &Template) -> Result<Value, NodeError> {
         Ok(render::render(t, &self.env, Escape::None)?)
     }

@@ -12,6 +12,7 @@ mod prepare;
 mod record;
 pub mod route;
 pub mod tls;
+pub mod transport;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -25,6 +26,7 @@ use tracing::Instrument as _;
 pub use error::CallError;
 pub use limit::{Limiter, RateLimit, Token};
 pub use record::{Attempt, REDACTED, RequestRecord, ResponseRecord, is_sensitive_header, parse_body};
+pub use transport::{Exchanged, Outgoing, Transport};
 
 use crate::duo::{Failure, RetryPolicy, delay, may_retry, retry_after};
 use crate::integrations::{Integration, Tls, is_loopback};
@@ -42,10 +44,12 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// The HTTP clients every run shares: one connection pool per connect timeout (reqwest sets that
 /// timeout per client), proxy use and TLS settings, made on first use. Cloning is cheap and shares
-/// the pools.
+/// the pools. With a [`Transport`] ([`Clients::with_transport`]), nothing goes on the wire: the
+/// transport answers every attempt.
 #[derive(Debug, Clone, Default)]
 pub struct Clients {
     pools: Arc<Mutex<HashMap<PoolKey, reqwest::Client>>>,
+    transport: Option<Arc<dyn Transport>>,
 }
 
 /// What tells two clients apart: the connect timeout, whether proxies are bypassed (loopback),
@@ -55,6 +59,13 @@ type PoolKey = (Duration, bool, Tls);
 impl Clients {
     pub fn new() -> Clients {
         Clients::default()
+    }
+
+    /// Clients whose every attempt `transport` answers in the process (`flowcat test`): no
+    /// connection is made, everything else about a call (signing, retries, the rate limiter)
+    /// happens as on the wire.
+    pub fn with_transport(transport: Arc<dyn Transport>) -> Clients {
+        Clients { pools: Arc::default(), transport: Some(transport) }
     }
 
     /// The client for this connect timeout and integration. Clients for a loopback host ignore
@@ -109,6 +120,8 @@ pub struct Call {
     /// The route template (`/admin/v1/users/{user_id}`, [`route::template`]): what the span of
     /// each attempt names, never the rendered path. `None`: the span names only the method.
     pub route: Option<std::sync::Arc<str>>,
+    /// The path in the run of the node making the call (`user/lookup`), for a [`Transport`].
+    pub node: Option<std::sync::Arc<str>>,
 }
 
 impl Call {
@@ -128,6 +141,7 @@ impl Call {
             retry: None,
             deadline: None,
             route: None,
+            node: None,
         }
     }
 
@@ -246,7 +260,10 @@ pub async fn send_with(
 ) -> Result<Reply, CallError> {
     let refused = |reason| CallError::Refused { reason };
     prepare::check(integration, call).map_err(refused)?;
-    let client = clients.client(call.connect_timeout, integration).map_err(refused)?;
+    let wire = match &clients.transport {
+        Some(transport) => Wire::Transport(transport.as_ref()),
+        None => Wire::Http(clients.client(call.connect_timeout, integration).map_err(refused)?),
+    };
     let policy = call.retry.unwrap_or(integration.retry);
     let redactor = Redactor::new(integration);
     let mut attempts: Vec<Attempt> = Vec::new();
@@ -273,7 +290,12 @@ pub async fn send_with(
             None => call.timeout,
         };
         let span = attempt_span(integration, call, attempts.len() + 1);
-        let (mut attempt, outcome) = exchange(&client, prepared, timeout, &redactor).instrument(span.clone()).await;
+        let (mut attempt, outcome) = match &wire {
+            Wire::Http(client) => exchange(client, prepared, timeout, &redactor).instrument(span.clone()).await,
+            Wire::Transport(transport) => {
+                answer(*transport, call, prepared, timeout, &redactor).instrument(span.clone()).await
+            }
+        };
         record_outcome(&span, &outcome);
         if timeout < call.timeout && matches!(outcome, Outcome::Timeout) {
             attempts.push(attempt);
@@ -391,6 +413,63 @@ fn finish(
     }
 }
 
+/// Where attempts go: the network, or a [`Transport`] in the process.
+enum Wire<'a> {
+    Http(reqwest::Client),
+    Transport(&'a dyn Transport),
+}
+
+/// Has `transport` answer one prepared request, and records it as [`exchange`] does.
+async fn answer(
+    transport: &dyn Transport,
+    call: &Call,
+    prepared: Prepared,
+    timeout: Duration,
+    redactor: &Redactor,
+) -> (Attempt, Outcome) {
+    let request = record(&prepared, redactor);
+    let started_at = SystemTime::now().duration_since(UNIX_EPOCH).map(millis).unwrap_or_default();
+    let clock = tokio::time::Instant::now();
+    let params = match &call.body {
+        Some(body) => Some(body.clone()),
+        None if call.query.is_empty() => None,
+        None => {
+            let mut m = Map::new();
+            for (k, v) in &call.query {
+                match m.get_mut(k) {
+                    Some(Value::Array(list)) => list.push(Value::String(v.clone())),
+                    Some(one) => *one = Value::Array(vec![one.take(), Value::String(v.clone())]),
+                    None => {
+                        m.insert(k.clone(), Value::String(v.clone()));
+                    }
+                }
+            }
+            Some(m)
+        }
+    };
+    let outgoing = Outgoing {
+        method: prepared.method.as_str().to_owned(),
+        path: prepared.url.path().to_owned(),
+        query: prepared.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
+        params,
+        route: call.route.clone(),
+        node: call.node.clone(),
+        timeout,
+    };
+    let outcome = match transport.exchange(&outgoing).await {
+        Exchanged::Answer { body, .. } if body.len() > MAX_BODY => Outcome::TooLarge,
+        Exchanged::Answer { status, headers, body } => {
+            let headers = redactor.headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+            Outcome::Answer { status, headers, body: redactor.body(&body) }
+        }
+        Exchanged::Refused(message) => Outcome::Connect(redactor.text(&message)),
+        Exchanged::Timeout => Outcome::Timeout,
+        Exchanged::Dropped(message) => Outcome::Lost(redactor.text(&message)),
+    };
+    let duration_ms = millis(clock.elapsed());
+    (recorded(request, &outcome, timeout, started_at, duration_ms), outcome)
+}
+
 /// Sends one prepared request and records it.
 async fn exchange(
     client: &reqwest::Client,
@@ -412,7 +491,19 @@ async fn exchange(
         Ok(response) => read(response, redactor).await,
         Err(e) => failed(&e, redactor),
     };
-    let (response, error) = match &outcome {
+    let duration_ms = millis(clock.elapsed());
+    (recorded(request, &outcome, timeout, started_at, duration_ms), outcome)
+}
+
+/// The record of one attempt.
+fn recorded(
+    request: RequestRecord,
+    outcome: &Outcome,
+    timeout: Duration,
+    started_at: u64,
+    duration_ms: u64,
+) -> Attempt {
+    let (response, error) = match outcome {
         Outcome::Answer { status, headers, body } => {
             (Some(ResponseRecord { status: *status, headers: headers.clone(), body: body.clone() }), None)
         }
@@ -420,8 +511,7 @@ async fn exchange(
         Outcome::Timeout => (None, Some(format!("no complete answer within {} ms", timeout.as_millis()))),
         Outcome::TooLarge => (None, Some(format!("answer larger than {MAX_BODY} bytes"))),
     };
-    let duration_ms = millis(clock.elapsed());
-    (Attempt { request, response, error, started_at, duration_ms, retry_delay_ms: None }, outcome)
+    Attempt { request, response, error, started_at, duration_ms, retry_delay_ms: None }
 }
 
 /// Reads the answer, at most [`MAX_BODY`] bytes of it.

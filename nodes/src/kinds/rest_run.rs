@@ -139,6 +139,7 @@ impl RestCallExec {
         call.retry = self.retry.map(|r| r.over(&bound.integration.retry));
         call.effect = self.effect;
         call.route = Some(self.route.clone());
+        call.node = Some(cx.path().join("/").into());
         call.query = query(cx, self.query.iter().flatten())?;
         if let Some(body) = &self.body {
             let mut m = Map::new();
