@@ -233,6 +233,12 @@ flow_cases! {
     reactivate_phone => "reactivate-phone",
     unlock_user => "unlock-user",
     offboard_with_approval => "offboard-with-approval",
+    set_user_status => "set-user-status",
+    user_group => "user-group",
+    user_token => "user-token",
+    sync_user => "sync-user",
+    activation_link => "activation-link",
+    verification_push => "verification-push",
 }
 
 /// Ports, times, dates and generated ids, which change from run to run.

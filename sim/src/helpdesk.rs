@@ -473,7 +473,7 @@ pub fn activation_url(ctx: &mut Ctx<'_>, phone_id: &str, params: &Params) -> Res
         return Err(ApiError::invalid("valid_secs"));
     }
     let install = params.flag("install")?;
-    let (code, deactivated) = crate::links::new_activation(ctx, phone_id, valid_secs);
+    let (code, deactivated, replaced) = crate::links::new_activation(ctx, phone_id, valid_secs);
     let url = format!("https://m-sim.duo.invalid/activate/{code}");
     let mut response = json!({
         "activation_url": url,
@@ -483,8 +483,10 @@ pub fn activation_url(ctx: &mut Ctx<'_>, phone_id: &str, params: &Params) -> Res
     if install {
         response["installation_url"] = json!("https://m-sim.duo.invalid/install");
     }
-    let detail =
-        json!({ "phone_id": phone_id, "valid_secs": valid_secs, "install": install, "deactivated": deactivated });
+    let detail = json!({
+        "phone_id": phone_id, "valid_secs": valid_secs, "install": install, "deactivated": deactivated,
+        "replaced": replaced,
+    });
     ctx.record("phone.activation_url", detail);
     Ok(Reply::plain(response))
 }

@@ -51,6 +51,9 @@ pub fn placeholder(name: &str, got: &Value) -> bool {
     match name {
         "<DU>" => id("DU"),
         "<DP>" => id("DP"),
+        "<DG>" => id("DG"),
+        "<DH>" => id("DH"),
+        "<digits>" => !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()),
         "<txid>" => s.len() == 36 && s.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()),
         "<text>" => !s.is_empty(),
         _ => panic!("unknown placeholder {name}"),
