@@ -239,6 +239,7 @@ flow_cases! {
     sync_user => "sync-user",
     activation_link => "activation-link",
     verification_push => "verification-push",
+    bypass_codes => "bypass-codes",
 }
 
 /// Ports, times, dates and generated ids, which change from run to run.

@@ -196,6 +196,14 @@ impl RestCallExec {
         for e in &self.extract {
             result.insert(e.name.clone(), extract(e, &reply.body, accepted)?);
         }
+        if self.secret {
+            // Before the result leaves the node: the scheduler journals it next.
+            for e in &self.extract {
+                if let Some(value) = result.get(&e.name) {
+                    cx.secret(value);
+                }
+            }
+        }
         result.insert("body".into(), reply.body);
         Ok(Value::Object(result))
     }
