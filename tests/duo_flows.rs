@@ -240,6 +240,8 @@ flow_cases! {
     activation_link => "activation-link",
     verification_push => "verification-push",
     bypass_codes => "bypass-codes",
+    locked_out_user => "locked-out-user",
+    lost_phone => "lost-phone",
 }
 
 /// Ports, times, dates and generated ids, which change from run to run.

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub use crate::node::record;
+pub use crate::node::secrets;
 pub use crate::node::{
     Binding, Bindings, BoxFuture, Detail, Each, Env, Event, ItemOutcome, ItemRecord, Items, NodeCx, NodeError,
     NodeOutput, NodeRecord, NodeStatus, Observer, Quiet, RunFailure, RunRecord, RunStatus, Secrets,
