@@ -20,7 +20,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::cases::{refs, resolve, substitute};
+use common::cases::{refs, resolve, save_control, substitute};
 use common::{Output, Sim, TempDir};
 use serde_json::{Map, Value};
 
@@ -185,7 +185,8 @@ fn prepare(sim: &Sim, flow: &str, steps: &[Value], target: usize, saved: &mut Ma
         for call in step["control"].as_array().into_iter().flatten() {
             let method = call["method"].as_str().unwrap_or("POST");
             let body = call.get("body").map(|b| resolve(b, saved));
-            sim.control(method, call["path"].as_str().expect("a path"), body.as_ref());
+            let (_, answer) = sim.control(method, call["path"].as_str().expect("a path"), body.as_ref());
+            save_control(call, &answer, saved);
         }
         if i == target {
             break;
@@ -366,6 +367,7 @@ crash_cases! {
     activation_link => "activation-link",
     verification_push => "verification-push",
     bypass_codes => "bypass-codes",
+    recent_authentications => "recent-authentications",
     locked_out_user => "locked-out-user",
     lost_phone => "lost-phone",
 }
