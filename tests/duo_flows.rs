@@ -18,14 +18,16 @@
 //! runs its clock 100 times faster than real time (`--time-scale 100`) unless the case says
 //! otherwise, so a push answered after 45 s of Duo's time takes half a second. A step may first
 //! call the simulator's control API (`"control": [{"method": "POST", "path": "/sim/activate",
-//! "body": {…}, "status": 200}]`): the simulated user following a link, the clock moving on.
+//! "body": {…}, "status": 200}]`): the simulated user following a link, the clock moving on;
+//! `"save": {"since": {"from": "now_ms", "plus_ms": -86400000}}` keeps a number of the answer
+//! (moved by `plus_ms`) as `${since}`.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
 use common::Sim;
-use common::cases::{matches, refs, resolve, substitute};
+use common::cases::{matches, refs, resolve, save_control, substitute};
 use serde_json::{Map, Value, json};
 
 fn cases_dir() -> PathBuf {
@@ -69,6 +71,7 @@ fn run_step(sim: &Sim, flow: &str, step: &Value, saved: &mut Map<String, Value>,
         let (status, answer) = sim.control(method, path, body.as_ref());
         let want = call["status"].as_u64().unwrap_or(200);
         assert_eq!(u64::from(status), want, "{ctx}: {method} {path}: {answer}");
+        save_control(call, &answer, saved);
     }
     sim.clear_audit();
     let before = sim.stats();
@@ -233,6 +236,16 @@ flow_cases! {
     reactivate_phone => "reactivate-phone",
     unlock_user => "unlock-user",
     offboard_with_approval => "offboard-with-approval",
+    set_user_status => "set-user-status",
+    user_group => "user-group",
+    user_token => "user-token",
+    sync_user => "sync-user",
+    activation_link => "activation-link",
+    verification_push => "verification-push",
+    bypass_codes => "bypass-codes",
+    recent_authentications => "recent-authentications",
+    locked_out_user => "locked-out-user",
+    lost_phone => "lost-phone",
 }
 
 /// Ports, times, dates and generated ids, which change from run to run.

@@ -425,7 +425,9 @@ impl Hall {
         let handle: Arc<dyn RunHandle> = Arc::from(handle);
         let id = handle.info().id.clone();
         let log = Arc::new(LogOf::new(handle.clone()));
+        let secrets = flowcat_engine::run::Secrets::default();
         request.durable = Durable {
+            secrets: secrets.clone(),
             journal: Some(log.clone()),
             past: Arc::new(past),
             stop,
@@ -445,7 +447,20 @@ impl Hall {
         if log.key_taken() {
             return Ok((Ran::Now(record), true));
         }
-        match handle.end(status, &record).await {
+        // The journal keeps the record without the run's secrets, outputs included: only the
+        // caller gets those, once (a resumed or repeated run's record shows them redacted).
+        let kept = if secrets.is_empty() {
+            None
+        } else {
+            let mut kept = secrets.redacted(&record).unwrap_or_else(|| RunRecord {
+                nodes: Vec::new(),
+                outputs: Map::new(),
+                ..record.clone()
+            });
+            kept.outputs.values_mut().for_each(|v| secrets.value(v));
+            Some(kept)
+        };
+        match handle.end(status, kept.as_ref().unwrap_or(&record)).await {
             Err(e) if e.code == KEY_TAKEN => Ok((Ran::Now(record), true)),
             Err(e) => Err(e.into()),
             Ok(()) => Ok((Ran::Now(record), false)),

@@ -85,6 +85,10 @@ fn slow_seed() -> Seed {
     let mut seed: Value = serde_json::to_value(Seed::demo()).expect("seed");
     seed["users"] = json!([{ "username": "slow", "phones": ["+15555550402"], "push_delay_ms": 45000 }]);
     seed["phones"] = json!([{ "number": "+15555550402", "type": "mobile", "platform": "apple ios" }]);
+    // The demo's groups, tokens and past authentications name the demo's users, replaced here.
+    for key in ["groups", "tokens", "auth_log"] {
+        seed[key] = json!([]);
+    }
     serde_json::from_value(seed).expect("a seed")
 }
 

@@ -148,6 +148,7 @@ fn request(mem: &Arc<Mem>, past: Past, deadline: Option<Duration>) -> RunRequest
             past: Arc::new(past),
             stop: None,
             deadline: deadline.map(|d| Instant::now() + d),
+            ..Durable::default()
         },
         ..RunRequest::default()
     }

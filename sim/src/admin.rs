@@ -18,6 +18,8 @@ pub(crate) fn render_user(state: &State, user: &User) -> Value {
     let mut out = user.render_bare();
     let phones: Vec<Value> = user.phones.iter().filter_map(|id| state.phone(id)).map(Phone::render_bare).collect();
     out["phones"] = Value::Array(phones);
+    out["groups"] = crate::helpdesk::groups_of(state, &user.user_id);
+    out["tokens"] = crate::helpdesk::tokens_of(state, &user.user_id);
     out
 }
 

@@ -101,6 +101,13 @@ pub fn format_rfc2822(unix: i64) -> String {
     )
 }
 
+/// Unix seconds as ISO 8601 in UTC, as Duo's logs write `isotimestamp`: `2020-01-23T16:18:58+00:00`.
+pub fn iso8601(unix: i64) -> String {
+    let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
+    let secs = unix.rem_euclid(86_400);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -17,6 +17,7 @@ mod duo;
 mod error;
 pub mod fault;
 mod guard;
+pub mod helpdesk;
 pub mod ids;
 mod index;
 pub mod integrations;

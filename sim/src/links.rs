@@ -115,15 +115,7 @@ pub(crate) fn sms_activation(ctx: &mut Ctx<'_>, phone_id: &str, params: &Params)
         return Err(ApiError::invalid("valid_secs"));
     }
     let install = params.flag("install")?;
-    let code = ctx.state.ids.code(20);
-    if let Some(phone) = ctx.state.phone_mut(phone_id) {
-        phone.activated = false;
-    }
-    let auto_at_ms =
-        ctx.options.activate_after.map(|d| ctx.now_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
-    let expires_ms = ctx.now_ms.saturating_add(secs_to_ms(valid_secs));
-    let link = Activation { code: code.clone(), sent_ms: ctx.now_ms, expires_ms, auto_at_ms };
-    ctx.state.activations.insert(phone_id.to_string(), link);
+    let (code, _, _) = new_activation(ctx, phone_id, valid_secs);
     let url = format!("https://m-sim.duo.invalid/activate/{code}");
     let response = json!({
         "activation_barcode": format!("https://api-sim.duo.invalid/frame/qr?value={code}"),
@@ -138,6 +130,24 @@ pub(crate) fn sms_activation(ctx: &mut Ctx<'_>, phone_id: &str, params: &Params)
     });
     ctx.record("phone.sms_activation", detail);
     Ok(Reply::plain(response))
+}
+
+/// A new activation link for a phone (checked by the caller): it replaces any earlier one, and
+/// an activated phone is de-activated until it is followed. Its code, and whether the phone was
+/// activated before.
+pub(crate) fn new_activation(ctx: &mut Ctx<'_>, phone_id: &str, valid_secs: u64) -> (String, bool, bool) {
+    let code = ctx.state.ids.code(20);
+    let mut was_activated = false;
+    if let Some(phone) = ctx.state.phone_mut(phone_id) {
+        was_activated = phone.activated;
+        phone.activated = false;
+    }
+    let auto_at_ms =
+        ctx.options.activate_after.map(|d| ctx.now_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+    let expires_ms = ctx.now_ms.saturating_add(secs_to_ms(valid_secs));
+    let link = Activation { code: code.clone(), sent_ms: ctx.now_ms, expires_ms, auto_at_ms };
+    let replaced = ctx.state.activations.insert(phone_id.to_string(), link).is_some();
+    (code, was_activated, replaced)
 }
 
 /// The simulated user follows the newest activation link of a phone: the phone becomes

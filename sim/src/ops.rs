@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::params::Params;
 use crate::routes::Op;
 use crate::state::State;
-use crate::{admin, authapi, links};
+use crate::{admin, authapi, helpdesk, links};
 
 /// What an operation may touch: the state (under the server's lock) and who is asking.
 #[derive(Debug)]
@@ -65,6 +65,21 @@ pub fn run(op: Op, ctx: &mut Ctx<'_>, params: &Params, ids: &[String]) -> Result
         Op::PhoneCreate => admin::phone_create(ctx, params),
         Op::PhoneDelete => admin::phone_delete(ctx, id(0)),
         Op::PhoneSmsActivation => links::sms_activation(ctx, id(0), params),
+        Op::BypassCodesCreate => helpdesk::bypass_create(ctx, id(0), params),
+        Op::BypassCodesList => helpdesk::bypass_list(ctx, id(0), params),
+        Op::GroupsList => helpdesk::groups_list(ctx, params),
+        Op::UserGroups => helpdesk::user_groups(ctx, id(0), params),
+        Op::UserGroupAdd => helpdesk::group_add(ctx, id(0), params),
+        Op::UserGroupRemove => helpdesk::group_remove(ctx, id(0), id(1)),
+        Op::TokensList => helpdesk::tokens_list(ctx, params),
+        Op::UserTokens => helpdesk::user_tokens(ctx, id(0), params),
+        Op::UserTokenAssign => helpdesk::token_assign(ctx, id(0), params),
+        Op::UserTokenUnassign => helpdesk::token_unassign(ctx, id(0), id(1)),
+        Op::DirectorySyncUser => helpdesk::sync_user(ctx, id(0), params),
+        Op::PhoneActivationUrl => helpdesk::activation_url(ctx, id(0), params),
+        Op::VerificationPushSend => helpdesk::verification_push(ctx, id(0), params),
+        Op::VerificationPushResponse => helpdesk::verification_push_response(ctx, id(0), params),
+        Op::AuthLogV2 => helpdesk::auth_log(ctx, params),
         Op::Ping | Op::Check => Ok(Reply::plain(serde_json::json!({ "time": ctx.now() }))),
         Op::Preauth => authapi::preauth(ctx, params),
         Op::Auth | Op::AuthStatus => Err(ApiError::server(500)),

@@ -45,6 +45,11 @@ impl Params {
         self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    /// Every value of `name`, in arrival order (a param repeated, as `users` of the v2 log is).
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
     /// The value of a required param: 40001 when missing or empty.
     pub fn require(&self, name: &str) -> Result<&str, ApiError> {
         match self.get(name) {

@@ -29,6 +29,22 @@ pub enum Op {
     PhoneCreate,
     PhoneDelete,
     PhoneSmsActivation,
+    // The help desk's calls (issue 15), in `helpdesk.rs`.
+    BypassCodesCreate,
+    BypassCodesList,
+    GroupsList,
+    UserGroups,
+    UserGroupAdd,
+    UserGroupRemove,
+    TokensList,
+    UserTokens,
+    UserTokenAssign,
+    UserTokenUnassign,
+    DirectorySyncUser,
+    PhoneActivationUrl,
+    VerificationPushSend,
+    VerificationPushResponse,
+    AuthLogV2,
     Ping,
     Check,
     Preauth,
@@ -81,6 +97,36 @@ pub static ROUTES: &[Route] = &[
         api: Api::Admin,
         op: Op::PhoneSmsActivation,
     },
+    // The help desk's calls (issue 15): bypass codes, groups, tokens, directory sync, activation
+    // links by URL, verification pushes, the v2 authentication log.
+    Route {
+        pattern: "POST /admin/v1/users/directorysync/{directory_key}/syncuser",
+        api: Api::Admin,
+        op: Op::DirectorySyncUser,
+    },
+    Route { pattern: "GET /admin/v1/users/{user_id}/bypass_codes", api: Api::Admin, op: Op::BypassCodesList },
+    Route { pattern: "POST /admin/v1/users/{user_id}/bypass_codes", api: Api::Admin, op: Op::BypassCodesCreate },
+    Route { pattern: "GET /admin/v1/groups", api: Api::Admin, op: Op::GroupsList },
+    Route { pattern: "GET /admin/v2/groups", api: Api::Admin, op: Op::GroupsList },
+    Route { pattern: "GET /admin/v1/users/{user_id}/groups", api: Api::Admin, op: Op::UserGroups },
+    Route { pattern: "POST /admin/v1/users/{user_id}/groups", api: Api::Admin, op: Op::UserGroupAdd },
+    Route { pattern: "DELETE /admin/v1/users/{user_id}/groups/{group_id}", api: Api::Admin, op: Op::UserGroupRemove },
+    Route { pattern: "GET /admin/v1/tokens", api: Api::Admin, op: Op::TokensList },
+    Route { pattern: "GET /admin/v1/users/{user_id}/tokens", api: Api::Admin, op: Op::UserTokens },
+    Route { pattern: "POST /admin/v1/users/{user_id}/tokens", api: Api::Admin, op: Op::UserTokenAssign },
+    Route { pattern: "DELETE /admin/v1/users/{user_id}/tokens/{token_id}", api: Api::Admin, op: Op::UserTokenUnassign },
+    Route { pattern: "POST /admin/v1/phones/{phone_id}/activation_url", api: Api::Admin, op: Op::PhoneActivationUrl },
+    Route {
+        pattern: "POST /admin/v1/users/{user_id}/send_verification_push",
+        api: Api::Admin,
+        op: Op::VerificationPushSend,
+    },
+    Route {
+        pattern: "GET /admin/v1/users/{user_id}/verification_push_response",
+        api: Api::Admin,
+        op: Op::VerificationPushResponse,
+    },
+    Route { pattern: "GET /admin/v2/logs/authentication", api: Api::Admin, op: Op::AuthLogV2 },
     Route { pattern: "GET /auth/v2/ping", api: Api::Public, op: Op::Ping },
     Route { pattern: "GET /auth/v2/check", api: Api::Auth, op: Op::Check },
     Route { pattern: "POST /auth/v2/preauth", api: Api::Auth, op: Op::Preauth },
@@ -151,5 +197,12 @@ mod tests {
         assert!(matches!(find("PUT", "/admin/v1/users/DU1"), Found::WrongMethod));
         assert!(matches!(find("GET", "/admin/v1/users/"), Found::NotFound));
         assert!(matches!(find("GET", "/nope"), Found::NotFound));
+        let Found::Route(route, ids) = find("POST", "/admin/v1/users/directorysync/DD1/syncuser") else {
+            panic!("no route")
+        };
+        assert_eq!((route.op, ids.as_slice()), (Op::DirectorySyncUser, ["DD1".to_string()].as_slice()));
+        let Found::Route(route, ids) = find("DELETE", "/admin/v1/users/DU1/groups/DG2") else { panic!("no route") };
+        assert_eq!((route.op, ids.len()), (Op::UserGroupRemove, 2));
+        assert!(matches!(find("PUT", "/admin/v1/users/DU1/bypass_codes"), Found::WrongMethod));
     }
 }

@@ -23,6 +23,70 @@ pub struct Seed {
     /// Seeds the id generator so ids repeat from run to run.
     #[serde(default = "default_id_seed")]
     pub id_seed: u64,
+    /// Groups, each with its members' usernames.
+    #[serde(default)]
+    pub groups: Vec<GroupSeed>,
+    /// Hardware tokens, each assigned to a username or to nobody.
+    #[serde(default)]
+    pub tokens: Vec<TokenSeed>,
+    /// Directory syncs and the users their directories hold (`syncuser`).
+    #[serde(default)]
+    pub directories: Vec<crate::helpdesk::Directory>,
+    /// Authentications before the simulator started, for the v2 authentication log.
+    #[serde(default)]
+    pub auth_log: Vec<AuthLogSeed>,
+}
+
+/// A seeded group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSeed {
+    pub name: String,
+    #[serde(default)]
+    pub desc: String,
+    /// Usernames of `users`.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// A seeded hardware token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSeed {
+    /// `h6`, `h8`, `t6`, `t8`, `yk`, `d1`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub serial: String,
+    /// The username it is assigned to.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// A seeded authentication: `ago_secs` before the simulator's start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthLogSeed {
+    pub username: String,
+    pub ago_secs: u64,
+    /// `success`, `denied` or `fraud`.
+    #[serde(default = "default_auth_result")]
+    pub result: String,
+    #[serde(default = "default_auth_reason")]
+    pub reason: String,
+    #[serde(default = "default_auth_factor")]
+    pub factor: String,
+}
+
+fn default_auth_result() -> String {
+    "success".into()
+}
+
+fn default_auth_reason() -> String {
+    "user_approved".into()
+}
+
+fn default_auth_factor() -> String {
+    "duo_push".into()
 }
 
 fn default_id_seed() -> u64 {
@@ -128,8 +192,70 @@ impl Seed {
             phones: demo_phones(),
             new_user_policy: NewUserPolicy::Enroll,
             id_seed: 1,
+            groups: demo_groups(),
+            tokens: demo_tokens(),
+            directories: demo_directories(),
+            auth_log: demo_auth_log(),
         }
     }
+}
+
+/// Groups: alice is in `VPN Users`; `Contractors` is empty.
+fn demo_groups() -> Vec<GroupSeed> {
+    let group = |name: &str, desc: &str, members: &[&str]| GroupSeed {
+        name: name.into(),
+        desc: desc.into(),
+        members: members.iter().map(|m| m.to_string()).collect(),
+    };
+    vec![
+        group("VPN Users", "may use the VPN", &["alice"]),
+        group("Contractors", "", &[]),
+        group("Help Desk", "", &["henry"]),
+    ]
+}
+
+/// Tokens: a HOTP token nobody holds, a YubiKey of bob's, a TOTP token of carol's.
+fn demo_tokens() -> Vec<TokenSeed> {
+    let token = |kind: &str, serial: &str, user: Option<&str>| TokenSeed {
+        kind: kind.into(),
+        serial: serial.into(),
+        user: user.map(str::to_string),
+    };
+    vec![token("h6", "100001", None), token("yk", "200002", Some("bob")), token("t6", "300003", Some("carol"))]
+}
+
+/// One directory: alice with a new email, grace as Duo has her, and zoe, whom Duo does not have yet.
+fn demo_directories() -> Vec<crate::helpdesk::Directory> {
+    let user = |name: &str, email: &str, realname: &str| crate::helpdesk::DirectoryUser {
+        username: name.into(),
+        email: email.into(),
+        realname: realname.into(),
+    };
+    vec![crate::helpdesk::Directory {
+        directory_key: "DDSIMDIRECTORY000001".into(),
+        users: vec![
+            user("alice", "alice.example@example.com", "Alice Example"),
+            user("grace", "grace@example.com", "Grace Example"),
+            user("zoe", "zoe@example.com", "Zoe Example"),
+        ],
+    }]
+}
+
+/// Alice's last day: three authentications, the newest an hour ago; bob denied one yesterday.
+fn demo_auth_log() -> Vec<AuthLogSeed> {
+    let entry = |username: &str, ago_secs: u64, result: &str, reason: &str| AuthLogSeed {
+        username: username.into(),
+        ago_secs,
+        result: result.into(),
+        reason: reason.into(),
+        factor: default_auth_factor(),
+    };
+    vec![
+        entry("alice", 3_600, "success", "user_approved"),
+        entry("alice", 7_200, "denied", "user_denied"),
+        entry("alice", 10_800, "success", "user_approved"),
+        entry("bob", 86_000, "denied", "user_denied"),
+    ]
 }
 
 fn demo_users() -> Vec<UserSeed> {

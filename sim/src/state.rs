@@ -42,6 +42,9 @@ pub struct State {
     /// Enrolment links sent and not yet followed, by username.
     #[serde(default)]
     pub enrollments: BTreeMap<String, Enrollment>,
+    /// Groups, tokens, directories, bypass codes, verification pushes, the seeded auth log.
+    #[serde(default)]
+    pub helpdesk: crate::helpdesk::Helpdesk,
     /// The sim time when this copy was taken; a simulator started from it never runs earlier.
     #[serde(default)]
     pub clock_ms: i64,
@@ -64,6 +67,7 @@ impl State {
             audit: AuditLog::default(),
             activations: BTreeMap::new(),
             enrollments: BTreeMap::new(),
+            helpdesk: crate::helpdesk::Helpdesk::default(),
             clock_ms: 0,
             index: Index::default(),
         };
@@ -102,6 +106,7 @@ impl State {
             user.push_delay_ms = u.push_delay_ms;
             state.add_user(user);
         }
+        seed_helpdesk(&mut state, seed, now)?;
         Ok(state)
     }
 
@@ -258,6 +263,47 @@ impl State {
     pub fn settle(&mut self, now_ms: i64) {
         crate::links::settle(self, now_ms);
     }
+}
+
+/// The seed's groups, tokens, directories and past authentications, by usernames of its users.
+fn seed_helpdesk(state: &mut State, seed: &Seed, now: i64) -> Result<(), Error> {
+    use crate::helpdesk::{AuthLogEntry, Group, Token};
+    let user_id = |state: &State, username: &str, what: &str| {
+        state
+            .user_by_name(username)
+            .map(|u| u.user_id.clone())
+            .ok_or_else(|| Error::Seed(format!("{what} names user `{username}`, which is not in `users`")))
+    };
+    for g in &seed.groups {
+        // Two groups may share a name (groups synced from two directories can).
+        let members =
+            g.members.iter().map(|m| user_id(state, m, &format!("group `{}`", g.name))).collect::<Result<_, _>>()?;
+        let group_id = state.ids.token("DG", 18);
+        state.helpdesk.groups.push(Group { group_id, name: g.name.clone(), desc: g.desc.clone(), members });
+    }
+    for t in &seed.tokens {
+        if !["h6", "h8", "t6", "t8", "yk", "d1"].contains(&t.kind.as_str()) {
+            return Err(Error::Seed(format!("token `{}` has an unknown type `{}`", t.serial, t.kind)));
+        }
+        let holder = t.user.as_deref().map(|u| user_id(state, u, &format!("token `{}`", t.serial))).transpose()?;
+        let token_id = state.ids.token("DH", 18);
+        state.helpdesk.tokens.push(Token { token_id, kind: t.kind.clone(), serial: t.serial.clone(), user_id: holder });
+    }
+    state.helpdesk.directories = seed.directories.clone();
+    for a in &seed.auth_log {
+        let user = user_id(state, &a.username, "an `auth_log` entry")?;
+        let ago = i64::try_from(a.ago_secs).unwrap_or(i64::MAX);
+        state.helpdesk.auth_log.push(AuthLogEntry {
+            txid: state.ids.txid(),
+            user_id: user,
+            username: a.username.clone(),
+            timestamp_ms: now.saturating_sub(ago).saturating_mul(1000),
+            result: a.result.clone(),
+            reason: a.reason.clone(),
+            factor: a.factor.clone(),
+        });
+    }
+    Ok(())
 }
 
 fn check_integrations(integrations: &[IntegrationSeed]) -> Result<(), Error> {

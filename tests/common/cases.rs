@@ -9,6 +9,18 @@ pub fn refs(v: &[String]) -> Vec<&str> {
 }
 
 /// `${name}` → an earlier step's output `name`.
+/// A control call's `save`: `{"NAME": {"from": "now_ms", "plus_ms": -3600000}}` keeps a number
+/// of its answer, moved by `plus_ms`, as the text `${NAME}` is replaced with (a time window from
+/// the simulator's clock, say).
+pub fn save_control(call: &Value, answer: &Value, saved: &mut Map<String, Value>) {
+    for (name, how) in call["save"].as_object().into_iter().flatten() {
+        let from = how["from"].as_str().expect("a `from` key of the answer");
+        let n = answer[from].as_i64().unwrap_or_else(|| panic!("the answer's `{from}` is a number: {answer}"));
+        let plus = how["plus_ms"].as_i64().unwrap_or(0);
+        saved.insert(name.clone(), Value::String((n + plus).to_string()));
+    }
+}
+
 pub fn substitute(s: &str, saved: &Map<String, Value>) -> String {
     let mut s = s.to_owned();
     for (k, v) in saved {
@@ -41,6 +53,9 @@ pub fn matches(want: &Value, got: &Value) -> bool {
 }
 
 pub fn placeholder(name: &str, got: &Value) -> bool {
+    if name == "<any>" {
+        return true;
+    }
     if name == "<bool>" {
         return got.is_boolean();
     }
@@ -51,6 +66,9 @@ pub fn placeholder(name: &str, got: &Value) -> bool {
     match name {
         "<DU>" => id("DU"),
         "<DP>" => id("DP"),
+        "<DG>" => id("DG"),
+        "<DH>" => id("DH"),
+        "<digits>" => !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()),
         "<txid>" => s.len() == 36 && s.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()),
         "<text>" => !s.is_empty(),
         _ => panic!("unknown placeholder {name}"),

@@ -160,6 +160,15 @@ impl<'a> NodeCx<'a> {
         &self.path
     }
 
+    /// Takes every string of `value` as a secret of the run (credentials received for the
+    /// caller, e.g. bypass codes): from now on it is redacted wherever the run is recorded —
+    /// journal, record, logs — and only the caller's outputs keep it (`secrets.rs`).
+    pub fn secret(&self, value: &Value) {
+        if let Some(secrets) = self.sub.secrets() {
+            secrets.add(value);
+        }
+    }
+
     pub fn render(&self, t: &Template) -> Result<Value, NodeError> {
         Ok(render::render(t, &self.env, Escape::None)?)
     }

@@ -9,6 +9,7 @@ mod cx;
 mod each;
 pub mod log;
 pub mod record;
+pub mod secrets;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ pub(crate) use cx::Trace;
 pub use cx::{BoxFuture, Env, NodeCx, NodeOutput};
 pub use each::{Each, ItemOutcome, Items};
 pub use record::{Detail, ItemRecord, NodeError, NodeRecord, NodeStatus, RunFailure, RunRecord, RunStatus};
+pub use secrets::Secrets;
 
 /// A node's compiled, runnable form. Execution plugs in here; compile time needs only what it
 /// shows of itself.
@@ -181,4 +183,8 @@ pub trait Subflows: Send + Sync {
     /// What the journal of the run being resumed says finished at `key` (a [`log::path_key`]):
     /// how a list's finished items are found without running them again.
     fn finished(&self, key: &str) -> Option<&log::Finished>;
+    /// The run's secret values ([`Secrets`]), when the scheduler keeps them.
+    fn secrets(&self) -> Option<&Secrets> {
+        None
+    }
 }

@@ -471,7 +471,8 @@ impl<'r, 'l> Scheduler<'r, 'l> {
                 self.states[i] = State::Done { value, branch: out.branch };
             }
             Err(e) => {
-                tracing::info!(node = %node.id, code = %e.code, error = %e.message, "node failed");
+                let message = self.level.durable.secrets.text(&e.message);
+                tracing::info!(node = %node.id, code = %e.code, error = %message, "node failed");
                 rec.status = NodeStatus::Failed;
                 rec.error = Some(e.clone());
                 if node.on_error == OnError::Continue {

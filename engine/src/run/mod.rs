@@ -6,6 +6,7 @@
 
 mod exec;
 mod inputs;
+mod secret;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,9 +16,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub use crate::node::record;
+pub use crate::node::secrets;
 pub use crate::node::{
     Binding, Bindings, BoxFuture, Detail, Each, Env, Event, ItemOutcome, ItemRecord, Items, NodeCx, NodeError,
-    NodeOutput, NodeRecord, NodeStatus, Observer, Quiet, RunFailure, RunRecord, RunStatus,
+    NodeOutput, NodeRecord, NodeStatus, Observer, Quiet, RunFailure, RunRecord, RunStatus, Secrets,
 };
 
 use crate::catalog::Catalog;
@@ -51,6 +53,10 @@ pub struct Durable {
     /// The whole run (its subflows, polls and retries included) ends by then, failing with
     /// code `deadline`.
     pub deadline: Option<Instant>,
+    /// The run's secret values: redacted in everything the journal is given and in the record
+    /// [`Runner::run`] answers, whose `outputs` alone keep them. A caller that journals the
+    /// record itself redacts it with these (`Secrets::redacted`).
+    pub secrets: Secrets,
 }
 
 /// How far a run is asked to stop.
@@ -132,12 +138,17 @@ impl Runner {
         let flow = self.flow(&req.flow)?;
         let prepared = inputs::prepare(flow, req.inputs, req.vars, &req.bindings)?;
         let span = tracing::info_span!("run", flow = %flow.id(), status = tracing::field::Empty);
-        let level = Level { runner: self, durable: &req.durable };
+        let mut durable = req.durable;
+        if let Some(journal) = durable.journal.take() {
+            let secrets = durable.secrets.clone();
+            durable.journal = Some(Arc::new(secret::Redacting { inner: journal, secrets }));
+        }
+        let level = Level { runner: self, durable: &durable };
         let root: Arc<[String]> = Arc::from(Vec::new());
         let record = exec::execute(&level, flow, prepared, &req.bindings, 0, root).instrument(span.clone()).await;
         span.record("status", record.status.as_str());
         tracing::info!(flow = %flow.id(), status = ?record.status, "run finished");
-        Ok(record)
+        Ok(secret::all_but_outputs(&durable.secrets, record))
     }
 
     /// Checks a request's inputs, bindings and vars exactly as [`Runner::run`] will, and runs
@@ -197,5 +208,9 @@ impl Subflows for Level<'_> {
 
     fn finished(&self, key: &str) -> Option<&crate::journal::Finished> {
         self.durable.past.node(key)?.finished.as_ref()
+    }
+
+    fn secrets(&self) -> Option<&Secrets> {
+        Some(&self.durable.secrets)
     }
 }

@@ -90,6 +90,11 @@ const FIELDS: &[Field] = &[
         Shape::Bool,
         "follow Duo's paging (`metadata.next_offset`) and join every page's `response` list (GET only)",
     ),
+    Field::optional(
+        "secret",
+        Shape::Bool,
+        "the answer holds credentials for the caller (bypass codes): what it extracts is redacted wherever the run is recorded, and only the caller's outputs show it",
+    ),
     Field::optional("timeout", Shape::Duration, "each attempt's time limit, connection included (default `30s`)"),
     Field::optional("connect_timeout", Shape::Duration, "the connection's time limit (default `10s`)"),
 ];
@@ -204,6 +209,7 @@ impl RestCall {
             poll: poll?,
             retry,
             pages,
+            secret: cx.get("secret").and_then(Node::as_bool).unwrap_or(false),
             timeout: duration(cx, "timeout").unwrap_or(Duration::from_secs(30)),
             connect_timeout: duration(cx, "connect_timeout").unwrap_or(Duration::from_secs(10)),
             reconcile: reconcile?,
@@ -501,6 +507,8 @@ pub struct RestCallExec {
     pub poll: Option<Poll>,
     pub retry: Option<RetryOverride>,
     pub pages: bool,
+    /// `secret: true`: every string it extracts is a secret of the run (`NodeCx::secret`).
+    pub secret: bool,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     /// For a write: how a resumed run finds out whether it happened.

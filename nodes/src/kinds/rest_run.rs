@@ -196,6 +196,14 @@ impl RestCallExec {
         for e in &self.extract {
             result.insert(e.name.clone(), extract(e, &reply.body, accepted)?);
         }
+        if self.secret {
+            // Before the result leaves the node: the scheduler journals it next.
+            for e in &self.extract {
+                if let Some(value) = result.get(&e.name) {
+                    cx.secret(value);
+                }
+            }
+        }
         result.insert("body".into(), reply.body);
         Ok(Value::Object(result))
     }
@@ -224,8 +232,11 @@ pub(super) fn query<'a>(
 /// Most pages followed: 100 pages of Duo's largest page (500) is 50,000 objects.
 const MAX_PAGES: usize = 100;
 
-/// Sends `call`, then again with `offset` = `metadata.next_offset` until there is none, and
-/// joins every page's `response` list into the last reply.
+/// Sends `call`, then again for the next page until there is none, and joins every page's list
+/// into the last reply. Duo pages two ways: the v1 lists answer a `response` list and
+/// `metadata.next_offset`, a number sent back as `offset`; the v2 logs answer an object whose one
+/// list (`authlogs`, …) comes with `response.metadata.next_offset`, a list of strings sent back
+/// joined by commas as `next_offset`.
 async fn all_pages(bound: &Bound, call: &Call, mut token: Option<http::Token>) -> Result<Reply, CallError> {
     let mut call = call.clone();
     let mut items: Vec<Value> = Vec::new();
@@ -233,25 +244,54 @@ async fn all_pages(bound: &Bound, call: &Call, mut token: Option<http::Token>) -
     for _ in 0..MAX_PAGES {
         let mut reply = http::send_with(&bound.clients, &bound.integration, &call, token.take()).await?;
         attempts.append(&mut reply.attempts);
-        let next = reply.body.pointer("/metadata/next_offset").filter(|v| !v.is_null()).cloned();
-        match reply.body.get_mut("response") {
-            Some(Value::Array(page)) => items.append(page),
-            _ => {
-                reply.attempts = attempts;
-                return Ok(reply);
-            }
-        }
-        let Some(next) = next else {
-            if let Some(r) = reply.body.get_mut("response") {
-                *r = Value::Array(items);
-            }
+        let Some(page) = Page::of(&mut reply.body) else {
             reply.attempts = attempts;
             return Ok(reply);
         };
-        call.query.retain(|(k, _)| k != "offset");
-        call.query.push(("offset".into(), next.as_str().map_or_else(|| next.to_string(), str::to_owned)));
+        items.append(page.items);
+        let Some((param, next)) = page.next else {
+            *page.items = std::mem::take(&mut items);
+            reply.attempts = attempts;
+            return Ok(reply);
+        };
+        call.query.retain(|(k, _)| k != param);
+        call.query.push((param.to_owned(), next));
     }
     Err(CallError::Refused { reason: format!("more than {MAX_PAGES} pages: narrow the query or raise `limit`") })
+}
+
+/// One page of a paged answer: its list, and the parameter and value that ask for the next.
+struct Page<'a> {
+    items: &'a mut Vec<Value>,
+    next: Option<(&'static str, String)>,
+}
+
+impl<'a> Page<'a> {
+    /// `None` when the answer is not a page (a failure, for example).
+    fn of(body: &'a mut Value) -> Option<Self> {
+        let v1 = body
+            .pointer("/metadata/next_offset")
+            .filter(|v| !v.is_null())
+            .map(|next| ("offset", next.as_str().map_or_else(|| next.to_string(), str::to_owned)));
+        let v2 = body.pointer("/response/metadata/next_offset").and_then(Value::as_array).map(|parts| {
+            let parts: Vec<String> =
+                parts.iter().map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned)).collect();
+            ("next_offset", parts.join(","))
+        });
+        let v2_shape = body.pointer("/response/metadata").is_some_and(Value::is_object);
+        match body.get_mut("response")? {
+            Value::Array(items) => Some(Page { items, next: v1 }),
+            Value::Object(object) if v2_shape => {
+                let mut lists = object.iter_mut().filter(|(k, _)| *k != "metadata").filter_map(|(_, v)| match v {
+                    Value::Array(items) => Some(items),
+                    _ => None,
+                });
+                let items = lists.next()?;
+                lists.next().is_none().then_some(Page { items, next: v2 })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The attempts (redacted by the HTTP layer), as JSON only when the record is written.
@@ -381,6 +421,26 @@ mod tests {
         assert_eq!(e.code, "duo_40002");
         assert_eq!(e.message, "Duo answered 40002: Invalid request parameters (username)");
         assert_eq!(e.data.as_ref().map(|d| d["message_detail"].clone()), Some(json!("username")));
+    }
+
+    #[test]
+    fn pages_are_read_in_both_of_duos_shapes() {
+        let mut v1 = json!({"stat": "OK", "response": [1, 2], "metadata": {"next_offset": 2}});
+        let page = Page::of(&mut v1).expect("a v1 page");
+        assert_eq!((page.items.len(), page.next), (2, Some(("offset", "2".to_owned()))));
+        let mut last = json!({"stat": "OK", "response": [3], "metadata": {}});
+        assert_eq!(Page::of(&mut last).expect("the last page").next, None);
+        let mut v2 = json!({"stat": "OK", "response": {"authlogs": [{"txid": "t"}],
+            "metadata": {"next_offset": ["1547486297000", "5bea1c1e"], "total_objects": {"value": 4}}}});
+        let page = Page::of(&mut v2).expect("a v2 page");
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.next, Some(("next_offset", "1547486297000,5bea1c1e".to_owned())));
+        let mut v2_last = json!({"stat": "OK", "response": {"authlogs": [], "metadata": {"next_offset": null}}});
+        assert_eq!(Page::of(&mut v2_last).expect("the last v2 page").next, None);
+        let mut failure = json!({"stat": "FAIL", "code": 40002});
+        assert!(Page::of(&mut failure).is_none());
+        let mut object = json!({"stat": "OK", "response": {"user_id": "DU1"}});
+        assert!(Page::of(&mut object).is_none(), "an object that is not a v2 page");
     }
 
     #[test]
