@@ -19,28 +19,8 @@ use flowcat_nodes::integrations::{self, Integrations, Kind};
 use flowcat_sim::{Options, Seed, Sim};
 use serde_json::{Map, Value, json};
 
-/// Described endpoints the duo-catalog branch (issue 15's new catalog flows) adds to the
-/// simulator. The lead removes each entry as the branches are merged.
-const AWAITING_SIM_SUPPORT_FROM_THE_CATALOG_BRANCH: &[&str] = &[
-    "POST /admin/v1/users/{user_id}/bypass_codes",
-    "POST /admin/v1/users/{user_id}/send_verification_push",
-    "GET /admin/v1/users/{user_id}/verification_push_response",
-    "POST /admin/v1/phones/{phone_id}/activation_url",
-    "GET /admin/v1/groups",
-    "GET /admin/v1/users/{user_id}/groups",
-    "POST /admin/v1/users/{user_id}/groups",
-    "DELETE /admin/v1/users/{user_id}/groups/{group_id}",
-    "GET /admin/v1/tokens",
-    "POST /admin/v1/users/{user_id}/tokens",
-    "DELETE /admin/v1/users/{user_id}/tokens/{token_id}",
-    "POST /admin/v1/users/directorysync/{directory_key}/syncuser",
-    "GET /admin/v2/logs/authentication",
-];
-
 /// Described endpoints no flow of the catalog calls and the simulator does not serve yet.
 const NOT_SIMULATED_YET: &[&str] = &[
-    "GET /admin/v1/users/{user_id}/bypass_codes",
-    "GET /admin/v1/users/{user_id}/tokens",
     "GET /admin/v1/users/{user_id}/webauthncredentials",
     "POST /admin/v1/phones/{phone_id}",
     "POST /admin/v1/phones/{phone_id}/send_sms_installation",
@@ -136,9 +116,44 @@ impl Bench {
     }
 }
 
-/// The path with alice's ids in it.
-fn fill(path: &str, user_id: &str, phone_id: &str) -> String {
-    path.replace("{user_id}", user_id).replace("{phone_id}", phone_id)
+/// The path with alice's ids in it: her group, her token when she has one, the demo directory.
+async fn fill(bench: &Bench, path: &str, user_id: &str, phone_id: &str) -> String {
+    let mut path = path.replace("{user_id}", user_id).replace("{phone_id}", phone_id);
+    if path.contains("{group_id}") {
+        let groups = bench.get(&format!("/admin/v1/users/{user_id}/groups"), &[]).await;
+        path = path.replace("{group_id}", groups[0]["group_id"].as_str().expect("alice is in a group"));
+    }
+    if path.contains("{token_id}") {
+        let token = bench.token(true, user_id).await;
+        path = path.replace("{token_id}", &token);
+    }
+    path.replace("{directory_key}", DIRECTORY_KEY)
+}
+
+/// The demo seed's directory (`flowcat_sim::Seed::demo`).
+const DIRECTORY_KEY: &str = "DDSIMDIRECTORY000001";
+
+impl Bench {
+    /// A hardware token's id: one of the user's (`hers`), else one assigned to nobody.
+    async fn token(&self, hers: bool, user_id: &str) -> String {
+        let tokens = self.get("/admin/v1/tokens", &[]).await;
+        let tokens = tokens.as_array().expect("a list");
+        let of = |t: &&Value| {
+            let users = t["users"].as_array().map(Vec::as_slice).unwrap_or_default();
+            if hers { users.iter().any(|u| u["user_id"] == user_id) } else { users.is_empty() }
+        };
+        let token = tokens.iter().find(of).or_else(|| tokens.first()).expect("a demo token");
+        token["token_id"].as_str().expect("an id").to_owned()
+    }
+
+    /// A verification push to alice's phone, answered or not: its id.
+    async fn push_id(&self, user_id: &str, phone_id: &str) -> String {
+        let e =
+            api::endpoints().find(|e| e.path == "/admin/v1/users/{user_id}/send_verification_push").expect("described");
+        let path = format!("/admin/v1/users/{user_id}/send_verification_push");
+        let reply = self.call(e, &path, &[("phone_id".to_owned(), phone_id.to_owned())]).await;
+        reply.body["response"]["push_id"].as_str().expect("a push id").to_owned()
+    }
 }
 
 /// A value for a parameter the call must carry: what a flow would send.
@@ -151,6 +166,21 @@ async fn value(bench: &Bench, e: &Endpoint, name: &str, phone_id: &str) -> Strin
         "phone_id" => phone_id.to_owned(),
         "factor" => "push".to_owned(),
         "txid" => bench.txid().await,
+        "group_id" => {
+            let groups = bench.get("/admin/v1/groups", &[]).await;
+            let free = groups.as_array().and_then(|g| g.iter().find(|g| g["name"] != "VPN Users")).expect("a group");
+            free["group_id"].as_str().expect("an id").to_owned()
+        }
+        "token_id" => bench.token(false, "").await,
+        "push_id" => {
+            let (user_id, phone_id) = bench.alice().await;
+            bench.push_id(&user_id, &phone_id).await
+        }
+        "mintime" | "maxtime" => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+            let ms = now.as_millis() as u64 - if name == "mintime" { 3_600_000 } else { 0 };
+            ms.to_string()
+        }
         other => panic!("{}: no test value for the required parameter `{other}`", e.name()),
     }
 }
@@ -200,8 +230,7 @@ fn always_there(shape: &Shape, value: &Value, at: &str, missing: &mut Vec<String
 
 #[tokio::test]
 async fn every_described_endpoint_is_served_as_described_or_listed() {
-    let listed: BTreeSet<&str> =
-        AWAITING_SIM_SUPPORT_FROM_THE_CATALOG_BRANCH.iter().chain(NOT_SIMULATED_YET).copied().collect();
+    let listed: BTreeSet<&str> = NOT_SIMULATED_YET.iter().copied().collect();
     let names: BTreeSet<String> = api::endpoints().map(Endpoint::name).collect();
     for name in &listed {
         assert!(names.contains(*name), "`{name}` is listed but not described");
@@ -213,7 +242,7 @@ async fn every_described_endpoint_is_served_as_described_or_listed() {
         // A fresh simulator per endpoint: a DELETE or a create changes nothing for the others.
         let bench = Bench::new().await;
         let (user_id, phone_id) = bench.alice().await;
-        let path = fill(e.path, &user_id, &phone_id);
+        let path = fill(&bench, e.path, &user_id, &phone_id).await;
         let routed = matches!(flowcat_sim::routes::find(e.method, &path), flowcat_sim::routes::Found::Route(..));
         if listed.contains(name.as_str()) {
             if routed {
@@ -245,7 +274,8 @@ async fn every_described_endpoint_is_served_as_described_or_listed() {
             let (user_id, phone_id) = fresh.alice().await;
             let mut fewer = required(&fresh, e, &phone_id).await;
             fewer.remove(i);
-            let reply = fresh.call(e, &fill(e.path, &user_id, &phone_id), &fewer).await;
+            let path = fill(&fresh, e.path, &user_id, &phone_id).await;
+            let reply = fresh.call(e, &path, &fewer).await;
             let code = reply.body["code"].as_u64().unwrap_or_default();
             if reply.status != 400 || !matches!(code, 40001 | 40002) {
                 problems.push(format!(

@@ -242,7 +242,7 @@ fn digits(ids: &mut crate::ids::IdGen, len: usize) -> String {
 
 // ---- user groups ----------------------------------------------------------------------------
 
-/// `GET /admin/v1/groups` and `GET /admin/v2/groups`: every group, paged (Duo has no name
+/// `GET /admin/v1/groups`: every group, paged (Duo has no name
 /// filter): at most 100 a page.
 pub fn groups_list(ctx: &mut Ctx<'_>, params: &Params) -> Result<Reply, ApiError> {
     let page = params.page(100, 100)?;

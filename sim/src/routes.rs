@@ -107,7 +107,6 @@ pub static ROUTES: &[Route] = &[
     Route { pattern: "GET /admin/v1/users/{user_id}/bypass_codes", api: Api::Admin, op: Op::BypassCodesList },
     Route { pattern: "POST /admin/v1/users/{user_id}/bypass_codes", api: Api::Admin, op: Op::BypassCodesCreate },
     Route { pattern: "GET /admin/v1/groups", api: Api::Admin, op: Op::GroupsList },
-    Route { pattern: "GET /admin/v2/groups", api: Api::Admin, op: Op::GroupsList },
     Route { pattern: "GET /admin/v1/users/{user_id}/groups", api: Api::Admin, op: Op::UserGroups },
     Route { pattern: "POST /admin/v1/users/{user_id}/groups", api: Api::Admin, op: Op::UserGroupAdd },
     Route { pattern: "DELETE /admin/v1/users/{user_id}/groups/{group_id}", api: Api::Admin, op: Op::UserGroupRemove },

@@ -290,7 +290,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
             "POST",
             "/admin/v1/users/{user_id}/send_verification_push",
             &[p("phone_id", Ty::Str, Required)],
-            Obj(&[super::always("push_id", Str)]),
+            Obj(&[super::always("confirmation_code", Str), super::always("push_id", Str)]),
             WriteResource,
             "Send Verification Push",
         ),
