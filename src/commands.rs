@@ -250,6 +250,9 @@ pub fn sim(args: flowcat_sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run(flows: &Flows, args: &crate::run::RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    if args.plan.is_some() {
+        return crate::plan::apply(flows, args, state_dir);
+    }
     if args.each.is_some() {
         return crate::each::run(flows, args, state_dir);
     }

@@ -11,6 +11,7 @@ mod github;
 mod init;
 mod live;
 mod manual;
+mod plan;
 mod run;
 mod runs;
 mod serve;
@@ -110,6 +111,9 @@ enum Command {
     Demo,
     /// Run a flow: inputs and integrations are checked first, then its nodes run.
     Run(run::RunArgs),
+    /// Plan a run: send the flow's reads, show the writes it would send, send none of them
+    /// (docs/cli.md, "flowcat plan").
+    Plan(plan::PlanArgs),
     /// Continue a journaled run that was stopped or crashed: finished steps are not repeated,
     /// writes in doubt are checked first.
     Resume(run::ResumeArgs),
@@ -209,6 +213,7 @@ fn main() -> ExitCode {
         Command::Demo => demo::demo(&catalog),
         Command::Init { dir } => init::init(dir),
         Command::Run(args) => commands::run(&catalog, &args, cli.state_dir),
+        Command::Plan(args) => plan::plan(&catalog, &args),
         Command::Resume(args) => commands::resume(&catalog, &args, cli.state_dir),
         Command::Signal(args) => signal::signal(&args, cli.state_dir),
         Command::Integrations(IntegrationsCommand::Check { name, integrations, format }) => {

@@ -21,7 +21,9 @@ use crate::live::{Live, Target};
 /// The flags of `flowcat run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// A flow id from the catalog, or the path of a flow file; `-` reads it from stdin.
+    /// A flow id from the catalog, or the path of a flow file; `-` reads it from stdin. Left out
+    /// with `--plan`.
+    #[arg(required_unless_present = "plan", default_value = "", hide_default_value = true)]
     pub flow: String,
     /// An input, `name=value`; typed as the flow declares (`--input limit=10`).
     #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
@@ -77,6 +79,10 @@ pub struct RunArgs {
     /// FILE, as JSON Lines or, for a `.csv` name, CSV; in the order the rows finish.
     #[arg(long, value_name = "FILE", requires = "each")]
     pub out: Option<PathBuf>,
+    /// Run a plan saved by `flowcat plan … --out FILE`: its flow, inputs, vars and bindings;
+    /// refused if the flow or anything the plan read has changed since (docs/cli.md).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["each", "key"])]
+    pub plan: Option<PathBuf>,
 }
 
 /// `--if-running`.

@@ -73,6 +73,7 @@ fn status_word(status: NodeStatus) -> &'static str {
         NodeStatus::Skipped => "skipped",
         NodeStatus::Cancelled => "cancelled",
         NodeStatus::Unknown => "unknown",
+        NodeStatus::Planned => "planned",
     }
 }
 

@@ -672,3 +672,74 @@ async fn a_write_in_doubt_inside_a_subflow_stops_the_whole_run_for_attention() {
     assert_eq!(status(sub, "two"), NodeStatus::Unknown);
     assert_eq!(take_log(), ["reconcile:two:two"], "nothing was sent: one was restored, two is in doubt");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Plan mode
+
+fn plan(flow: &str) -> RunRequest {
+    RunRequest { flow: flow.into(), plan: true, ..RunRequest::default() }
+}
+
+fn detail(rec: &RunRecord, id: &str) -> Value {
+    rec.node(id).and_then(|n| n.detail.as_ref()).map(|d| d.get()).unwrap_or_default()
+}
+
+#[tokio::test(start_paused = true)]
+async fn plan_mode_runs_the_reads_plans_the_write_and_holds_what_waits_for_it() {
+    take_log();
+    let r = runner(&[DIAMOND], Options::default(), Arc::default());
+    let rec = r.run(plan("t.diamond")).await.unwrap();
+    assert_eq!(rec.status, RunStatus::Succeeded, "{:?}", rec.error);
+    let mut ran = take_log();
+    ran.sort();
+    assert_eq!(ran, ["run:a", "run:b"], "the reads run, the write and what reads it do not");
+    assert_eq!(status(&rec, "c"), NodeStatus::Planned);
+    assert_eq!(detail(&rec, "c")["plan"], "send");
+    assert_eq!(status(&rec, "d"), NodeStatus::Planned);
+    assert_eq!(detail(&rec, "d")["waits_for"], json!(["c"]));
+    assert!(rec.outputs.is_empty(), "a plan's outputs are unknown");
+}
+
+#[tokio::test(start_paused = true)]
+async fn plan_mode_decides_a_when_from_known_values_and_defers_one_that_reads_an_unknown_result() {
+    const WHEN: &str = r#"
+id: t.when
+nodes:
+  - { id: a, kind: step, effect: read, value: "no" }
+  - { id: w1, kind: step, effect: write, when: "{{eq nodes.a.v 'yes'}}" }
+  - { id: w2, kind: step, effect: write }
+  - { id: w3, kind: step, effect: write, when: "{{nodes.w2.v}}" }
+"#;
+    take_log();
+    let r = runner(&[WHEN], Options::default(), Arc::default());
+    let rec = r.run(plan("t.when")).await.unwrap();
+    assert_eq!(take_log(), ["run:a"]);
+    assert_eq!(status(&rec, "w1"), NodeStatus::Skipped, "decided from a known value");
+    assert_eq!(status(&rec, "w2"), NodeStatus::Planned);
+    assert_eq!(status(&rec, "w3"), NodeStatus::Planned);
+    let w3 = detail(&rec, "w3");
+    assert_eq!(w3["plan"], "template");
+    assert_eq!(w3["waits_for"], json!(["w2"]));
+    assert_eq!(w3["when"], "{{nodes.w2.v}}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn plan_mode_plans_a_subflows_writes_and_what_waits_for_them_names_them_by_path() {
+    const AFTER: &str = r#"
+id: t.after
+nodes:
+  - { id: first, kind: step, effect: read }
+  - { id: sub, kind: call, flow: t.child, with: { x: "{{nodes.first.v}}" } }
+  - { id: last, kind: step, effect: write, value: "{{nodes.sub.y}}" }
+"#;
+    take_log();
+    let r = runner(&[AFTER, CHILD], Options::default(), Arc::default());
+    let rec = r.run(plan("t.after")).await.unwrap();
+    assert_eq!(take_log(), ["run:first"], "no write ran, in the subflow or after it");
+    assert_eq!(status(&rec, "sub"), NodeStatus::Planned);
+    assert_eq!(detail(&rec, "sub")["unknown"], json!(["sub/one", "sub/two"]));
+    let child = rec.node("sub").and_then(|n| n.subflow.as_deref()).expect("the subflow's record");
+    assert_eq!(status(child, "one"), NodeStatus::Planned);
+    assert_eq!(status(child, "two"), NodeStatus::Planned);
+    assert_eq!(detail(&rec, "last")["waits_for"], json!(["sub/one", "sub/two"]));
+}

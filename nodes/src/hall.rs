@@ -202,6 +202,7 @@ impl Hall {
                 vars: call.vars,
                 bindings,
                 durable: Default::default(),
+                plan: false,
             },
             binds: call.binds,
         })
@@ -253,6 +254,23 @@ impl Hall {
         request.durable.journal = Some(log);
         request.durable.deadline = deadline.map(|d| tokio::time::Instant::now() + d);
         Ok(self.runner.run(request).await?)
+    }
+
+    /// Plan mode ([`RunRequest::plan`]): runs the reads of what [`Hall::prepare`] returned and
+    /// sends nothing that changes state; never journaled. The record's writes are `Planned`.
+    pub async fn plan(&self, mut checked: Checked) -> Result<RunRecord, Refused> {
+        checked.request.plan = true;
+        checked.request.durable = Durable::default();
+        Ok(self.runner.run(checked.request).await?)
+    }
+
+    /// The slots of what [`Hall::prepare`] returned and the integrations bound to them, by
+    /// name, in slot order.
+    pub fn bound(checked: &Checked) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> =
+            checked.request.bindings.iter().map(|(slot, b)| (slot.clone(), b.name.clone())).collect();
+        out.sort();
+        out
     }
 
     /// Runs what [`Hall::prepare`] returned, journaled in the hall's store (without one, as

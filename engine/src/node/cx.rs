@@ -145,6 +145,9 @@ pub struct NodeCx<'a> {
     pub(crate) first_started: Option<u64>,
     /// When the whole run must have ended.
     pub(crate) deadline: Option<tokio::time::Instant>,
+    /// Plan mode: [`NodeCx::intent`] refuses, so no write is sent even by a node the scheduler
+    /// did not know to be one.
+    pub(crate) plan: bool,
 }
 
 impl std::fmt::Debug for NodeCx<'_> {
@@ -237,6 +240,12 @@ impl<'a> NodeCx<'a> {
     /// Journals that the node is about to send a write (`request`, already redacted). Call it
     /// right before sending; when it fails, do not send: the error is the node's.
     pub async fn intent(&self, request: &Value) -> Result<(), NodeError> {
+        if self.plan {
+            return Err(NodeError::new(
+                "plan",
+                "plan mode: a write was about to be sent from inside another node; it was not sent",
+            ));
+        }
         if let Ok(mut t) = self.trace.lock() {
             t.intent = Some(request.clone());
         }

@@ -33,6 +33,18 @@ pub trait NodeExec: Debug + Send + Sync {
     fn describe(&self) -> Value;
     /// Runs the node. Errors are outcomes of the run, recorded against the node.
     fn run<'a>(&'a self, cx: NodeCx<'a>) -> BoxFuture<'a, Result<NodeOutput, NodeError>>;
+    /// Plan mode: what the node would send if it ran now, rendered with the values known so far,
+    /// without sending anything (for a write: its request, secrets and signatures redacted).
+    /// Asked only of a node whose every input is known. By default, the node's settings.
+    fn preview<'a>(&'a self, cx: NodeCx<'a>) -> Result<Value, NodeError> {
+        let _ = cx;
+        Ok(self.describe())
+    }
+    /// Plan mode: what the node would send, as templates, for a node that waits for results
+    /// nobody knows yet. By default, the node's settings.
+    fn template(&self) -> Value {
+        self.describe()
+    }
     /// What running the node does outside the run; decides what a resumed run does with the
     /// node when it was in flight.
     fn effect(&self) -> Effect {

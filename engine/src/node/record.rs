@@ -95,6 +95,10 @@ pub enum NodeStatus {
     Cancelled,
     /// A write whose outcome is unknown: it was sent (or about to be) when the run stopped.
     Unknown,
+    /// Plan mode (`RunRequest::plan`): not run. A write, with what it would send (or its
+    /// template), a node that waits for such a write's result, or a subflow with planned nodes
+    /// inside; its `detail` says which (docs/architecture.md, "Plan mode").
+    Planned,
 }
 
 /// Why a run failed: the node, and the error it reported.

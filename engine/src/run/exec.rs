@@ -33,9 +33,24 @@ use crate::render::{Escape, render, render_value, truthy};
 enum State {
     Waiting(usize),
     Running,
-    Done { value: Arc<Value>, branch: Option<String> },
+    Done {
+        value: Arc<Value>,
+        branch: Option<String>,
+    },
     Skipped,
     Failed,
+    /// Plan mode: not run (a write, or a node that waits for a write's result).
+    Planned,
+}
+
+/// Plan mode: what becomes of a ready node before the ordinary skip rule.
+enum Gate {
+    /// Every value it reads is known: the ordinary rules apply.
+    Go,
+    Skip(String),
+    /// It reads (or waits for) a result nobody knows yet: these unknown results.
+    Defer(Vec<String>),
+    Fail(NodeError),
 }
 
 /// Why the run stopped before its end.
@@ -162,6 +177,9 @@ struct Scheduler<'r, 'l> {
     /// Told whenever a node parks: during a drain the scheduler looks again whether every node
     /// in flight is parked.
     parks: Arc<tokio::sync::Notify>,
+    /// Plan mode, per `Planned` node: the unknown results it stands for, as paths relative to
+    /// this level (`create`, `phone/create`).
+    unknown: Vec<Vec<String>>,
 }
 
 impl<'r, 'l> Scheduler<'r, 'l> {
@@ -191,6 +209,7 @@ impl<'r, 'l> Scheduler<'r, 'l> {
             failure: None,
             halt: None,
             parks: Arc::new(tokio::sync::Notify::new()),
+            unknown: vec![Vec::new(); plan.nodes.len()],
         }
     }
 
@@ -222,6 +241,25 @@ impl<'r, 'l> Scheduler<'r, 'l> {
         while running.len() < max && self.halt.is_none() {
             let Some(i) = self.ready.pop() else { break };
             let node = &self.flow.plan.nodes[i];
+            if self.level.plan {
+                match self.plan_gate(i) {
+                    Gate::Go => {}
+                    Gate::Skip(reason) => {
+                        self.skip(i, reason);
+                        continue;
+                    }
+                    Gate::Defer(waits) => {
+                        self.defer(i, waits);
+                        continue;
+                    }
+                    Gate::Fail(e) => {
+                        self.records[i].status = NodeStatus::Failed;
+                        self.records[i].error = Some(e.clone());
+                        self.fail(node.id.clone(), e.code, e.message);
+                        break;
+                    }
+                }
+            }
             match skip_reason(node, &self.states, &self.base) {
                 Ok(None) => {}
                 Ok(Some(reason)) => {
@@ -246,8 +284,134 @@ impl<'r, 'l> Scheduler<'r, 'l> {
                 self.restore(i, done);
                 continue;
             }
+            if self.level.plan && matches!(node.compiled.exec.effect(), Effect::Write | Effect::Idempotent) {
+                if !self.plan_write(i) {
+                    break;
+                }
+                continue;
+            }
             running.push(self.start(i, past));
         }
+    }
+
+    /// Plan mode: decides what it can of node `i` from the values known so far. A guard or a
+    /// `when:` that reads only known values decides as in a run; one that reads an unknown
+    /// result leaves the node waiting for it, as does any unknown node it waits for.
+    fn plan_gate(&self, i: usize) -> Gate {
+        let plan = &self.flow.plan;
+        let node = &plan.nodes[i];
+        let planned = |d: usize| matches!(self.states[d], State::Planned);
+        for g in &node.guards {
+            if planned(g.switch) {
+                continue;
+            }
+            let taken = match &self.states[g.switch] {
+                State::Done { branch: Some(b), .. } => g.branches.contains(b),
+                _ => false,
+            };
+            if !taken {
+                return Gate::Skip(format!("branch {} was not taken", g.branches.join(" or ")));
+            }
+        }
+        for (d, name) in node.hard_reads() {
+            if matches!(self.states[d], State::Skipped) {
+                return Gate::Skip(format!("it reads `{name}`, which was skipped"));
+            }
+        }
+        if let Some(when) = &node.when {
+            let reads_unknown = when.refs.iter().any(|r| {
+                r.path.first().is_some_and(|root| root == "nodes")
+                    && r.path.get(1).is_some_and(|id| {
+                        node.reads_ids.iter().zip(&node.reads_nodes).any(|(rid, &d)| **rid == **id && planned(d))
+                    })
+            });
+            if !reads_unknown {
+                let env = env_for(node, &self.base, &self.states);
+                match render(when, &env, Escape::None) {
+                    Ok(v) if !truthy(&v) => return Gate::Skip(format!("`when: {}` is false", when.source)),
+                    Ok(_) => {}
+                    Err(e) => return Gate::Fail(e.into()),
+                }
+            }
+        }
+        let mut waits: Vec<String> = Vec::new();
+        for (d, _) in plan.deps(i) {
+            if planned(d) {
+                for u in &self.unknown[d] {
+                    if !waits.contains(u) {
+                        waits.push(u.clone());
+                    }
+                }
+            }
+        }
+        if waits.is_empty() { Gate::Go } else { Gate::Defer(waits) }
+    }
+
+    /// Plan mode: node `i` waits for unknown results; recorded with them (and a write's or a
+    /// subflow's template), not run.
+    fn defer(&mut self, i: usize, waits: Vec<String>) {
+        let node = &self.flow.plan.nodes[i];
+        let exec = &node.compiled.exec;
+        let mut detail = serde_json::json!({ "plan": "waits", "waits_for": waits });
+        match exec.effect() {
+            Effect::Write | Effect::Idempotent => {
+                detail["plan"] = "template".into();
+                detail["template"] = exec.template();
+            }
+            Effect::Composite => detail["template"] = exec.template(),
+            Effect::Local | Effect::Read => {}
+        }
+        if let Some(when) = &node.when {
+            detail["when"] = when.source.clone().into();
+        }
+        self.unknown[i] = waits;
+        self.planned(i, detail);
+    }
+
+    /// Plan mode: write `i`, whose inputs are all known, rendered and not sent. `false` when it
+    /// could not be rendered (the node fails, as it would in a run).
+    fn plan_write(&mut self, i: usize) -> bool {
+        let node: &'r PlanNode = &self.flow.plan.nodes[i];
+        let cx = NodeCx {
+            id: &node.id,
+            env: env_for(node, &self.base, &self.states),
+            bindings: self.bindings,
+            sub: self.level,
+            depth: self.depth,
+            path: self.node_path(i),
+            trace: Arc::new(Mutex::new(Trace::default())),
+            journal: None,
+            first_started: None,
+            deadline: self.level.durable.deadline,
+            plan: true,
+        };
+        match node.compiled.exec.preview(cx) {
+            Ok(request) => {
+                self.unknown[i] = vec![node.id.clone()];
+                self.planned(i, serde_json::json!({ "plan": "send", "request": request }));
+                true
+            }
+            Err(e) => {
+                self.records[i].status = NodeStatus::Failed;
+                self.records[i].error = Some(e.clone());
+                self.states[i] = State::Failed;
+                let p = self.node_path(i);
+                self.emit_finished(i, &p);
+                self.fail(node.id.clone(), e.code, e.message);
+                false
+            }
+        }
+    }
+
+    /// Plan mode: node `i` is `Planned` with `detail`; its dependents are released to be
+    /// planned in turn.
+    fn planned(&mut self, i: usize, detail: Value) {
+        self.states[i] = State::Planned;
+        self.records[i].status = NodeStatus::Planned;
+        self.records[i].detail = Some(crate::node::Detail::value(detail));
+        let p = self.node_path(i);
+        self.emit_finished(i, &p);
+        self.release(i);
     }
 
     fn skip(&mut self, i: usize, reason: String) {
@@ -312,6 +476,7 @@ impl<'r, 'l> Scheduler<'r, 'l> {
                 journal: journal.clone(),
                 first_started,
                 deadline,
+                plan: level.plan,
             }
         };
         let in_doubt = match node.compiled.exec.effect() {
@@ -459,8 +624,23 @@ impl<'r, 'l> Scheduler<'r, 'l> {
             self.stop_for(halt, node.id.clone(), e.code.clone(), e.message.clone());
             return;
         }
-        let rec = &mut self.records[i];
         let mut branch = None;
+        if let (true, Ok(_)) = (self.level.plan, &result) {
+            // Plan mode: a subflow (or a list of them) with planned nodes inside has outputs
+            // nobody knows yet; what waits for it waits for the writes inside.
+            let inner = inner_unknowns(&self.records[i]);
+            if !inner.is_empty() {
+                self.unknown[i] = inner.clone();
+                self.states[i] = State::Planned;
+                self.records[i].status = NodeStatus::Planned;
+                self.records[i].detail =
+                    Some(crate::node::Detail::value(serde_json::json!({ "plan": "inside", "unknown": inner })));
+                self.emit_finished(i, &p);
+                self.release(i);
+                return;
+            }
+        }
+        let rec = &mut self.records[i];
         match result {
             Ok(out) => {
                 tracing::debug!(node = %node.id, ms = rec.duration_ms, "node succeeded");
@@ -599,7 +779,9 @@ impl<'r, 'l> Scheduler<'r, 'l> {
             }
         }
         let ids = self.flow.plan.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
-        let outputs = if self.halt.is_none() {
+        let planned = self.states.iter().any(|s| matches!(s, State::Planned));
+        // A plan's outputs would read results nobody knows yet: it has none.
+        let outputs = if self.halt.is_none() && !planned {
             outputs(self.flow, &self.base, &self.states, &ids, &mut self.failure)
         } else {
             Map::new()
@@ -629,6 +811,31 @@ impl<'r, 'l> Scheduler<'r, 'l> {
 fn unknown_outcome(intent: &Value, why: &str) -> NodeError {
     NodeError::new("outcome_unknown", format!("a write was sent and its outcome is unknown.\n{why}"))
         .with_data(serde_json::json!({ "request": intent }))
+}
+
+/// Plan mode: the writes planned inside a subflow node's run (or its list's runs), as paths
+/// from this node (`phone/create`, `each[2]/create`).
+fn inner_unknowns(rec: &NodeRecord) -> Vec<String> {
+    let runs = rec
+        .subflow
+        .iter()
+        .map(|r| (rec.id.clone(), &**r))
+        .chain(rec.items.iter().map(|it| (format!("{}[{}]", rec.id, it.index), &it.record)));
+    let mut out = Vec::new();
+    for (prefix, run) in runs {
+        for n in run.nodes.iter().filter(|n| n.status == NodeStatus::Planned) {
+            let detail = n.detail.as_ref().map(crate::node::Detail::get).unwrap_or_default();
+            match detail["plan"].as_str() {
+                Some("send" | "template") => out.push(format!("{prefix}/{}", n.id)),
+                Some("inside") => {
+                    let inner = detail["unknown"].as_array().into_iter().flatten().filter_map(Value::as_str);
+                    out.extend(inner.map(|u| format!("{prefix}/{u}")));
+                }
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 fn pending_record(n: &PlanNode) -> NodeRecord {
@@ -760,5 +967,6 @@ fn node_status(s: NodeStatus) -> &'static str {
         NodeStatus::Skipped => "skipped",
         NodeStatus::Cancelled => "cancelled",
         NodeStatus::Unknown => "unknown",
+        NodeStatus::Planned => "planned",
     }
 }

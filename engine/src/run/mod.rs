@@ -37,6 +37,10 @@ pub struct RunRequest {
     pub bindings: HashMap<String, Arc<Binding>>,
     /// How the run is journaled, resumed, stopped and bounded; by default not at all.
     pub durable: Durable,
+    /// Plan mode: reads run, nothing that changes state is sent. A write (or idempotent) node
+    /// is recorded `Planned` with what it would send, and every node that depends on its result
+    /// is recorded `Planned` with what it waits for (docs/architecture.md, "Plan mode").
+    pub plan: bool,
 }
 
 /// What makes a run survive its process: a journal to write, the past of the run it resumes,
@@ -143,7 +147,7 @@ impl Runner {
             let secrets = durable.secrets.clone();
             durable.journal = Some(Arc::new(secret::Redacting { inner: journal, secrets }));
         }
-        let level = Level { runner: self, durable: &durable };
+        let level = Level { runner: self, durable: &durable, plan: req.plan };
         let root: Arc<[String]> = Arc::from(Vec::new());
         let record = exec::execute(&level, flow, prepared, &req.bindings, 0, root).instrument(span.clone()).await;
         span.record("status", record.status.as_str());
@@ -176,6 +180,8 @@ impl Runner {
 pub(crate) struct Level<'r> {
     pub runner: &'r Runner,
     pub durable: &'r Durable,
+    /// Plan mode ([`RunRequest::plan`]), for every level of the run.
+    pub plan: bool,
 }
 
 impl Subflows for Level<'_> {

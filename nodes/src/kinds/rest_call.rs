@@ -555,6 +555,14 @@ impl NodeExec for RestCallExec {
         matches!(self.reconcile, Some(Reconcile::Read(_)))
     }
 
+    fn preview<'a>(&'a self, cx: NodeCx<'a>) -> Result<serde_json::Value, NodeError> {
+        self.render_plan(&cx)
+    }
+
+    fn template(&self) -> serde_json::Value {
+        self.plan_template()
+    }
+
     fn reconcile<'a>(&'a self, cx: NodeCx<'a>, _intent: &'a serde_json::Value) -> BoxFuture<'a, Reconciled> {
         Box::pin(async move { self.reconcile_read(&cx).await })
     }

@@ -130,6 +130,47 @@ impl RestCallExec {
         }
     }
 
+    /// Plan mode: the request this call would send now, rendered with the values known and
+    /// prepared for its integration as a write's intent is (the URL, the body as it would go),
+    /// nothing sent; the signature headers it would carry are shown redacted.
+    pub(super) fn render_plan(&self, cx: &NodeCx<'_>) -> Result<Value, NodeError> {
+        let bound: &Bound = cx.binding(&self.slot)?;
+        let call = self.call(cx, bound)?;
+        let request = http::intent(&bound.integration, &call).map_err(call_error)?;
+        let mut request = serde_json::to_value(&request).unwrap_or_default();
+        use crate::integrations::Auth;
+        let signed: &[&str] = match bound.integration.auth {
+            Auth::Duo { .. } => &["authorization", "date"],
+            Auth::None => &[],
+            Auth::Basic { .. } | Auth::Bearer(_) => &["authorization"],
+        };
+        if let Some(headers) = request.get_mut("headers").and_then(Value::as_object_mut) {
+            for name in signed {
+                headers.insert((*name).into(), http::REDACTED.into());
+            }
+        }
+        Ok(request)
+    }
+
+    /// Plan mode: the request as the flow writes it, for a call that waits for results nobody
+    /// knows yet.
+    pub(super) fn plan_template(&self) -> Value {
+        let fields = |pairs: &Option<Vec<(String, ValueTemplate)>>| {
+            pairs.as_ref().map(|p| p.iter().map(|(k, v)| (k.clone(), template_json(v))).collect::<Map<_, _>>())
+        };
+        let mut out = json!({ "integration": self.slot, "method": self.method, "path": self.path.source });
+        if let Some(q) = fields(&self.query) {
+            out["query"] = Value::Object(q);
+        }
+        if let Some(b) = fields(&self.body) {
+            out["body"] = Value::Object(b);
+        }
+        if !self.headers.is_empty() {
+            out["headers"] = self.headers.iter().map(|(k, t)| (k.clone(), Value::from(t.source.clone()))).collect();
+        }
+        out
+    }
+
     /// Renders the request. Values go in as structures: a path value is one segment, a query
     /// value one parameter, a body value one JSON value; a null parameter is left out.
     fn call(&self, cx: &NodeCx<'_>, bound: &Bound) -> Result<Call, NodeError> {
@@ -300,6 +341,16 @@ fn detail(attempts: Vec<Attempt>, polls: Option<u32>) -> Detail {
         Some(p) => json!({ "attempts": attempts, "polls": p }),
         None => json!({ "attempts": attempts }),
     })
+}
+
+/// A value as the flow writes it: templates as their text.
+fn template_json(v: &ValueTemplate) -> Value {
+    match v {
+        ValueTemplate::Literal(v) => v.clone(),
+        ValueTemplate::Template(t) => t.source.clone().into(),
+        ValueTemplate::List(items) => items.iter().map(template_json).collect(),
+        ValueTemplate::Object(pairs) => pairs.iter().map(|(k, v)| (k.clone(), template_json(v))).collect(),
+    }
 }
 
 fn scalar(key: &str, v: Value) -> Result<String, NodeError> {
