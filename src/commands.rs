@@ -66,6 +66,68 @@ pub fn validate(
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// `flowcat validate --watch`: checks, then checks again each time the flow files change (a
+/// file saved, added or removed), until Ctrl-C. Polls the files' sizes and modification times
+/// every 300 ms: no watcher dependency, and it works the same on every file system.
+pub fn watch(
+    flows: &Flows,
+    paths: Vec<PathBuf>,
+    deny_warnings: bool,
+    format: ValidateFormat,
+) -> anyhow::Result<ExitCode> {
+    if paths.iter().any(|p| crate::flows::is_stdin(p)) {
+        anyhow::bail!("`--watch` watches files: give flow files or folders, not `-`");
+    }
+    let mut roots: Vec<PathBuf> = flows.local()?.into_iter().collect();
+    roots.extend(paths.iter().cloned());
+    if roots.is_empty() {
+        anyhow::bail!("nothing to watch: no local flows folder here; give flow files or folders");
+    }
+    let mut seen = None;
+    loop {
+        let now = fingerprint(&roots);
+        if seen.as_ref() != Some(&now) {
+            if seen.is_some() {
+                eprintln!("--- changed: checked again at {}", clock());
+            }
+            // A path that went away or a folder that cannot be read is reported, and watched on.
+            if let Err(e) = validate(flows, paths.clone(), deny_warnings, format) {
+                eprintln!("error: {e:#}");
+            }
+            seen = Some(now);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+/// Every flow file under `roots` with its size and modification time (an unreadable root or
+/// file counts as a value of its own, so that its return is a change too).
+fn fingerprint(roots: &[PathBuf]) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut files = Vec::new();
+    for root in roots {
+        match catalog::discover(std::slice::from_ref(root)) {
+            Ok(found) => files.extend(found),
+            // Gone or unreadable: the root itself, whose metadata then tells when it is back.
+            Err(_) => files.push(root.clone()),
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| {
+            let meta = std::fs::metadata(&f).ok();
+            let (len, modified) = meta.map_or((u64::MAX, None), |m| (m.len(), m.modified().ok()));
+            (f, len, modified)
+        })
+        .collect()
+}
+
+/// The time of day, UTC, `HH:MM:SS`.
+fn clock() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    format!("{:02}:{:02}:{:02} UTC", secs / 3600 % 24, secs / 60 % 60, secs % 60)
+}
+
 fn summary(flows: usize, errors: usize, warnings: usize) -> String {
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     format!("checked {}: {}, {}", plural(flows, "flow"), plural(errors, "error"), plural(warnings, "warning"))

@@ -73,6 +73,10 @@ enum Command {
         /// `human` on stderr, `json` on stdout, or `github`: GitHub Actions annotations on stdout.
         #[arg(long, value_enum, default_value_t = ValidateFormat::Human)]
         format: ValidateFormat,
+        /// Keep checking: again each time a flow file (of the paths, or the local folder) is
+        /// saved, added or removed, until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
     },
     /// Draw a flow's graph.
     Graph {
@@ -193,8 +197,11 @@ fn main() -> ExitCode {
     }
     let catalog = flows::Flows::new(cli.catalog);
     let result = match cli.command {
-        Command::Validate { paths, deny_warnings, format } => {
+        Command::Validate { paths, deny_warnings, format, watch: false } => {
             commands::validate(&catalog, paths, deny_warnings, format)
+        }
+        Command::Validate { paths, deny_warnings, format, watch: true } => {
+            commands::watch(&catalog, paths, deny_warnings, format)
         }
         Command::Graph { flow, format, expand_subflows, run } => {
             let format = match format {

@@ -212,3 +212,57 @@ fn subflows_calling_each_other_in_a_loop() {
     assert_eq!(at, ["tests/broken/subflow-loop/ping.yaml:8:11", "tests/broken/subflow-loop/pong.yaml:8:11"]);
     insta::assert_snapshot!(report(&out));
 }
+
+/// `validate --watch` checks once, then again each time a flow file is saved: an error appears
+/// with its place once the file breaks, and goes once it is fixed; the process keeps watching.
+#[test]
+fn validate_watch_checks_again_when_a_flow_file_is_saved() {
+    use std::io::BufRead as _;
+    use std::time::Duration;
+    let dir = common::TempDir::new("watch");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).expect("mkdir");
+    let good =
+        "id: t.watched\nnodes:\n  - id: a\n    kind: set\n    values: { x: 1 }\noutputs:\n  x: \"{{nodes.a.x}}\"\n";
+    let file = flows.join("watched.yaml");
+    std::fs::write(&file, good).expect("write");
+    let state = dir.path().join("state");
+    let mut child = common::spawn_flowcat(dir.path(), &["validate", "--watch", "flows"], &state);
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &str| {
+        // Bounded: the watcher looks every 300 ms; 30 s is a stuck process, not a slow one.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    seen.push(line.clone());
+                    if line.contains(needle) {
+                        return;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?} within 30 s; saw:\n{}", seen.join("\n")),
+            }
+        }
+    };
+    wait_for("checked 1 flow: 0 errors, 0 warnings");
+    std::fs::write(&file, good.replace("kind: set", "kind: sett")).expect("break it");
+    wait_for("--- changed: checked again");
+    wait_for("unknown node kind `sett`");
+    wait_for("watched.yaml:4:");
+    wait_for("checked 1 flow: 1 error");
+    std::fs::write(&file, good).expect("fix it");
+    wait_for("checked 1 flow: 0 errors, 0 warnings");
+    assert!(child.try_wait().expect("try_wait").is_none(), "still watching");
+    let _ = child.kill();
+    let _ = child.wait();
+}
