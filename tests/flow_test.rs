@@ -33,8 +33,6 @@ const WITHOUT_TEST_FILES_YET: &[&str] = &[
     "flows/duo/activation-link.yaml",
     "flows/duo/bypass-codes.yaml",
     "flows/duo/recent-authentications.yaml",
-    "flows/duo/set-user-status.yaml",
-    "flows/duo/sync-user.yaml",
     "flows/duo/user-group.yaml",
     "flows/duo/user-token.yaml",
     "flows/duo/verification-push.yaml",
