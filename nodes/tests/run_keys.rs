@@ -23,10 +23,26 @@ use serde_json::{Map, Value, json};
 #[derive(Debug, Default)]
 struct Recording(Mutex<Vec<RunInfo>>);
 
-impl Store for Recording {
-    fn begin(&self, start: Start) -> BoxFuture<'_, Result<Begun, JournalError>> {
+impl Begins for Recording {
+    fn begin(&self, start: Start) -> Result<Begun, JournalError> {
         self.0.lock().expect("lock").push(start.info);
-        Box::pin(async { Ok(Begun::Busy { id: "r1".into() }) })
+        Ok(Begun::Busy { id: "r1".into() })
+    }
+}
+
+/// What a fake store does when asked to begin a run; everything else it answers as empty.
+trait Begins: Send + Sync {
+    fn begin(&self, start: Start) -> Result<Begun, JournalError>;
+}
+
+/// A fake store: its `begin` is the test's ([`Begins`]), the rest finds nothing.
+#[derive(Debug, Default)]
+struct Fake<B>(B);
+
+impl<B: Begins> Store for Fake<B> {
+    fn begin(&self, start: Start) -> BoxFuture<'_, Result<Begun, JournalError>> {
+        let begun = self.0.begin(start);
+        Box::pin(async move { begun })
     }
 
     fn resume<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Held, JournalError>> {
@@ -86,13 +102,13 @@ fn inputs(v: Value) -> Map<String, Value> {
 
 /// What the store was asked to begin for one durable run of `t.keyed`.
 async fn begun(given: Value, how: Durably) -> Result<RunInfo, Error> {
-    let store = Arc::new(Recording::default());
+    let store = Arc::new(Fake(Recording::default()));
     let f = flowcat(&[("k.yaml", KEYED)], "integrations: {}\n").with_store(store.clone());
     match f.run_durably("t.keyed", inputs(given), how).await {
         Err(Error::Refused(Refused::Busy { id })) => assert_eq!(id, "r1"),
         other => return Err(other.expect_err("refused")),
     }
-    let info = store.0.lock().expect("lock").pop().expect("a run begun");
+    let info = store.0.0.lock().expect("lock").pop().expect("a run begun");
     Ok(info)
 }
 
@@ -109,13 +125,13 @@ async fn a_durable_run_takes_the_flows_key_and_deadline_unless_told_otherwise() 
 #[tokio::test]
 async fn a_key_that_cannot_be_made_refuses_the_run_before_it_begins() {
     let keyed = KEYED.replace("  username: { type: string }", "  username: { type: string, required: false }");
-    let store = Arc::new(Recording::default());
+    let store = Arc::new(Fake(Recording::default()));
     let f = flowcat(&[("k.yaml", &keyed)], "integrations: {}\n").with_store(store.clone());
     let err = f.run_durably("t.keyed", Map::new(), Durably::default()).await.expect_err("refused");
     let message = err.to_string();
     assert!(message.contains("the run key cannot be made from these inputs"), "{message}");
     assert!(message.contains("`inputs.username`"), "{message}");
-    assert!(store.0.lock().expect("lock").is_empty(), "nothing begun");
+    assert!(store.0.0.lock().expect("lock").is_empty(), "nothing begun");
 }
 
 /// Polls Henry's desk phone, a landline never activated, every 3 s for 10 minutes; the flow's
@@ -191,64 +207,39 @@ impl flowcat_engine::journal::RunHandle for Lost {
     }
 }
 
-impl Store for Raced {
-    fn begin(&self, start: Start) -> BoxFuture<'_, Result<Begun, JournalError>> {
+impl Begins for Raced {
+    fn begin(&self, start: Start) -> Result<Begun, JournalError> {
         let mut begun = self.begun.lock().expect("lock");
         begun.push(start.clone());
         let mut info = start.info;
-        let first = begun.len() == 1;
-        Box::pin(async move {
-            if first {
-                info.id = "r-lost".into();
-                return Ok(Begun::Fresh(Box::new(Lost(info))));
-            }
-            info.id = "r-winner".into();
-            let record = json!({ "flow": "t.keyed", "id": "r-winner", "status": "succeeded", "inputs": {},
-                                 "vars": {}, "outputs": { "x": "the winner's" }, "started_at": 1, "ended_at": 2,
-                                 "nodes": [] });
-            let summary = RunSummary {
-                info,
-                status: flowcat_engine::journal::StoredStatus::Succeeded,
-                updated_at: 2,
-                note: None,
-                waiting: None,
-            };
-            let record = serde_json::from_value(record).expect("a record");
-            Ok(Begun::Done(Box::new(StoredRun { summary, record: Some(record), past: Default::default() })))
-        })
-    }
-
-    fn resume<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Held, JournalError>> {
-        Box::pin(async { Err(JournalError::new("unknown_run", "no such run")) })
-    }
-    fn list(&self, _: &Filter) -> Result<Vec<RunSummary>, JournalError> {
-        Ok(Vec::new())
-    }
-    fn show(&self, _: &str) -> Result<Option<StoredRun>, JournalError> {
-        Ok(None)
-    }
-    fn prune(&self, _: u64) -> Result<usize, JournalError> {
-        Ok(0)
-    }
-    fn flush(&self) -> BoxFuture<'_, Result<(), JournalError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn signal<'a>(&'a self, _: &'a str, _: &'a str, _: &'a Value) -> BoxFuture<'a, Result<Delivery, JournalError>> {
-        Box::pin(async { Ok(Delivery::UnknownRun) })
-    }
-    fn wakeable(&self, _: u64) -> Result<Vec<String>, JournalError> {
-        Ok(Vec::new())
+        if begun.len() == 1 {
+            info.id = "r-lost".into();
+            return Ok(Begun::Fresh(Box::new(Lost(info))));
+        }
+        info.id = "r-winner".into();
+        let record = json!({ "flow": "t.keyed", "id": "r-winner", "status": "succeeded", "inputs": {},
+                             "vars": {}, "outputs": { "x": "the winner's" }, "started_at": 1, "ended_at": 2,
+                             "nodes": [] });
+        let summary = RunSummary {
+            info,
+            status: flowcat_engine::journal::StoredStatus::Succeeded,
+            updated_at: 2,
+            note: None,
+            waiting: None,
+        };
+        let record = serde_json::from_value(record).expect("a record");
+        Ok(Begun::Done(Box::new(StoredRun { summary, record: Some(record), past: Default::default() })))
     }
 }
 
 #[tokio::test]
 async fn a_run_whose_key_another_process_took_meanwhile_is_begun_again_and_gets_that_run() {
-    let store = Arc::new(Raced::default());
+    let store = Arc::new(Fake(Raced::default()));
     let f = flowcat(&[("k.yaml", KEYED)], "integrations: {}\n").with_store(store.clone());
     let ran = f.run_durably("t.keyed", inputs(json!({"username": "jdoe"})), Durably::default()).await.expect("ran");
     assert_eq!(ran.record().id.as_deref(), Some("r-winner"));
     assert_eq!(ran.record().outputs["x"], json!("the winner's"));
-    let begun = store.begun.lock().expect("lock");
+    let begun = store.0.begun.lock().expect("lock");
     assert_eq!(begun.len(), 2, "begun again once");
     assert!(begun.iter().all(|s| s.info.key.as_deref() == Some("jdoe/hq") && !s.awaited));
 }
