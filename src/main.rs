@@ -16,6 +16,7 @@ mod run;
 mod runs;
 mod serve;
 mod signal;
+mod store;
 mod telemetry;
 mod test;
 mod ui;
@@ -56,6 +57,18 @@ struct Cli {
     /// else ~/.local/state/flowcat].
     #[arg(long, global = true, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Keep runs in a shared Postgres database instead of the state folder's journal:
+    /// `postgres://USER[:PASSWORD]@HOST:PORT/DATABASE` (replicas of `flowcat serve` share one;
+    /// docs/serve.md). [env: FLOWCAT_STORE]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        conflicts_with = "state_dir",
+        hide_env_values = true,
+        env = "FLOWCAT_STORE"
+    )]
+    store: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -180,6 +193,10 @@ fn main() -> ExitCode {
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let color = ui::color_enabled(cli.color, terminal, |name| std::env::var(name).ok());
     ui::init(ui::Ui { color, quiet: cli.quiet, verbose: cli.verbose > 0 });
+    if let Err(e) = store::set_url(cli.store.clone()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     // `RUST_LOG=flowcat_engine=debug` (or `-vv`) shows a span per run and per node on stderr.
     // `flowcat serve` logs its requests and runs at `info` unless told otherwise.
     let serving = matches!(&cli.command, Command::Serve(a) if a.command.is_none());

@@ -185,8 +185,7 @@ pub fn setup(
 /// The run journal in the state folder, created if missing; checked (version, integrity,
 /// room, writable) before anything is sent.
 pub fn open_journal(state_dir: Option<PathBuf>) -> anyhow::Result<Arc<dyn flowcat_engine::journal::Store>> {
-    let dir = flowcat_journal::state_dir(state_dir)?;
-    Ok(Arc::new(flowcat_journal::Journal::open(&dir)?))
+    crate::store::open(state_dir)
 }
 
 /// The flags of `flowcat resume`.
@@ -218,16 +217,15 @@ pub fn resume(
     state_dir: Option<PathBuf>,
     live: Arc<Live>,
 ) -> anyhow::Result<ExitCode> {
-    let dir = flowcat_journal::find_state_dir(state_dir.clone())?;
-    if !flowcat_journal::Journal::exists(&dir) {
+    let place = crate::store::place(state_dir.clone());
+    let Some(store) = crate::store::existing(state_dir)? else {
         bail!(
-            "no run journal in `{}`: nothing to resume (give `--state-dir` if the run was journaled elsewhere)",
-            dir.display()
+            "no run journal at `{place}`: nothing to resume (give `--state-dir` if the run was journaled elsewhere, or \
+             `--store` if it was kept in a shared database)"
         );
-    }
-    let store = open_journal(state_dir)?;
+    };
     let Some(run) = store.show(&args.id)? else {
-        bail!("no run `{}` in the journal `{}`; `flowcat runs list` shows the runs", args.id, dir.display());
+        bail!("no run `{}` in the journal `{place}`; `flowcat runs list` shows the runs", args.id);
     };
     let flow = run.summary.info.flow.clone();
     // A run of a flow named by its file reads it there again (its digest says if it changed).

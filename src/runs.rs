@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
-use flowcat_engine::journal::{Filter, NodePast, RunInfo, RunSummary, Store as _, StoredRun, StoredStatus};
+use flowcat_engine::journal::{Filter, NodePast, RunInfo, RunSummary, StoredRun, StoredStatus};
 use flowcat_engine::run::{NodeRecord, NodeStatus, RunRecord};
-use flowcat_journal::Journal;
 use serde_json::Value;
 use unicode_width::UnicodeWidthStr as _;
 
@@ -77,13 +76,13 @@ pub enum ShowFormat {
 /// Run `id` of the journal in `state_dir` (or the default folder), or an error saying where it
 /// looked.
 pub fn stored(id: &str, state_dir: Option<PathBuf>) -> anyhow::Result<StoredRun> {
-    let dir = flowcat_journal::find_state_dir(state_dir)?;
-    let run = if Journal::exists(&dir) { Journal::open(&dir)?.show(id)? } else { None };
+    let place = crate::store::place(state_dir.clone());
+    let run = match crate::store::existing(state_dir)? {
+        Some(store) => store.show(id)?,
+        None => None,
+    };
     run.ok_or_else(|| {
-        anyhow::anyhow!(
-            "no run `{id}` in the journal `{}`: `flowcat runs list` shows the runs it holds",
-            dir.join(flowcat_journal::DB_FILE).display()
-        )
+        anyhow::anyhow!("no run `{id}` in the journal `{place}`: `flowcat runs list` shows the runs it holds")
     })
 }
 
@@ -140,9 +139,9 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
 
 /// Runs one `flowcat runs …` command on the journal in `state_dir` (or the default folder).
 pub fn runs(flows: &crate::flows::Flows, command: RunsCommand, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let dir = flowcat_journal::find_state_dir(state_dir)?;
+    let place = crate::store::place(state_dir.clone());
     // Reading commands create nothing: no journal yet is no runs.
-    let journal = if Journal::exists(&dir) { Some(Journal::open(&dir)?) } else { None };
+    let journal = crate::store::existing(state_dir)?;
     let now = now_ms();
     match command {
         RunsCommand::List { status, flow, limit, format } => {
@@ -155,7 +154,7 @@ pub fn runs(flows: &crate::flows::Flows, command: RunsCommand, state_dir: Option
                 println!("{}", serde_json::to_string_pretty(&runs)?);
             } else if runs.is_empty() {
                 if !ui::get().quiet {
-                    eprintln!("no runs in `{}`", dir.join(flowcat_journal::DB_FILE).display());
+                    eprintln!("no runs in `{place}`");
                 }
             } else {
                 print!("{}", table(&runs, now, width()));
@@ -167,10 +166,7 @@ pub fn runs(flows: &crate::flows::Flows, command: RunsCommand, state_dir: Option
                 None => None,
             };
             let Some(run) = run else {
-                anyhow::bail!(
-                    "no run `{id}` in the journal `{}`: `flowcat runs list` shows the runs it holds",
-                    dir.join(flowcat_journal::DB_FILE).display()
-                );
+                anyhow::bail!("no run `{id}` in the journal `{place}`: `flowcat runs list` shows the runs it holds");
             };
             match format {
                 ShowFormat::Json => println!("{}", serde_json::to_string_pretty(&run)?),
@@ -197,9 +193,9 @@ pub fn runs(flows: &crate::flows::Flows, command: RunsCommand, state_dir: Option
         }
         RunsCommand::Abandon { id } => {
             let Some(journal) = journal else {
-                anyhow::bail!("no run journal in `{}`: nothing to abandon", dir.display());
+                anyhow::bail!("no run journal at `{place}`: nothing to abandon");
             };
-            abandon(&journal, &id, now)?;
+            abandon(journal.as_ref(), &id, now)?;
             println!("run `{id}` abandoned: it ended failed (`abandoned`) and will not be resumed");
         }
         RunsCommand::Prune { older_than, format } => {
@@ -220,8 +216,7 @@ pub fn runs(flows: &crate::flows::Flows, command: RunsCommand, state_dir: Option
 }
 
 /// Ends an unfinished run as failed (`abandoned`), its record made of what it journaled.
-fn abandon(journal: &Journal, id: &str, now: u64) -> anyhow::Result<()> {
-    use flowcat_engine::journal::Store as _;
+fn abandon(journal: &dyn flowcat_engine::journal::Store, id: &str, now: u64) -> anyhow::Result<()> {
     let Some(run) = journal.show(id)? else {
         anyhow::bail!("no run `{id}` in the journal: `flowcat runs list` shows the runs it holds");
     };

@@ -90,7 +90,12 @@ pub fn serve(
         tracing::warn!(target: "flowcat_serve", broken, "{note}");
     }
     let integrations = load_integrations(&config.integrations)?;
-    let store = crate::run::open_journal(state_dir)?;
+    // `--store` (or FLOWCAT_STORE) wins over the config's `store:`; without either, the SQLite
+    // journal of the state folder.
+    let store = match (crate::store::url(), &config.store) {
+        (None, Some(url)) => crate::store::open_postgres(url.expose())?,
+        _ => crate::run::open_journal(state_dir)?,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         if let Some(t) = &mut telemetry {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use flowcat_engine::journal::{Delivery, MAX_SIGNAL_BYTES, Store as _};
+use flowcat_engine::journal::{Delivery, MAX_SIGNAL_BYTES};
 use serde_json::Value;
 
 /// The flags of `flowcat signal`.
@@ -27,17 +27,15 @@ pub struct SignalArgs {
 /// Exit 0 when delivered, 1 when refused (the reason on stderr), 2 for a usage error.
 pub fn signal(args: &SignalArgs, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let payload = payload(args.data.as_deref())?;
-    let dir = flowcat_journal::find_state_dir(state_dir)?;
-    if !flowcat_journal::Journal::exists(&dir) {
+    let place = crate::store::place(state_dir.clone());
+    let Some(journal) = crate::store::existing(state_dir)? else {
         eprintln!(
-            "error: no run journal in `{}`: no run `{}` to signal (give `--state-dir` if the run was journaled \
-             elsewhere)",
-            dir.display(),
+            "error: no run journal at `{place}`: no run `{}` to signal (give `--state-dir` if the run was journaled \
+             elsewhere, or `--store` if it is kept in a shared database)",
             args.id
         );
         return Ok(ExitCode::FAILURE);
-    }
-    let journal = flowcat_journal::Journal::open(&dir)?;
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let delivery = runtime.block_on(journal.signal(&args.id, &args.name, &payload))?;
     match delivery.refusal(&args.id, &args.name) {

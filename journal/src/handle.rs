@@ -224,7 +224,7 @@ impl Drop for Handle {
 }
 
 /// `text` on one line of at most 300 characters.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match line.char_indices().nth(300) {
         Some((cut, _)) => format!("{}…", &line[..cut]),

@@ -32,3 +32,19 @@ pub use crash::{CRASH_AT_VAR, CrashAt, Phase};
 pub use dir::{DB_FILE, find_state_dir, state_dir};
 pub use store::{Journal, Options};
 pub use writer::MAX_HELD;
+
+/// A fresh run id for a run created at `now_ms` (Unix ms): `r`, the time, then randomness, in
+/// lower-case Crockford base32. Every store names runs this way (ids sort by creation time).
+pub fn new_run_id(now_ms: u64) -> String {
+    id::fresh(now_ms)
+}
+
+/// Whether `id` has the form of a run id.
+pub fn is_run_id(id: &str) -> bool {
+    id::is_valid(id)
+}
+
+/// A run's note: `text` on one line of at most 300 characters.
+pub fn one_line(text: &str) -> String {
+    handle::one_line(text)
+}

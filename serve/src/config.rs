@@ -28,6 +28,10 @@ pub struct Config {
     pub telemetry: Option<crate::telemetry::Settings>,
     /// Completion webhooks (`webhooks:`, `crate::webhook`).
     pub webhooks: Vec<crate::webhook::Hook>,
+    /// `store:`: the shared Postgres database of the runs (`postgres://…`, or `${NAME}` naming an
+    /// environment variable that holds it); `None`: the SQLite journal of the state folder.
+    /// `--store` wins over it.
+    pub store: Option<StoreUrl>,
 }
 
 /// The default of `limits.evict_waiting_after`: a wait that lasts longer than a few minutes (an
@@ -85,6 +89,7 @@ struct Raw {
     /// Read from the YAML tree itself, for its lines (`webhook::parse`).
     #[allow(dead_code)]
     webhooks: Option<serde_json::Value>,
+    store: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -250,17 +255,95 @@ impl Config {
             }
             None => Vec::new(),
         };
+        let store = raw.store.and_then(|text| match store_url(&text, env) {
+            Ok(url) => Some(StoreUrl(url)),
+            Err(m) => {
+                problems.push(format!("{file}: {m}"));
+                None
+            }
+        });
         if problems.is_empty() {
-            Ok(Config { listen, integrations, tokens, limits, shutdown_grace, tls, telemetry, webhooks })
+            Ok(Config { listen, integrations, tokens, limits, shutdown_grace, tls, telemetry, webhooks, store })
         } else {
             Err(ConfigError(problems))
         }
     }
 }
 
+/// The database URL of `store:`; it may hold a password, so `Debug` shows only where it points.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// The URL itself, to connect with: never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rest = self.0.split_once("://").map_or("", |(_, r)| r);
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+        write!(f, "StoreUrl(postgres://…@{})", rest.split('?').next().unwrap_or(rest))
+    }
+}
+
+/// `store:` as a URL: written out (without a password: config files get shared and committed),
+/// or `${NAME}`, an environment variable holding it (a password may sit there). Never quotes a
+/// value that may hold a password.
+fn store_url(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let url = match text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) {
+        Some(name) => {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err("`store: ${…}` must name an environment variable (letters, digits, `_`)".into());
+            }
+            env(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+                format!(
+                    "`store: ${{{name}}}`: the environment variable `{name}` is not set (it holds the database URL)"
+                )
+            })?
+        }
+        None => {
+            let authority = text.split_once("://").map_or("", |(_, r)| r).split('/').next().unwrap_or("");
+            if authority.rsplit_once('@').is_some_and(|(user, _)| user.contains(':')) {
+                return Err(
+                    "`store:` holds a password, which is refused in a config file (config files get shared and \
+                            committed): write `store: ${FLOWCAT_STORE}` and put the URL in that environment variable"
+                        .into(),
+                );
+            }
+            text.to_owned()
+        }
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(
+            "`store:` must be a Postgres URL, `postgres://USER@HOST:PORT/DATABASE` (docs/serve.md, \"Replicas\")"
+                .into(),
+        );
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_is_a_postgres_url_whose_password_stays_out_of_the_file() {
+        let env = |name: &str| (name == "PG_URL").then(|| "postgres://app:s3cret@db:5432/flowcat".to_owned());
+        assert_eq!(store_url("postgres://app@db/flowcat", &env).as_deref(), Ok("postgres://app@db/flowcat"));
+        assert_eq!(store_url("${PG_URL}", &env).as_deref(), Ok("postgres://app:s3cret@db:5432/flowcat"));
+        let e = store_url("postgres://app:hunter2@db/flowcat", &env).expect_err("inline password");
+        assert!(e.contains("password") && !e.contains("hunter2"), "{e}");
+        assert!(store_url("${NOPE}", &env).expect_err("unset").contains("NOPE"));
+        assert!(store_url("mysql://db", &env).expect_err("not postgres").contains("Postgres URL"));
+        let text = format!("integrations: i.yaml\nstore: ${{PG_URL}}\ntokens:\n  - {{name: a, sha256: {HASH}}}\n");
+        let c = Config::parse_with(&text, "s.yaml", Path::new("."), &env).expect("valid");
+        assert_eq!(c.store.as_ref().map(StoreUrl::expose), Some("postgres://app:s3cret@db:5432/flowcat"));
+        // The config's Debug never shows the URL's password.
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
 
     const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
