@@ -395,6 +395,35 @@ pub trait Store: Send + Sync {
     fn outbox(&self) -> Option<&dyn crate::outbox::Outbox> {
         None
     }
+    /// Asks the process that holds run `id` to cancel it, for a store that several processes
+    /// share: `true` when another live process holds the run and the request is stored for it
+    /// ([`Store::cancel_requests`] there); `false` when no other process holds it, so the caller
+    /// ends it itself. A store of one process answers `false`.
+    fn request_cancel(&self, id: &str) -> Result<bool, JournalError> {
+        let _ = id;
+        Ok(false)
+    }
+    /// The runs this process holds whose cancel another process asked for.
+    fn cancel_requests(&self) -> Result<Vec<String>, JournalError> {
+        Ok(Vec::new())
+    }
+    /// How many processes share the store now (at least 1): each integration's rate limit is
+    /// divided among them, since Duo's limits are per application, not per machine.
+    fn sharers(&self) -> usize {
+        1
+    }
+    /// Tells the other processes sharing the store that `integration` was answered 429 now, so
+    /// that they slow down too.
+    fn note_throttled(&self, integration: &str) -> Result<(), JournalError> {
+        let _ = integration;
+        Ok(())
+    }
+    /// The integrations another process sharing the store was answered 429 for after `since_ms`
+    /// (Unix ms, the database's clock), with the latest such time.
+    fn throttled_since(&self, since_ms: u64) -> Result<Vec<(String, u64)>, JournalError> {
+        let _ = since_ms;
+        Ok(Vec::new())
+    }
 }
 
 impl fmt::Debug for dyn Store {

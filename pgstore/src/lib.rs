@@ -936,6 +936,67 @@ impl Store for PgStore {
     fn outbox(&self) -> Option<&dyn flowcat_engine::outbox::Outbox> {
         Some(self)
     }
+
+    fn request_cancel(&self, id: &str) -> Result<bool, JournalError> {
+        let (id, me) = (id.to_owned(), self.shared.lease.name.clone());
+        self.shared.pool.call_blocking(move |conn| {
+            let n = conn.with(|c| {
+                c.execute(
+                    &format!(
+                        "UPDATE runs SET cancel_at = {NOW} WHERE id = $1 AND status = 'running' AND holder <> $2
+                           AND EXISTS (SELECT 1 FROM replicas p WHERE p.name = runs.holder AND p.lease_until > {NOW})",
+                        NOW = schema::NOW_MS
+                    ),
+                    &[&id, &me],
+                )
+            })?;
+            Ok(n == 1)
+        })
+    }
+
+    fn cancel_requests(&self) -> Result<Vec<String>, JournalError> {
+        let me = self.shared.lease.name.clone();
+        self.shared.pool.call_blocking(move |conn| {
+            let rows = conn.with(|c| {
+                c.query(
+                    "SELECT id FROM runs WHERE holder = $1 AND status = 'running' AND cancel_at IS NOT NULL",
+                    &[&me],
+                )
+            })?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn sharers(&self) -> usize {
+        self.shared.lease.live()
+    }
+
+    fn note_throttled(&self, integration: &str) -> Result<(), JournalError> {
+        let (integration, me) = (integration.to_owned(), self.shared.lease.name.clone());
+        self.shared.pool.call_blocking(move |conn| {
+            conn.with(|c| {
+                c.execute(
+                    &format!(
+                        "INSERT INTO throttles (integration, at, replica) VALUES ($1, {NOW}, $2)
+                         ON CONFLICT (integration) DO UPDATE SET at = excluded.at, replica = excluded.replica",
+                        NOW = schema::NOW_MS
+                    ),
+                    &[&integration, &me],
+                )
+                .map(drop)
+            })
+        })
+    }
+
+    fn throttled_since(&self, since_ms: u64) -> Result<Vec<(String, u64)>, JournalError> {
+        let (since, me) = (sql_ms(since_ms), self.shared.lease.name.clone());
+        self.shared.pool.call_blocking(move |conn| {
+            let rows = conn.with(|c| {
+                c.query("SELECT integration, at FROM throttles WHERE at > $1 AND replica <> $2", &[&since, &me])
+            })?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1).max(0) as u64)).collect())
+        })
+    }
 }
 
 /// What a beginning found: a new row, or the key's run (`seq`, `id`, stored status).

@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
         source         TEXT,            -- the flow file the run named, when it named a file
         holder         TEXT,            -- the replica that holds it (replicas.name), while running
         claim          BIGINT NOT NULL DEFAULT 0, -- counts the takes: a handle writes only under its own
+        cancel_at      BIGINT,          -- another replica asked the holder to cancel the run then
         signals        TEXT,            -- JSON [SignalSpec]
         waiting_path   TEXT,
         waiting_signal TEXT,
@@ -84,6 +85,13 @@ const MIGRATIONS: &[&str] = &[
         name        TEXT PRIMARY KEY,
         started_at  BIGINT NOT NULL,
         lease_until BIGINT NOT NULL     -- on the database's clock
+    );
+    -- 429s from Duo, per integration, for every replica to slow down (Duo's limits are per
+    -- application): the latest one of each integration and who met it.
+    CREATE TABLE throttles (
+        integration TEXT PRIMARY KEY,
+        at          BIGINT NOT NULL,    -- the database's clock
+        replica     TEXT NOT NULL
     );
     ",
 ];

@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use flowcat_engine::journal::{Delivery, Filter, IfBusy, JournalError, RunInfo, StoredStatus};
@@ -236,6 +236,20 @@ pub struct Runs {
     parked: Mutex<HashSet<String>>,
     /// Runs whose resume was refused (their flow changed or left the catalog): left for a person.
     unwakeable: Mutex<HashSet<String>>,
+    /// What this process last told or heard of the rate limits it shares with other replicas.
+    sharing: Mutex<Sharing>,
+}
+
+/// The rate limits shared with the other processes of a shared store ([`Runs::share_limits`]).
+#[derive(Debug, Default)]
+struct Sharing {
+    /// The sharers the limiters were last divided by.
+    sharers: usize,
+    /// Each integration's count of cuts already told (or heard).
+    cuts: HashMap<String, u64>,
+    /// The latest 429 of another replica already applied (the store's clock); `None` before the
+    /// first look, which applies nothing (those 429s are old news).
+    heard: Option<u64>,
 }
 
 /// The runs' observer: the metrics, and each live run's own view of its nodes.
@@ -272,6 +286,7 @@ impl Runs {
             evict_after,
             parked: Mutex::new(HashSet::new()),
             unwakeable: Mutex::new(HashSet::new()),
+            sharing: Mutex::new(Sharing::default()),
         })
     }
 
@@ -538,6 +553,96 @@ impl Runs {
                 self.settle(&id);
             }
         }
+        self.cancel_requested();
+        self.share_limits();
+    }
+
+    /// Cancels the runs of this process whose cancel another replica asked for
+    /// ([`Store::request_cancel`]).
+    fn cancel_requested(self: &Arc<Self>) {
+        let Some(store) = self.hall.store() else { return };
+        let ids = match store.cancel_requests() {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, "the journal could not list the cancel requests");
+                return;
+            }
+        };
+        for id in ids {
+            let Some(live) = self.get(&id) else { continue };
+            if live.cancelled.load(Ordering::Acquire) {
+                continue;
+            }
+            tracing::info!(run_id = %id, "cancelling a run at another replica's request");
+            let me = self.clone();
+            let guard = TaskGuard::new(&self.tasks);
+            tokio::spawn(async move {
+                let _guard = guard;
+                let _ = me.cancel(&id).await;
+            });
+        }
+    }
+
+    /// Shares each integration's rate limit with the other processes of a shared store: this
+    /// process takes `1 / sharers` of it, tells them of each 429 it met, and slows down for each
+    /// of theirs (Duo's limits are per application, not per machine).
+    fn share_limits(&self) {
+        let Some(store) = self.hall.store() else { return };
+        let Some(integrations) = self.hall.integrations() else { return };
+        let limiters: Vec<(String, &Arc<flowcat_nodes::http::limit::Limiter>)> = integrations
+            .list
+            .iter()
+            .filter_map(|i| Some((format!("{}@{}", i.name, i.endpoint.host), i.limiter.as_ref()?)))
+            .collect();
+        if limiters.is_empty() {
+            return;
+        }
+        let mut sharing = self.sharing.lock().unwrap_or_else(PoisonError::into_inner);
+        let sharers = store.sharers().max(1);
+        if sharers != sharing.sharers {
+            for (_, limiter) in &limiters {
+                limiter.set_share(1.0 / sharers as f64);
+            }
+            if sharing.sharers != 0 || sharers > 1 {
+                tracing::info!(sharers, "the integrations' rate limits are shared among this many replicas");
+            }
+            sharing.sharers = sharers;
+        }
+        if sharers == 1 && sharing.heard.is_some() {
+            // Alone: nobody to tell or hear (a replica joining is seen at the next count).
+            for (name, limiter) in &limiters {
+                sharing.cuts.insert(name.clone(), limiter.cuts());
+            }
+            return;
+        }
+        for (name, limiter) in &limiters {
+            let cuts = limiter.cuts();
+            let told = sharing.cuts.insert(name.clone(), cuts).unwrap_or(0);
+            if cuts > told {
+                if let Err(e) = store.note_throttled(name) {
+                    tracing::warn!(error = %e, "the other replicas could not be told of a 429");
+                }
+            }
+        }
+        match store.throttled_since(sharing.heard.unwrap_or(0)) {
+            Ok(heard) => {
+                let first = sharing.heard.is_none();
+                let latest = heard.iter().map(|(_, at)| *at).max().unwrap_or(0);
+                sharing.heard = Some(sharing.heard.unwrap_or(0).max(latest));
+                if first {
+                    return;
+                }
+                for (name, _) in heard {
+                    if let Some((_, limiter)) = limiters.iter().find(|(n, _)| *n == name) {
+                        tracing::info!(integration = %name, "another replica was answered 429: slowing down");
+                        limiter.throttled_elsewhere();
+                        // Heard, not met here: not told back.
+                        sharing.cuts.insert(name, limiter.cuts());
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "the other replicas' 429s could not be read"),
+        }
     }
 
     /// Runs [`Runs::sweep`] every [`SWEEP`] until the service stops.
@@ -610,6 +715,10 @@ impl Runs {
             return Ok(Cancelled::Draining);
         }
         let store = self.hall.store().ok_or_else(|| JournalError::new("no_journal", "the service has no journal"))?;
+        // Held by another replica of a shared store: that replica drains it at its next sweep.
+        if store.request_cancel(id)? {
+            return Ok(Cancelled::Draining);
+        }
         self.parked_in_journal(id, false);
         match store.show(id)? {
             None => Ok(Cancelled::NotFound),

@@ -49,14 +49,17 @@ pub struct Bucket {
     /// Tokens in the bucket at `at`; below zero, the tokens promised to callers still waiting.
     tokens: f64,
     at: Instant,
-    /// The last cut: when, and the rate it set.
+    /// The last cut: when, and the rate it set (before `share`).
     cut: Option<(Instant, f64)>,
+    /// This process's share of the limit (1: all of it): several replicas of `flowcat serve`
+    /// sharing one Duo application divide its limit among them.
+    share: f64,
 }
 
 impl Bucket {
     /// A full bucket at `now`.
     pub fn new(limit: RateLimit, now: Instant) -> Bucket {
-        Bucket { limit, tokens: f64::from(limit.burst), at: now, cut: None }
+        Bucket { limit, tokens: f64::from(limit.burst), at: now, cut: None, share: 1.0 }
     }
 
     pub fn limit(&self) -> RateLimit {
@@ -64,8 +67,24 @@ impl Bucket {
     }
 
     /// The rate at `now`, in tokens per second: the configured one, or after a cut the cut rate
-    /// plus the recovery since, up to the configured one.
+    /// plus the recovery since, up to the configured one; times this process's share.
     pub fn rate(&self, now: Instant) -> f64 {
+        self.unshared_rate(now) * self.share
+    }
+
+    /// The most tokens the bucket holds: the burst, times the share (at least one).
+    fn cap(&self) -> f64 {
+        (f64::from(self.limit.burst) * self.share).max(1.0)
+    }
+
+    /// Sets this process's share of the limit at `now` (`1 / replicas`, clamped to 1/64..1).
+    pub fn set_share(&mut self, now: Instant, share: f64) {
+        self.refill(now);
+        self.share = share.clamp(1.0 / 64.0, 1.0);
+        self.tokens = self.tokens.min(self.cap());
+    }
+
+    fn unshared_rate(&self, now: Instant) -> f64 {
         let full = self.limit.per_second;
         match self.cut {
             None => full,
@@ -85,7 +104,7 @@ impl Bucket {
         }
         let secs = (now - self.at).as_secs_f64();
         let gained = (self.rate(self.at) + self.rate(now)) / 2.0 * secs;
-        self.tokens = (self.tokens + gained).min(f64::from(self.limit.burst));
+        self.tokens = (self.tokens + gained).min(self.cap());
         self.at = now;
     }
 
@@ -108,7 +127,7 @@ impl Bucket {
     /// came), so that it does not slow the others.
     pub fn give_back(&mut self, now: Instant) {
         self.refill(now);
-        self.tokens = (self.tokens + 1.0).min(f64::from(self.limit.burst));
+        self.tokens = (self.tokens + 1.0).min(self.cap());
     }
 
     /// The server answered 429 at `now` to a request sent at `sent`: cuts the rate and empties
@@ -120,7 +139,7 @@ impl Bucket {
         }
         self.refill(now);
         let floor = self.limit.per_second * FLOOR;
-        self.cut = Some((now, (self.rate(now) * DECREASE).max(floor)));
+        self.cut = Some((now, (self.unshared_rate(now) * DECREASE).max(floor)));
         self.tokens = self.tokens.min(0.0);
         true
     }
@@ -221,6 +240,24 @@ impl Limiter {
             self.cuts.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
+
+    /// Another process sharing the Duo application was answered 429: this one slows down too,
+    /// as if its own request sent now had been.
+    pub fn throttled_elsewhere(&self) {
+        self.throttled(Instant::now());
+    }
+
+    /// How many times the rate was cut so far (a service tells the other replicas of each new
+    /// cut).
+    pub fn cuts(&self) -> u64 {
+        *self.cuts.borrow()
+    }
+
+    /// Sets this process's share of the limit: `1 / replicas` when several processes share the
+    /// application (Duo counts its limit per application, not per machine).
+    pub fn set_share(&self, share: f64) {
+        self.lock().set_share(Instant::now(), share);
+    }
 }
 
 /// A token granted ahead of its request ([`Limiter::token`]): spent by the request it was taken
@@ -296,6 +333,25 @@ mod tests {
         // An hour idle fills it to its burst, no more.
         let t = t + Duration::from_secs(3600);
         assert_eq!([b.take(t), b.take(t), b.take(t), b.take(t)], [ms(0), ms(0), ms(0), ms(100)]);
+    }
+
+    #[test]
+    fn a_share_divides_the_rate_and_the_burst_among_replicas() {
+        let (mut b, t0) = bucket(12.0, 6);
+        // Three replicas: 4 a second each, a burst of 2.
+        b.set_share(t0, 1.0 / 3.0);
+        let waits: Vec<Duration> = (0..4).map(|_| b.take(t0)).collect();
+        assert_eq!(waits, [ms(0), ms(0), ms(250), ms(500)]);
+        assert!((b.rate(t0) - 4.0).abs() < 1e-9);
+        // A 429 halves this replica's share of the rate, as it would the whole.
+        assert!(b.throttled(t0, t0));
+        assert!((b.rate(t0) - 2.0).abs() < 1e-9);
+        // Alone again: the whole rate (once recovered), never more than the configured one.
+        let later = t0 + Duration::from_secs(3600);
+        b.set_share(later, 1.0);
+        assert!((b.rate(later) - 12.0).abs() < 1e-9);
+        b.set_share(later, 7.0);
+        assert!((b.rate(later) - 12.0).abs() < 1e-9);
     }
 
     #[test]
