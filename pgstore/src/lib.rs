@@ -142,8 +142,18 @@ impl PgStore {
     pub fn open(url: &str, options: Options) -> Result<PgStore, JournalError> {
         let (config, place) = pool::config(url)?;
         let mut first = Conn::new(config.clone(), place.clone());
-        schema::migrate(&mut first)?;
-        let lease = Lease::register(&mut first, options.lease)?;
+        // On a thread of its own: the synchronous client cannot run on an async runtime's
+        // thread, and a store may be opened from one (an embedding program, a test).
+        let (first, lease) = std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    schema::migrate(&mut first)?;
+                    let lease = Lease::register(&mut first, options.lease)?;
+                    Ok::<_, JournalError>((first, lease))
+                })
+                .join()
+                .unwrap_or_else(|_| Err(error::closed(&place)))
+        })?;
         let (stop, stopped) = mpsc::channel();
         let heartbeat = lease::heartbeat(lease.clone(), first, stopped);
         let shared = Arc::new(Shared {
