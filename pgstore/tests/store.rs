@@ -132,7 +132,7 @@ async fn a_dead_replicas_runs_are_taken_over_and_it_can_no_longer_write_them() {
     // Replica a stops renewing (killed, or cut off): its lease passes on the database's clock.
     lapse(&url, &a);
     assert_eq!(b.list(&Filter::default()).expect("list")[0].status, StoredStatus::Interrupted);
-    assert_eq!(b.wakeable(now_ms()).expect("wakeable"), [id.clone()], "b is told to take it over");
+    assert_eq!(b.wakeable(now_ms()).expect("wakeable"), std::slice::from_ref(&id), "b is told to take it over");
     let (taken, past) = b.resume(&id).await.expect("b takes the run");
     assert!(past.node("read").and_then(|n| n.finished.as_ref()).is_some(), "finished nodes are not run again");
     let write = past.node("write").expect("the write in doubt");
@@ -234,7 +234,7 @@ async fn a_cancel_reaches_the_replica_that_holds_the_run() {
     assert!(a.cancel_requests().expect("requests").is_empty());
     assert!(!a.request_cancel(&id).expect("own run"), "a run held here is cancelled here");
     assert!(b.request_cancel(&id).expect("request"), "stored for the holder");
-    assert_eq!(a.cancel_requests().expect("requests"), [id.clone()]);
+    assert_eq!(a.cancel_requests().expect("requests"), std::slice::from_ref(&id));
     assert!(b.cancel_requests().expect("requests").is_empty(), "only the holder is asked");
     // A run nobody holds is cancelled by whoever asks.
     lapse(&url, &a);
