@@ -377,7 +377,10 @@ impl Drop for Shared {
     fn drop(&mut self) {
         if let Some((stop, thread)) = self.flusher.lock().unwrap_or_else(PoisonError::into_inner).take() {
             drop(stop);
-            let _ = thread.join();
+            // The flusher itself may hold the last reference for a moment: it ends on its own.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
         self.pool.close();
         if let Some((stop, thread)) = self.heartbeat.lock().unwrap_or_else(PoisonError::into_inner).take() {
