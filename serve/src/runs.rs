@@ -420,7 +420,12 @@ impl Runs {
                     }
                     Err(e) => {
                         let id = live.id.get().cloned().unwrap_or_default();
-                        tracing::warn!(run_id = %id, flow = %live.flow, error = %e, "run refused");
+                        if matches!(&e, Refused::Journal(j) if j.code == "busy") {
+                            // Another replica of a shared store took it first: it goes on there.
+                            tracing::debug!(run_id = %id, flow = %live.flow, "run held by another process");
+                        } else {
+                            tracing::warn!(run_id = %id, flow = %live.flow, error = %e, "run refused");
+                        }
                         tracing::Span::current().record("status", "refused");
                         me.metrics.run_ended(&live.flow, None, false);
                         (Outcome::Failed(e.to_string()), Some(e))
