@@ -104,6 +104,8 @@ pub(crate) struct Shared {
     /// The `(flow, key)` of every run of this process whose beginning is held, until the writer
     /// has written it: a second run of one key in this process must not pass the lookup too.
     keys: Arc<Mutex<Reserved>>,
+    /// Woken when reservations are given back ([`Shared::until_key_free`]).
+    keys_freed: Arc<tokio::sync::Notify>,
 }
 
 impl Journal {
@@ -132,8 +134,10 @@ impl Journal {
         let stats = Arc::new(Stats::default());
         let outbox = Arc::new(tokio::sync::Notify::new());
         let keys = Arc::new(Mutex::new(Reserved::default()));
+        let keys_freed = Arc::new(tokio::sync::Notify::new());
         let writer = Writer {
             keys: keys.clone(),
+            keys_freed: keys_freed.clone(),
             conn,
             file: file.clone(),
             dir: dir.to_owned(),
@@ -169,6 +173,7 @@ impl Journal {
             subscriptions: std::sync::RwLock::new(None),
             outbox,
             keys,
+            keys_freed,
         };
         Ok(Journal { shared: Arc::new(shared) })
     }
@@ -321,6 +326,25 @@ impl Shared {
     /// Gives a reservation back at once (the key was found: its beginning is not held).
     fn release_key(&self, reserved: &(String, String)) {
         self.keys.lock().unwrap_or_else(PoisonError::into_inner).remove(reserved);
+        self.keys_freed.notify_waiters();
+    }
+
+    /// Waits until no run of this process has `(flow, key)` reserved: its beginning, held, is
+    /// then written (or known failed), so an awaited beginning of the key finds it. Without this
+    /// wait, the awaited beginning could reach the writer before the held one and both runs
+    /// would start (the held one then failing with `key_taken`).
+    async fn until_key_free(&self, flow: &str, key: &str) {
+        let reserved = (flow.to_owned(), key.to_owned());
+        loop {
+            let freed = self.keys_freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
+            if !self.keys.lock().unwrap_or_else(PoisonError::into_inner).contains(&reserved) {
+                return;
+            }
+            // Bounded: a held beginning is written within the hold; the wake-up is only faster.
+            let _ = tokio::time::timeout(Duration::from_millis(50), freed).await;
+        }
     }
 
     /// A number for a run of this process.
@@ -403,7 +427,10 @@ impl Store for Journal {
                     // before it is sent (`key_taken`); the run is then begun again, awaited.
                     Some(_) if awaited => false,
                     Some(key) => match shared.reserve_key(&info.flow, key) {
-                        None => false,
+                        None => {
+                            shared.until_key_free(&info.flow, key).await;
+                            false
+                        }
                         Some(reserved) => {
                             let free = shared.read(|r| r.has_key(&info.flow, key)).map(|found| !found);
                             if !matches!(free, Ok(true)) {

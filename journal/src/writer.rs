@@ -200,6 +200,9 @@ pub(crate) type Reserved = std::collections::HashSet<(String, String)>;
 pub(crate) struct Writer {
     /// Keys reserved by held beginnings.
     pub keys: Arc<Mutex<Reserved>>,
+    /// Woken when keys are given back: a run of this process waiting for another's held
+    /// beginning of the same key goes on then.
+    pub keys_freed: Arc<tokio::sync::Notify>,
     pub conn: Connection,
     /// The database file, for messages.
     pub file: PathBuf,
@@ -366,6 +369,8 @@ impl Writer {
         for key in written.drain(..) {
             keys.remove(&key);
         }
+        drop(keys);
+        self.keys_freed.notify_waiters();
     }
 
     fn route(&self, batch: Vec<Op>, all: bool) -> Vec<Op> {

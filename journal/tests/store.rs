@@ -489,3 +489,41 @@ async fn a_held_keyed_beginning_that_lost_a_race_is_refused_before_its_first_wri
     let runs = two.list(&Filter::default()).expect("list");
     assert_eq!(runs.len(), 2, "one run per key: {runs:?}");
 }
+
+/// Many rounds of runs of one key starting together in one process: never two fresh runs. A run
+/// that finds the key reserved by another run of this process waits for that run's held
+/// beginning to be written; it once raced it to the writer, and both started (the held one then
+/// failed with `key_taken` at its end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runs_of_one_key_in_one_process_never_both_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = Arc::new(open(dir.path()));
+    for round in 0..60 {
+        let key = format!("k{round}");
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let (journal, key) = (journal.clone(), key.clone());
+                tokio::spawn(async move {
+                    let mut s = start("onboard", Some(&key));
+                    s.if_busy = IfBusy::Refuse;
+                    match journal.begin(s).await.expect("begin") {
+                        Begun::Fresh(run) => {
+                            let ended = run.end(StoredStatus::Succeeded, &record("onboard", "succeeded")).await;
+                            ended.map(|()| true).map_err(|e| e.code)
+                        }
+                        _ => Ok(false),
+                    }
+                })
+            })
+            .collect();
+        let mut fresh = 0;
+        for task in tasks {
+            match task.await.expect("a task") {
+                Ok(true) => fresh += 1,
+                Ok(false) => {}
+                Err(code) => panic!("round {round}: a fresh run could not end: {code}"),
+            }
+        }
+        assert_eq!(fresh, 1, "round {round}: one fresh run");
+    }
+}
