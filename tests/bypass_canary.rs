@@ -9,25 +9,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{Sim, TempDir, flowcat_in};
+use common::{Sim, TempDir, files, flowcat_in};
 use serde_json::Value;
-
-/// Every file under `dir`, whole.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push((path.display().to_string(), std::fs::read(&path).expect("read")));
-            }
-        }
-    }
-    out
-}
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())

@@ -71,6 +71,11 @@ struct Serve {
 
 impl Serve {
     fn start(dir: &TempDir, sim: &Sim, endpoint: &str) -> Serve {
+        Self::start_env(dir, sim, endpoint, &[])
+    }
+
+    /// As [`Serve::start`], with more environment (`RUST_LOG`).
+    fn start_env(dir: &TempDir, sim: &Sim, endpoint: &str, env: &[(&str, &str)]) -> Serve {
         let config = dir.path().join("serve.yaml");
         let text = format!(
             "listen: 127.0.0.1:0\nintegrations: {}\nshutdown_grace: 2s\ntokens:\n  - name: admin\n    sha256: {}\n    \
@@ -89,6 +94,7 @@ impl Serve {
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .env_remove("OTEL_SDK_DISABLED")
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -121,6 +127,22 @@ impl Serve {
         let (head, rest) = raw.split_once("\r\n\r\n").expect("an answer");
         assert!(head.starts_with("HTTP/1.1 200"), "{raw}");
         serde_json::from_str(rest).unwrap_or_else(|e| panic!("not JSON ({e}): {rest}"))
+    }
+
+    /// `GET path` with the token: the answer's body, as text.
+    fn get(&self, path: &str) -> String {
+        let mut stream = std::net::TcpStream::connect(&self.addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).expect("sent");
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).expect("read");
+        let (head, rest) = raw.split_once("\r\n\r\n").expect("an answer");
+        assert!(head.starts_with("HTTP/1.1 200"), "{raw}");
+        rest.to_owned()
     }
 
     /// SIGTERM, then the exit status (within `within`).
@@ -280,6 +302,68 @@ fn a_run_through_serve_exports_its_span_tree_and_nothing_secret() {
     }
     let log = std::fs::read_to_string(&serve.log).expect("the log");
     assert!(!log.contains("did not take a batch") && !log.contains("not exported"), "the 503 was tried again: {log}");
+}
+
+/// Bypass codes are credentials (issue 15): a run of `duo.admin.bypass_codes` through `flowcat
+/// serve`, traced to the collector stand-in and logging at trace level, answers the codes to its
+/// caller, and no exported span or event and no log line has one. The search would find them:
+/// it finds them in the answer.
+#[test]
+fn bypass_codes_reach_the_caller_and_no_exported_span_or_log_line() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("a runtime");
+    let (endpoint, posts) = collector(&rt);
+    let sim = Sim::start_with("traces-bypass", Some(&seed()));
+    let dir = TempDir::new("serve-traces-bypass");
+    let mut serve = Serve::start_env(&dir, &sim, &endpoint, &[("RUST_LOG", "trace")]);
+
+    let answer = serve.run("duo.admin.bypass_codes", &json!({ "username": "ivan", "count": 3 }));
+    assert_eq!(answer["record"]["status"], "succeeded", "{answer:#}");
+    let codes: Vec<String> = answer["record"]["outputs"]["codes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the codes: {answer:#}"))
+        .iter()
+        .map(|c| c.as_str().expect("a code").to_owned())
+        .collect();
+    assert_eq!(codes.len(), 3, "{answer:#}");
+    assert!(codes.iter().all(|c| c.len() == 9 && c.bytes().all(|b| b.is_ascii_digit())), "{codes:?}");
+    let answered = answer.to_string();
+    assert!(codes.iter().all(|c| answered.contains(c.as_str())), "the search finds them where they belong");
+    // Only there: the rest of the record shows `[secret]`, and so does the run as the journal
+    // keeps it (`GET /v1/runs/{id}`). These fail if the flow's node lost its `secret: true`;
+    // the spans cannot (they carry only the attributes their kind lists, never a result).
+    let mut rest = answer["record"].clone();
+    rest["outputs"] = Value::Null;
+    let rest = rest.to_string();
+    assert!(rest.contains("[secret]"), "the node's result shows the redaction: {rest}");
+    let stored = serve.get(&format!("/v1/runs/{}", answer["id"].as_str().expect("an id")));
+    for c in &codes {
+        assert!(!rest.contains(c.as_str()), "code {c} outside the outputs of the answer: {rest}");
+        assert!(!stored.contains(c.as_str()), "code {c} in the journaled run: {stored}");
+    }
+
+    assert!(serve.stop(Duration::from_secs(30)).success());
+    let posts = posts.lock().expect("lock").clone();
+    let accepted: Vec<Value> =
+        posts.iter().filter(|p| p.2 == 200).map(|p| serde_json::from_slice(&p.3).expect("JSON")).collect();
+    let spans: Vec<Value> = accepted
+        .iter()
+        .flat_map(|b| b["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().cloned().unwrap_or_default())
+        .collect();
+    // The export covered the call that answered the codes: its node and its HTTP attempt.
+    let names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert!(names.contains(&"node codes"), "{names:?}");
+    assert!(names.contains(&"POST /admin/v1/users/{user_id}/bypass_codes"), "{names:?}");
+    let log = std::fs::read_to_string(&serve.log).expect("the log");
+    assert!(log.lines().count() > 20, "RUST_LOG=trace logged: {log}");
+    for c in &codes {
+        for (_, _, _, body) in &posts {
+            assert!(!String::from_utf8_lossy(body).contains(c.as_str()), "code {c} was exported");
+        }
+        assert!(!log.contains(c.as_str()), "code {c} in the log");
+        for (path, bytes) in common::files(&dir.path().join("state")) {
+            assert!(!bytes.windows(c.len()).any(|w| w == c.as_bytes()), "code {c} in {path}");
+        }
+    }
 }
 
 #[test]

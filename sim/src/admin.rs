@@ -171,6 +171,15 @@ pub fn user_update(ctx: &mut Ctx<'_>, user_id: &str, params: &Params) -> Result<
 /// phones stay.
 pub fn user_delete(ctx: &mut Ctx<'_>, user_id: &str) -> Result<Reply, ApiError> {
     if let Some(user) = ctx.state.remove_user(user_id) {
+        // What hangs off the user goes with it: group memberships, bypass codes, tokens.
+        let helpdesk = &mut ctx.state.helpdesk;
+        for group in &mut helpdesk.groups {
+            group.members.retain(|m| m != user_id);
+        }
+        helpdesk.bypass_codes.remove(user_id);
+        for token in helpdesk.tokens.iter_mut().filter(|t| t.user_id.as_deref() == Some(user_id)) {
+            token.user_id = None;
+        }
         ctx.record("user.delete", json!({ "user_id": user_id, "username": user.username, "phones": user.phones }));
     }
     Ok(Reply::plain(json!("")))
@@ -254,6 +263,9 @@ pub fn phone_create(ctx: &mut Ctx<'_>, params: &Params) -> Result<Reply, ApiErro
         kind,
         platform,
         activated: false,
+        predelay: None,
+        postdelay: None,
+        sms_passcodes_sent: false,
     };
     ctx.record("phone.create", json!({ "phone_id": phone.phone_id, "number": phone.number }));
     let rendered = render_phone(ctx.state, &phone);

@@ -168,4 +168,11 @@ impl App {
         let origin = Self::control_origin("POST /sim/enroll", now);
         links::follow_enrollment(&mut state, now, username, number, &origin)
     }
+
+    /// The user scans an `/auth/v2/enroll` activation code with Duo Mobile.
+    pub fn scan_enrollment(&self, activation_code: &str) -> Result<Value, ControlError> {
+        let (mut state, now) = self.settled();
+        let origin = Self::control_origin("POST /sim/enroll/scan", now);
+        crate::enroll::scan(&mut state, now, activation_code, &origin)
+    }
 }

@@ -58,13 +58,17 @@ fn enroll_answer() -> Value {
     })
 }
 
-/// `POST /auth/v2/auth`: validates the call and starts a transaction. Bypass and disabled users
+/// `POST /auth/v2/auth`: validates the call (`factor=push` without `device` is 40001) and starts
+/// a transaction. Bypass and disabled users
 /// get one that is already resolved; active users get a push to a capable device.
 pub fn start_auth(ctx: &mut Ctx<'_>, params: &Params) -> Result<Push, ApiError> {
     let factor = params.require("factor")?;
     if factor != "push" && factor != "auto" {
         return Err(ApiError::invalid("factor"));
     }
+    // Duo documents `device` as required for `push` (a phone id, or `auto`); only `auto` picks
+    // one by itself.
+    let device = if factor == "push" { params.require("device")? } else { params.get("device").unwrap_or("auto") };
     let state = &*ctx.state;
     let user = named_user(state, params)?.ok_or_else(|| ApiError::invalid("username"))?;
     let now = ctx.now_ms;
@@ -73,7 +77,7 @@ pub fn start_auth(ctx: &mut Ctx<'_>, params: &Params) -> Result<Push, ApiError> 
         UserStatus::Bypass => (Outcome::Bypass, String::new(), now),
         UserStatus::Disabled | UserStatus::LockedOut => (Outcome::Locked, String::new(), now),
         UserStatus::Active => {
-            let device = pick_device(state, user, params.get("device").unwrap_or("auto"))?;
+            let device = pick_device(state, user, device)?;
             let answer_at = match user.push {
                 PushBehaviour::Timeout => i64::MAX,
                 _ => now.saturating_add(i64::try_from(user.push_delay_ms).unwrap_or(i64::MAX)),

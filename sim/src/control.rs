@@ -42,6 +42,7 @@ pub(crate) fn router() -> Router<Arc<App>> {
         .route("/sim/push/answer", post(push_answer))
         .route("/sim/activate", post(activate))
         .route("/sim/enroll", post(enroll))
+        .route("/sim/enroll/scan", post(enroll_scan))
         .route_layer(middleware::from_fn(guarded))
 }
 
@@ -118,6 +119,18 @@ pub(crate) fn redacted_state(app: &App) -> Value {
     if let Some(integrations) = value.get_mut("integrations").and_then(Value::as_array_mut) {
         for integration in integrations {
             integration["skey"] = json!("<redacted>");
+        }
+    }
+    // Bypass codes and tokens' OATH secrets are credentials too.
+    let helpdesk = &mut value["helpdesk"];
+    if let Some(users) = helpdesk.get_mut("bypass_codes").and_then(Value::as_object_mut) {
+        for code in users.values_mut().filter_map(Value::as_array_mut).flatten() {
+            code["code"] = json!("<redacted>");
+        }
+    }
+    if let Some(tokens) = helpdesk.get_mut("tokens").and_then(Value::as_array_mut) {
+        for token in tokens.iter_mut().filter(|t| !t["secret"].is_null()) {
+            token["secret"] = json!("<redacted>");
         }
     }
     value
@@ -200,6 +213,20 @@ async fn enroll(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
         Ok(enroll) => {
             app.follow_enrollment(&enroll.username, enroll.number.as_deref()).map_or_else(|e| refused(&e), ok)
         }
+        Err(err) => refused(&err),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Scan {
+    activation_code: String,
+}
+
+/// The simulated user scans an `/auth/v2/enroll` activation code with Duo Mobile.
+async fn enroll_scan(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
+    match body::<Scan>(&bytes) {
+        Ok(scan) => app.scan_enrollment(&scan.activation_code).map_or_else(|e| refused(&e), ok),
         Err(err) => refused(&err),
     }
 }

@@ -24,11 +24,6 @@ const ACTIVATION_URL_MAX_SECS: u64 = 604_800;
 /// Authentications appear in the v2 log only this long after they happened (Duo documents a
 /// two-minute delay).
 pub const AUTHLOG_DELAY_MS: i64 = 120_000;
-/// The v2 log's page size: default and largest.
-const AUTHLOG_DEFAULT_LIMIT: u64 = 100;
-const AUTHLOG_MAX_LIMIT: u64 = 1000;
-/// The oldest `mintime` the v2 log accepts: 180 days back.
-const AUTHLOG_RETENTION_MS: i64 = 180 * 86_400_000;
 
 /// A group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,12 +35,24 @@ pub struct Group {
     /// Members' user ids, in the order they were added.
     #[serde(default)]
     pub members: Vec<String>,
+    /// `active`, `bypass` or `disabled`.
+    #[serde(default = "active")]
+    pub status: String,
+}
+
+fn active() -> String {
+    "active".into()
 }
 
 impl Group {
-    fn render(&self) -> Value {
+    pub(crate) fn render(&self) -> Value {
+        let status = match self.status.as_str() {
+            "bypass" => "Bypass",
+            "disabled" => "Disabled",
+            _ => "Active",
+        };
         json!({
-            "group_id": self.group_id, "name": self.name, "desc": self.desc, "status": "Active",
+            "group_id": self.group_id, "name": self.name, "desc": self.desc, "status": status,
             "mobile_otp_enabled": false, "push_enabled": false, "sms_enabled": false, "voice_enabled": false,
         })
     }
@@ -62,10 +69,20 @@ pub struct Token {
     /// The user it is assigned to (Duo assigns a token to one user at most).
     #[serde(default)]
     pub user_id: Option<String>,
+    /// The OATH secret (hex) of a HOTP or TOTP token: a credential, kept for `resync` only and
+    /// never rendered.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// A HOTP token's next counter value.
+    #[serde(default)]
+    pub counter: u64,
+    /// A TOTP token's time step in seconds (30 unless set).
+    #[serde(default)]
+    pub totp_step: Option<u64>,
 }
 
 /// The token types Duo knows.
-const TOKEN_TYPES: &[&str] = &["h6", "h8", "t6", "t8", "yk", "d1"];
+pub(crate) const TOKEN_TYPES: &[&str] = &["h6", "h8", "t6", "t8", "yk", "d1"];
 
 /// A user as a directory (AD, Azure AD, OpenLDAP) has it, for `syncuser`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,9 +147,15 @@ pub struct Helpdesk {
     /// Authentications from before the simulator started (the seed's `auth_log`).
     #[serde(default)]
     pub auth_log: Vec<AuthLogEntry>,
+    /// SMS and calls Duo placed (activation, installation, passcodes), for the telephony logs.
+    #[serde(default)]
+    pub telephony: Vec<crate::logs::TelephonyEvent>,
+    /// Auth API enrolments (`/auth/v2/enroll`), by activation code.
+    #[serde(default)]
+    pub auth_enrollments: BTreeMap<String, crate::enroll::AuthEnrollment>,
 }
 
-fn user_exists(state: &State, user_id: &str) -> Result<(), ApiError> {
+pub(crate) fn user_exists(state: &State, user_id: &str) -> Result<(), ApiError> {
     state.user(user_id).map(|_| ()).ok_or_else(ApiError::not_found)
 }
 
@@ -230,7 +253,7 @@ pub fn bypass_list(ctx: &mut Ctx<'_>, user_id: &str, params: &Params) -> Result<
     Ok(Reply { response, metadata: Some(metadata) })
 }
 
-fn digits(ids: &mut crate::ids::IdGen, len: usize) -> String {
+pub(crate) fn digits(ids: &mut crate::ids::IdGen, len: usize) -> String {
     // The generator's alphabet is letters and digits; keep drawing until `len` digits came.
     let mut out = String::with_capacity(len);
     while out.len() < len {
@@ -319,7 +342,7 @@ pub fn group_remove(ctx: &mut Ctx<'_>, user_id: &str, group_id: &str) -> Result<
 
 // ---- hardware tokens ------------------------------------------------------------------------
 
-fn render_token(state: &State, token: &Token) -> Value {
+pub(crate) fn render_token(state: &State, token: &Token) -> Value {
     let users: Vec<Value> = token.user_id.iter().filter_map(|id| state.user(id)).map(|u| u.render_bare()).collect();
     json!({ "token_id": token.token_id, "type": token.kind, "serial": token.serial, "totp_step": null, "users": users })
 }
@@ -577,7 +600,7 @@ fn render_auth(entry: &AuthLogEntry) -> Value {
 }
 
 /// The log's entries: the seeded ones and every Auth API push that has ended, by its end.
-fn auth_entries(state: &State, now_ms: i64) -> Vec<AuthLogEntry> {
+pub(crate) fn auth_entries(state: &State, now_ms: i64) -> Vec<AuthLogEntry> {
     let mut entries = state.helpdesk.auth_log.clone();
     for push in state.pushes.values() {
         let Status::Done(outcome) = push.status(now_ms) else { continue };
@@ -604,14 +627,6 @@ fn auth_entries(state: &State, now_ms: i64) -> Vec<AuthLogEntry> {
     entries
 }
 
-fn millis(params: &Params, name: &str) -> Result<i64, ApiError> {
-    let text = params.require(name)?;
-    if text.len() != 13 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid(name));
-    }
-    text.parse().map_err(|_| ApiError::invalid(name))
-}
-
 /// `GET /admin/v2/logs/authentication`: `mintime` and `maxtime` (13-digit Unix ms, both
 /// required, `mintime` < `maxtime`, `mintime` at most 180 days back), `users` (user ids, the
 /// param repeated), `limit` (default 100, at most 1000; more is 40002), `sort` (`ts:desc`, the
@@ -619,65 +634,18 @@ fn millis(params: &Params, name: &str) -> Result<i64, ApiError> {
 /// `metadata.next_offset`, a list of those two strings). An authentication appears only two
 /// minutes after it happened. Answers `{authlogs, metadata: {next_offset, total_objects}}`.
 pub fn auth_log(ctx: &mut Ctx<'_>, params: &Params) -> Result<Reply, ApiError> {
-    let mintime = millis(params, "mintime")?;
-    let maxtime = millis(params, "maxtime")?;
-    if mintime >= maxtime {
-        return Err(ApiError::invalid("mintime"));
-    }
-    if mintime < ctx.now_ms.saturating_sub(AUTHLOG_RETENTION_MS) {
-        return Err(ApiError::invalid("mintime"));
-    }
-    let limit = match params.number("limit")? {
-        None => AUTHLOG_DEFAULT_LIMIT,
-        Some(n) if (1..=AUTHLOG_MAX_LIMIT).contains(&n) => n,
-        Some(_) => return Err(ApiError::invalid("limit")),
-    };
-    let ascending = match params.get("sort") {
-        None | Some("ts:desc") => false,
-        Some("ts:asc") => true,
-        Some(_) => return Err(ApiError::invalid("sort")),
-    };
+    let query = crate::logs::V2Query::parse(params, ctx.now_ms)?;
     let users: Vec<&str> = params.all("users").collect();
-    let after = match params.get("next_offset") {
-        None => None,
-        Some(text) => {
-            let (ms, txid) = text.split_once(',').ok_or_else(|| ApiError::invalid("next_offset"))?;
-            let ms: i64 = ms.parse().map_err(|_| ApiError::invalid("next_offset"))?;
-            Some((ms, txid.to_string()))
-        }
-    };
     let visible_until = ctx.now_ms.saturating_sub(AUTHLOG_DELAY_MS);
-    let mut entries: Vec<AuthLogEntry> = auth_entries(ctx.state, ctx.now_ms)
+    let entries: Vec<(i64, String, Value)> = auth_entries(ctx.state, ctx.now_ms)
         .into_iter()
-        .filter(|e| e.timestamp_ms >= mintime && e.timestamp_ms <= maxtime && e.timestamp_ms <= visible_until)
+        .filter(|e| e.timestamp_ms <= visible_until)
         .filter(|e| users.is_empty() || users.contains(&e.user_id.as_str()))
+        .map(|e| (e.timestamp_ms, e.txid.clone(), render_auth(&e)))
         .collect();
-    entries.sort_by(|a, b| (a.timestamp_ms, &a.txid).cmp(&(b.timestamp_ms, &b.txid)));
-    if !ascending {
-        entries.reverse();
-    }
-    let total = entries.len();
-    let start = match &after {
-        None => 0,
-        Some((ms, txid)) => {
-            let key = (*ms, txid.as_str());
-            entries
-                .iter()
-                .position(|e| {
-                    let here = (e.timestamp_ms, e.txid.as_str());
-                    if ascending { here > key } else { here < key }
-                })
-                .unwrap_or(total)
-        }
-    };
-    let end = start.saturating_add(usize::try_from(limit).unwrap_or(usize::MAX)).min(total);
-    let page = &entries[start..end];
-    let next_offset = match page.last() {
-        Some(last) if end < total => json!([last.timestamp_ms.to_string(), last.txid]),
-        _ => Value::Null,
-    };
+    let (page, next_offset, total) = query.page(entries);
     let response = json!({
-        "authlogs": page.iter().map(render_auth).collect::<Vec<_>>(),
+        "authlogs": page,
         "metadata": { "next_offset": next_offset, "total_objects": { "value": total, "relation": "eq" } },
     });
     Ok(Reply::plain(response))

@@ -124,6 +124,7 @@ pub(crate) fn sms_activation(ctx: &mut Ctx<'_>, phone_id: &str, params: &Params)
         "valid_secs": valid_secs,
     });
     ctx.state.messages.push(json!({ "kind": "sms_activation", "to": number, "code": code, "install": install }));
+    crate::logs::telephony(ctx, "sms", "activation", &number);
     let detail = json!({
         "phone_id": phone_id, "number": number, "valid_secs": valid_secs, "install": install,
         "deactivated": deactivated,
@@ -235,6 +236,9 @@ fn enrol_phone(state: &mut State, user_id: &str, number: &str) -> String {
                 kind: PhoneType::Mobile,
                 platform: "google android".into(),
                 activated: true,
+                predelay: None,
+                postdelay: None,
+                sms_passcodes_sent: false,
             };
             let id = phone.phone_id.clone();
             state.add_phone(phone);

@@ -157,6 +157,14 @@ pub struct Phone {
     pub platform: String,
     #[serde(default)]
     pub activated: bool,
+    /// Seconds Duo waits before speaking in a voice call (`predelay`), and after (`postdelay`).
+    #[serde(default)]
+    pub predelay: Option<u64>,
+    #[serde(default)]
+    pub postdelay: Option<u64>,
+    /// Whether a batch of SMS passcodes was sent to it (`send_sms_passcodes`).
+    #[serde(default)]
+    pub sms_passcodes_sent: bool,
 }
 
 fn unknown_platform() -> String {
@@ -192,9 +200,9 @@ impl Phone {
             "platform": display_platform(&self.platform),
             "activated": self.activated,
             "capabilities": self.capabilities(),
-            "sms_passcodes_sent": false,
-            "postdelay": null,
-            "predelay": null,
+            "sms_passcodes_sent": self.sms_passcodes_sent,
+            "postdelay": self.postdelay,
+            "predelay": self.predelay,
         })
     }
 
@@ -290,6 +298,9 @@ mod tests {
             kind,
             platform: platform.into(),
             activated,
+            predelay: None,
+            postdelay: None,
+            sms_passcodes_sent: false,
         }
     }
 

@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::params::Params;
 use crate::routes::Op;
 use crate::state::State;
-use crate::{admin, authapi, helpdesk, links};
+use crate::{admin, authapi, enroll, helpdesk, links, logs, manage};
 
 /// What an operation may touch: the state (under the server's lock) and who is asking.
 #[derive(Debug)]
@@ -80,6 +80,31 @@ pub fn run(op: Op, ctx: &mut Ctx<'_>, params: &Params, ids: &[String]) -> Result
         Op::VerificationPushSend => helpdesk::verification_push(ctx, id(0), params),
         Op::VerificationPushResponse => helpdesk::verification_push_response(ctx, id(0), params),
         Op::AuthLogV2 => helpdesk::auth_log(ctx, params),
+        Op::UserWebauthn => manage::user_webauthn(ctx, id(0), params),
+        Op::PhoneModify => manage::phone_modify(ctx, id(0), params),
+        Op::PhoneSmsInstallation => manage::sms_installation(ctx, id(0), params),
+        Op::PhoneSmsPasscodes => manage::sms_passcodes(ctx, id(0)),
+        Op::TokenCreate => manage::token_create(ctx, params),
+        Op::TokenGet => manage::token_get(ctx, id(0)),
+        Op::TokenResync => manage::token_resync(ctx, id(0), params),
+        Op::TokenDelete => manage::token_delete(ctx, id(0)),
+        Op::BypassCodesAll => manage::bypass_all(ctx, params),
+        Op::BypassCodeGet => manage::bypass_get(ctx, id(0)),
+        Op::BypassCodeDelete => manage::bypass_delete(ctx, id(0)),
+        Op::GroupCreate => manage::group_create(ctx, params),
+        Op::GroupGetV1 => manage::group_get_v1(ctx, id(0)),
+        Op::GroupGetV2 => manage::group_get_v2(ctx, id(0)),
+        Op::GroupUsersV2 => manage::group_users(ctx, id(0), params),
+        Op::GroupUpdate => manage::group_update(ctx, id(0), params),
+        Op::GroupDelete => manage::group_delete(ctx, id(0)),
+        Op::AuthLogV1 => logs::auth_v1(ctx, params),
+        Op::AdminLogV1 => logs::admin_v1(ctx, params),
+        Op::TelephonyLogV1 => logs::telephony_v1(ctx, params),
+        Op::TelephonyLogV2 => logs::telephony_v2(ctx, params),
+        Op::OfflineEnrollmentLogV1 => logs::offline_enrollment_v1(ctx, params),
+        Op::ActivityLogV2 => logs::activity_v2(ctx, params),
+        Op::Enroll => enroll::enroll(ctx, params),
+        Op::EnrollStatus => enroll::enroll_status(ctx, params),
         Op::Ping | Op::Check => Ok(Reply::plain(serde_json::json!({ "time": ctx.now() }))),
         Op::Preauth => authapi::preauth(ctx, params),
         Op::Auth | Op::AuthStatus => Err(ApiError::server(500)),

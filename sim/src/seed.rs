@@ -60,6 +60,9 @@ pub struct TokenSeed {
     /// The username it is assigned to.
     #[serde(default)]
     pub user: Option<String>,
+    /// The OATH secret (hex) of a HOTP or TOTP token, so that `resync` can check codes.
+    #[serde(default)]
+    pub secret: Option<String>,
 }
 
 /// A seeded authentication: `ago_secs` before the simulator's start.
@@ -214,12 +217,18 @@ fn demo_groups() -> Vec<GroupSeed> {
     ]
 }
 
-/// Tokens: a HOTP token nobody holds, a YubiKey of bob's, a TOTP token of carol's.
+/// The OATH secret of RFC 4226's test vectors (ASCII `12345678901234567890`), so that a test
+/// can resync the demo's HOTP token with the RFC's published codes.
+pub const DEMO_OATH_SECRET: &str = "3132333435363738393031323334353637383930";
+
+/// Tokens: a HOTP token nobody holds, a YubiKey of bob's, a TOTP token of carol's (the OATH
+/// ones with [`DEMO_OATH_SECRET`]).
 fn demo_tokens() -> Vec<TokenSeed> {
     let token = |kind: &str, serial: &str, user: Option<&str>| TokenSeed {
         kind: kind.into(),
         serial: serial.into(),
         user: user.map(str::to_string),
+        secret: (kind != "yk").then(|| DEMO_OATH_SECRET.to_string()),
     };
     vec![token("h6", "100001", None), token("yk", "200002", Some("bob")), token("t6", "300003", Some("carol"))]
 }

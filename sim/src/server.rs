@@ -110,6 +110,13 @@ impl Sim {
         self.app.follow_enrollment(username, number)
     }
 
+    /// The user scans an `/auth/v2/enroll` activation code (`duo://…`) with Duo Mobile: an
+    /// activated smartphone is attached to the code's user. Answers `{user_id, phone_id}`.
+    /// Not found for an unknown code, conflict once scanned, gone when expired.
+    pub fn scan_enrollment(&self, activation_code: &str) -> Result<serde_json::Value, ControlError> {
+        self.app.scan_enrollment(activation_code)
+    }
+
     /// Empties the audit log (sequence numbers keep counting).
     pub fn clear_audit(&self) {
         lock(&self.app.state).audit.clear();

@@ -83,6 +83,9 @@ impl State {
                 kind: p.kind,
                 platform: p.platform.clone(),
                 activated: p.activated,
+                predelay: None,
+                postdelay: None,
+                sms_passcodes_sent: false,
             };
             state.add_phone(phone);
         }
@@ -279,7 +282,8 @@ fn seed_helpdesk(state: &mut State, seed: &Seed, now: i64) -> Result<(), Error> 
         let members =
             g.members.iter().map(|m| user_id(state, m, &format!("group `{}`", g.name))).collect::<Result<_, _>>()?;
         let group_id = state.ids.token("DG", 18);
-        state.helpdesk.groups.push(Group { group_id, name: g.name.clone(), desc: g.desc.clone(), members });
+        let (name, desc) = (g.name.clone(), g.desc.clone());
+        state.helpdesk.groups.push(Group { group_id, name, desc, members, status: "active".into() });
     }
     for t in &seed.tokens {
         if !["h6", "h8", "t6", "t8", "yk", "d1"].contains(&t.kind.as_str()) {
@@ -287,7 +291,21 @@ fn seed_helpdesk(state: &mut State, seed: &Seed, now: i64) -> Result<(), Error> 
         }
         let holder = t.user.as_deref().map(|u| user_id(state, u, &format!("token `{}`", t.serial))).transpose()?;
         let token_id = state.ids.token("DH", 18);
-        state.helpdesk.tokens.push(Token { token_id, kind: t.kind.clone(), serial: t.serial.clone(), user_id: holder });
+        if let Some(secret) = &t.secret
+            && !crate::manage::is_hex(secret)
+        {
+            return Err(Error::Seed(format!("token `{}` has a secret that is not hex", t.serial)));
+        }
+        let totp_step = t.kind.starts_with('t').then_some(30);
+        state.helpdesk.tokens.push(Token {
+            token_id,
+            kind: t.kind.clone(),
+            serial: t.serial.clone(),
+            user_id: holder,
+            secret: t.secret.clone(),
+            counter: 0,
+            totp_step,
+        });
     }
     state.helpdesk.directories = seed.directories.clone();
     for a in &seed.auth_log {

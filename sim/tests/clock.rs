@@ -153,7 +153,9 @@ async fn answering_a_push_from_the_control_api_wakes_the_held_poll() {
 #[tokio::test]
 async fn synchronous_auth_is_held_until_an_advance_resolves_it() {
     let sim = start().await;
-    let call = common::Call::new("POST", "/auth/v2/auth", &[("username", "bob"), ("factor", "push")]).auth_keys();
+    let call =
+        common::Call::new("POST", "/auth/v2/auth", &[("username", "bob"), ("factor", "push"), ("device", "auto")])
+            .auth_keys();
     let addr = sim.addr();
     let task = tokio::spawn(async move {
         let client = common::client_builder().no_proxy().build().expect("client");

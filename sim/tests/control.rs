@@ -22,7 +22,13 @@ async fn the_audit_log_records_exactly_the_changes() {
     let phone_id = b["response"]["phone_id"].as_str().expect("id").to_string();
     admin(&sim, "POST", &format!("/admin/v1/users/{user_id}/phones"), &[("phone_id", &phone_id)]).await;
     admin(&sim, "POST", "/admin/v1/users", &[("username", "newbie")]).await; // duplicate: no change
-    auth(&sim, "POST", "/auth/v2/auth", &[("username", "alice"), ("factor", "push"), ("async", "1")]).await;
+    auth(
+        &sim,
+        "POST",
+        "/auth/v2/auth",
+        &[("username", "alice"), ("factor", "push"), ("device", "auto"), ("async", "1")],
+    )
+    .await;
     let (s, log) = control(&sim, "GET", "/sim/audit", None).await;
     assert_eq!(s, 200);
     let entries = log.as_array().expect("entries");
@@ -86,8 +92,14 @@ async fn state_is_readable_without_secrets_and_resets() {
 async fn the_state_file_round_trips() {
     let sim = start().await;
     admin(&sim, "POST", "/admin/v1/users", &[("username", "persisted")]).await;
-    let txid_body =
-        auth(&sim, "POST", "/auth/v2/auth", &[("username", "alice"), ("factor", "push"), ("async", "1")]).await.1;
+    let txid_body = auth(
+        &sim,
+        "POST",
+        "/auth/v2/auth",
+        &[("username", "alice"), ("factor", "push"), ("device", "auto"), ("async", "1")],
+    )
+    .await
+    .1;
     let dir = std::env::temp_dir().join(format!("flowcat-sim-state-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("state.json");

@@ -114,8 +114,13 @@ async fn synchronous_auth_answers_once_the_user_has_or_the_push_expired() {
     assert_eq!(sync("alice").await, (Some("allow".into()), Some("allow".into())));
     assert_eq!(sync("dave").await, (Some("deny".into()), Some("fraud".into())));
     assert_eq!(sync("carol").await, (Some("deny".into()), Some("timeout".into())));
-    let (s, b) =
-        auth(&sim, "POST", "/auth/v2/auth", &[("username", "alice"), ("factor", "push"), ("async", "true")]).await;
+    let (s, b) = auth(
+        &sim,
+        "POST",
+        "/auth/v2/auth",
+        &[("username", "alice"), ("factor", "push"), ("device", "auto"), ("async", "true")],
+    )
+    .await;
     assert_eq!((s, b["message_detail"].as_str()), (400, Some("async")), "the clients send \"1\"");
 }
 
@@ -125,10 +130,16 @@ async fn push_errors() {
     let fail = |s: u16, b: &Value, code: u64, detail: &str| {
         assert_eq!((s, b["code"].as_u64(), b["message_detail"].as_str()), (400, Some(code), Some(detail)), "{b}");
     };
-    let (s, b) =
-        auth(&sim, "POST", "/auth/v2/auth", &[("username", "henry"), ("factor", "push"), ("async", "1")]).await;
+    let (s, b) = auth(
+        &sim,
+        "POST",
+        "/auth/v2/auth",
+        &[("username", "henry"), ("factor", "push"), ("device", "auto"), ("async", "1")],
+    )
+    .await;
     fail(s, &b, 40002, "no capable device");
-    let (s, b) = auth(&sim, "POST", "/auth/v2/auth", &[("username", "grace"), ("factor", "push")]).await;
+    let (s, b) =
+        auth(&sim, "POST", "/auth/v2/auth", &[("username", "grace"), ("factor", "push"), ("device", "auto")]).await;
     fail(s, &b, 40002, "no capable device");
     let (s, b) = auth(
         &sim,
@@ -140,9 +151,14 @@ async fn push_errors() {
     fail(s, &b, 40002, "no capable device");
     let (s, b) = auth(&sim, "POST", "/auth/v2/auth", &[("username", "alice")]).await;
     fail(s, &b, 40001, "factor");
+    // Duo documents `device` as required for a push (a phone id or `auto`).
+    let (s, b) =
+        auth(&sim, "POST", "/auth/v2/auth", &[("username", "alice"), ("factor", "push"), ("async", "1")]).await;
+    fail(s, &b, 40001, "device");
     let (s, b) = auth(&sim, "POST", "/auth/v2/auth", &[("username", "alice"), ("factor", "carrier pigeon")]).await;
     fail(s, &b, 40002, "factor");
-    let (s, b) = auth(&sim, "POST", "/auth/v2/auth", &[("username", "stranger"), ("factor", "push")]).await;
+    let (s, b) =
+        auth(&sim, "POST", "/auth/v2/auth", &[("username", "stranger"), ("factor", "push"), ("device", "auto")]).await;
     fail(s, &b, 40002, "username");
     let (s, b) = auth(&sim, "GET", "/auth/v2/auth_status", &[]).await;
     fail(s, &b, 40001, "txid");
@@ -196,6 +212,7 @@ async fn the_push_entry_keeps_what_the_push_screen_shows() {
     assert_eq!(detail["type"], "Help desk check");
     assert_eq!(detail["display_username"], "Alice E.");
     assert_eq!(detail["pushinfo"], "from=IT%20help%20desk&ticket=INC042");
-    auth(&sim, "POST", "/auth/v2/auth", &[("username", "bob"), ("factor", "push"), ("async", "1")]).await;
+    auth(&sim, "POST", "/auth/v2/auth", &[("username", "bob"), ("factor", "push"), ("device", "auto"), ("async", "1")])
+        .await;
     assert!(sim.audit()[1].detail.get("pushinfo").is_none(), "only what was sent");
 }

@@ -406,3 +406,21 @@ fn dechunk(mut rest: &str) -> String {
     }
     body
 }
+
+/// Every file under `dir`, whole, with its path: for canaries that search what a run left
+/// behind.
+pub fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.display().to_string(), std::fs::read(&path).expect("read")));
+            }
+        }
+    }
+    out
+}
