@@ -9,6 +9,7 @@ mod admin;
 mod cli;
 mod clock;
 mod control;
+mod families;
 mod faults;
 mod guard;
 mod http_verify;
