@@ -2,7 +2,7 @@
 //! `flows/` is found upward or named by `--catalog` / `$FLOWCAT_CATALOG`, a local flow shadows a
 //! built-in one and says so, and `flowcat init` starts a project that validates.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,7 @@
 //! logs, and the printed record outside its outputs. The search would find them: the same
 //! search finds them in the outputs.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! The catalog and the examples: every flow file passes `flowcat validate --deny-warnings`,
 //! `flowcat list` shows them, and the published schema matches the binary's.
 
-mod common;
+use crate::common;
 
 use common::flowcat;
 

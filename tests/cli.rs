@@ -1,7 +1,7 @@
 //! The binary's own commands end to end: `demo`, `run` with tracing and the live view's plain
 //! lines, `sim --state` saved on Ctrl-C and SIGTERM, and a `host` that would move a signature refused.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 

@@ -3,7 +3,7 @@
 //! `CLICOLOR_FORCE`, `-` for a flow on stdin, completions and man pages, and an input given twice
 //! refused rather than "the last wins".
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};

@@ -13,10 +13,10 @@
 //! A resumed run either finishes with the same outputs and the same state changes (no write
 //! twice, none missing), or — only when a write that no read can confirm (a push, an SMS, an
 //! enrolment email) was journaled as about to be sent, by the node crashed at or one beside it —
-//! stops as "needs attention" (exit 3) naming the request, with nothing sent twice. The totals are printed (`cargo test --test crash -- --nocapture`) and recorded in
+//! stops as "needs attention" (exit 3) naming the request, with nothing sent twice. The totals are printed (`cargo test --test e2e crash:: -- --nocapture`) and recorded in
 //! docs/architecture.md ("The journal").
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -22,7 +22,7 @@
 //! `"save": {"since": {"from": "now_ms", "plus_ms": -86400000}}` keeps a number of the answer
 //! (moved by `plus_ms`) as `${since}`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

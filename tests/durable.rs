@@ -2,7 +2,7 @@
 //! a write in doubt settled by a person (`--resend`, `runs abandon`), and twenty runs with one
 //! key sending one email.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

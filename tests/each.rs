@@ -1,7 +1,7 @@
 //! `flowcat run FLOW --each FILE` through the real binary: rows streamed as runs, bad rows
 //! reported with their line and skipped, `--out`, and a re-run skipping the rows done.
 
-mod common;
+use crate::common;
 
 use common::{TempDir, flowcat_in};
 

@@ -3,7 +3,7 @@
 //! purpose (a case must fail), on test files with mistakes (errors at their place with "did you
 //! mean"), and in its JSON and JUnit formats.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

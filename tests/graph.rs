@@ -1,7 +1,7 @@
 //! `flowcat graph`: a flow with a subflow, a branch, a `when:` and parallel nodes, drawn in
 //! DOT, Mermaid and JSON, with and without its subflows expanded.
 
-mod common;
+use crate::common;
 
 use common::flowcat;
 

@@ -1,7 +1,7 @@
 //! `flowcat graph FLOW --run ID` and `flowcat runs show ID --format mermaid|dot`: a journaled run
 //! of a real flow file drawn on its graph, each node with its status, and refusals.
 
-mod common;
+use crate::common;
 
 use common::{TempDir, flowcat_in};
 use serde_json::Value;

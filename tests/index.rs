@@ -3,7 +3,7 @@
 //! modification time put back), renames, new, removed and duplicate files, changed ids, a
 //! damaged cache file and a cache folder that cannot be made.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

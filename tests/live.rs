@@ -3,7 +3,7 @@
 //! screen is captured while it runs and at the end: no line wider than the terminal, no status
 //! line left behind, the header says it talks to a simulator, and the end says what was written.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! `flowcat plan` and `flowcat run --plan`, end to end: the real binary against the real
 //! simulator on loopback, whose audit log says what changed.
 
-mod common;
+use crate::common;
 
 use common::{Output, Sim, TempDir, flowcat};
 use serde_json::Value;

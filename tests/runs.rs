@@ -2,7 +2,7 @@
 //! columns, filters, JSON, an interrupted run naming every write it made, prune, and clear
 //! errors for a bad age, an unknown run and a damaged journal.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! waited for, polled, retried with one key, limited, cancelled; a SIGTERM that parks a run and a
 //! restart that resumes it; and a canary: no secret in any answer, log line, metric or journal.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};

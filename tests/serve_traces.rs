@@ -4,7 +4,7 @@
 //! asserted, and a canary: no secret key, token, input value or Duo id in any exported byte. A
 //! collector that is down changes nothing for the run.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::PathBuf;

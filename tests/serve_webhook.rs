@@ -3,7 +3,7 @@
 //! next start delivers it, signed, with the same event id. The secret comes from the
 //! environment and appears in no log line and no journal byte.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::net::TcpListener;

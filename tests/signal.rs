@@ -4,7 +4,7 @@
 //! delivers (exit 0) and the run goes on; Ctrl-C parks a waiting run at once, and a run killed
 //! while it waits is resumed with a signal delivered while no process held it.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

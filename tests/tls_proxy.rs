@@ -6,7 +6,7 @@
 //! so does a host `NO_PROXY` names.
 //! A key pasted into `host:` is refused and appears in no output.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -5,7 +5,7 @@
 //! subfolders of `tests/broken/` are not part of the folder test: they need more than one file
 //! (two flows that call each other) or hold several mistakes on purpose.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

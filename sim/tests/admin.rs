@@ -1,6 +1,6 @@
 //! Every Admin API call over real HTTP: answers, Duo's envelope, error codes, paging.
 
-mod common;
+use crate::common;
 
 use common::{Call, admin, send, start, user_id};
 use serde_json::{Value, json};

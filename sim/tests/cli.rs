@@ -1,7 +1,7 @@
 //! `flowcat sim`'s arguments: where the starting state comes from, the integrations file, and
 //! what is refused.
 
-mod common;
+use crate::common;
 
 use clap::Parser;
 use flowcat_sim::cli::{SimArgs, run};

@@ -2,7 +2,7 @@
 //! woken by an advance or an answer, push expiry, answering a push from the control API. No test
 //! sleeps for real time: they advance the clock or run it faster.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

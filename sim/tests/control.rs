@@ -1,6 +1,6 @@
 //! The audit log, stats, state file, reset, integrations file and shutdown, over real HTTP.
 
-mod common;
+use crate::common;
 
 use common::{admin, auth, control, start};
 use flowcat_sim::{Options, Sim, State};

@@ -2,7 +2,7 @@
 //! API's enrolment: each call's answer, its strictness, and what it changes elsewhere in the
 //! simulator's state.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

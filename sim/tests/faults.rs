@@ -1,7 +1,7 @@
 //! Faults over real HTTP: latency, 429 storms with and without a retry header, 5xx, and a
 //! connection dropped after the change was applied; set from Rust and from `/sim/faults`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

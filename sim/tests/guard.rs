@@ -2,7 +2,7 @@
 //! foreign `Origin`, `Sec-Fetch-Site: cross-site`, a non-JSON change, and a client that sends
 //! half a header.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

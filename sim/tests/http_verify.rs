@@ -1,7 +1,7 @@
 //! Signature verification over real HTTP on 127.0.0.1: every version, every 401/403, tampering,
 //! and malformed input that must not crash the server.
 
-mod common;
+use crate::common;
 
 use common::{Call, Sig, Tamper, send, start};
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! Activation and enrolment links over real HTTP: nothing happens until the simulated user
 //! follows the link, links expire on the sim clock, and `--activate-after` follows by itself.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

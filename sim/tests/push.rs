@@ -1,7 +1,7 @@
 //! The Auth API over real HTTP: preauth's four answers, push in every seeded behaviour, and the
 //! errors. Timing (holds, expiry, answers) is in `clock.rs`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

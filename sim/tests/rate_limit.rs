@@ -1,7 +1,7 @@
 //! Duo's rate limiting over real HTTP (`--rate-limit`): per integration key, on the simulator's
 //! clock (advanced here, never slept on), answering 429 with Duo's body and no `Retry-After`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

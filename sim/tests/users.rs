@@ -1,6 +1,6 @@
 //! Modifying, deleting and looking up users over real HTTP: answers, error codes, audit entries.
 
-mod common;
+use crate::common;
 
 use common::{Call, Sig, admin, auth, send, start, user_id};
 use flowcat_sim::Sim;

@@ -2,7 +2,7 @@
 //! canonical string, accepts each request as the case describes it, and rejects it once any
 //! signed part changes by one byte.
 
-mod common;
+use crate::common;
 
 use flowcat_sim::canon::{self, Lines};
 use flowcat_sim::keys::{Keyring, Kind, SecretKey};
