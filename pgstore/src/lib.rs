@@ -9,7 +9,8 @@
 //!   heartbeat on the database's clock ([`lease`]). A run is held by the replica its row names
 //!   while that lease lasts; a replica that dies has its runs listed by
 //!   [`Store::wakeable`](flowcat_engine::journal::Store::wakeable) once its lease passed, and
-//!   another claims each with `SELECT … FOR UPDATE SKIP LOCKED`, then resumes it through the
+//!   another claims each with `SELECT … FOR UPDATE` (waiting at most 2 s for a short
+//!   transaction on the row; the row's holder and lease then decide), then resumes it through the
 //!   journal's rules (finished nodes are not run again, writes in doubt are reconciled).
 //! - **Fencing.** A claim counts (`runs.claim`): every entry of a run is written in a
 //!   transaction that first checks that the row still names this replica and this claim, and a
@@ -53,6 +54,10 @@ pub const POLL: Duration = Duration::from_secs(1);
 
 /// How long an entry nobody waits for is held before it is written anyway.
 pub const HOLD: Duration = Duration::from_millis(100);
+
+/// How long a claim waits for another transaction's lock on the run's row before it counts the
+/// run as busy. Every transaction on a run's row is short (an entry, a claim, a release).
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// A run holding this many entries has them written at once.
 const MAX_PENDING: usize = 256;
@@ -226,20 +231,27 @@ impl PgStore {
             .call(move |conn| {
                 conn.with(|c| {
                     let mut tx = c.transaction()?;
-                    let row = tx.query_opt(
+                    // Waits for another transaction on the row (an entry being written, a
+                    // handle letting the run go, another replica's claim: all short) rather than
+                    // skipping it: a row locked for a moment is not a run held elsewhere, and
+                    // the checks below decide that once the lock is ours.
+                    tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", LOCK_WAIT.as_millis()))?;
+                    let row = match tx.query_opt(
                         &format!(
                             "SELECT status, holder, EXISTS (SELECT 1 FROM replicas p WHERE p.name = runs.holder
                                                             AND p.lease_until > {})
-                             FROM runs WHERE seq = $1 FOR UPDATE SKIP LOCKED",
+                             FROM runs WHERE seq = $1 FOR UPDATE",
                             schema::NOW_MS
                         ),
                         &[&seq],
-                    )?;
-                    let Some(row) = row else {
-                        // Locked by another transaction (a claim, an entry), or gone.
-                        let exists = tx.query_opt("SELECT 1 FROM runs WHERE seq = $1", &[&seq])?.is_some();
-                        return Ok(if exists { Claimed::Busy } else { Claimed::Gone });
+                    ) {
+                        Ok(row) => row,
+                        Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                            return Ok(Claimed::Busy);
+                        }
+                        Err(e) => return Err(e),
                     };
+                    let Some(row) = row else { return Ok(Claimed::Gone) };
                     let status: String = row.get(0);
                     let owner: Option<String> = row.get(1);
                     let live: bool = row.get(2);

@@ -242,6 +242,45 @@ async fn a_cancel_reaches_the_replica_that_holds_the_run() {
     drop(run);
 }
 
+/// Found by tests/replicas.rs: a run cancelled through another replica while parked is drained
+/// by its holder, which then ends it `cancelled` by taking it again at once; its handle, just
+/// dropped, is still letting the run go in a transaction on the row. A claim that skipped a
+/// locked row answered `busy` and the cancel was lost (the run stayed parked). A row locked for
+/// a moment is not a run held elsewhere: the claim waits for the lock, then decides.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_waits_for_a_short_transaction_on_the_run_instead_of_calling_it_busy() {
+    let url = Cluster::shared().database();
+    let a = replica(&url);
+    let run = fresh(a.begin(start("f", None, IfBusy::Wait)).await.expect("begin"));
+    let id = run.info().id.clone();
+    run.finished(&path("read"), &finished("read", json!(1))).await.expect("finished");
+    drop(run);
+    a.flush().await.expect("flushed");
+
+    // Another transaction holds the run's row for 300 ms (an entry being written).
+    let (locked_tx, locked) = std::sync::mpsc::channel();
+    let holder = {
+        let (url, id) = (url.clone(), id.clone());
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            let mut tx = client.transaction().expect("a transaction");
+            tx.query("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", &[&id]).expect("locked");
+            locked_tx.send(()).expect("told");
+            std::thread::sleep(Duration::from_millis(300));
+            tx.commit().expect("committed");
+        })
+    };
+    locked.recv().expect("the row is locked");
+    let (taken, past) = a.resume(&id).await.expect("the run is taken once the lock is released, not called busy");
+    assert!(past.node("read").and_then(|n| n.finished.as_ref()).is_some());
+    holder.join().expect("the holder thread");
+
+    // Held by a live replica, it is still busy for another one.
+    let b = replica(&url);
+    assert!(matches!(b.resume(&id).await, Err(e) if e.code == "busy"));
+    drop(taken);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_met_by_one_replica_is_heard_by_the_others() {
     let url = Cluster::shared().database();

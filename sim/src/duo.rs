@@ -26,8 +26,17 @@ use crate::verify::{self, RequestParts};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DropConnection;
 
-/// The fallback handler: every request that is not for `/sim/`.
+/// The fallback handler: every request that is not for `/sim/`. A request received is served to
+/// the end on a task of its own, as Duo does: a client that closes its connection before the
+/// answer (a timeout, a crash) does not undo its write.
 pub(crate) async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+    match tokio::spawn(handle_detached(app, req)).await {
+        Ok(response) => response,
+        Err(_) => error(&ApiError::server(500)),
+    }
+}
+
+async fn handle_detached(app: Arc<App>, req: Request) -> Response {
     let (route, ids) = match routes::find(req.method().as_str(), req.uri().path()) {
         Found::Route(route, ids) => (route, ids),
         Found::WrongMethod => return error(&ApiError::method_not_allowed()),

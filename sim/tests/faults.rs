@@ -5,7 +5,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{Call, admin, control, send, start, try_send};
+use common::{Call, admin, control, send, start, try_send, try_send_with};
 use flowcat_sim::Faults;
 use serde_json::json;
 
@@ -112,4 +112,27 @@ async fn the_control_api_refuses_bad_fault_configurations() {
     let (s, _) = control(&sim, "PUT", "/sim/faults", Some(json!({ "bogus": 1 }))).await;
     assert_eq!(s, 400);
     assert_eq!(sim.faults(), Faults::default());
+}
+
+/// Duo does not know that a client gave up: a write it received is applied even when the client
+/// closes the connection before the answer (here, during the route's latency). A simulator that
+/// dropped the write with the connection would be kinder than Duo: a client resuming after a
+/// crash would find nothing to reconcile and could send the write again unpunished.
+#[tokio::test]
+async fn a_write_is_applied_even_when_the_client_leaves_before_the_answer() {
+    let sim = start().await;
+    let mut faults = Faults::default();
+    faults.apply_spec("route=POST /admin/v1/users,kind=latency,ms=300").expect("spec");
+    sim.set_faults(faults).expect("set");
+    let impatient = common::client_builder().no_proxy().timeout(Duration::from_millis(50)).build().expect("client");
+    let gone =
+        try_send_with(&impatient, sim.addr(), Call::new("POST", "/admin/v1/users", &[("username", "left-early")]))
+            .await;
+    assert!(gone.is_err(), "the client gave up before the answer");
+    let t0 = Instant::now();
+    while !sim.audit().iter().any(|e| e.change == "user.create" && e.detail["username"] == "left-early") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the write was dropped with its connection: {:?}", sim.audit());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sim.stats()["POST /admin/v1/users"], 1);
 }
