@@ -22,6 +22,7 @@ mod graph_run;
 mod index;
 mod live;
 mod plan;
+mod replicas;
 mod runs;
 mod serve;
 mod serve_traces;

@@ -10,26 +10,25 @@
 //! (`FLOWCAT_PG_LEASE_MS`) so that a takeover happens within seconds, and every wait is a poll
 //! with a bound, never a sleep taken as proof.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Sim, TempDir};
+use crate::common::{Sim, TempDir};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "replicas-admin-token-4b7e1d9c2a6f3e85";
 /// Runs started through the API, over the three replicas.
 const RUNS: usize = 300;
 /// The replicas' lease: a killed replica's runs are taken over this long after its last renewal.
-/// A replica stops sending writes once two thirds of it passed without a renewal, so a write sent
-/// by a replica that dies has a third of it (1 s) to be answered before another replica's
-/// reconcile read looks for it: the simulator's slowest answer (500 ms) stays well within
-/// (docs/serve.md, "Replicas": the lease and the HTTP timeout).
-const LEASE_MS: &str = "3000";
+/// A replica renews every tenth of it and stops sending writes once a quarter of it passed
+/// without a renewal (1 s: room for a loaded machine), so a write sent by a replica that dies has
+/// three quarters of it (3 s) to be answered before another replica's reconcile read looks for
+/// it: the simulator's slowest answer (500 ms) stays well within (docs/serve.md, "Replicas": the
+/// lease and the HTTP timeout).
+const LEASE_MS: &str = "4000";
 const FLOW: &str = "duo.admin.associate_phone";
 /// Clients starting the runs at once.
 const CLIENTS: usize = 6;
@@ -245,7 +244,7 @@ fn three_replicas_lose_two_to_kill_9_and_every_run_finishes_with_each_write_once
          tokens:\n  - name: admin\n    sha256: {}\n    flows: ['*']\n    signals: [approval]\n",
         sim.integrations.display(),
         RUNS + 10,
-        common::hash_token(ADMIN),
+        crate::common::hash_token(ADMIN),
     );
     std::fs::write(&config, text).expect("the config is written");
 

@@ -1,14 +1,16 @@
 //! This process as a replica: its name in `replicas`, and the lease it renews there.
 //!
 //! A run is held by the replica its row names (`runs.holder`) while that replica's lease has not
-//! passed on the database's clock. A replica renews its lease every `lease / 5` on a connection
+//! passed on the database's clock. A replica renews its lease every `lease / 10` on a connection
 //! of its own (a busy pool never starves it). When it dies (kill -9, a lost machine) its lease
 //! passes and any replica takes its runs over ([`crate::PgStore`]'s `wakeable` lists them).
 //!
-//! A replica that cannot renew in time fences itself: once `lease * 2 / 3` has passed since the
-//! start of its last successful renewal it refuses every awaited entry (`lease_lost`), so it
-//! sends no write while another replica may be taking its runs, which it can do only once the
-//! whole lease has passed. Every write's transaction also checks that the run's row still names
+//! A replica that cannot renew in time fences itself: once `lease / 4` has passed since the
+//! start of its last successful renewal (two renewals and a half missed) it refuses every
+//! awaited entry (`lease_lost`), so it sends no write while another replica may be taking its
+//! runs, which it can do only once the whole lease has passed. A write sent just before the
+//! fence thus has three quarters of the lease to reach Duo before a new holder's reconcile read
+//! looks for it: with the default 45 s lease, 33 s, more than a call's default 30 s timeout. Every write's transaction also checks that the run's row still names
 //! this handle's claim, so a run taken over is never written by its former holder.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,7 +54,7 @@ impl Lease {
     /// Whether this replica may still write: its last renewal is recent enough that no other
     /// replica can have taken its runs.
     pub(crate) fn fresh(&self) -> bool {
-        self.renewed.lock().unwrap_or_else(PoisonError::into_inner).elapsed() < self.length * 2 / 3
+        self.renewed.lock().unwrap_or_else(PoisonError::into_inner).elapsed() < self.length / 4
     }
 
     /// The replicas sharing the store now (at least 1).
@@ -100,7 +102,7 @@ pub(crate) fn heartbeat(lease: Arc<Lease>, mut conn: Conn, stop: mpsc::Receiver<
     std::thread::Builder::new()
         .name("flowcat-pg-lease".to_owned())
         .spawn(move || {
-            let every = lease.length / 5;
+            let every = lease.length / 10;
             while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
                 // A failed renewal is tried again at the next beat; meanwhile `fresh` turns
                 // false in time and the runs stop writing.

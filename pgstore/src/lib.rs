@@ -68,8 +68,8 @@ pub struct Options {
     /// Connections (and threads) for the runs' entries and the reads.
     pub pool: usize,
     /// How long a replica's lease lasts without renewal: a replica that dies has its runs taken
-    /// over this long after its last renewal. It must be longer than the slowest call to Duo
-    /// (docs/serve.md).
+    /// over this long after its last renewal. Three quarters of it must exceed the slowest call
+    /// that writes to Duo (docs/serve.md, "The lease and the HTTP timeout"); 45 s by default.
     pub lease: Duration,
     /// How long [`IfBusy::Wait`] waits at most for another process's run of the same key.
     pub max_wait: Duration,
@@ -77,7 +77,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { pool: 8, lease: Duration::from_secs(30), max_wait: Duration::from_secs(15 * 60) }
+        Options { pool: 8, lease: Duration::from_secs(45), max_wait: Duration::from_secs(15 * 60) }
     }
 }
 
