@@ -431,3 +431,83 @@ impl fmt::Debug for dyn Store {
         f.write_str("Store")
     }
 }
+
+/// The nodes of this process waiting for a signal, by run id and signal name: a store wakes them
+/// at once when it delivers that signal itself (one delivered by another process is seen at the
+/// waiting node's next look). Shared by the stores, so that each keeps only its own storage.
+#[derive(Debug, Default)]
+pub struct SignalWaiters {
+    map: std::sync::Mutex<HashMap<(String, String), std::sync::Arc<tokio::sync::Notify>>>,
+}
+
+impl SignalWaiters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), std::sync::Arc<tokio::sync::Notify>>> {
+        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a node waiting for signal `name` of run `id`, until the answer is dropped.
+    pub fn register(&self, id: &str, name: &str) -> SignalWaiter<'_> {
+        let key = (id.to_owned(), name.to_owned());
+        let notify = self.lock().entry(key.clone()).or_default().clone();
+        SignalWaiter { waiters: self, key, notify }
+    }
+
+    /// Wakes the nodes of this process waiting for signal `name` of run `id`.
+    pub fn wake(&self, id: &str, name: &str) {
+        let notify = self.lock().get(&(id.to_owned(), name.to_owned())).cloned();
+        if let Some(notify) = notify {
+            notify.notify_waiters();
+        }
+    }
+}
+
+/// A node's registration for wake-ups ([`SignalWaiters::register`]), forgotten when the last
+/// waiter of its run and signal is dropped.
+#[derive(Debug)]
+pub struct SignalWaiter<'a> {
+    waiters: &'a SignalWaiters,
+    key: (String, String),
+    notify: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl SignalWaiter<'_> {
+    /// A wake-up to arm (`enable`) before looking for the signal, so that a delivery between the
+    /// look and the wait is not missed.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+}
+
+impl Drop for SignalWaiter<'_> {
+    fn drop(&mut self) {
+        let mut map = self.waiters.lock();
+        // This registration and the map's: nobody else waits.
+        if map.get(&self.key).is_some_and(|n| std::sync::Arc::strong_count(n) == 2) {
+            map.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod signal_waiter_tests {
+    use super::SignalWaiters;
+
+    #[test]
+    fn a_registration_is_forgotten_with_its_last_waiter_and_a_wake_reaches_the_armed() {
+        let waiters = SignalWaiters::default();
+        let a = waiters.register("r1", "approval");
+        let b = waiters.register("r1", "approval");
+        {
+            let mut woken = std::pin::pin!(a.notified());
+            woken.as_mut().enable();
+            waiters.wake("r1", "approval");
+            waiters.wake("r1", "other");
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(woken.as_mut().poll(&mut cx).is_ready(), "the armed waiter was woken");
+        }
+        drop(a);
+        assert_eq!(waiters.lock().len(), 1, "b still waits");
+        drop(b);
+        assert!(waiters.lock().is_empty(), "forgotten with its last waiter");
+    }
+}

@@ -145,15 +145,10 @@ impl RunLog for Handle {
                     waiting.push(key);
                 }
             }
-            let waiter = Waiter {
-                shared: &self.shared,
-                id: &self.info.id,
-                name,
-                notify: self.shared.waiter(&self.info.id, name),
-            };
+            let waiter = self.shared.waiters.register(&self.info.id, name);
             loop {
                 // Armed before looking, so that a delivery between the look and the wait wakes it.
-                let mut woken = std::pin::pin!(waiter.notify.notified());
+                let mut woken = std::pin::pin!(waiter.notified());
                 woken.as_mut().enable();
                 if let Some(payload) = self.shared.delivered(&self.info.id, name)? {
                     return Ok(payload);
@@ -235,22 +230,6 @@ pub(crate) fn one_line(text: &str) -> String {
 /// How often a waiting node looks for a signal delivered by another process (one delivered
 /// through this process's journal wakes it at once).
 pub const POLL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// A node's registration for wake-ups, forgotten when it stops waiting.
-struct Waiter<'a> {
-    shared: &'a Shared,
-    id: &'a str,
-    name: &'a str,
-    notify: Arc<tokio::sync::Notify>,
-}
-
-impl Drop for Waiter<'_> {
-    fn drop(&mut self) {
-        let notify = std::mem::replace(&mut self.notify, Arc::new(tokio::sync::Notify::new()));
-        drop(notify);
-        self.shared.forget_waiter(self.id, self.name);
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -96,7 +96,7 @@ pub(crate) struct Shared {
     max_wait: Duration,
     /// Nodes of this process waiting for a signal, by run id and signal name: a delivery through
     /// this journal wakes them at once.
-    waiters: Mutex<std::collections::HashMap<(String, String), Arc<tokio::sync::Notify>>>,
+    pub(crate) waiters: flowcat_engine::journal::SignalWaiters,
     /// Which hooks hear of a run's end (`Outbox::subscribe`); none until a service subscribes.
     pub(crate) subscriptions: std::sync::RwLock<Option<flowcat_engine::outbox::Subscriptions>>,
     /// Woken by the writer after a commit that wrote notices.
@@ -381,21 +381,6 @@ impl Shared {
         }
     }
 
-    /// The wake-up of the nodes of this process waiting for signal `name` of run `id`.
-    pub(crate) fn waiter(&self, id: &str, name: &str) -> Arc<tokio::sync::Notify> {
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        waiters.entry((id.to_owned(), name.to_owned())).or_default().clone()
-    }
-
-    /// Forgets a wake-up nobody holds any more (the last waiter of it is gone).
-    pub(crate) fn forget_waiter(&self, id: &str, name: &str) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (id.to_owned(), name.to_owned());
-        if waiters.get(&key).is_some_and(|n| Arc::strong_count(n) == 1) {
-            waiters.remove(&key);
-        }
-    }
-
     /// The payload of signal `name` delivered to run `id`, if it was.
     pub(crate) fn delivered(&self, id: &str, name: &str) -> Result<Option<serde_json::Value>, JournalError> {
         self.read(|r| r.signal(id, name))
@@ -506,16 +491,7 @@ impl Store for Journal {
                 .call(|reply| Op::Signal { id: id_owned, name: name_owned, payload, at: now_ms(), reply })
                 .await?;
             if delivery == Delivery::Delivered {
-                let waiter = self
-                    .shared
-                    .waiters
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(&(id.to_owned(), name.to_owned()))
-                    .cloned();
-                if let Some(waiter) = waiter {
-                    waiter.notify_waiters();
-                }
+                self.shared.waiters.wake(id, name);
             }
             Ok(delivery)
         })

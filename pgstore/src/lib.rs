@@ -126,8 +126,8 @@ pub(crate) struct Shared {
     max_wait: Duration,
     /// The runs this process holds: `seq` → the live state of its handle.
     runs: Mutex<HashMap<i64, Weak<RunState>>>,
-    /// Nodes of this process waiting for a signal, by run id and signal name.
-    waiters: Mutex<HashMap<(String, String), Arc<tokio::sync::Notify>>>,
+    /// Nodes of this process waiting for a signal.
+    waiters: flowcat_engine::journal::SignalWaiters,
     pub(crate) subscriptions: RwLock<Option<flowcat_engine::outbox::Subscriptions>>,
     pub(crate) outbox: Arc<tokio::sync::Notify>,
     heartbeat: Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
@@ -167,7 +167,7 @@ impl PgStore {
             lease,
             max_wait: options.max_wait,
             runs: Mutex::new(HashMap::new()),
-            waiters: Mutex::new(HashMap::new()),
+            waiters: Default::default(),
             subscriptions: RwLock::new(None),
             outbox: Arc::new(tokio::sync::Notify::new()),
             heartbeat: Mutex::new(Some((stop, heartbeat))),
@@ -367,19 +367,6 @@ impl Shared {
 
     fn live_runs(&self) -> Vec<Arc<RunState>> {
         self.runs.lock().unwrap_or_else(PoisonError::into_inner).values().filter_map(Weak::upgrade).collect()
-    }
-
-    fn waiter(&self, id: &str, name: &str) -> Arc<tokio::sync::Notify> {
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        waiters.entry((id.to_owned(), name.to_owned())).or_default().clone()
-    }
-
-    fn forget_waiter(&self, id: &str, name: &str) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (id.to_owned(), name.to_owned());
-        if waiters.get(&key).is_some_and(|n| Arc::strong_count(n) == 1) {
-            waiters.remove(&key);
-        }
     }
 }
 
@@ -678,14 +665,10 @@ impl RunLog for Handle {
                     waiting.push(key);
                 }
             }
-            let waiter = Waiter {
-                shared: &self.shared,
-                id: &self.info.id,
-                name,
-                notify: self.shared.waiter(&self.info.id, name),
-            };
+            let waiter = self.shared.waiters.register(&self.info.id, name);
             loop {
-                let mut woken = std::pin::pin!(waiter.notify.notified());
+                // Armed before looking, so that a delivery between the look and the wait wakes it.
+                let mut woken = std::pin::pin!(waiter.notified());
                 woken.as_mut().enable();
                 let (seq, signal) = (self.state.seq, name.to_owned());
                 let place = self.shared.place.clone();
@@ -767,22 +750,6 @@ impl Drop for Handle {
                 tx.execute("UPDATE runs SET holder = NULL WHERE seq = $1 AND holder = $2", &[&seq, &h]).map(drop)
             });
         }));
-    }
-}
-
-/// A node's registration for wake-ups, forgotten when it stops waiting.
-struct Waiter<'a> {
-    shared: &'a Shared,
-    id: &'a str,
-    name: &'a str,
-    notify: Arc<tokio::sync::Notify>,
-}
-
-impl Drop for Waiter<'_> {
-    fn drop(&mut self) {
-        let notify = std::mem::replace(&mut self.notify, Arc::new(tokio::sync::Notify::new()));
-        drop(notify);
-        self.shared.forget_waiter(self.id, self.name);
     }
 }
 
@@ -935,16 +902,7 @@ impl Store for PgStore {
                 .call(move |conn| deliver(conn, &place, &id_owned, &name_owned, &payload_owned, &text))
                 .await?;
             if delivery == Delivery::Delivered {
-                let waiter = self
-                    .shared
-                    .waiters
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(&(id.to_owned(), name.to_owned()))
-                    .cloned();
-                if let Some(waiter) = waiter {
-                    waiter.notify_waiters();
-                }
+                self.shared.waiters.wake(id, name);
             }
             Ok(delivery)
         })
