@@ -3,46 +3,58 @@
 //! Every field is data that can be written to a journal as it is, so that a later executor can
 //! resume a crashed run from the nodes that finished.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// Kind-specific detail of a node (requests and responses), turned into JSON only when the
 /// record is written: most runs never print it, and building it eagerly was a measurable part
-/// of a REST node's cost.
+/// of a REST node's cost. Once built, the value is kept: a journaled node is written with its
+/// own entry and again inside its run's final record (and a subflow's inside its caller's), and
+/// each later time writes the value built the first time.
 #[derive(Clone)]
-pub struct Detail(Arc<dyn Fn() -> Value + Send + Sync>);
+pub struct Detail(Arc<DetailInner>);
+
+struct DetailInner {
+    build: Box<dyn Fn() -> Value + Send + Sync>,
+    built: OnceLock<Value>,
+}
 
 impl Detail {
     pub fn lazy(f: impl Fn() -> Value + Send + Sync + 'static) -> Self {
-        Detail(Arc::new(f))
+        Detail(Arc::new(DetailInner { build: Box::new(f), built: OnceLock::new() }))
     }
 
     pub fn value(v: Value) -> Self {
-        Detail::lazy(move || v.clone())
+        Detail(Arc::new(DetailInner { build: Box::new(|| Value::Null), built: OnceLock::from(v) }))
     }
 
     pub fn get(&self) -> Value {
-        (self.0)()
+        self.built().clone()
+    }
+
+    /// The detail, built once.
+    fn built(&self) -> &Value {
+        self.0.built.get_or_init(|| (self.0.build)())
     }
 }
 
 impl std::fmt::Debug for Detail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.get())
+        write!(f, "{}", self.built())
     }
 }
 
 impl PartialEq for Detail {
     fn eq(&self, other: &Self) -> bool {
-        self.get() == other.get()
+        self.built() == other.built()
     }
 }
 
 impl Serialize for Detail {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.get().serialize(s)
+        self.built().serialize(s)
     }
 }
 

@@ -216,9 +216,9 @@ fn build_canonical(
     out.push_str(params_line);
     if version == SigVersion::V5 {
         out.push('\n');
-        push_hex(&mut out, &Sha512::digest(request.body));
+        push_sha512_hex(&mut out, request.body);
         out.push('\n');
-        push_hex(&mut out, &Sha512::digest(canon_x_duo_headers(request.x_duo_headers)?.as_bytes()));
+        push_sha512_hex(&mut out, canon_x_duo_headers(request.x_duo_headers)?.as_bytes());
     }
     Ok(out)
 }
@@ -273,6 +273,21 @@ fn strip_port(host: &str) -> &str {
     match host.rsplit_once(':') {
         Some((name, port)) if !name.contains(':') && is_port(port) => name,
         _ => host,
+    }
+}
+
+/// The SHA-512 of `bytes` in lower-case hex. Most calls hash nothing (a GET's body, no `x-duo-*`
+/// header): that digest is computed once.
+fn push_sha512_hex(out: &mut String, bytes: &[u8]) {
+    static EMPTY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let mut hex = String::with_capacity(128);
+        push_hex(&mut hex, &Sha512::digest(b""));
+        hex
+    });
+    if bytes.is_empty() {
+        out.push_str(&EMPTY);
+    } else {
+        push_hex(out, &Sha512::digest(bytes));
     }
 }
 
@@ -437,8 +452,37 @@ impl Signer {
         date: &str,
         x_duo_headers: &[(String, String)],
     ) -> Result<SignedRequest, SignError> {
+        self.sign_as(Sign::Yes, method, host, path, params, date, x_duo_headers)
+    }
+
+    /// The request [`Signer::sign`] would make, checked the same way, without its
+    /// `Authorization` header: what a write's journaled intent shows (which never holds the
+    /// signature), without the cost of signing a request that is not sent.
+    pub fn lay_out(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        params: &[(String, String)],
+        date: &str,
+        x_duo_headers: &[(String, String)],
+    ) -> Result<SignedRequest, SignError> {
+        self.sign_as(Sign::No, method, host, path, params, date, x_duo_headers)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sign_as(
+        &self,
+        sign: Sign,
+        method: &str,
+        host: &str,
+        path: &str,
+        params: &[(String, String)],
+        date: &str,
+        x_duo_headers: &[(String, String)],
+    ) -> Result<SignedRequest, SignError> {
         let method = self.check_call(method, host, path, date, x_duo_headers)?;
-        let form = Wire { method: &method, host, path, date, x_duo_headers };
+        let form = Wire { method: &method, host, path, date, x_duo_headers, sign };
         match (self.version, carries_body(&method)) {
             (SigVersion::V5, true) => {
                 let mut object = Map::with_capacity(params.len());
@@ -475,12 +519,39 @@ impl Signer {
         date: &str,
         x_duo_headers: &[(String, String)],
     ) -> Result<SignedRequest, SignError> {
+        self.sign_json_as(Sign::Yes, method, host, path, body, date, x_duo_headers)
+    }
+
+    /// [`Signer::sign_json`] without the `Authorization` header, as [`Signer::lay_out`].
+    pub fn lay_out_json(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        body: &Map<String, Value>,
+        date: &str,
+        x_duo_headers: &[(String, String)],
+    ) -> Result<SignedRequest, SignError> {
+        self.sign_json_as(Sign::No, method, host, path, body, date, x_duo_headers)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sign_json_as(
+        &self,
+        sign: Sign,
+        method: &str,
+        host: &str,
+        path: &str,
+        body: &Map<String, Value>,
+        date: &str,
+        x_duo_headers: &[(String, String)],
+    ) -> Result<SignedRequest, SignError> {
         let method = self.check_call(method, host, path, date, x_duo_headers)?;
         if self.version != SigVersion::V5 || !carries_body(&method) {
             return Err(SignError::JsonBodyNotAllowed { method, version: self.version });
         }
         let body = canon_json(body)?;
-        let form = Wire { method: &method, host, path, date, x_duo_headers };
+        let form = Wire { method: &method, host, path, date, x_duo_headers, sign };
         self.finish(&form, "", None, body.into_bytes(), Some("application/json"))
     }
 
@@ -532,22 +603,29 @@ impl Signer {
         body: Vec<u8>,
         content_type: Option<&str>,
     ) -> Result<SignedRequest, SignError> {
-        let canonical = build_canonical(
-            self.version,
-            &CanonicalRequest {
-                date: wire.date,
-                method: wire.method,
-                host: wire.host,
-                path: wire.path,
-                params: &[],
-                body: &body,
-                x_duo_headers: wire.x_duo_headers,
-            },
-            params_line,
-        )?;
         let mut headers = Vec::with_capacity(3 + wire.x_duo_headers.len());
         headers.push(("Date".to_owned(), wire.date.to_owned()));
-        headers.push(("Authorization".to_owned(), self.authorization(&canonical)));
+        match wire.sign {
+            Sign::Yes => {
+                let canonical = build_canonical(
+                    self.version,
+                    &CanonicalRequest {
+                        date: wire.date,
+                        method: wire.method,
+                        host: wire.host,
+                        path: wire.path,
+                        params: &[],
+                        body: &body,
+                        x_duo_headers: wire.x_duo_headers,
+                    },
+                    params_line,
+                )?;
+                headers.push(("Authorization".to_owned(), self.authorization(&canonical)));
+            }
+            // The headers are checked as signing checks them: a request laid out is one that
+            // signs.
+            Sign::No => drop(canon_x_duo_headers(wire.x_duo_headers)?),
+        }
         if let Some(content_type) = content_type {
             headers.push(("Content-Type".to_owned(), content_type.to_owned()));
         }
@@ -563,6 +641,14 @@ struct Wire<'a> {
     path: &'a str,
     date: &'a str,
     x_duo_headers: &'a [(String, String)],
+    sign: Sign,
+}
+
+/// Whether a request is signed, or only laid out as it would be.
+#[derive(Clone, Copy)]
+enum Sign {
+    Yes,
+    No,
 }
 
 #[cfg(test)]
@@ -592,6 +678,34 @@ mod tests {
 
     // Expected strings below were produced with CPython 3's
     // json.dumps(obj, sort_keys=True, separators=(',', ':')).
+    #[test]
+    fn a_request_laid_out_is_the_signed_one_without_its_signature() {
+        for version in [SigVersion::V5, SigVersion::V2 { digest: Digest::Sha512 }] {
+            let s = signer(version);
+            let date = "Tue, 21 Aug 2012 17:29:18 -0000";
+            let params = pairs(&[("username", "root"), ("realname", "First Last")]);
+            for method in ["GET", "POST", "DELETE"] {
+                let signed = s.sign(method, "api-x.duosecurity.com", "/admin/v1/users", &params, date, &[]).unwrap();
+                let laid = s.lay_out(method, "api-x.duosecurity.com", "/admin/v1/users", &params, date, &[]).unwrap();
+                let mut without: Vec<_> = signed.headers.clone();
+                without.retain(|(n, _)| n != "Authorization");
+                assert_eq!(without.len() + 1, signed.headers.len(), "{method}: signed");
+                assert_eq!(laid.headers, without, "{method} {version:?}");
+                assert_eq!((&laid.body, laid.path_and_query()), (&signed.body, signed.path_and_query()), "{method}");
+            }
+        }
+        let s = signer(SigVersion::V5);
+        let body = object(json!({"n": 1, "list": ["a"]}));
+        let signed = s.sign_json("POST", "h.example", "/p", &body, "d", &[]).unwrap();
+        let laid = s.lay_out_json("POST", "h.example", "/p", &body, "d", &[]).unwrap();
+        assert_eq!(laid.body, signed.body);
+        assert!(laid.headers.iter().all(|(n, _)| n != "Authorization"));
+        // Laying out checks what signing checks.
+        let bad = pairs(&[("x-duo-a", "1"), ("X-Duo-A", "2")]);
+        assert!(s.lay_out("GET", "h.example", "/p", &[], "d", &bad).is_err());
+        assert!(s.sign("GET", "h.example", "/p", &[], "d", &bad).is_err());
+    }
+
     #[test]
     fn json_non_ascii_is_escaped_lower_case() {
         let body = object(json!({"name": "Zoë Ünal", "city": "東京"}));

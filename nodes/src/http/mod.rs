@@ -370,7 +370,7 @@ fn record_outcome(span: &tracing::Span, outcome: &Outcome) {
 pub fn intent(integration: &Integration, call: &Call) -> Result<RequestRecord, CallError> {
     let refused = |reason| CallError::Refused { reason };
     prepare::check(integration, call).map_err(refused)?;
-    let prepared = prepare::prepare(integration, call).map_err(refused)?;
+    let prepared = prepare::lay_out(integration, call).map_err(refused)?;
     let mut request = record(&prepared, &Redactor::new(integration));
     request.headers.retain(|name, _| !matches!(name.as_str(), "date" | "x-duo-date" | "authorization"));
     Ok(request)

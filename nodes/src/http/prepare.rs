@@ -80,15 +80,47 @@ fn check_header(integration: &Integration, name: &str, value: &str) -> Result<()
 
 /// The request for one attempt. Duo calls are signed here, with a new `Date`, every time.
 pub(super) fn prepare(integration: &Integration, call: &Call) -> Result<Prepared, String> {
+    prepare_as(integration, call, true)
+}
+
+/// The request as [`prepare`] makes it, without a Duo signature (a write's intent, which never
+/// shows one): the same checks, the same URL, headers and body.
+pub(super) fn lay_out(integration: &Integration, call: &Call) -> Result<Prepared, String> {
+    prepare_as(integration, call, false)
+}
+
+fn prepare_as(integration: &Integration, call: &Call, sign: bool) -> Result<Prepared, String> {
     let method = call.method.to_ascii_uppercase();
-    let (url, headers, body, expected_path) = match &integration.auth {
-        Auth::Duo { signer, .. } => duo(signer, integration, call, &method)?,
+    let (path_and_query, headers, body, expected_path) = match &integration.auth {
+        Auth::Duo { signer, .. } => duo(signer, integration, call, &method, sign)?,
         auth => plain(auth, integration, call)?,
     };
-    let url = reqwest::Url::parse(&url).map_err(|e| format!("cannot build a URL from `{}`: {e}", clip(&call.path)))?;
+    let endpoint = &integration.endpoint;
+    // The origin parsed when the file was read, unless the endpoint was changed since.
+    let origin = integration.origin.as_ref().filter(|o| {
+        o.scheme() == endpoint.scheme.as_str()
+            && o.port() == endpoint.port
+            && o.host_str().is_some_and(|h| same_host(h, &endpoint.host))
+    });
+    let url = match origin {
+        Some(origin) => {
+            let mut url = origin.clone();
+            let (path, query) = match path_and_query.split_once('?') {
+                Some((path, query)) => (path, Some(query)),
+                None => (path_and_query.as_str(), None),
+            };
+            url.set_path(path);
+            url.set_query(query);
+            url
+        }
+        None => {
+            let whole =
+                format!("{}://{}{path_and_query}", integration.endpoint.scheme.as_str(), integration.authority());
+            reqwest::Url::parse(&whole).map_err(|e| format!("cannot build a URL from `{}`: {e}", clip(&call.path)))?
+        }
+    };
     // Defence in depth: whatever the path held, the request goes to the integration's own
     // scheme, host and port, with the path that was signed.
-    let endpoint = &integration.endpoint;
     let same_place = url.scheme() == endpoint.scheme.as_str()
         && url.host_str().is_some_and(|h| same_host(h, &endpoint.host))
         && url.port() == endpoint.port
@@ -100,24 +132,25 @@ pub(super) fn prepare(integration: &Integration, call: &Call) -> Result<Prepared
     Ok(Prepared { method, url, headers, body })
 }
 
+/// The path and query, the headers, the body, and the path as it must reach the server.
 type Parts = (String, Vec<(String, String)>, Option<Vec<u8>>, String);
 
-fn duo(signer: &Signer, integration: &Integration, call: &Call, method: &str) -> Result<Parts, String> {
+fn duo(signer: &Signer, integration: &Integration, call: &Call, method: &str, sign: bool) -> Result<Parts, String> {
     let (x_duo, others): (Vec<_>, Vec<_>) =
         call.headers.iter().cloned().partition(|(name, _)| name.to_ascii_lowercase().starts_with("x-duo-"));
     let date = rfc2822_now();
     let host = integration.host();
     let params = duo_params(call.body.as_ref())?;
-    let signed = if !carries_body(method) {
-        signer.sign(method, host, &call.path, &call.query, &date, &x_duo)
-    } else if signer.version() == SigVersion::V5 {
-        signer.sign_json(method, host, &call.path, &params, &date, &x_duo)
-    } else {
-        signer.sign(method, host, &call.path, &form_params(&params), &date, &x_duo)
+    let signed = match (sign, !carries_body(method), signer.version() == SigVersion::V5) {
+        (true, true, _) => signer.sign(method, host, &call.path, &call.query, &date, &x_duo),
+        (true, false, true) => signer.sign_json(method, host, &call.path, &params, &date, &x_duo),
+        (true, false, false) => signer.sign(method, host, &call.path, &form_params(&params), &date, &x_duo),
+        (false, true, _) => signer.lay_out(method, host, &call.path, &call.query, &date, &x_duo),
+        (false, false, true) => signer.lay_out_json(method, host, &call.path, &params, &date, &x_duo),
+        (false, false, false) => signer.lay_out(method, host, &call.path, &form_params(&params), &date, &x_duo),
     }
     .map_err(|e| e.to_string())?;
-    let url =
-        format!("{}://{}{}", integration.endpoint.scheme.as_str(), integration.authority(), signed.path_and_query());
+    let url = signed.path_and_query();
     let body = carries_body(method).then_some(signed.body);
     let mut headers = signed.headers;
     headers.extend(others);
@@ -158,7 +191,7 @@ fn form_params(params: &Map<String, Value>) -> Vec<(String, String)> {
 
 fn plain(auth: &Auth, integration: &Integration, call: &Call) -> Result<Parts, String> {
     let path = format!("{}{}", integration.endpoint.base_path, call.path);
-    let mut url = format!("{}{}", integration.base_url(), call.path);
+    let mut url = path.clone();
     if !call.query.is_empty() {
         let pairs: Vec<String> =
             call.query.iter().map(|(k, v)| format!("{}={}", rules::encode(k), rules::encode(v))).collect();

@@ -119,8 +119,20 @@ impl Redactor {
 
     /// A body for a record or a reply: JSON if it parses, else text.
     pub(crate) fn body(&self, bytes: &[u8]) -> Value {
-        self.value(parse_body(bytes))
+        let parsed = parse_body(bytes);
+        // Without a backslash, every string of the parsed JSON (or the text) is a stretch of the
+        // bytes as they came: a secret absent from the bytes is absent from the value, and the
+        // tree need not be rebuilt. An escape could spell a secret the bytes do not show: then
+        // every string is scrubbed.
+        if !bytes.contains(&b'\\') && !self.secrets.iter().any(|s| contains(bytes, s.as_bytes())) {
+            return parsed;
+        }
+        self.value(parsed)
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Headers whose values are credentials whatever they hold.
@@ -147,6 +159,22 @@ mod tests {
         for name in ["Date", "Content-Type", "X-Duo-Foo", "Retry-After"] {
             assert!(!is_sensitive_header(name), "{name}");
         }
+    }
+
+    #[test]
+    fn a_secret_in_a_body_is_scrubbed_even_spelled_with_escapes() {
+        let redactor = Redactor { secrets: vec!["s3cr3tKEY".to_owned()] };
+        let plain = redactor.body(br#"{"echo":"key s3cr3tKEY here","n":1}"#);
+        assert_eq!(plain, serde_json::json!({"echo": "key **** here", "n": 1}));
+        // `\u0033` is `3`: the bytes do not hold the secret, the parsed string does.
+        let escaped = redactor.body(br#"{"echo":"s\u0033cr3tKEY"}"#);
+        assert_eq!(escaped, serde_json::json!({"echo": "****"}));
+        let as_key = redactor.body(br#"{"s3cr3tKEY":true}"#);
+        assert_eq!(as_key, serde_json::json!({"****": true}));
+        let text = redactor.body(b"not json s3cr3tKEY");
+        assert_eq!(text, Value::String("not json ****".into()));
+        let clean = redactor.body(br#"{"stat":"OK","response":{"user_id":"DU1"}}"#);
+        assert_eq!(clean, serde_json::json!({"stat": "OK", "response": {"user_id": "DU1"}}));
     }
 
     #[test]

@@ -177,7 +177,8 @@ impl Cx<'_> {
             Rate::Default => None,
         };
         let limiter = limit.map(|limit| Arc::new(Limiter::new(limit)));
-        Some(Integration { name, kind, endpoint, auth, retry: retry?, loopback_http, tls: tls?, limiter })
+        let origin = Integration::origin_of(&endpoint);
+        Some(Integration { name, kind, endpoint, auth, retry: retry?, loopback_http, tls: tls?, limiter, origin })
     }
 
     fn kind(&mut self, body: &Node, at: Span) -> Option<Kind> {

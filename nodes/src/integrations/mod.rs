@@ -160,9 +160,21 @@ pub struct Integration {
     /// bucket and slows down together on a 429. `None`: no limit (`rate_limit: none`, or an `http`
     /// or loopback integration without `rate_limit:`).
     pub limiter: Option<Arc<Limiter>>,
+    /// `scheme://host[:port]/` parsed once, when the file is read: each request's URL is this
+    /// with its path and query set, instead of a whole URL parsed again per request.
+    pub origin: Option<reqwest::Url>,
 }
 
 impl Integration {
+    /// [`Integration::origin`] for `endpoint`.
+    pub fn origin_of(endpoint: &Endpoint) -> Option<reqwest::Url> {
+        let authority = match endpoint.port {
+            Some(port) => format!("{}:{port}", endpoint.host),
+            None => endpoint.host.clone(),
+        };
+        reqwest::Url::parse(&format!("{}://{authority}/", endpoint.scheme.as_str())).ok()
+    }
+
     /// The host name without the port, lower-cased: what Duo signatures cover.
     pub fn host(&self) -> &str {
         &self.endpoint.host
