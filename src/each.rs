@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use flowcat_engine::run::{Quiet, RunRecord, RunStatus, StopLevel, stop_signal};
-use flowcat_nodes::hall::{Call, Durably, Hall, Ran};
+use flowcat_nodes::hall::{Call, Checked, Durably, Hall, Ran};
 use serde_json::{Map, Value};
 use sha2::Digest as _;
 use tokio::sync::{mpsc, watch};
@@ -46,8 +46,9 @@ pub fn run(flows: &Flows, args: &RunArgs, state_dir: Option<PathBuf>) -> anyhow:
     let (hall, call) = crate::run::setup(flows, args, Arc::new(Quiet))?;
     let flow = hall.flow(&call.flow)?;
     let inputs: Vec<String> = flow.signature.inputs.iter().map(|i| i.name.clone()).collect();
-    // The bindings and the `host` check are the same for every row: refuse them once.
-    hall.prepare(Call { inputs: Map::new(), ..call.clone() })?;
+    // The bindings and the `host` check are the same for every row: refuse them once, and
+    // give each row's run these bindings with its own inputs.
+    let base = Arc::new(hall.prepare(Call { inputs: Map::new(), ..call.clone() })?);
     let source = rows::open(&spec, args.each_format)?;
     let total = rows::count(&spec, source.format);
     let out = args.out.as_deref().map(Out::create).transpose()?;
@@ -58,6 +59,7 @@ pub fn run(flows: &Flows, args: &RunArgs, state_dir: Option<PathBuf>) -> anyhow:
     let bulk = Bulk {
         hall: Arc::new(hall),
         call,
+        base,
         journaled: !args.no_journal,
         deadline: args.deadline,
         source: Some(Path::new(&args.flow))
@@ -133,6 +135,8 @@ struct Bulk {
     hall: Arc<Hall>,
     /// The command line's inputs, vars and binds; a row's columns win over its inputs.
     call: Call,
+    /// That call prepared (bound and checked) once, without inputs.
+    base: Arc<Checked>,
     journaled: bool,
     deadline: Option<std::time::Duration>,
     source: Option<String>,
@@ -219,6 +223,7 @@ impl Bulk {
         Bulk {
             hall: self.hall.clone(),
             call: Call::default(),
+            base: self.base.clone(),
             journaled: self.journaled,
             deadline: self.deadline,
             source: self.source.clone(),
@@ -231,27 +236,23 @@ impl Bulk {
     fn check(&self, line: u64, row: Map<String, Value>) -> Result<Job, RowResult> {
         let mut inputs = self.call.inputs.clone();
         inputs.extend(row.clone());
-        let call = Call { inputs, ..self.call.clone() };
-        let checked = self.hall.prepare(call.clone()).map_err(|e| invalid(line, row.clone(), e.to_string()))?;
+        let checked = self.base.with_inputs(inputs.clone());
         let typed = self.hall.check(&checked).map_err(|e| invalid(line, row.clone(), e.to_string()))?;
         let key = match self.hall.key(&checked).map_err(|e| invalid(line, row.clone(), e.to_string()))? {
             Some(key) => key,
             None => key_of(&typed),
         };
-        Ok(Job { line, row, call, key })
+        Ok(Job { line, row, inputs, key })
     }
 
     /// Runs a checked row under its key; a key whose run failed before is retried as `KEY#2`…
     async fn run_row(&self, job: Job, stop: watch::Receiver<StopLevel>) -> RowResult {
-        let Job { line, row, call, key } = job;
+        let Job { line, row, inputs, key } = job;
         for attempt in 1..=MAX_ATTEMPTS {
             if *stop.borrow() != StopLevel::Go {
                 return RowResult { status: Status::Stopped, ..blank(line, row) };
             }
-            let checked = match self.hall.prepare(call.clone()) {
-                Ok(c) => c,
-                Err(e) => return RowResult { status: Status::Failed, error: Some(e.to_string()), ..blank(line, row) },
-            };
+            let checked = self.base.with_inputs(inputs.clone());
             let key = if attempt == 1 { key.clone() } else { format!("{key}#{attempt}") };
             let how = Durably {
                 key: self.journaled.then_some(key),
@@ -276,7 +277,8 @@ impl Bulk {
 struct Job {
     line: u64,
     row: Map<String, Value>,
-    call: Call,
+    /// The command line's inputs with the row's.
+    inputs: Map<String, Value>,
     key: String,
 }
 

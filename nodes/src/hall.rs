@@ -78,6 +78,21 @@ pub struct Checked {
 }
 
 impl Checked {
+    /// The same request with other inputs: its bindings and vars, checked by [`Hall::prepare`],
+    /// do not depend on them (a bulk run prepares once and gives each row its inputs). The
+    /// inputs are checked when it runs, as any request's.
+    pub fn with_inputs(&self, inputs: Map<String, Value>) -> Checked {
+        let request = RunRequest {
+            flow: self.request.flow.clone(),
+            inputs,
+            vars: self.request.vars.clone(),
+            bindings: self.request.bindings.clone(),
+            durable: Default::default(),
+            plan: self.request.plan,
+        };
+        Checked { request, binds: self.binds.clone() }
+    }
+
     /// The flow's id.
     pub fn flow(&self) -> &str {
         &self.request.flow
