@@ -23,7 +23,8 @@ fn pushes(sim: &Sim) -> usize {
 
 fn only_run(state: &TempDir) -> Value {
     let out = flowcat(state, &["runs", "list", "--format", "json"], &[]);
-    let runs: Value = serde_json::from_str(&out.stdout).expect("JSON runs");
+    let runs: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("`runs list` gave no JSON ({e}): {}\nstderr: {}", out.stdout, out.stderr));
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs:#}");
     runs[0].clone()
 }

@@ -47,9 +47,24 @@ pub(crate) fn unreachable(place: &str, e: &postgres::Error) -> JournalError {
         format!(
             "the Postgres store `{place}` could not be reached ({}): check that the server runs and accepts this \
              user, and the URL given with `--store`",
-            e.to_string().replace('\n', " ")
+            with_causes(e).replace('\n', " ")
         ),
     )
+}
+
+/// The error and its causes: `postgres` says only "error connecting to server", and the reason
+/// ("Connection refused") is its source's.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The store was closed (its threads are gone): only while the process ends.

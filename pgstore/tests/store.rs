@@ -335,6 +335,8 @@ fn an_unreachable_store_is_named_without_its_password() {
         .expect_err("unreachable");
     assert_eq!(e.code, "unavailable", "{e:?}");
     assert!(e.message.contains(&format!("127.0.0.1:{port}/flowcat")), "{}", e.message);
+    // The reason, not only "error connecting to server".
+    assert!(e.message.to_lowercase().contains("refused"), "{}", e.message);
     assert!(!e.message.contains("hunter2") && !format!("{e:?}").contains("hunter2"));
     let e = PgStore::open("postgres://db/flowcat?sslmode=require", Options::default()).expect_err("tls");
     assert!(e.message.contains("TLS"), "{}", e.message);
