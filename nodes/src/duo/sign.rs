@@ -455,23 +455,11 @@ impl Signer {
         self.sign_as(Sign::Yes, method, host, path, params, date, x_duo_headers)
     }
 
-    /// The request [`Signer::sign`] would make, checked the same way, without its
-    /// `Authorization` header: what a write's journaled intent shows (which never holds the
+    /// [`Signer::sign`], or with [`Sign::No`] the same request, checked the same way, without
+    /// its `Authorization` header: what a write's journaled intent shows (which never holds the
     /// signature), without the cost of signing a request that is not sent.
-    pub fn lay_out(
-        &self,
-        method: &str,
-        host: &str,
-        path: &str,
-        params: &[(String, String)],
-        date: &str,
-        x_duo_headers: &[(String, String)],
-    ) -> Result<SignedRequest, SignError> {
-        self.sign_as(Sign::No, method, host, path, params, date, x_duo_headers)
-    }
-
     #[allow(clippy::too_many_arguments)]
-    fn sign_as(
+    pub(crate) fn sign_as(
         &self,
         sign: Sign,
         method: &str,
@@ -522,21 +510,9 @@ impl Signer {
         self.sign_json_as(Sign::Yes, method, host, path, body, date, x_duo_headers)
     }
 
-    /// [`Signer::sign_json`] without the `Authorization` header, as [`Signer::lay_out`].
-    pub fn lay_out_json(
-        &self,
-        method: &str,
-        host: &str,
-        path: &str,
-        body: &Map<String, Value>,
-        date: &str,
-        x_duo_headers: &[(String, String)],
-    ) -> Result<SignedRequest, SignError> {
-        self.sign_json_as(Sign::No, method, host, path, body, date, x_duo_headers)
-    }
-
+    /// [`Signer::sign_json`], or with [`Sign::No`] laid out only, as [`Signer::sign_as`].
     #[allow(clippy::too_many_arguments)]
-    fn sign_json_as(
+    pub(crate) fn sign_json_as(
         &self,
         sign: Sign,
         method: &str,
@@ -645,8 +621,8 @@ struct Wire<'a> {
 }
 
 /// Whether a request is signed, or only laid out as it would be.
-#[derive(Clone, Copy)]
-enum Sign {
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Sign {
     Yes,
     No,
 }
@@ -686,7 +662,9 @@ mod tests {
             let params = pairs(&[("username", "root"), ("realname", "First Last")]);
             for method in ["GET", "POST", "DELETE"] {
                 let signed = s.sign(method, "api-x.duosecurity.com", "/admin/v1/users", &params, date, &[]).unwrap();
-                let laid = s.lay_out(method, "api-x.duosecurity.com", "/admin/v1/users", &params, date, &[]).unwrap();
+                let laid = s
+                    .sign_as(Sign::No, method, "api-x.duosecurity.com", "/admin/v1/users", &params, date, &[])
+                    .unwrap();
                 let mut without: Vec<_> = signed.headers.clone();
                 without.retain(|(n, _)| n != "Authorization");
                 assert_eq!(without.len() + 1, signed.headers.len(), "{method}: signed");
@@ -697,12 +675,12 @@ mod tests {
         let s = signer(SigVersion::V5);
         let body = object(json!({"n": 1, "list": ["a"]}));
         let signed = s.sign_json("POST", "h.example", "/p", &body, "d", &[]).unwrap();
-        let laid = s.lay_out_json("POST", "h.example", "/p", &body, "d", &[]).unwrap();
+        let laid = s.sign_json_as(Sign::No, "POST", "h.example", "/p", &body, "d", &[]).unwrap();
         assert_eq!(laid.body, signed.body);
         assert!(laid.headers.iter().all(|(n, _)| n != "Authorization"));
         // Laying out checks what signing checks.
         let bad = pairs(&[("x-duo-a", "1"), ("X-Duo-A", "2")]);
-        assert!(s.lay_out("GET", "h.example", "/p", &[], "d", &bad).is_err());
+        assert!(s.sign_as(Sign::No, "GET", "h.example", "/p", &[], "d", &bad).is_err());
         assert!(s.sign("GET", "h.example", "/p", &[], "d", &bad).is_err());
     }
 

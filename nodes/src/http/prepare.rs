@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::Call;
 use crate::duo::rules::{self, METHODS, Misplaced, carries_body};
+use crate::duo::sign::Sign;
 use crate::duo::{SigVersion, Signer, rfc2822_now};
 use crate::integrations::{Auth, Integration, Scheme, is_loopback};
 
@@ -80,16 +81,16 @@ fn check_header(integration: &Integration, name: &str, value: &str) -> Result<()
 
 /// The request for one attempt. Duo calls are signed here, with a new `Date`, every time.
 pub(super) fn prepare(integration: &Integration, call: &Call) -> Result<Prepared, String> {
-    prepare_as(integration, call, true)
+    prepare_as(integration, call, Sign::Yes)
 }
 
 /// The request as [`prepare`] makes it, without a Duo signature (a write's intent, which never
 /// shows one): the same checks, the same URL, headers and body.
 pub(super) fn lay_out(integration: &Integration, call: &Call) -> Result<Prepared, String> {
-    prepare_as(integration, call, false)
+    prepare_as(integration, call, Sign::No)
 }
 
-fn prepare_as(integration: &Integration, call: &Call, sign: bool) -> Result<Prepared, String> {
+fn prepare_as(integration: &Integration, call: &Call, sign: Sign) -> Result<Prepared, String> {
     let method = call.method.to_ascii_uppercase();
     let (path_and_query, headers, body, expected_path) = match &integration.auth {
         Auth::Duo { signer, .. } => duo(signer, integration, call, &method, sign)?,
@@ -135,19 +136,18 @@ fn prepare_as(integration: &Integration, call: &Call, sign: bool) -> Result<Prep
 /// The path and query, the headers, the body, and the path as it must reach the server.
 type Parts = (String, Vec<(String, String)>, Option<Vec<u8>>, String);
 
-fn duo(signer: &Signer, integration: &Integration, call: &Call, method: &str, sign: bool) -> Result<Parts, String> {
+fn duo(signer: &Signer, integration: &Integration, call: &Call, method: &str, sign: Sign) -> Result<Parts, String> {
     let (x_duo, others): (Vec<_>, Vec<_>) =
         call.headers.iter().cloned().partition(|(name, _)| name.to_ascii_lowercase().starts_with("x-duo-"));
     let date = rfc2822_now();
     let host = integration.host();
     let params = duo_params(call.body.as_ref())?;
-    let signed = match (sign, !carries_body(method), signer.version() == SigVersion::V5) {
-        (true, true, _) => signer.sign(method, host, &call.path, &call.query, &date, &x_duo),
-        (true, false, true) => signer.sign_json(method, host, &call.path, &params, &date, &x_duo),
-        (true, false, false) => signer.sign(method, host, &call.path, &form_params(&params), &date, &x_duo),
-        (false, true, _) => signer.lay_out(method, host, &call.path, &call.query, &date, &x_duo),
-        (false, false, true) => signer.lay_out_json(method, host, &call.path, &params, &date, &x_duo),
-        (false, false, false) => signer.lay_out(method, host, &call.path, &form_params(&params), &date, &x_duo),
+    let signed = if !carries_body(method) {
+        signer.sign_as(sign, method, host, &call.path, &call.query, &date, &x_duo)
+    } else if signer.version() == SigVersion::V5 {
+        signer.sign_json_as(sign, method, host, &call.path, &params, &date, &x_duo)
+    } else {
+        signer.sign_as(sign, method, host, &call.path, &form_params(&params), &date, &x_duo)
     }
     .map_err(|e| e.to_string())?;
     let url = signed.path_and_query();

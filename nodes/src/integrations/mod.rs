@@ -141,6 +141,14 @@ impl Auth {
     }
 }
 
+/// `host` or `host:port`.
+fn authority_of(endpoint: &Endpoint) -> String {
+    match endpoint.port {
+        Some(port) => format!("{}:{port}", endpoint.host),
+        None => endpoint.host.clone(),
+    }
+}
+
 /// One named integration from the integrations file.
 #[derive(Debug, Clone)]
 pub struct Integration {
@@ -168,11 +176,7 @@ pub struct Integration {
 impl Integration {
     /// [`Integration::origin`] for `endpoint`.
     pub fn origin_of(endpoint: &Endpoint) -> Option<reqwest::Url> {
-        let authority = match endpoint.port {
-            Some(port) => format!("{}:{port}", endpoint.host),
-            None => endpoint.host.clone(),
-        };
-        reqwest::Url::parse(&format!("{}://{authority}/", endpoint.scheme.as_str())).ok()
+        reqwest::Url::parse(&format!("{}://{}/", endpoint.scheme.as_str(), authority_of(endpoint))).ok()
     }
 
     /// The host name without the port, lower-cased: what Duo signatures cover.
@@ -182,10 +186,7 @@ impl Integration {
 
     /// `host` or `host:port`: what goes in the URL and the `Host` header.
     pub fn authority(&self) -> String {
-        match self.endpoint.port {
-            Some(port) => format!("{}:{port}", self.endpoint.host),
-            None => self.endpoint.host.clone(),
-        }
+        authority_of(&self.endpoint)
     }
 
     /// `scheme://authority` plus an `http` integration's base path, without a trailing `/`.
