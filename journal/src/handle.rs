@@ -178,7 +178,7 @@ impl RunHandle for Handle {
             let run = self.run;
             let at = now_ms();
             // The outbox's notices of this end, written with it (journal/src/outbox.rs).
-            let notices = crate::outbox::notices(&self.shared, &self.info.flow, status, at);
+            let notices = crate::outbox::end_notices(&self.shared.subscriptions, &self.info.flow, status, at);
             // A run with a key whose held beginning is not known written yet awaits its end:
             // another process may have begun the key meanwhile (`KEY_TAKEN`), and the run must
             // hear it rather than report a result the journal will not have.

@@ -30,6 +30,7 @@ mod writer;
 
 pub use crash::{CRASH_AT_VAR, CrashAt, Phase};
 pub use dir::{DB_FILE, find_state_dir, state_dir};
+pub use outbox::end_notices;
 pub use store::{Journal, Options};
 pub use writer::MAX_HELD;
 

@@ -1,12 +1,12 @@
 //! The outbox (`flowcat_engine::outbox`): notices of run ends for the service's webhooks.
 //!
-//! A notice is written by the writer in the transaction of its run's end ([`notices`] names
+//! A notice is written by the writer in the transaction of its run's end ([`end_notices`] names
 //! them when the handle ends the run), so a run never reads as ended without its notices. The
 //! deliverer's calls (take, record an attempt, list) go through the side connection in their
 //! own short IMMEDIATE transactions, as `prune` does; the writer and they are ordered by
 //! SQLite's write lock.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use flowcat_engine::journal::{JournalError, StoredStatus};
 use flowcat_engine::outbox::{Attempted, Notice, NoticeState, Outbox, Subscriptions};
@@ -14,17 +14,22 @@ use rusqlite::{Connection, Row, params};
 
 use crate::Journal;
 use crate::error::{self, Doing};
-use crate::store::Shared;
 use crate::writer::sql_ms;
 
 /// The `(hook, event id)` of each notice of a run of `flow` ending with `status` now: one per
 /// hook the subscriptions name, for the ends worth telling (succeeded, failed, needs
-/// attention; an interrupted run is resumed and tells its end then).
-pub(crate) fn notices(shared: &Shared, flow: &str, status: StoredStatus, at: u64) -> Vec<(String, String)> {
+/// attention; an interrupted run is resumed and tells its end then). Every store names its
+/// notices so (the Postgres one too), so that an event id reads the same whichever wrote it.
+pub fn end_notices(
+    subscriptions: &RwLock<Option<Subscriptions>>,
+    flow: &str,
+    status: StoredStatus,
+    at: u64,
+) -> Vec<(String, String)> {
     if !matches!(status, StoredStatus::Succeeded | StoredStatus::Failed | StoredStatus::NeedsAttention) {
         return Vec::new();
     }
-    let rule = shared.subscriptions.read().unwrap_or_else(PoisonError::into_inner).clone();
+    let rule = subscriptions.read().unwrap_or_else(PoisonError::into_inner).clone();
     let Some(rule) = rule else { return Vec::new() };
     let mut hooks = rule(flow, status);
     hooks.sort();

@@ -701,7 +701,7 @@ impl RunHandle for Handle {
                 .map(|e| flowcat_journal::one_line(&format!("`{}` {}: {}", e.node, e.code, e.message)));
             let text = to_json(&self.shared.place, record)?;
             let at = now_ms();
-            let notices = outbox::notices(&self.shared, &self.info.flow, status, at);
+            let notices = flowcat_journal::end_notices(&self.shared.subscriptions, &self.info.flow, status, at);
             if status.is_final() {
                 // The record has every node: what the run still holds is not written.
                 drop(self.state.take());

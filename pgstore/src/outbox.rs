@@ -8,22 +8,7 @@ use flowcat_engine::journal::{JournalError, StoredStatus};
 use flowcat_engine::outbox::{Attempted, Notice, NoticeState, Outbox, Subscriptions};
 use postgres::Row;
 
-use crate::{PgStore, Shared, sql_ms};
-
-/// The `(hook, event id)` of each notice of a run of `flow` ending with `status` at `at`, as the
-/// SQLite journal names them.
-pub(crate) fn notices(shared: &Shared, flow: &str, status: StoredStatus, at: u64) -> Vec<(String, String)> {
-    if !matches!(status, StoredStatus::Succeeded | StoredStatus::Failed | StoredStatus::NeedsAttention) {
-        return Vec::new();
-    }
-    let rule = shared.subscriptions.read().unwrap_or_else(PoisonError::into_inner).clone();
-    let Some(rule) = rule else { return Vec::new() };
-    let mut hooks = rule(flow, status);
-    hooks.sort();
-    hooks.dedup();
-    let stem = flowcat_journal::new_run_id(at);
-    hooks.into_iter().map(|hook| (hook.clone(), format!("e{}.{hook}", &stem[1..]))).collect()
-}
+use crate::{PgStore, sql_ms};
 
 const COLUMNS: &str = "seq, event, hook, run_id, flow, status, created_at, state, attempts, due_at, body, last_error";
 
