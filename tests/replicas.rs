@@ -11,12 +11,12 @@
 //! with a bound, never a sleep taken as proof.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::common::{Sim, TempDir};
+use crate::common::{self, Sim, TempDir};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "replicas-admin-token-4b7e1d9c2a6f3e85";
@@ -47,7 +47,8 @@ struct Replica {
 impl Replica {
     fn start(dir: &TempDir, config: &Path, store: &str, name: &'static str) -> Replica {
         let log = dir.path().join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flowcat"));
+        command
             .args(["--store", store, "serve", "--config"])
             .arg(config)
             .env("FLOWCAT_STATE_DIR", dir.path().join(format!("state-{name}")))
@@ -55,18 +56,8 @@ impl Replica {
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .env_remove("FLOWCAT_STORE")
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn()
-            .expect("`flowcat serve` starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a line");
-        let Some(addr) = line.trim().strip_prefix("flowcat serve: listening on http://").map(str::to_owned) else {
-            let _ = child.kill();
-            panic!("{name}: no address: {line:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-        };
+            .current_dir(dir.path());
+        let (child, addr) = common::spawn_serve(command, &log, name);
         Replica { name, addr, child, log }
     }
 

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,24 +27,15 @@ struct Serve {
 impl Serve {
     fn start(dir: &TempDir, state: &Path, config: &Path, name: &str) -> Serve {
         let log = dir.path().join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flowcat"));
+        command
             .args(["serve", "--log-format", "json", "--config"])
             .arg(config)
             .env("FLOWCAT_STATE_DIR", state)
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn()
-            .expect("`flowcat serve` starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a line");
-        let Some(addr) = line.trim().strip_prefix("flowcat serve: listening on http://").map(str::to_owned) else {
-            let _ = child.kill();
-            panic!("no address: {line:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-        };
+            .current_dir(dir.path());
+        let (child, addr) = common::spawn_serve(command, &log, name);
         Serve { addr, child, log }
     }
 

@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -85,7 +85,8 @@ impl Serve {
         );
         std::fs::write(&config, text).expect("written");
         let log = dir.path().join("serve.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flowcat"));
+        command
             .args(["serve", "--log-format", "json", "--config"])
             .arg(&config)
             .env("FLOWCAT_STATE_DIR", dir.path().join("state"))
@@ -95,18 +96,8 @@ impl Serve {
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .env_remove("OTEL_SDK_DISABLED")
             .envs(env.iter().copied())
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn()
-            .expect("`flowcat serve` starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a line");
-        let Some(addr) = line.trim().strip_prefix("flowcat serve: listening on http://").map(str::to_owned) else {
-            let _ = child.kill();
-            panic!("no address: {line:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-        };
+            .current_dir(dir.path());
+        let (child, addr) = common::spawn_serve(command, &log, "serve");
         Serve { addr, child, log }
     }
 

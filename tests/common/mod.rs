@@ -424,3 +424,23 @@ pub fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// Spawns `command`, a `flowcat serve` set up by the caller (arguments, environment), with its
+/// stderr in `log`, and reads
+/// the address from the line it prints once it listens. Panics with the log when none comes.
+pub fn spawn_serve(mut command: Command, log: &std::path::Path, name: &str) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("a log file"))
+        .spawn()
+        .expect("`flowcat serve` starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a line");
+    let Some(addr) = line.trim().strip_prefix("flowcat serve: listening on http://").map(str::to_owned) else {
+        let _ = child.kill();
+        panic!("{name}: no address: {line:?}\n{}", std::fs::read_to_string(log).unwrap_or_default());
+    };
+    (child, addr)
+}
