@@ -103,26 +103,13 @@ fn call(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Val
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no header end: {text:?}"));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status");
     let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    let body = if chunked { dechunk(rest) } else { rest.to_owned() };
+    let body = if chunked { common::dechunk(rest) } else { rest.to_owned() };
     let json = if body.is_empty() {
         Value::Null
     } else {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {body}"))
     };
     (status, json)
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
-    }
-    out
 }
 
 /// The run `id` as replica `addr` shows it.

@@ -112,7 +112,7 @@ impl Client {
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
             .collect();
         let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-        let body = if chunked { dechunk(rest) } else { rest.to_owned() };
+        let body = if chunked { common::dechunk(rest) } else { rest.to_owned() };
         Answer { status, headers, body }
     }
 
@@ -143,19 +143,6 @@ impl Client {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
-    }
-    out
 }
 
 fn config(dir: &TempDir, sim: &Sim, extra: &str) -> PathBuf {

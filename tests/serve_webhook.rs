@@ -8,7 +8,7 @@ use crate::common;
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -109,26 +109,16 @@ impl Receiver {
 }
 
 fn serve(dir: &Path, state: &Path, log: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flowcat"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flowcat"));
+    command
         .args(["serve", "--log-format", "json", "--config", "serve.yaml"])
         .env("FLOWCAT_STATE_DIR", state)
         .env("FLOWCAT_TEST_HOOK_SECRET", SECRET)
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
         .env_remove("FLOWCAT_CATALOG")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join(log)).expect("a log file"))
-        .spawn()
-        .expect("`flowcat serve` starts");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a line");
-    let Some(addr) = line.trim().strip_prefix("flowcat serve: listening on http://").map(str::to_owned) else {
-        let _ = child.kill();
-        panic!("no address: {line:?}\n{}", std::fs::read_to_string(dir.join(log)).unwrap_or_default());
-    };
-    (child, addr)
+        .current_dir(dir);
+    common::spawn_serve(command, &dir.join(log), "serve")
 }
 
 /// The log at `path` once it holds `line` (polled, bounded).

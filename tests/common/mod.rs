@@ -394,7 +394,8 @@ pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, S
     (status, if chunked { dechunk(rest) } else { rest.to_owned() })
 }
 
-fn dechunk(mut rest: &str) -> String {
+/// A chunked HTTP body as one string.
+pub fn dechunk(mut rest: &str) -> String {
     let mut body = String::new();
     while let Some((size, tail)) = rest.split_once("\r\n") {
         let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
