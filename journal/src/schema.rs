@@ -121,6 +121,10 @@ pub(crate) fn connect(file: &Path, setup: Setup) -> Result<Connection, JournalEr
     if conn.is_readonly(rusqlite::MAIN_DB).map_err(err)? {
         return Err(error::read_only(file, "the file is read-only"));
     }
+    // Pages freed by `runs prune` go back to the file system. Only a new file takes it, and only
+    // before the switch to WAL below writes its header (inside `migrate` it was too late, and
+    // every journal was made without it); on an existing journal it changes nothing.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(err)?;
     // The first read of the file: random bytes fail here ("file is not a database").
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(err)?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -155,8 +159,6 @@ pub(crate) fn migrate(conn: &mut Connection, file: &Path) -> Result<(), JournalE
     }
     if version == 0 {
         check_empty(&tx, file)?;
-        // Pages freed by `runs prune` go back to the file system (only settable before any table).
-        tx.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(err)?;
     }
     for migration in &MIGRATIONS[version as usize..] {
         tx.execute_batch(migration).map_err(err)?;

@@ -304,6 +304,37 @@ async fn list_filters_by_status_and_flow_newest_first_and_prune_keeps_unfinished
     drop(held);
 }
 
+/// Pruned runs give their pages back to the file system: the journal file shrinks. (Every
+/// journal used to be made without `auto_vacuum`, set too late, and kept its size for ever.)
+#[tokio::test]
+async fn prune_gives_the_freed_pages_back_and_the_file_shrinks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join(flowcat_journal::DB_FILE);
+    {
+        let journal = open(dir.path());
+        for i in 0..200 {
+            let run = fresh(journal.begin(start("big", None)).await.expect("begin"));
+            // About 20 KB a run: overflow pages, as a run with a few Duo answers has.
+            run.finished(&path("lookup"), &finished("lookup", json!({ "body": "x".repeat(10_000 + i) })))
+                .await
+                .expect("finished");
+            let mut done = record("big", "succeeded");
+            done.outputs.insert("note".into(), json!("y".repeat(10_000)));
+            run.end(StoredStatus::Succeeded, &done).await.expect("end");
+        }
+        journal.flush().await.expect("flush");
+    }
+    // Closing the last connection checkpoints the WAL into the file.
+    let full = std::fs::metadata(&file).expect("the journal").len();
+    assert!(full > 4_000_000, "200 runs of 20 KB: {full} bytes");
+    {
+        let journal = open(dir.path());
+        assert_eq!(journal.prune(common::now_ms() + 1).expect("prune"), 200);
+    }
+    let pruned = std::fs::metadata(&file).expect("the journal").len();
+    assert!(pruned < full / 10, "after pruning every run the file is {pruned} bytes, it was {full}");
+}
+
 /// Sixteen runs journaling at once share commits, and each write is committed when its future
 /// resolves: a fresh connection sees it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
