@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::crash::Phase;
 use crate::store::{Shared, now_ms};
-use crate::writer::{Op, RunNo, to_json};
+use crate::writer::{Noting, Op, RunNo, to_json};
 
 pub(crate) struct Handle {
     shared: Arc<Shared>,
@@ -45,8 +45,10 @@ impl Handle {
         }
     }
 
-    /// Sends an op and waits for its commit; once committed, the run's beginning is too.
+    /// Sends an op and waits for its commit; once committed, the run's beginning is too. The
+    /// run's held results go with it, made JSON here rather than by the writer.
     async fn call(&self, op: impl FnOnce(crate::writer::Reply<()>) -> Op) -> Result<(), JournalError> {
+        self.shared.serialize_held(self.run);
         self.shared.call(op).await?;
         self.confirmed.store(true, Ordering::Relaxed);
         Ok(())
@@ -101,7 +103,7 @@ impl RunLog for Handle {
         self.crash_point(Phase::Sent, &key);
         // Held in order, durable with the run's next awaited entry or within `HOLD`; nobody
         // waits. Made JSON by the writer, only if it is written.
-        let node = Box::new(node);
+        let node = Noting::Node(Box::new(node));
         self.shared.hold(self.run, Op::Noted { run: self.run, path: key.clone(), node, at: now_ms() });
         self.not_waiting(&key);
         if let Some(crash) = self.shared.crash.as_ref().filter(|c| c.due(Phase::Finished, &key)) {

@@ -301,6 +301,12 @@ impl Shared {
         self.nudge_if(held);
     }
 
+    /// Makes the held results of `run` JSON before an awaited entry of the run takes them to
+    /// the writer ([`HeldEntries::serialize`]).
+    pub(crate) fn serialize_held(&self, run: RunNo) {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner).serialize(run, &self.file);
+    }
+
     /// Holds a run's final end (its held starts and results are dropped: the record has them).
     pub(crate) fn hold_end(&self, run: RunNo, op: Op) {
         let held = self.held.lock().unwrap_or_else(PoisonError::into_inner).push_end(run, op);
