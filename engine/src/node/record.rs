@@ -8,35 +8,42 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-/// Kind-specific detail of a node (requests and responses), turned into JSON only when the
-/// record is written: most runs never print it, and building it eagerly was a measurable part
-/// of a REST node's cost. Once built, the value is kept: a journaled node is written with its
-/// own entry and again inside its run's final record (and a subflow's inside its caller's), and
-/// each later time writes the value built the first time.
+/// Kind-specific detail of a node (requests and responses). A node kind gives it as its own
+/// typed data ([`Detail::typed`]), which is written as JSON straight from that data each time
+/// the record is written (its journal entry, its run's final record, its caller's): building
+/// a `serde_json::Value` of every request and answer first (a copy of every body, then freed)
+/// was a measurable part of a REST node's cost. A `Value` is made only when one is asked for
+/// ([`Detail::get`], comparing, `Debug`), once. The data must write its keys in sorted order,
+/// as a `Value` would (serde_json sorts an object's keys): a record reads the same whichever
+/// form it was written from.
 #[derive(Clone)]
 pub struct Detail(Arc<DetailInner>);
 
 struct DetailInner {
-    build: Box<dyn Fn() -> Value + Send + Sync>,
+    data: Option<Box<dyn erased_serde::Serialize + Send + Sync>>,
     built: OnceLock<Value>,
 }
 
 impl Detail {
-    pub fn lazy(f: impl Fn() -> Value + Send + Sync + 'static) -> Self {
-        Detail(Arc::new(DetailInner { build: Box::new(f), built: OnceLock::new() }))
+    /// A detail written from `data` (whose keys serialise in sorted order).
+    pub fn typed(data: impl Serialize + Send + Sync + 'static) -> Self {
+        Detail(Arc::new(DetailInner { data: Some(Box::new(data)), built: OnceLock::new() }))
     }
 
     pub fn value(v: Value) -> Self {
-        Detail(Arc::new(DetailInner { build: Box::new(|| Value::Null), built: OnceLock::from(v) }))
+        Detail(Arc::new(DetailInner { data: None, built: OnceLock::from(v) }))
     }
 
     pub fn get(&self) -> Value {
         self.built().clone()
     }
 
-    /// The detail, built once.
+    /// The detail as a `Value`, made once.
     fn built(&self) -> &Value {
-        self.0.built.get_or_init(|| (self.0.build)())
+        self.0.built.get_or_init(|| match &self.0.data {
+            Some(data) => serde_json::to_value(data).unwrap_or(Value::Null),
+            None => Value::Null,
+        })
     }
 }
 
@@ -54,7 +61,11 @@ impl PartialEq for Detail {
 
 impl Serialize for Detail {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.built().serialize(s)
+        match (self.0.built.get(), &self.0.data) {
+            (Some(value), _) => value.serialize(s),
+            (None, Some(data)) => erased_serde::serialize(data.as_ref(), s),
+            (None, None) => Value::Null.serialize(s),
+        }
     }
 }
 

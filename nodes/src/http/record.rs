@@ -12,42 +12,46 @@ use crate::integrations::Integration;
 pub const REDACTED: &str = "****";
 
 /// One request sent and what came of it.
+///
+/// The fields of this and the two records below are declared in alphabetical order: a record
+/// writes them as they are declared ([`flowcat_engine::run::Detail::typed`]), and they must
+/// read as a JSON object's sorted keys always did (`a_records_keys_are_in_sorted_order`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Attempt {
+    pub duration_ms: u64,
+    /// Why no answer came (connection refused, lost, timed out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub request: RequestRecord,
     /// The answer, when one came.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<ResponseRecord>,
-    /// Why no answer came (connection refused, lost, timed out).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// When the request started, in milliseconds since the Unix epoch.
-    pub started_at: u64,
-    pub duration_ms: u64,
     /// The wait before the next attempt, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_delay_ms: Option<u64>,
+    /// When the request started, in milliseconds since the Unix epoch.
+    pub started_at: u64,
 }
 
 /// The request as sent, `Authorization` and other secrets shown as `****`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RequestRecord {
-    pub method: String,
-    pub url: String,
-    /// Lower-case names.
-    pub headers: BTreeMap<String, String>,
     /// The body as JSON when it is JSON, else as text; absent when none was sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
+    /// Lower-case names.
+    pub headers: BTreeMap<String, String>,
+    pub method: String,
+    pub url: String,
 }
 
 /// The answer as received, scrubbed of secrets as well (a server may echo a request back).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResponseRecord {
-    pub status: u16,
+    pub body: Value,
     /// Lower-case names; repeated headers joined with `, `.
     pub headers: BTreeMap<String, String>,
-    pub body: Value,
+    pub status: u16,
 }
 
 /// Replaces an integration's secrets, as written and as they appear on the wire (a Basic

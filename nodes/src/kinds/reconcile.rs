@@ -328,5 +328,17 @@ fn answer(
 
 /// The read's attempts (redacted by the HTTP layer) and its verdict, for the run record.
 fn detail(attempts: Vec<http::Attempt>, done: Option<bool>) -> Detail {
-    Detail::lazy(move || json!({ "reconcile": { "attempts": attempts, "done": done } }))
+    Detail::typed(ReadDetail { reconcile: Read { attempts, done } })
+}
+
+/// A reconciling read's detail: `{"reconcile": {"attempts": [...], "done": …}}`, keys sorted.
+#[derive(serde::Serialize)]
+struct ReadDetail {
+    reconcile: Read,
+}
+
+#[derive(serde::Serialize)]
+struct Read {
+    attempts: Vec<http::Attempt>,
+    done: Option<bool>,
 }

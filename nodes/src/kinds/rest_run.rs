@@ -335,12 +335,17 @@ impl<'a> Page<'a> {
     }
 }
 
-/// The attempts (redacted by the HTTP layer), as JSON only when the record is written.
+/// The attempts (redacted by the HTTP layer), written as JSON straight from them.
 fn detail(attempts: Vec<Attempt>, polls: Option<u32>) -> Detail {
-    Detail::lazy(move || match polls {
-        Some(p) => json!({ "attempts": attempts, "polls": p }),
-        None => json!({ "attempts": attempts }),
-    })
+    Detail::typed(Attempts { attempts, polls })
+}
+
+/// A call's detail: `{"attempts": [...], "polls": n}`, its keys in sorted order.
+#[derive(serde::Serialize)]
+pub(crate) struct Attempts {
+    pub attempts: Vec<Attempt>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub polls: Option<u32>,
 }
 
 /// A value as the flow writes it: templates as their text.
@@ -457,6 +462,48 @@ pub(super) fn extract(e: &Extract, body: &Value, accepted: bool) -> Result<Value
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every field of an attempt set, so that every key is written.
+    fn full_attempt() -> Attempt {
+        use crate::http::{RequestRecord, ResponseRecord};
+        let headers = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Attempt {
+            duration_ms: 12,
+            error: Some("lost".into()),
+            request: RequestRecord {
+                body: Some(json!({"z": 1, "a": [true, null]})),
+                headers: headers(&[("date", "Tue, 21 Aug 2012 17:29:18 -0000"), ("authorization", "****")]),
+                method: "POST".into(),
+                url: "https://api-1.duosecurity.com/admin/v1/phones".into(),
+            },
+            response: Some(ResponseRecord {
+                body: json!({"stat": "OK", "response": {"phone_id": "DP1"}}),
+                headers: headers(&[("content-type", "application/json")]),
+                status: 200,
+            }),
+            retry_delay_ms: Some(250),
+            started_at: 1_796_312_617_779,
+        }
+    }
+
+    /// A record's detail is written straight from the typed attempts, and reads exactly as the
+    /// JSON object of them did, whose keys serde_json sorts: the declared field order of the
+    /// records is alphabetical. A field added out of order fails here.
+    #[test]
+    fn a_records_keys_are_in_sorted_order() {
+        for polls in [None, Some(3)] {
+            let attempts = Attempts { attempts: vec![full_attempt(), full_attempt()], polls };
+            let as_value = serde_json::to_value(&attempts).expect("a value");
+            let typed = serde_json::to_string(&detail(attempts.attempts, polls)).expect("json");
+            assert_eq!(typed, serde_json::to_string(&as_value).expect("json"));
+            let pretty = serde_json::to_string_pretty(&detail(vec![full_attempt()], polls)).expect("json");
+            let want = serde_json::to_value(Attempts { attempts: vec![full_attempt()], polls }).expect("a value");
+            assert_eq!(pretty, serde_json::to_string_pretty(&want).expect("json"));
+        }
+        // Asked for as a value (comparing, `runs show` of a live record), it is the same.
+        let detail = detail(vec![full_attempt()], None);
+        assert_eq!(detail.get(), json!({ "attempts": [serde_json::to_value(full_attempt()).expect("a value")] }));
+    }
 
     fn reply(status: u16, body: Value) -> Reply {
         Reply { status, headers: Default::default(), body, attempts: Vec::new() }
