@@ -500,6 +500,11 @@ impl Writer {
 
     /// Applies one op; answers its outcome and its error, if any.
     fn apply_one(&self, prepared: &mut Prepared<'_>, rows: &mut Rows, op: Op) -> (Done, Option<JournalError>) {
+        // A node's entries come as [`Step::Node`]s (`steps`); one alone is written the same way.
+        let op = match NodeRow::of(op) {
+            Ok(row) => return self.apply_node(prepared, rows, row),
+            Err(op) => op,
+        };
         let err = |e: rusqlite::Error| error::sqlite(&e, &self.file, Doing::Written);
         let unit = |reply, r: Result<usize, JournalError>| {
             let r = r.map(drop);
@@ -528,10 +533,8 @@ impl Writer {
                 let e = r.as_ref().err().cloned();
                 (Done::Began(run, reply, r), e)
             }
-            // A node's entries are [`Step::Node`]s (`steps`).
-            Op::Started { .. } | Op::Noted { .. } | Op::Intent { .. } | Op::Finished { .. } => {
-                unreachable!("a node's entry is written as a NodeRow")
-            }
+            // Taken by `NodeRow::of` above.
+            Op::Started { .. } | Op::Noted { .. } | Op::Intent { .. } | Op::Finished { .. } => (Done::Quiet, None),
             Op::Let { run, finished } => {
                 let Some(Ok(seq)) = rows.remove(&run) else { return (Done::Quiet, None) };
                 self.holder.release(seq);
@@ -820,36 +823,58 @@ fn steps(batch: Vec<Op>) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::with_capacity(batch.len());
     let mut nodes: HashMap<(RunNo, String), usize> = HashMap::new();
     for op in batch {
-        let (run, path, at, started, intent, finished, reply) = match op {
-            Op::Started { run, path, at } => (run, path, at, Some(at), None, None, None),
-            Op::Intent { run, path, request, at, reply } => (run, path, at, None, Some(request), None, Some(reply)),
-            Op::Finished { run, path, node, at, reply } => {
-                (run, path, at, None, None, Some(Noting::Json(node)), Some(reply))
-            }
-            Op::Noted { run, path, node, at } => (run, path, at, None, None, Some(node), None),
-            other => {
+        let row = match NodeRow::of(op) {
+            Ok(row) => row,
+            Err(other) => {
                 steps.push(Step::Op(other));
                 continue;
             }
         };
-        match nodes.entry((run, path)) {
+        match nodes.entry((row.run, row.path.clone())) {
             std::collections::hash_map::Entry::Occupied(seen) => {
-                let Step::Node(row) = &mut steps[*seen.get()] else { unreachable!("nodes index NodeRows") };
-                row.started = row.started.or(started);
-                row.intent = intent.or(row.intent.take());
-                row.finished = finished.or(row.finished.take());
-                row.at = row.at.max(at);
-                row.replies.extend(reply);
+                let Step::Node(first) = &mut steps[*seen.get()] else { unreachable!("`nodes` indexes NodeRows") };
+                first.merge(row);
             }
             std::collections::hash_map::Entry::Vacant(new) => {
-                let path = new.key().1.clone();
                 new.insert(steps.len());
-                let replies = reply.into_iter().collect();
-                steps.push(Step::Node(NodeRow { run, path, started, intent, finished, at, replies }));
+                steps.push(Step::Node(row));
             }
         }
     }
     steps
+}
+
+impl NodeRow {
+    /// A node's entry as a row; any other op is given back.
+    fn of(op: Op) -> Result<NodeRow, Op> {
+        let row = |run, path, at, started, intent, finished, reply: Option<Reply<()>>| NodeRow {
+            run,
+            path,
+            started,
+            intent,
+            finished,
+            at,
+            replies: reply.into_iter().collect(),
+        };
+        Ok(match op {
+            Op::Started { run, path, at } => row(run, path, at, Some(at), None, None, None),
+            Op::Intent { run, path, request, at, reply } => row(run, path, at, None, Some(request), None, Some(reply)),
+            Op::Finished { run, path, node, at, reply } => {
+                row(run, path, at, None, None, Some(Noting::Json(node)), Some(reply))
+            }
+            Op::Noted { run, path, node, at } => row(run, path, at, None, None, Some(node), None),
+            other => return Err(other),
+        })
+    }
+
+    /// Takes a later entry of the same node in: the first start, the last intent and result.
+    fn merge(&mut self, later: NodeRow) {
+        self.started = self.started.or(later.started);
+        self.intent = later.intent.or(self.intent.take());
+        self.finished = later.finished.or(self.finished.take());
+        self.at = self.at.max(later.at);
+        self.replies.extend(later.replies);
+    }
 }
 
 /// What the batch writes now, in order: an op of a run brings the run's held entries before it
