@@ -391,26 +391,33 @@ pub fn finish(ran: Result<Ran, flowcat_nodes::hall::Refused>, json: bool) -> any
 
 /// The first Ctrl-C or SIGTERM drains the run (no new node starts); a second one, or `grace`
 /// later, abandons the requests still in flight.
-pub async fn watch_signals(tx: watch::Sender<StopLevel>, grace: Duration) {
+///
+/// The handlers are installed when this is called, not when the returned future first runs: a
+/// spawned task may run only after the run has started, and a Ctrl-C in between was lost (a
+/// process started in the background inherits SIGINT ignored) or killed the process outright.
+pub fn watch_signals(tx: watch::Sender<StopLevel>, grace: Duration) -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-        return;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+    let streams = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+    async move {
+        let (Ok(mut int), Ok(mut term)) = streams else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        let _ = tx.send(StopLevel::Drain);
+        eprintln!(
+            "\nstopping: no new step starts; the requests in flight get {} s to finish (Ctrl-C again to abandon them)",
+            grace.as_secs()
+        );
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            () = tokio::time::sleep(grace) => {}
+        }
+        let _ = tx.send(StopLevel::Abandon);
     }
-    let _ = tx.send(StopLevel::Drain);
-    eprintln!(
-        "\nstopping: no new step starts; the requests in flight get {} s to finish (Ctrl-C again to abandon them)",
-        grace.as_secs()
-    );
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-        () = tokio::time::sleep(grace) => {}
-    }
-    let _ = tx.send(StopLevel::Abandon);
 }
 
 /// What the run wrote, so that nobody has to read the record to know what changed.

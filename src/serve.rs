@@ -152,18 +152,23 @@ fn load_integrations(path: &std::path::Path) -> anyhow::Result<flowcat_nodes::in
     Ok(file)
 }
 
-/// Counts SIGINT and SIGTERM: the first starts the shutdown, the next ones hurry it.
-async fn count_signals(tx: tokio::sync::watch::Sender<u32>) {
+/// Counts SIGINT and SIGTERM: the first starts the shutdown, the next ones hurry it. The
+/// handlers are installed when this is called, not when the task first runs (as
+/// `run::watch_signals`).
+fn count_signals(tx: tokio::sync::watch::Sender<u32>) -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
+    let streams = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+    async move {
+        let (Ok(mut int), Ok(mut term)) = streams else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            tx.send_modify(|n| *n += 1);
         }
-        tx.send_modify(|n| *n += 1);
     }
 }
 
