@@ -102,7 +102,8 @@ impl RunLog for Handle {
         let key = path_key(path);
         self.crash_point(Phase::Sent, &key);
         // Held in order, durable with the run's next awaited entry or within `HOLD`; nobody
-        // waits. Made JSON by the writer, only if it is written.
+        // waits. Made JSON only if it is written: by this run before its next awaited entry
+        // (`Handle::call`), or by the writer when it writes it on its own (a flush, its age).
         let node = Noting::Node(Box::new(node));
         self.shared.hold(self.run, Op::Noted { run: self.run, path: key.clone(), node, at: now_ms() });
         self.not_waiting(&key);

@@ -342,10 +342,10 @@ fn detail(attempts: Vec<Attempt>, polls: Option<u32>) -> Detail {
 
 /// A call's detail: `{"attempts": [...], "polls": n}`, its keys in sorted order.
 #[derive(serde::Serialize)]
-pub(crate) struct Attempts {
-    pub attempts: Vec<Attempt>,
+struct Attempts {
+    attempts: Vec<Attempt>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub polls: Option<u32>,
+    polls: Option<u32>,
 }
 
 /// A value as the flow writes it: templates as their text.
