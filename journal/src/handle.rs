@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::crash::Phase;
 use crate::store::{Shared, now_ms};
-use crate::writer::{Noting, Op, RunNo, to_json};
+use crate::writer::{Entries, Noting, Op, RunNo, to_json};
 
 pub(crate) struct Handle {
     shared: Arc<Shared>,
@@ -23,6 +23,8 @@ pub(crate) struct Handle {
     /// The run's beginning is known written: it was awaited, or an awaited entry of the run was
     /// committed since (the writer writes a run's held entries before its awaited ones).
     confirmed: AtomicBool,
+    /// The nodes whose results have an entry: a record or entry written later names them.
+    entries: Arc<Entries>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -34,7 +36,14 @@ impl std::fmt::Debug for Handle {
 impl Handle {
     /// A handle on `run`, which the writer marks held by this process (with its beginning or its
     /// claim).
-    pub(crate) fn new(shared: Arc<Shared>, run: RunNo, info: Arc<RunInfo>, confirmed: bool) -> Handle {
+    /// `entries` are the results the journal holds of the run already (a resumed run's).
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        run: RunNo,
+        info: Arc<RunInfo>,
+        confirmed: bool,
+        entries: Entries,
+    ) -> Handle {
         Handle {
             shared,
             run,
@@ -42,6 +51,7 @@ impl Handle {
             finished: AtomicBool::new(false),
             waiting: Default::default(),
             confirmed: AtomicBool::new(confirmed),
+            entries: Arc::new(entries),
         }
     }
 
@@ -104,7 +114,8 @@ impl RunLog for Handle {
         // Held in order, durable with the run's next awaited entry or within `HOLD`; nobody
         // waits. Made JSON only if it is written: by this run before its next awaited entry
         // (`Handle::call`), or by the writer when it writes it on its own (a flush, its age).
-        let node = Noting::Node(Box::new(node));
+        self.entries.add(&key, node.record.detail.is_some());
+        let node = Noting::Node(Box::new(node), self.entries.clone());
         self.shared.hold(self.run, Op::Noted { run: self.run, path: key.clone(), node, at: now_ms() });
         self.not_waiting(&key);
         if let Some(crash) = self.shared.crash.as_ref().filter(|c| c.due(Phase::Finished, &key)) {
@@ -118,9 +129,11 @@ impl RunLog for Handle {
         Box::pin(async move {
             let key = path_key(path);
             self.crash_point(Phase::Sent, &key);
-            let node = to_json(&self.shared.file, node)?;
-            let op = |reply| Op::Finished { run: self.run, path: key.clone(), node, at: now_ms(), reply };
+            let json = self.entries.finished_json(&self.shared.file, &key, node)?;
+            let op = |reply| Op::Finished { run: self.run, path: key.clone(), node: json, at: now_ms(), reply };
             self.call(op).await?;
+            // Named from now on: it is committed.
+            self.entries.add(&key, node.record.detail.is_some());
             self.not_waiting(&key);
             self.crash_point(Phase::Finished, &key);
             Ok(())
@@ -177,7 +190,10 @@ impl RunHandle for Handle {
                 ));
             }
             let note = record.error.as_ref().map(|e| one_line(&format!("`{}` {}: {}", e.node, e.code, e.message)));
-            let record = to_json(&self.shared.file, record)?;
+            // Made here, with the run's held results (which the record names), rather than by
+            // the writer.
+            self.shared.serialize_held(self.run);
+            let record = self.entries.record_json(&self.shared.file, record)?;
             let run = self.run;
             let at = now_ms();
             // The outbox's notices of this end, written with it (journal/src/outbox.rs).

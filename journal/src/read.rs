@@ -6,8 +6,11 @@
 
 use std::path::Path;
 
+use std::collections::HashMap;
+
 use flowcat_engine::journal::{
     Filter, Finished, JournalError, NodePast, Past, RunInfo, RunSummary, StoredRun, StoredStatus, Waiting,
+    resolve_finished, resolve_record,
 };
 use flowcat_engine::run::RunRecord;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
@@ -96,34 +99,69 @@ impl Reader<'_> {
             .optional()
             .map_err(|e| self.err(e))?
             .flatten();
+        let nodes = self.nodes(run.seq, id)?;
         let record: Option<RunRecord> = match record {
-            Some(text) => Some(self.parse(&text, id, "record")?),
+            Some(text) => {
+                // The record names its nodes' entries (each result is written once).
+                let mut value: serde_json::Value = self.parse(&text, id, "record")?;
+                resolve_record(&mut value, &nodes.entries).map_err(|e| {
+                    error::corrupt(self.file, &format!("run `{id}`'s record cannot be read whole: {e}"))
+                })?;
+                Some(self.parse_value(value, id, "record")?)
+            }
             None => None,
         };
-        let past = self.past(run.seq, id)?;
+        let past = self.past_of(nodes, id)?;
         Ok(Some(StoredRun { summary: run.summary, record, past }))
     }
 
     /// What the journal holds of run `seq`'s nodes.
     pub(crate) fn past(&self, seq: i64, id: &str) -> Result<Past, JournalError> {
+        let nodes = self.nodes(seq, id)?;
+        self.past_of(nodes, id)
+    }
+
+    /// Run `seq`'s node rows, their results as JSON values by path.
+    fn nodes(&self, seq: i64, id: &str) -> Result<NodeRows, JournalError> {
         let mut stmt = self
             .conn
             .prepare("SELECT path, started_at, intent, finished FROM nodes WHERE run = ?1")
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query(params![seq]).map_err(|e| self.err(e))?;
-        let mut past = Past::default();
+        let mut out = NodeRows::default();
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let get = |e| self.err(e);
             let path: String = row.get(0).map_err(get)?;
             let started_at: Option<i64> = row.get(1).map_err(get)?;
             let intent: Option<String> = row.get(2).map_err(get)?;
             let finished: Option<String> = row.get(3).map_err(get)?;
-            let node = NodePast {
-                started_at: started_at.map(|t| t.max(0) as u64),
-                intent: intent.map(|t| self.parse(&t, id, "an intent")).transpose()?,
-                finished: finished.map(|t| self.parse::<Finished>(&t, id, "a node's result")).transpose()?,
+            let intent = intent.map(|t| self.parse(&t, id, "an intent")).transpose()?;
+            if let Some(text) = finished {
+                out.entries.insert(path.clone(), self.parse(&text, id, "a node's result")?);
+            }
+            out.rows.push((path, started_at.map(|t| t.max(0) as u64), intent));
+        }
+        Ok(out)
+    }
+
+    /// The nodes' past, each result whole (the entries it names put back).
+    fn past_of(&self, nodes: NodeRows, id: &str) -> Result<Past, JournalError> {
+        let mut past = Past::default();
+        for (path, started_at, intent) in nodes.rows {
+            let finished = match nodes.entries.get(&path) {
+                Some(stored) => {
+                    let mut value = stored.clone();
+                    match resolve_finished(&mut value, &path, &nodes.entries) {
+                        Ok(()) => Some(self.parse_value::<Finished>(value, id, "a node's result")?),
+                        // It names an entry lost with a failed write: the node is not known
+                        // finished, and a resumed run runs it again (a subflow's finished
+                        // nodes are restored from their own entries).
+                        Err(_) => None,
+                    }
+                }
+                None => None,
             };
-            past.nodes.insert(path, node);
+            past.nodes.insert(path, NodePast { started_at, intent, finished });
         }
         Ok(past)
     }
@@ -214,4 +252,20 @@ impl Reader<'_> {
     fn parse<T: serde::de::DeserializeOwned>(&self, text: &str, id: &str, what: &str) -> Result<T, JournalError> {
         serde_json::from_str(text).map_err(|e| error::json(self.file, &format!("run `{id}`'s {what}"), &e))
     }
+
+    fn parse_value<T: serde::de::DeserializeOwned>(
+        &self,
+        value: serde_json::Value,
+        id: &str,
+        what: &str,
+    ) -> Result<T, JournalError> {
+        serde_json::from_value(value).map_err(|e| error::json(self.file, &format!("run `{id}`'s {what}"), &e))
+    }
+}
+
+/// A run's node rows as read: path, start and intent of each, and the results by path.
+#[derive(Default)]
+struct NodeRows {
+    rows: Vec<(String, Option<u64>, Option<serde_json::Value>)>,
+    entries: HashMap<String, serde_json::Value>,
 }

@@ -95,6 +95,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_due ON outbox (due_at) WHERE state = 'pending';
     CREATE INDEX outbox_run ON outbox (run_id);
     ",
+    // 5: each result written once. A run's `record`, and a subflow node's `finished`, name the
+    // nodes that have their own entry (`{"$row": "<path>"}`, `engine/src/node/rows.rs`) rather
+    // than repeating them. No table changes; the version keeps an older flowcat, which would
+    // misread such a record, away. Records written before stay whole and read as they are.
+    "",
 ];
 
 /// The schema version this flowcat writes.

@@ -21,7 +21,7 @@ use crate::handle::Handle;
 use crate::lock::Holder;
 use crate::read::Reader;
 use crate::schema::{self, Setup};
-use crate::writer::{Began, Claimed, HeldEntries, MAX_HELD, Op, Reply, Reserved, RunNo, Writer};
+use crate::writer::{Began, Claimed, Entries, HeldEntries, MAX_HELD, Op, Reply, Reserved, RunNo, Writer};
 
 /// How a journal is opened.
 #[derive(Clone, Debug)]
@@ -150,6 +150,7 @@ impl Journal {
             outbox: outbox.clone(),
             noticed: std::cell::Cell::new(false),
             written_keys: Default::default(),
+            broken: Default::default(),
         };
         let writer = std::thread::Builder::new()
             .name("flowcat-journal".into())
@@ -254,7 +255,13 @@ impl Journal {
         };
         match read() {
             Ok((row, past)) => {
-                Ok(Take::Held(Box::new(Handle::new(shared.clone(), run, Arc::new(row.summary.info), true)), past))
+                // The results the journal holds already: the run's record will name them.
+                let held = past.nodes.iter().filter_map(|(path, node)| {
+                    node.finished.as_ref().map(|f| (path.clone(), f.record.detail.is_some()))
+                });
+                let entries = Entries::seeded(held);
+                let handle = Handle::new(shared.clone(), run, Arc::new(row.summary.info), true, entries);
+                Ok(Take::Held(Box::new(handle), past))
             }
             Err(e) => {
                 let _ = shared.send(Op::Let { run, finished: false });
@@ -433,12 +440,20 @@ impl Store for Journal {
                 };
                 if hold {
                     shared.hold(run, Op::Begin { run, info: info.clone(), reply: None });
-                    return Ok(Begun::Fresh(Box::new(Handle::new(shared.clone(), run, info, false))));
+                    return Ok(Begun::Fresh(Box::new(Handle::new(
+                        shared.clone(),
+                        run,
+                        info,
+                        false,
+                        Entries::default(),
+                    ))));
                 }
             }
             let began = shared.call(|reply| Op::Begin { run, info: info.clone(), reply: Some(reply) }).await?;
             match began {
-                Began::Fresh => Ok(Begun::Fresh(Box::new(Handle::new(shared.clone(), run, info, true)))),
+                Began::Fresh => {
+                    Ok(Begun::Fresh(Box::new(Handle::new(shared.clone(), run, info, true, Entries::default()))))
+                }
                 Began::Found { id, status, .. } if status.is_final() => self.done(&id),
                 Began::Found { seq, id, .. } => self.wait(seq, id, if_busy, deadline_at).await,
             }

@@ -12,9 +12,9 @@
 //! [`Op::Flush`], or once they are [`HOLD`] old, and writes them first in the same transaction. The rule that makes this safe is the executor's: every call that changes
 //! something journals its intent, awaited, before it is sent, so whatever a change was built from
 //! is durable before it happens; a held entry lost in a crash is a read that runs again and sees
-//! what it saw. A run that ends succeeded or failed drops what it still holds: its final record
-//! has every node. A short run of reads is thus two rows (its start and its end), not one per
-//! node.
+//! what it saw. A run that ends succeeded or failed drops the starts it still holds (its record
+//! has every node's times) and keeps its results: its record names their entries rather than
+//! repeating them ([`Entries`]), so that each result is written once.
 //!
 //! A run's *beginning* is held too when it has no key and the journal's last commit succeeded
 //! (a key must be looked up in the transaction that creates its run; after a failed commit the
@@ -30,7 +30,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
-use flowcat_engine::journal::{Delivery, Finished, JournalError, RunInfo, SignalSpec, StoredStatus};
+use flowcat_engine::journal::{
+    Delivery, Finished, FinishedRows, JournalError, RecordRows, RunInfo, SignalSpec, StoredStatus,
+};
+use flowcat_engine::run::RunRecord;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use tokio::sync::oneshot;
 
@@ -172,11 +175,61 @@ impl Op {
     }
 }
 
-/// A held result, as the run gave it or already made JSON.
+/// A held result, as the run gave it (with the run's [`Entries`], which its JSON names) or
+/// already made JSON.
 #[derive(Debug)]
 pub(crate) enum Noting {
-    Node(Box<Finished>),
+    Node(Box<Finished>, Arc<Entries>),
     Json(String),
+}
+
+impl Noting {
+    /// The result's JSON, its subflow's nodes that have their own entries named by path.
+    fn json(&self, file: &std::path::Path, path: &str) -> Result<String, JournalError> {
+        match self {
+            Noting::Node(node, entries) => entries.finished_json(file, path, node),
+            Noting::Json(json) => Ok(json.clone()),
+        }
+    }
+}
+
+/// The nodes of one run that have an entry with their result (noted or finished), by path, and
+/// whether that entry holds the node's `detail` (a read's has its result only). A record or an
+/// entry written later names these entries rather than repeating them ([`RecordRows`]): each
+/// result is written once. An entry is named only after it was handed to the writer, which
+/// writes a run's entries in order; one lost with a failed batch makes the run's end fail
+/// ([`Writer::apply`]), and a resumed run then runs that node again.
+#[derive(Debug, Default)]
+pub(crate) struct Entries(Mutex<HashMap<String, bool>>);
+
+impl Entries {
+    pub(crate) fn seeded(paths: impl IntoIterator<Item = (String, bool)>) -> Entries {
+        Entries(Mutex::new(paths.into_iter().collect()))
+    }
+
+    /// The node at `path` has an entry with its result.
+    pub(crate) fn add(&self, path: &str, has_detail: bool) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(path.to_owned(), has_detail);
+    }
+
+    /// A node's entry as JSON.
+    pub(crate) fn finished_json(
+        &self,
+        file: &std::path::Path,
+        path: &str,
+        node: &Finished,
+    ) -> Result<String, JournalError> {
+        let entries = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let rows = |p: &str| entries.get(p).copied();
+        to_json(file, &FinishedRows { finished: node, path, rows: &rows })
+    }
+
+    /// A run's record as JSON.
+    pub(crate) fn record_json(&self, file: &std::path::Path, record: &RunRecord) -> Result<String, JournalError> {
+        let entries = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let rows = |p: &str| entries.get(p).copied();
+        to_json(file, &RecordRows { record, prefix: "", rows: &rows })
+    }
 }
 
 /// What [`Op::Begin`] found.
@@ -232,6 +285,10 @@ pub(crate) struct Writer {
     pub noticed: std::cell::Cell<bool>,
     /// The keys of the held beginnings in the current batch, given back after it.
     pub written_keys: std::cell::RefCell<Vec<(String, String)>>,
+    /// Runs of this process that lost a node's entry with a failed batch: their records may name
+    /// it, so their end is refused (the run then reads as interrupted, and a resume runs that
+    /// node again), until their handle lets them go.
+    pub broken: std::cell::RefCell<std::collections::HashSet<RunNo>>,
 }
 
 /// Entries nobody waits for, per run, with when the oldest came.
@@ -250,12 +307,12 @@ impl HeldEntries {
         self.len
     }
 
-    /// Holds the final end of `run`: its held starts and results are dropped (its record has
-    /// every node), its beginning kept.
+    /// Holds the final end of `run`: its held starts are dropped (its record has every node's
+    /// times), its beginning and results kept (its record names their entries).
     pub(crate) fn push_end(&mut self, run: RunNo, op: Op) -> usize {
         if let Some((_, entries)) = self.runs.get_mut(&run) {
             let before = entries.len();
-            entries.retain(|op| matches!(op, Op::Begin { .. }));
+            entries.retain(|op| matches!(op, Op::Begin { .. } | Op::Noted { .. }));
             self.len -= before - entries.len();
         }
         self.push(run, op)
@@ -269,10 +326,10 @@ impl HeldEntries {
     pub(crate) fn serialize(&mut self, run: RunNo, file: &std::path::Path) {
         let Some((_, entries)) = self.runs.get_mut(&run) else { return };
         for op in entries {
-            if let Op::Noted { node: noting, .. } = op
-                && let Noting::Node(node) = noting
+            if let Op::Noted { node: noting, path, .. } = op
+                && let Noting::Node(..) = noting
                 // A result that cannot be made JSON stays as it is: the writer says why.
-                && let Ok(json) = to_json(file, node)
+                && let Ok(json) = noting.json(file, path)
             {
                 *noting = Noting::Json(json);
             }
@@ -293,8 +350,8 @@ type Rows = HashMap<RunNo, Result<i64, JournalError>>;
 /// An op's outcome before commit, held until the commit tells whether it stands.
 enum Done {
     Unit(Option<Reply<()>>, Result<(), JournalError>),
-    /// A node's entries written together ([`NodeRow`]).
-    Units(Vec<Reply<()>>, Result<(), JournalError>),
+    /// A node's entries of a run written together ([`NodeRow`]).
+    Units(RunNo, Vec<Reply<()>>, Result<(), JournalError>),
     /// A beginning: the run, its row when it was created here, the waiter if any.
     Began(RunNo, Option<Reply<Began>>, Result<Began, JournalError>),
     Claimed(RunNo, i64, Reply<Claimed>, Result<Claimed, JournalError>),
@@ -449,6 +506,18 @@ impl Writer {
             // is awaited, and hears it from the journal itself.
             self.healthy.store(false, Ordering::Relaxed);
             self.noticed.set(false);
+            let mut broken = self.broken.borrow_mut();
+            for d in &done {
+                if let Done::Units(run, ..) = d {
+                    broken.insert(*run);
+                }
+            }
+            for step in ops.as_slice() {
+                if let Step::Node(node) = step {
+                    broken.insert(node.run);
+                }
+            }
+            drop(broken);
             for d in done {
                 d.fail(&e, &self.holder, rows);
             }
@@ -470,7 +539,7 @@ impl Writer {
                 Done::Unit(Some(reply), r) => {
                     let _ = reply.send(r);
                 }
-                Done::Units(replies, r) => {
+                Done::Units(_, replies, r) => {
                     for reply in replies {
                         let _ = reply.send(r.clone());
                     }
@@ -536,6 +605,8 @@ impl Writer {
             // Taken by `NodeRow::of` above.
             Op::Started { .. } | Op::Noted { .. } | Op::Intent { .. } | Op::Finished { .. } => (Done::Quiet, None),
             Op::Let { run, finished } => {
+                // Its end was refused: it is let go unfinished.
+                let finished = finished && !self.broken.borrow_mut().remove(&run);
                 let Some(Ok(seq)) = rows.remove(&run) else { return (Done::Quiet, None) };
                 self.holder.release(seq);
                 if finished {
@@ -546,6 +617,9 @@ impl Writer {
             Op::End { run, status, note, record, at, reply, notices } => unit(
                 reply,
                 row(run).and_then(|seq| {
+                    if self.broken.borrow().contains(&run) {
+                        return Err(entry_lost(&self.file));
+                    }
                     if notices.is_empty() {
                         return prepared
                             .execute(END, params![seq, status.name(), note, record, sql_ms(at)])
@@ -605,8 +679,8 @@ impl Writer {
         let NodeRow { run, path, started, intent, finished, at, replies } = node;
         let r = rows.get(&run).cloned().unwrap_or_else(|| Err(lost(&self.file))).and_then(|seq| {
             let finished = match finished {
-                Some(Noting::Node(node)) => Some(to_json(&self.file, &node)?),
                 Some(Noting::Json(json)) => Some(json),
+                Some(noting) => Some(noting.json(&self.file, &path)?),
                 None => None,
             };
             prepared
@@ -615,7 +689,7 @@ impl Writer {
                 .map_err(|e| error::sqlite(&e, &self.file, Doing::Written))
         });
         let e = r.as_ref().err().cloned();
-        (Done::Units(replies, r), e)
+        (Done::Units(run, replies, r), e)
     }
 
     /// [`Op::Signal`]: inside the batch's IMMEDIATE transaction, after every held entry (a held
@@ -781,6 +855,18 @@ fn lost(file: &std::path::Path) -> JournalError {
     )
 }
 
+/// The error of the end of a run that lost a node's entry with a failed batch.
+fn entry_lost(file: &std::path::Path) -> JournalError {
+    JournalError::new(
+        "not_journaled",
+        format!(
+            "a node's result could not be written to the journal `{}` (an earlier error): the run is not \
+             recorded as ended, and resuming it runs that node again",
+            file.display()
+        ),
+    )
+}
+
 /// What a transaction applies: an op, or a node's entries together.
 enum Step {
     Op(Op),
@@ -916,7 +1002,7 @@ impl Done {
                     let _ = reply.send(Err(e.clone()));
                 }
             }
-            Done::Units(replies, _) => {
+            Done::Units(_, replies, _) => {
                 for reply in replies {
                     let _ = reply.send(Err(e.clone()));
                 }
@@ -992,7 +1078,7 @@ mod tests {
     }
 
     fn noted(run: RunNo, path: &str) -> Op {
-        Op::Noted { run, path: path.into(), node: Noting::Node(result(path)), at: 30 }
+        Op::Noted { run, path: path.into(), node: Noting::Node(result(path), Default::default()), at: 30 }
     }
 
     /// A node's start, intent and result in one batch are one row written where the first was;
@@ -1054,7 +1140,7 @@ mod tests {
                 .map(|op| match op {
                     Op::Started { path, .. } => format!("started {path}"),
                     Op::Noted { path, node: Noting::Json(json), .. } => format!("json {path} {json}"),
-                    Op::Noted { path, node: Noting::Node(_), .. } => format!("node {path}"),
+                    Op::Noted { path, node: Noting::Node(..), .. } => format!("node {path}"),
                     other => format!("{other:?}"),
                 })
                 .collect::<Vec<_>>()

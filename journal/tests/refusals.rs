@@ -133,6 +133,37 @@ async fn a_full_disk_refuses_begin_and_intent() {
     assert!(journal.show(&run.info().id).expect("show").is_some_and(|r| r.past.node("big").is_none()));
 }
 
+/// A result held for the writer is lost when its batch fails (the disk is full). The run's final
+/// record would name it: the end is refused instead, so the run reads as interrupted (never
+/// succeeded with a record that cannot be read), and a resume finds the node not done and runs
+/// it again.
+#[tokio::test]
+async fn a_run_that_lost_a_held_result_is_not_recorded_as_ended() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = Journal::open_with(dir.path(), Options { max_pages: Some(24), ..Options::default() }).expect("opens");
+    let run = match journal.begin(start("f", None)).await.expect("begin") {
+        Begun::Fresh(run) => run,
+        other => panic!("fresh: {other:?}"),
+    };
+    let id = run.info().id.clone();
+    let big = finished("big", json!({ "body": "x".repeat(200_000) }));
+    let mut whole = common::record("f", "succeeded");
+    whole.nodes.push(big.record.clone());
+    run.noted(&["big".to_owned()], big);
+    let e = journal.flush().await.expect_err("no room for the result");
+    assert_eq!(e.code, "full", "{e}");
+    // The run does not know: it ends succeeded, naming the lost entry.
+    run.end(flowcat_engine::journal::StoredStatus::Succeeded, &whole).await.expect("held");
+    drop(run);
+    journal.flush().await.expect("the end's batch commits, without the end");
+    let shown = journal.show(&id).expect("show").expect("the run");
+    assert_eq!(shown.summary.status, flowcat_engine::journal::StoredStatus::Interrupted);
+    assert!(shown.record.is_none(), "{:?}", shown.record);
+    let (again, past) = journal.resume(&id).await.expect("resumable");
+    assert!(past.node("big").is_none_or(|n| n.finished.is_none()), "{past:?}");
+    drop(again);
+}
+
 /// File modes do not stop root: as root, the checks run in a child process as `nobody`.
 fn open_as_another_user(dir: &Path) -> Vec<String> {
     let mut cmd = as_child(&format!("open:{}", dir.display()));

@@ -134,26 +134,38 @@ async fn two_holders_exclude_each_other_and_a_released_run_is_free() {
 
 /// Entries nobody waits for (a start, a read's result) are held by the writer and written with
 /// the run's next awaited entry, at a flush, or after a short while; a run that succeeds writes
-/// only its row and its end.
+/// its row, its results and its end (which names them) in one commit, and drops its starts.
 #[tokio::test]
-async fn held_entries_are_written_with_the_next_awaited_one_or_dropped_at_a_final_end() {
+async fn held_entries_are_written_with_the_next_awaited_one_or_with_a_final_end_that_names_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let journal = open(dir.path());
-    let nodes = |id: &str| journal.show(id).expect("show").expect("the run").past.nodes.len();
+    let nodes = |id: &str| journal.show(id).expect("show").expect("the run").past.nodes;
 
-    // A run of reads that succeeds: its row and its end, no node rows. The journal's first run
+    // A run of reads that succeeds: its row, its results and its end. The journal's first run
     // awaits its beginning (a journal that cannot write refuses it before anything is sent).
     let run = fresh(journal.begin(start("reads", None)).await.expect("begin"));
     let id = run.info().id.clone();
     assert_eq!(journal.stats().0, 1, "the first beginning is committed before the run starts");
+    let mut whole = record("reads", "succeeded");
     for n in ["a", "b", "c"] {
         run.started(&path(n), 1);
-        run.noted(&path(n), finished(n, json!(n)));
+        let node = finished(n, json!(n));
+        whole.nodes.push(node.record.clone());
+        run.noted(&path(n), node);
     }
-    run.end(StoredStatus::Succeeded, &record("reads", "succeeded")).await.expect("end");
+    run.end(StoredStatus::Succeeded, &whole).await.expect("end");
     journal.flush().await.expect("flush");
-    assert_eq!(journal.stats(), (2, 3), "then one commit: the end and the flush");
-    assert_eq!(nodes(&id), 0, "the final record has them");
+    assert_eq!(journal.stats(), (2, 6), "then one commit: three results, the end and the flush");
+    let past = nodes(&id);
+    assert_eq!(past.len(), 3, "{past:?}");
+    assert!(past.values().all(|n| n.started_at.is_none() && n.finished.is_some()), "starts dropped: {past:?}");
+    let stored: String = rusqlite::Connection::open(journal.file())
+        .expect("open")
+        .query_row("SELECT record FROM runs WHERE id = ?1", [&id], |r| r.get(0))
+        .expect("the record");
+    assert!(stored.contains(r#"{"$row":"b"}"#) && !stored.contains(r#""result":"b""#), "named, not repeated: {stored}");
+    let shown = journal.show(&id).expect("show").expect("the run").record.expect("its record");
+    assert_eq!(shown, whole, "read back whole");
 
     // Once the journal took a commit, a run without a key holds its beginning too: a run of
     // reads wakes the writer not once, and is written whole (row and end) with the next batch.
@@ -166,9 +178,9 @@ async fn held_entries_are_written_with_the_next_awaited_one_or_dropped_at_a_fina
     assert_eq!(journal.stats().0, 2, "nothing committed yet");
     assert_eq!(journal.show(&id).expect("show"), None, "not written yet");
     journal.flush().await.expect("flush");
-    assert_eq!(journal.stats(), (3, 7), "one more commit of four ops: beginning, end, release, flush");
+    assert_eq!(journal.stats(), (3, 11), "one more commit of five ops: beginning, result, end, release, flush");
     let shown = journal.show(&id).expect("show").expect("written");
-    assert_eq!((shown.summary.status, shown.past.nodes.len()), (StoredStatus::Succeeded, 0));
+    assert_eq!((shown.summary.status, shown.past.nodes.len()), (StoredStatus::Succeeded, 1));
 
     // A run that writes: its reads are durable with the write's intent, before it is sent.
     let run = fresh(journal.begin(start("writes", None)).await.expect("begin"));
@@ -404,7 +416,7 @@ async fn a_version_1_journal_is_migrated_and_its_locked_runs_stay_held() {
     let journal = open(dir.path());
     let conn = rusqlite::Connection::open(&file).expect("open");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-    assert_eq!(version, 4, "migrated");
+    assert_eq!(version, 5, "migrated");
     assert!(old_lock.exists(), "a locked lock file is never swept");
     assert_eq!(journal.list(&Filter::default()).expect("list")[0].status, StoredStatus::Running);
     assert!(matches!(journal.resume(&id).await, Err(e) if e.code == "busy"), "the older process holds it");
@@ -436,8 +448,8 @@ async fn held_entries_wake_the_writer_once_too_many_wait() {
     };
     let first = run_reads(&journal).await;
     let commits = journal.stats().0;
-    // Three entries a run stay held (beginning, end, release): just under the bound.
-    let under = (flowcat_journal::MAX_HELD - 1) / 3 - 1;
+    // Four entries a run stay held (beginning, result, end, release): just under the bound.
+    let under = (flowcat_journal::MAX_HELD - 1) / 4 - 1;
     for _ in 0..under {
         run_reads(&journal).await;
     }

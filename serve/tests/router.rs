@@ -532,8 +532,10 @@ async fn a_run_parked_too_long_leaves_memory_and_its_signal_resumes_it_from_the_
     assert!(runs.is_live(&id) && runs.is_live(&other));
     // The sweep of eleven minutes later evicts both: their tasks end, their waits stay journaled.
     runs.sweep(now + std::time::Duration::from_secs(11 * 60));
+    // A run leaves the live map, then is filed as parked (after a look at the journal): both
+    // are waited for.
     for _ in 0..500 {
-        if !runs.is_live(&id) && !runs.is_live(&other) {
+        if !runs.is_live(&id) && !runs.is_live(&other) && runs.parked_in_journal_count() == 2 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -30,8 +30,9 @@ impl JournalError {
     }
 }
 
-/// A node that finished, as journaled: its record (without a subflow's nested record: a
-/// subflow's nodes are journaled under their own paths) and the branch it took.
+/// A node that finished, as journaled: its record and the branch it took. A subflow node's
+/// record nests its subflow's run, whose nodes are journaled under their own paths too: a
+/// journal may store it naming those entries ([`crate::journal::FinishedRows`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finished {
     pub record: NodeRecord,

@@ -9,6 +9,7 @@ mod cx;
 mod each;
 pub mod log;
 pub mod record;
+pub mod rows;
 pub mod secrets;
 
 use std::any::Any;
