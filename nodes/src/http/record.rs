@@ -135,8 +135,11 @@ impl Redactor {
     }
 }
 
+/// Whether `needle` occurs in `haystack`. The first byte is compared before the rest: most
+/// windows of a body differ there, and comparing every window whole cost a `memcmp` call each.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+    let Some((&first, rest)) = needle.split_first() else { return true };
+    haystack.windows(needle.len()).any(|w| w[0] == first && &w[1..] == rest)
 }
 
 /// Headers whose values are credentials whatever they hold.
@@ -226,6 +229,24 @@ mod tests {
         assert_eq!(text, Value::String("not json ****".into()));
         let clean = redactor.body(br#"{"stat":"OK","response":{"user_id":"DU1"}}"#);
         assert_eq!(clean, serde_json::json!({"stat": "OK", "response": {"user_id": "DU1"}}));
+    }
+
+    #[test]
+    fn byte_search_finds_a_needle_anywhere() {
+        let table: [(&[u8], &[u8], bool); 9] = [
+            (b"", b"", true),
+            (b"abc", b"", true),
+            (b"", b"a", false),
+            (b"abc", b"abc", true),
+            (b"ab", b"abc", false),
+            (b"xxabc", b"abc", true),
+            (b"abcxx", b"abc", true),
+            (b"abababac", b"ababac", true),
+            (b"aXbc abd", b"abc", false),
+        ];
+        for (haystack, needle, found) in table {
+            assert_eq!(contains(haystack, needle), found, "{haystack:?} {needle:?}");
+        }
     }
 
     #[test]
