@@ -953,6 +953,40 @@ mod tests {
         assert!(!debug.contains(skey) && !debug.contains(&auth[6..]), "{debug}");
     }
 
+    /// The signer keys its HMAC once and clones it per request: that must sign exactly as an
+    /// HMAC keyed afresh, for keys shorter than, as long as and longer than the hash's block (64
+    /// bytes for SHA-1, 128 for SHA-512; a longer key is hashed first), and signing must leave
+    /// the keyed state untouched for the next request.
+    #[test]
+    fn the_mac_keyed_once_signs_as_one_keyed_afresh() {
+        fn fresh<M: Mac + KeyInit>(key: &[u8], canonical: &str) -> Vec<u8> {
+            let mut mac = <M as KeyInit>::new_from_slice(key).expect("any length");
+            mac.update(canonical.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+        let ikey = "DIWJ8X6AEYOR5OMC6TQ1";
+        let canonicals = ["", "Tue, 21 Aug 2012 17:29:18 -0000\nGET\nh\n/x\n", &"a".repeat(300)];
+        for len in [1, 40, 63, 64, 65, 127, 128, 129, 200, 300] {
+            let skey: String = (0..len).map(|i| char::from(b'!' + (i % 90) as u8)).collect();
+            for version in
+                [SigVersion::V5, SigVersion::V2 { digest: Digest::Sha512 }, SigVersion::V2 { digest: Digest::Sha1 }]
+            {
+                let s = Signer::new(ikey, Secret::new(skey.as_str()), version).expect("valid keys");
+                for canonical in canonicals {
+                    let digest = match version {
+                        SigVersion::V2 { digest: Digest::Sha1 } => fresh::<Hmac<Sha1>>(skey.as_bytes(), canonical),
+                        _ => fresh::<Hmac<Sha512>>(skey.as_bytes(), canonical),
+                    };
+                    let mut credential = format!("{ikey}:");
+                    push_hex(&mut credential, &digest);
+                    let want = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credential));
+                    assert_eq!(s.authorization(canonical), want, "key of {len} bytes, {version}");
+                    assert_eq!(s.authorization(canonical), want, "key of {len} bytes, {version}, signed again");
+                }
+            }
+        }
+    }
+
     #[test]
     fn sig_version_parses_from_config_strings() {
         assert_eq!("v5".parse(), Ok(SigVersion::V5));

@@ -370,19 +370,24 @@ fn record_outcome(span: &tracing::Span, outcome: &Outcome) {
 pub fn intent(integration: &Integration, call: &Call) -> Result<RequestRecord, CallError> {
     let refused = |reason| CallError::Refused { reason };
     prepare::check(integration, call).map_err(refused)?;
-    let prepared = prepare::lay_out(integration, call).map_err(refused)?;
-    let mut request = record(&prepared, &Redactor::new(integration));
+    let mut prepared = prepare::lay_out(integration, call).map_err(refused)?;
+    let mut request = record(&mut prepared, &Redactor::new(integration));
     request.headers.retain(|name, _| !matches!(name.as_str(), "date" | "x-duo-date" | "authorization"));
     Ok(request)
 }
 
-/// A prepared request as a record shows it.
-fn record(prepared: &Prepared, redactor: &Redactor) -> RequestRecord {
+/// A prepared request as a record shows it. Takes the body's JSON value ([`Prepared::json`]),
+/// which nothing after the record reads.
+fn record(prepared: &mut Prepared, redactor: &Redactor) -> RequestRecord {
+    let json = prepared.json.take();
     RequestRecord {
         method: prepared.method.to_string(),
         url: redactor.text(prepared.url.as_str()),
         headers: redactor.headers(prepared.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
-        body: prepared.body.as_deref().map(|b| redactor.body(b)),
+        body: prepared.body.as_deref().map(|b| match json {
+            Some(json) => redactor.json_body(b, json),
+            None => redactor.body(b),
+        }),
     }
 }
 
@@ -423,11 +428,11 @@ enum Wire<'a> {
 async fn answer(
     transport: &dyn Transport,
     call: &Call,
-    prepared: Prepared,
+    mut prepared: Prepared,
     timeout: Duration,
     redactor: &Redactor,
 ) -> (Attempt, Outcome) {
-    let request = record(&prepared, redactor);
+    let request = record(&mut prepared, redactor);
     let started_at = SystemTime::now().duration_since(UNIX_EPOCH).map(millis).unwrap_or_default();
     let clock = tokio::time::Instant::now();
     let params = match &call.body {
@@ -473,11 +478,11 @@ async fn answer(
 /// Sends one prepared request and records it.
 async fn exchange(
     client: &reqwest::Client,
-    prepared: Prepared,
+    mut prepared: Prepared,
     timeout: Duration,
     redactor: &Redactor,
 ) -> (Attempt, Outcome) {
-    let request = record(&prepared, redactor);
+    let request = record(&mut prepared, redactor);
     let started_at = SystemTime::now().duration_since(UNIX_EPOCH).map(millis).unwrap_or_default();
     let clock = Instant::now();
     let mut builder = client.request(prepared.method, prepared.url).timeout(timeout);

@@ -19,6 +19,9 @@ pub(super) struct Prepared {
     pub url: reqwest::Url,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
+    /// What `body` parses to as JSON, when the body was written from a JSON value (a Duo v5
+    /// body): a record takes it instead of parsing the bytes back.
+    pub json: Option<Value>,
 }
 
 /// Everything that must hold before a request is sent; the reason names the fix.
@@ -58,14 +61,27 @@ fn check_path(path: &str) -> Result<(), String> {
             clip(path)
         ));
     }
-    let dot = |segment: &str| {
-        let s = segment.to_ascii_lowercase().replace("%2e", ".");
-        s == "." || s == ".."
-    };
-    if path.split('/').any(dot) {
+    if path.split('/').any(is_dot_segment) {
         return Err(format!("path `{}` has a `.` or `..` segment", clip(path)));
     }
     Ok(())
+}
+
+/// Whether a segment is `.` or `..`, each dot written as itself or as `%2e` in any case: what
+/// lower-casing it and replacing `%2e` by `.` would leave as `.` or `..`, without two copies of
+/// every segment of every request.
+fn is_dot_segment(segment: &str) -> bool {
+    let mut rest = segment.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() {
+        rest = match rest {
+            [b'.', tail @ ..] => tail,
+            [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
+            _ => return false,
+        };
+        dots += 1;
+    }
+    dots == 1 || dots == 2
 }
 
 fn check_header(integration: &Integration, name: &str, value: &str) -> Result<(), String> {
@@ -92,7 +108,7 @@ pub(super) fn lay_out(integration: &Integration, call: &Call) -> Result<Prepared
 
 fn prepare_as(integration: &Integration, call: &Call, sign: Sign) -> Result<Prepared, String> {
     let method = call.method.to_ascii_uppercase();
-    let (path_and_query, headers, body, expected_path) = match &integration.auth {
+    let Parts { path_and_query, headers, body, json, expected_path } = match &integration.auth {
         Auth::Duo { signer, .. } => duo(signer, integration, call, &method, sign)?,
         auth => plain(auth, integration, call)?,
     };
@@ -130,11 +146,19 @@ fn prepare_as(integration: &Integration, call: &Call, sign: Sign) -> Result<Prep
         return Err(format!("path `{}` would not reach `{}` as written", clip(&call.path), integration.base_url()));
     }
     let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-    Ok(Prepared { method, url, headers, body })
+    Ok(Prepared { method, url, headers, body, json })
 }
 
-/// The path and query, the headers, the body, and the path as it must reach the server.
-type Parts = (String, Vec<(String, String)>, Option<Vec<u8>>, String);
+/// A request before its URL is built.
+struct Parts {
+    path_and_query: String,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    /// [`Prepared::json`].
+    json: Option<Value>,
+    /// The path as it must reach the server.
+    expected_path: String,
+}
 
 fn duo(signer: &Signer, integration: &Integration, call: &Call, method: &str, sign: Sign) -> Result<Parts, String> {
     let (x_duo, others): (Vec<_>, Vec<_>) =
@@ -150,11 +174,15 @@ fn duo(signer: &Signer, integration: &Integration, call: &Call, method: &str, si
         signer.sign_as(sign, method, host, &call.path, &form_params(&params), &date, &x_duo)
     }
     .map_err(|e| e.to_string())?;
-    let url = signed.path_and_query();
+    let path_and_query = signed.path_and_query();
     let body = carries_body(method).then_some(signed.body);
+    // A v5 body is `canon_json(params)`, params all strings: its bytes parse back to exactly
+    // `params` (escapes decode to the same text, a map's keys are sorted either way), which
+    // the record takes instead of parsing them (`json_is_what_the_body_parses_to`).
+    let json = (body.is_some() && signer.version() == SigVersion::V5).then_some(Value::Object(params));
     let mut headers = signed.headers;
     headers.extend(others);
-    Ok((url, headers, body, signed.path))
+    Ok(Parts { path_and_query, headers, body, json, expected_path: signed.path })
 }
 
 /// Duo's params as Duo's clients send them: every value a string. A number becomes its decimal
@@ -225,7 +253,7 @@ fn plain(auth: &Auth, integration: &Integration, call: &Call) -> Result<Parts, S
         }
         headers.push(("Authorization".to_owned(), value));
     }
-    Ok((url, headers, body, path))
+    Ok(Parts { path_and_query: url, headers, body, json: None, expected_path: path })
 }
 
 /// Whether two hosts are one: the same name in any case, or the same IP address however it is
@@ -269,6 +297,80 @@ mod tests {
         {
             assert!(check_path(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn dot_segments_are_told_as_by_decoding_a_lower_cased_copy() {
+        let by_copy = |segment: &str| {
+            let s = segment.to_ascii_lowercase().replace("%2e", ".");
+            s == "." || s == ".."
+        };
+        let segments = [
+            "",
+            ".",
+            "..",
+            "...",
+            "%2e",
+            "%2E",
+            "%2e%2E",
+            ".%2e",
+            "%2e.",
+            "%2e%2e%2e",
+            "%2",
+            "%2f",
+            "%2ex",
+            "x.",
+            ".x",
+            "%%2e",
+            "%2e%",
+            "%252e",
+            "a",
+            "users",
+            "%2E.",
+            "..%2e",
+            "%2e%2",
+            "\u{e9}",
+        ];
+        for segment in segments {
+            assert_eq!(is_dot_segment(segment), by_copy(segment), "{segment:?}");
+        }
+    }
+
+    /// A record shows `json` instead of what the body's bytes parse to: they must be equal, for
+    /// any text a param may hold (escaped, non-ASCII, astral, the secret itself), in v5; v2's
+    /// form bodies and bodiless calls have none.
+    #[test]
+    fn json_is_what_the_body_parses_to() {
+        let file = |signature: &str| {
+            format!(
+                "integrations:\n  a:\n    kind: duo_admin\n    host: api-12345678.duosecurity.com\n    ikey: DIWJ8X6AEYOR5OMC6TQ1\n    skey: Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep\n    signature: {signature}\n"
+            )
+        };
+        let load = |signature: &str| {
+            crate::integrations::parse(std::path::Path::new("a.yaml"), &file(signature), &|_| None)
+                .expect("loads")
+                .list
+                .remove(0)
+        };
+        let body = serde_json::json!({
+            "username": "zoë \"q\" \\ / \u{0}\t\u{7f}", "realname": "東京 👍🏽 𝄞", "valid_secs": 3600, "f": 1.5e-5,
+            "secret": "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep", "é": "", "gone": null, "ascii": "plain"
+        });
+        let integration = load("v5");
+        for method in ["POST", "PUT", "PATCH"] {
+            let mut call = Call::new(method, "/admin/v1/users");
+            call.body = body.as_object().cloned();
+            for prepared in [prepare(&integration, &call), lay_out(&integration, &call)] {
+                let prepared = prepared.expect("prepared");
+                let bytes = prepared.body.as_deref().expect("a body");
+                assert_eq!(prepared.json.as_ref(), Some(&crate::http::parse_body(bytes)), "{method}");
+            }
+        }
+        let call = Call::new("GET", "/admin/v1/users");
+        assert_eq!(prepare(&integration, &call).expect("prepared").json, None);
+        let mut call = Call::new("POST", "/admin/v1/users");
+        call.body = body.as_object().cloned();
+        assert_eq!(prepare(&load("v2"), &call).expect("prepared").json, None);
     }
 
     #[test]

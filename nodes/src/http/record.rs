@@ -83,7 +83,9 @@ impl Redactor {
         }
         let mut out = text.to_owned();
         for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
+            // `str::contains` sets up a two-way searcher for a needle as long as a secret key,
+            // costlier than the search itself in a URL or a header value.
+            if contains(out.as_bytes(), secret.as_bytes()) {
                 out = out.replace(secret.as_str(), REDACTED);
             }
         }
@@ -123,7 +125,12 @@ impl Redactor {
 
     /// A body for a record or a reply: JSON if it parses, else text.
     pub(crate) fn body(&self, bytes: &[u8]) -> Value {
-        let parsed = parse_body(bytes);
+        self.json_body(bytes, parse_body(bytes))
+    }
+
+    /// [`Redactor::body`] for bytes whose value is known: `parsed` must be what [`parse_body`]
+    /// makes of `bytes` (a request body written from that value), and is scrubbed as it would be.
+    pub(crate) fn json_body(&self, bytes: &[u8], parsed: Value) -> Value {
         // Without a backslash, every string of the parsed JSON (or the text) is a stretch of the
         // bytes as they came: a secret absent from the bytes is absent from the value, and the
         // tree need not be rebuilt. An escape could spell a secret the bytes do not show: then
@@ -135,15 +142,29 @@ impl Redactor {
     }
 }
 
+/// Whether `needle` occurs in `haystack`. The first byte is compared before the rest: most
+/// windows of a body differ there, and comparing every window whole cost a `memcmp` call each.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+    let Some((&first, rest)) = needle.split_first() else { return true };
+    haystack.windows(needle.len()).any(|w| w[0] == first && &w[1..] == rest)
 }
 
 /// Headers whose values are credentials whatever they hold.
+///
+/// Compared in any case without lower-casing a copy: every header of every request and answer
+/// passes here, and allocating a name for each was a measurable share of a call's cost.
 pub fn is_sensitive_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    matches!(name.as_str(), "authorization" | "proxy-authorization" | "cookie" | "set-cookie")
-        || ["token", "secret", "password", "api-key", "apikey"].iter().any(|word| name.contains(word))
+    const WHOLE: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
+    const WORDS: [&str; 5] = ["token", "secret", "password", "api-key", "apikey"];
+    WHOLE.iter().any(|whole| name.eq_ignore_ascii_case(whole))
+        || WORDS.iter().any(|word| contains_ignore_ascii_case(name.as_bytes(), word.as_bytes()))
+}
+
+/// Whether `needle` (lower-case ASCII) occurs in `haystack` in any ASCII case: what
+/// `haystack.to_ascii_lowercase().contains(needle)` says, without the copy.
+fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, _)) = needle.split_first() else { return true };
+    haystack.windows(needle.len()).any(|w| w[0].to_ascii_lowercase() == first && w.eq_ignore_ascii_case(needle))
 }
 
 /// JSON when the bytes are JSON, else the text (lossy UTF-8); empty is `""`.
@@ -163,6 +184,42 @@ mod tests {
         for name in ["Date", "Content-Type", "X-Duo-Foo", "Retry-After"] {
             assert!(!is_sensitive_header(name), "{name}");
         }
+        // The same answers as lower-casing a copy and searching it, the rule as first written.
+        let by_copy = |name: &str| {
+            let name = name.to_ascii_lowercase();
+            matches!(name.as_str(), "authorization" | "proxy-authorization" | "cookie" | "set-cookie")
+                || ["token", "secret", "password", "api-key", "apikey"].iter().any(|word| name.contains(word))
+        };
+        let names = [
+            "",
+            "t",
+            "token",
+            "TOKEN",
+            "x-tokeN",
+            "tokens-x",
+            "toke",
+            "Set-Cookie",
+            "set-cookies",
+            "cookie2",
+            "AUTHORIZATION",
+            "authorizationx",
+            "Proxy-Authorization",
+            "x-SeCrEt-y",
+            "passwor",
+            "PassWord",
+            "api-ke",
+            "X-API-KEY",
+            "apikey",
+            "api_key",
+            "ttoken",
+            "sesecret",
+            "x-\u{e9}token",
+            "\u{130}token",
+            "K\u{212a}ey",
+        ];
+        for name in names {
+            assert_eq!(is_sensitive_header(name), by_copy(name), "{name:?}");
+        }
     }
 
     #[test]
@@ -175,10 +232,30 @@ mod tests {
         assert_eq!(escaped, serde_json::json!({"echo": "****"}));
         let as_key = redactor.body(br#"{"s3cr3tKEY":true}"#);
         assert_eq!(as_key, serde_json::json!({"****": true}));
+        assert_eq!(redactor.text("/x?k=s3cr3tKEY&s3cr3tKE=s3cr3tKEYs3cr3tKEY"), "/x?k=****&s3cr3tKE=********");
+        assert_eq!(redactor.text("s3cr3tKE"), "s3cr3tKE");
         let text = redactor.body(b"not json s3cr3tKEY");
         assert_eq!(text, Value::String("not json ****".into()));
         let clean = redactor.body(br#"{"stat":"OK","response":{"user_id":"DU1"}}"#);
         assert_eq!(clean, serde_json::json!({"stat": "OK", "response": {"user_id": "DU1"}}));
+    }
+
+    #[test]
+    fn byte_search_finds_a_needle_anywhere() {
+        let table: [(&[u8], &[u8], bool); 9] = [
+            (b"", b"", true),
+            (b"abc", b"", true),
+            (b"", b"a", false),
+            (b"abc", b"abc", true),
+            (b"ab", b"abc", false),
+            (b"xxabc", b"abc", true),
+            (b"abcxx", b"abc", true),
+            (b"abababac", b"ababac", true),
+            (b"aXbc abd", b"abc", false),
+        ];
+        for (haystack, needle, found) in table {
+            assert_eq!(contains(haystack, needle), found, "{haystack:?} {needle:?}");
+        }
     }
 
     #[test]
