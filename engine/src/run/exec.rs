@@ -791,11 +791,10 @@ impl<'r, 'l> Scheduler<'r, 'l> {
                 }
             }
         }
-        let ids = self.flow.plan.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
         let planned = self.states.iter().any(|s| matches!(s, State::Planned));
         // A plan's outputs would read results nobody knows yet: it has none.
         let outputs = if self.halt.is_none() && !planned {
-            outputs(self.flow, &self.base, &self.states, &ids, &mut self.failure)
+            outputs(self.flow, &self.base, &self.states, &mut self.failure)
         } else {
             Map::new()
         };
@@ -918,20 +917,14 @@ fn env_for(node: &PlanNode, base: &Env, states: &[State]) -> Env {
 }
 
 /// Renders the outputs; one that reads a skipped node takes its default (or null).
-fn outputs(
-    flow: &Flow,
-    base: &Env,
-    states: &[State],
-    ids: &std::collections::HashMap<&str, usize>,
-    failure: &mut Option<RunFailure>,
-) -> Map<String, Value> {
-    let all: Vec<(Arc<str>, Arc<Value>)> = flow
-        .plan
-        .nodes
+fn outputs(flow: &Flow, base: &Env, states: &[State], failure: &mut Option<RunFailure>) -> Map<String, Value> {
+    let plan = &flow.plan;
+    let all: Vec<(Arc<str>, Arc<Value>)> = plan
+        .ids
         .iter()
         .zip(states)
-        .filter_map(|(n, s)| match s {
-            State::Done { value, .. } => Some((Arc::from(n.id.as_str()), value.clone())),
+        .filter_map(|(id, s)| match s {
+            State::Done { value, .. } => Some((id.clone(), value.clone())),
             _ => None,
         })
         .collect();
@@ -940,10 +933,7 @@ fn outputs(
     for o in &flow.outputs {
         let skipped = o.value.refs.iter().filter(|r| !r.soft).any(|r| {
             r.path[0] == "nodes"
-                && r.path
-                    .get(1)
-                    .and_then(|id| ids.get(id.as_str()))
-                    .is_some_and(|&i| !matches!(states[i], State::Done { .. }))
+                && r.path.get(1).and_then(|id| plan.index(id)).is_some_and(|i| !matches!(states[i], State::Done { .. }))
         });
         let value = match (&o.default, skipped) {
             (Some(d), true) => render_value(d, &env),
