@@ -96,6 +96,8 @@ pub struct Plan {
     /// Node weights are indexes into `nodes`, which equal the graph's own indexes.
     pub graph: DiGraph<usize, Edge>,
     pub order: Vec<usize>,
+    /// Per node, its id, shared: what a run's values name each node's result by.
+    pub ids: Vec<std::sync::Arc<str>>,
 }
 
 impl Plan {
@@ -147,7 +149,7 @@ impl Plan {
                 return None;
             }
         };
-        let mut plan = Plan { nodes, graph, order };
+        let mut plan = Plan { nodes, graph, order, ids: Vec::new() };
         plan.resolve_reads();
         plan.mark_skippable();
         Some(plan)
@@ -173,6 +175,7 @@ impl Plan {
             node.reads_soft = reads.iter().map(|&(_, soft)| soft).collect();
             node.reads_nodes = reads.into_iter().map(|(i, _)| i).collect();
         }
+        self.ids = ids;
     }
 
     /// The skip rule, statically: a node may be skipped when it has `when:`, is a branch target,

@@ -1,11 +1,12 @@
 //! Rendering compiled templates against a run's values.
 //!
-//! Three paths, fastest first: a template that is one `{{path}}` is a lookup and keeps the
-//! value's type; a template of text and plain paths is concatenated directly; anything with
-//! helpers or blocks goes through handlebars, with a context holding only the values the
-//! template reads (never the whole run). A missing value is an error naming the template and
-//! the path, and so is a `null` interpolated into text: an empty string would silently change a
-//! URL or a message. Nothing is HTML-escaped.
+//! Paths, fastest first: a template that is one `{{path}}` is a lookup and keeps the value's
+//! type (and so does one `{{coalesce …}}`); one that only decides (a boolean helper, an
+//! `{{#if}}` between two texts) is evaluated directly (`template/logic.rs`); a template of
+//! text and plain paths is concatenated directly; anything else goes through handlebars, with
+//! a context holding only the values the template reads (never the whole run). A missing value
+//! is an error naming the template and the path, and so is a `null` interpolated into text: an
+//! empty string would silently change a URL or a message. Nothing is HTML-escaped.
 
 use std::sync::OnceLock;
 
@@ -77,6 +78,9 @@ pub fn render(t: &Template, values: &dyn Values, escape: Escape) -> Result<Value
             (Escape::Segment, v) => Value::String(segment(&v.as_str().map_or_else(|| v.to_string(), str::to_owned))),
             (Escape::None, v) => v,
         });
+    }
+    if let Some(v) = t.logic.as_ref().and_then(|l| l.eval(values)) {
+        return Ok(v);
     }
     if let Some(text) = concat(t, values, escape)? {
         return Ok(Value::String(text));
@@ -402,6 +406,131 @@ mod tests {
         assert_eq!(path, Ok("/admin/v1/users/..%2Fadmins%3Fx%3D1/phones".to_owned()));
         assert_eq!(segment(".."), "%2E%2E");
         assert_eq!(segment("a b/é"), "a%20b%2F%C3%A9");
+    }
+
+    /// Templates that only decide are evaluated without handlebars: each gives exactly what
+    /// handlebars gives, errors included, and the ones handlebars alone can tell fall back.
+    #[test]
+    fn decisions_evaluate_as_handlebars_renders_them() {
+        let v = V(json!({
+            "inputs": {
+                "username": "jdoe", "n": 3, "zero": 0, "float": 1.5, "neg": -1, "tiny": 1e-310,
+                "empty": "", "flag": false, "yes": true, "none": null, "obj": {"a": 1}, "eobj": {},
+                "s_true": "true", "s_false": "false", "list": [], "num_s": "2"
+            },
+            "nodes": {
+                "lookup": {"user_id": "DU123", "users": [{"name": "a"}, {"name": "b"}], "codes": [40003]},
+                "create": {"status": 200, "body": {"code": 40003, "message": "exists"}}
+            }
+        }));
+        // (template, evaluated without handlebars)
+        let cases: &[(&str, bool)] = &[
+            ("{{not nodes.lookup.user_id}}", true),
+            ("{{not inputs.none}}", true),
+            ("{{not inputs.missing}}", true),
+            ("{{not nodes.missing.found}}", true),
+            ("{{not inputs.zero}}", true),
+            ("{{not inputs.float}}", true),
+            ("{{not inputs.neg}}", true),
+            ("{{not inputs.tiny}}", true),
+            ("{{not inputs.empty}}", true),
+            ("{{not inputs.s_false}}", true),
+            ("{{not inputs.obj}}", true),
+            ("{{not inputs.eobj}}", true),
+            ("{{not inputs.list}}", true),
+            ("{{not nodes.lookup.users}}", true),
+            ("{{not nodes.lookup.users.0}}", true),
+            ("{{not nodes.lookup.users.[1].name}}", true),
+            ("{{not nodes.lookup.users.7.name}}", true),
+            ("{{not nodes.lookup.user_id.x}}", true),
+            ("{{not nodes.lookup.users.name}}", false),
+            ("{{not nodes.lookup.users.0.name.x}}", true),
+            ("{{not this.inputs.n}}", true),
+            ("{{not nodes.lookup}}", true),
+            ("{{not nodes}}", true),
+            ("{{eq inputs inputs}}", true),
+            ("{{eq inputs.n 3}}", true),
+            ("{{eq inputs.n 3.0}}", true),
+            ("{{eq inputs.username \"jdoe\"}}", true),
+            ("{{eq inputs.username ''jdoe''}}", true),
+            ("{{eq nodes.create.body.code 40003}}", true),
+            ("{{eq nodes.lookup.body.code 40003}}", true),
+            ("{{eq nodes.lookup.codes.0 40003}}", true),
+            ("{{eq nodes.lookup.codes.code 40003}}", false),
+            ("{{ne inputs.none null}}", true),
+            ("{{eq inputs.missing null}}", true),
+            ("{{eq inputs.flag false}}", true),
+            ("{{eq inputs.s_true true}}", true),
+            ("{{eq nodes.lookup.users nodes.lookup.users}}", true),
+            ("{{ne nodes.create.status 200}}", true),
+            ("{{gt (len nodes.lookup.users) 0}}", true),
+            ("{{gt (len nodes.lookup.missing) 0}}", true),
+            ("{{gt (len inputs.username) 3}}", true),
+            ("{{eq (len inputs.obj) 1}}", true),
+            ("{{lt (len inputs.n) 1}}", true),
+            ("{{lt inputs.n 10}}", true),
+            ("{{lte inputs.n 3}}", true),
+            ("{{gte inputs.n 4}}", true),
+            ("{{gt inputs.username \"a\"}}", true),
+            ("{{lt inputs.flag true}}", true),
+            ("{{gt inputs.none 1}}", true),
+            ("{{gt inputs.obj inputs.obj}}", true),
+            ("{{gte inputs.float 1}}", false),
+            ("{{lte inputs.neg 0}}", false),
+            ("{{gt inputs.n inputs.num_s}}", false),
+            ("{{and inputs.yes (not inputs.none)}}", true),
+            ("{{and inputs.yes inputs.zero}}", true),
+            ("{{or inputs.missing inputs.username}}", true),
+            ("{{or inputs.missing inputs.empty}}", true),
+            ("{{not (or inputs.username inputs.email)}}", true),
+            ("{{and inputs.n inputs.username inputs.obj}}", true),
+            ("{{and inputs.yes nodes.lookup.users.name}}", false),
+            ("{{eq (coalesce nodes.x.id inputs.none inputs.n) 3}}", true),
+            ("{{not (coalesce nodes.x.id inputs.none)}}", true),
+            ("{{#if nodes.lookup.user_id}}yes{{else}}no{{/if}}", true),
+            ("{{#if inputs.zero}}1{{else}}0{{/if}}", true),
+            ("{{#if inputs.missing}}1{{else}}0{{/if}}", true),
+            ("{{#unless inputs.flag}}a{{else}}b{{/unless}}", true),
+            ("{{#unless inputs.yes}}a{{/unless}}", true),
+            ("{{#if inputs.flag}}a{{/if}}", true),
+            ("{{#if inputs.yes}}{{/if}}", true),
+            ("{{#if (eq inputs.n 3)}}three{{/if}}", true),
+            ("{{#if (and inputs.yes (gt (len nodes.lookup.users) 1))}}many{{else}}few{{/if}}", true),
+            ("{{#if inputs.n}} & <x> {{else}}{{/if}}", true),
+            ("{{#if inputs.n~}}  spaced  {{~else~}}  other  {{~/if}}", true),
+            ("{{#if nodes.lookup.users.name}}x{{/if}}", false),
+        ];
+        // A run's values as the scheduler gives them: `nodes` and `inputs` alone have none.
+        let map = |k: &str| v.0[k].as_object().cloned().unwrap_or_default();
+        let env = crate::node::Env {
+            inputs: std::sync::Arc::new(map("inputs")),
+            vars: std::sync::Arc::default(),
+            nodes: map("nodes").into_iter().map(|(k, n)| (k.into(), std::sync::Arc::new(n))).collect(),
+        };
+        for &(src, fast) in cases {
+            let t = t(src);
+            let logic = t.logic.as_ref().unwrap_or_else(|| panic!("{src} is a decision"));
+            for values in [&v as &dyn Values, &env] {
+                assert_eq!(logic.eval(values).is_some(), fast, "{src} evaluated without handlebars");
+                for escape in [Escape::None, Escape::Segment] {
+                    let slow = with_handlebars(&t, values, escape).map(|text| typed(&t, text));
+                    assert_eq!(render(&t, values, escape), slow, "{src} ({escape:?})");
+                }
+            }
+        }
+        // Anything more than a decision is rendered by handlebars.
+        for src in [
+            "{{len nodes.lookup.users}}",
+            "{{#if inputs.n}}{{inputs.username}}{{/if}}",
+            "{{#if inputs.n includeZero=true}}a{{/if}}",
+            "{{#each nodes.lookup.users}}x{{/each}}",
+            "{{#if inputs.n}}a{{else if inputs.yes}}b{{/if}}",
+            "{{not @root.inputs.n}}",
+            "x {{not inputs.n}}",
+            "{{{not inputs.n}}}",
+        ] {
+            assert_eq!(t(src).logic, None, "{src}");
+        }
     }
 
     #[test]

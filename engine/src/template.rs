@@ -8,6 +8,7 @@
 mod arity;
 mod guard;
 mod locate;
+mod logic;
 mod operators;
 
 use handlebars::template::{HelperTemplate, Parameter, TemplateElement};
@@ -17,6 +18,7 @@ use crate::diag::Diags;
 use crate::limits::{self, Limit};
 use crate::yaml::{Node, Span, Value};
 use locate::Locator;
+pub use logic::{Expr, Logic, Op};
 
 /// The helpers a template may call: handlebars' built-ins that make sense in a flow.
 pub const HELPERS: &[&str] = &[
@@ -41,6 +43,9 @@ pub struct Template {
     /// Set when the whole template is one `{{coalesce …}}` of paths and literals: then the
     /// value chosen keeps its JSON type.
     pub coalesce: Option<Vec<Arg>>,
+    /// Set when the whole template is one boolean helper or one `{{#if}}` between two texts:
+    /// then it is evaluated without handlebars.
+    pub logic: Option<Logic>,
 }
 
 /// An argument of a `coalesce` that makes up a whole template.
@@ -141,8 +146,9 @@ pub fn compile(node: &Node) -> Result<Template, Vec<TemplateError>> {
         [TemplateElement::Expression(h)] => (None, coalesce_args(h)),
         _ => (None, None),
     };
+    let logic = Logic::compile(&compiled.elements);
     let refs = walk.refs;
-    Ok(Template { source, span: node.span, compiled, refs, single, coalesce })
+    Ok(Template { source, span: node.span, compiled, refs, single, coalesce, logic })
 }
 
 /// Compiles a JSON-shaped value: strings holding `{{` become templates.

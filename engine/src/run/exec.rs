@@ -165,6 +165,9 @@ struct Scheduler<'r, 'l> {
     bindings: &'r Bindings,
     depth: usize,
     path: Arc<[String]>,
+    /// Per node: its place in the run ([`NodeCx::path`]), built once and shared by its events,
+    /// journal entries and context.
+    paths: Vec<Arc<[String]>>,
     base: Env,
     started_at: u64,
     states: Vec<State>,
@@ -194,12 +197,23 @@ impl<'r, 'l> Scheduler<'r, 'l> {
         let plan = &flow.plan;
         let mut ready: Vec<usize> = plan.order.iter().copied().filter(|&i| plan.deps(i).next().is_none()).collect();
         ready.reverse();
+        let paths = plan
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut p = Vec::with_capacity(path.len() + 1);
+                p.extend_from_slice(&path);
+                p.push(n.id.clone());
+                Arc::from(p)
+            })
+            .collect();
         Scheduler {
             level,
             flow,
             bindings,
             depth,
             path,
+            paths,
             base: Env { inputs: Arc::new(prepared.inputs), vars: Arc::new(prepared.vars), nodes: Vec::new() },
             started_at: now_ms(),
             states: (0..plan.nodes.len()).map(|i| State::Waiting(plan.deps(i).count())).collect(),
@@ -214,9 +228,7 @@ impl<'r, 'l> Scheduler<'r, 'l> {
     }
 
     fn node_path(&self, i: usize) -> Arc<[String]> {
-        let mut p = self.path.to_vec();
-        p.push(self.flow.plan.nodes[i].id.clone());
-        Arc::from(p)
+        self.paths[i].clone()
     }
 
     /// Every node in flight is parked ([`NodeCx::parked`](crate::node::NodeCx::parked)).
@@ -278,8 +290,9 @@ impl<'r, 'l> Scheduler<'r, 'l> {
                 self.fail_deadline();
                 break;
             }
-            let key = path_key(&self.node_path(i));
-            let past = self.level.durable.past.node(&key).cloned();
+            // A run that resumes nothing (most runs) has no past to look a node up in.
+            let past = &self.level.durable.past;
+            let past = if past.is_empty() { None } else { past.node(&path_key(&self.paths[i])).cloned() };
             if let Some(done) = past.as_ref().and_then(|p| p.finished.clone()) {
                 self.restore(i, done);
                 continue;
@@ -778,11 +791,10 @@ impl<'r, 'l> Scheduler<'r, 'l> {
                 }
             }
         }
-        let ids = self.flow.plan.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
         let planned = self.states.iter().any(|s| matches!(s, State::Planned));
         // A plan's outputs would read results nobody knows yet: it has none.
         let outputs = if self.halt.is_none() && !planned {
-            outputs(self.flow, &self.base, &self.states, &ids, &mut self.failure)
+            outputs(self.flow, &self.base, &self.states, &mut self.failure)
         } else {
             Map::new()
         };
@@ -905,20 +917,14 @@ fn env_for(node: &PlanNode, base: &Env, states: &[State]) -> Env {
 }
 
 /// Renders the outputs; one that reads a skipped node takes its default (or null).
-fn outputs(
-    flow: &Flow,
-    base: &Env,
-    states: &[State],
-    ids: &std::collections::HashMap<&str, usize>,
-    failure: &mut Option<RunFailure>,
-) -> Map<String, Value> {
-    let all: Vec<(Arc<str>, Arc<Value>)> = flow
-        .plan
-        .nodes
+fn outputs(flow: &Flow, base: &Env, states: &[State], failure: &mut Option<RunFailure>) -> Map<String, Value> {
+    let plan = &flow.plan;
+    let all: Vec<(Arc<str>, Arc<Value>)> = plan
+        .ids
         .iter()
         .zip(states)
-        .filter_map(|(n, s)| match s {
-            State::Done { value, .. } => Some((Arc::from(n.id.as_str()), value.clone())),
+        .filter_map(|(id, s)| match s {
+            State::Done { value, .. } => Some((id.clone(), value.clone())),
             _ => None,
         })
         .collect();
@@ -927,10 +933,7 @@ fn outputs(
     for o in &flow.outputs {
         let skipped = o.value.refs.iter().filter(|r| !r.soft).any(|r| {
             r.path[0] == "nodes"
-                && r.path
-                    .get(1)
-                    .and_then(|id| ids.get(id.as_str()))
-                    .is_some_and(|&i| !matches!(states[i], State::Done { .. }))
+                && r.path.get(1).and_then(|id| plan.index(id)).is_some_and(|i| !matches!(states[i], State::Done { .. }))
         });
         let value = match (&o.default, skipped) {
             (Some(d), true) => render_value(d, &env),

@@ -55,7 +55,7 @@ pub(crate) fn prepare(
         }
     }
     check_bindings(flow, bindings, &mut problems);
-    let vars = vars(flow, &inputs, overrides, bindings, &mut problems);
+    let vars = vars(flow, &mut inputs, overrides, bindings, &mut problems);
     if problems.is_empty() {
         Ok(Prepared { inputs, vars })
     } else {
@@ -113,7 +113,7 @@ fn check_bindings(flow: &Flow, bindings: &HashMap<String, Arc<Binding>>, problem
 /// else a value its bound integrations offer (the API hostname as `host`).
 fn vars(
     flow: &Flow,
-    inputs: &Map<String, Value>,
+    inputs: &mut Map<String, Value>,
     mut overrides: Map<String, Value>,
     bindings: &HashMap<String, Arc<Binding>>,
     problems: &mut Vec<String>,
@@ -123,7 +123,8 @@ fn vars(
             problems.push(format!("flow `{}` has no var `{name}`", flow.signature.id));
         }
     }
-    let mut env = Env { inputs: Arc::new(inputs.clone()), vars: Arc::new(Map::new()), nodes: Vec::new() };
+    // The inputs are lent to the env while the vars' defaults render, not copied into it.
+    let mut env = Env { inputs: Arc::new(std::mem::take(inputs)), vars: Arc::new(Map::new()), nodes: Vec::new() };
     // A var an unbound required slot would have offered (its `host`) is that slot's problem,
     // already reported: saying `--var host=…` too would point at the wrong fix.
     let all_bound = flow.signature.slots.iter().all(|s| !s.required || bindings.contains_key(&s.name));
@@ -151,5 +152,6 @@ fn vars(
             None => {}
         }
     }
+    *inputs = Arc::try_unwrap(env.inputs).unwrap_or_else(|a| (*a).clone());
     Arc::try_unwrap(env.vars).unwrap_or_else(|a| (*a).clone())
 }
