@@ -420,3 +420,38 @@ fn an_out_file_that_fails_mid_batch_is_reported_and_stops_the_batch() {
     assert_eq!((s["already_done"].as_u64(), s["succeeded"].as_u64()), (Some(ran), Some(2_000 - ran)), "{s}");
     assert_eq!(lines(&dir.path().join("out.jsonl")).len(), 2_000);
 }
+
+/// A row's record as `runs show` gives it: each call's detail whole, its last answer the same as
+/// its result, although the journal stores that answer once (schema version 6).
+#[test]
+fn a_rows_record_shows_each_calls_last_answer_whole() {
+    let sim = common::Sim::start("each-detail");
+    let dir = TempDir::new("each-detail");
+    let state = dir.path().join("state");
+    let env = [("FLOWCAT_STATE_DIR", state.to_str().unwrap())];
+    std::fs::write(dir.path().join("rows.csv"), "username,number,type\nalice,+15555550142,mobile\n").unwrap();
+    let integrations = sim.integrations.to_str().expect("utf-8");
+    let args = ["run", "duo.admin.associate_phone", "--each", "rows.csv", "--integrations", integrations];
+    let out = flowcat_in(dir.path(), &[&args[..], &["--out", "out.jsonl"]].concat(), &env);
+    assert_eq!(out.code, 0, "{}", out.snapshot());
+    let rows = lines(&dir.path().join("out.jsonl"));
+    let id = rows[0]["run"].as_str().expect("a run id");
+    let shown = flowcat_in(dir.path(), &["runs", "show", id, "--format", "json"], &env);
+    assert_eq!(shown.code, 0, "{}", shown.snapshot());
+    assert!(!shown.stdout.contains("$result") && !shown.stdout.contains("$row"), "{}", shown.stdout);
+    let stored: serde_json::Value = serde_json::from_str(&shown.stdout).expect("JSON");
+    let nodes = stored["record"]["nodes"].as_array().expect("the nodes");
+    let node = |id: &str| nodes.iter().find(|n| n["id"] == id).unwrap_or_else(|| panic!("no node {id}"));
+    // A write (its own entry), and a read inside a subflow (its detail in its caller's entry).
+    let lookup = node("phone")["subflow"]["nodes"].as_array().expect("the subflow's nodes")[0].clone();
+    for call in [node("create"), node("associate"), &lookup] {
+        let last = call["detail"]["attempts"].as_array().and_then(|a| a.last()).expect("an attempt");
+        let answer = &last["response"];
+        assert_eq!(answer["status"], call["result"]["status"], "{call}");
+        assert_eq!(answer["headers"], call["result"]["headers"], "{call}");
+        assert_eq!(answer["body"], call["result"]["body"], "{call}");
+        assert_eq!(answer["body"]["stat"], "OK", "{call}");
+        assert!(last["request"]["url"].as_str().is_some_and(|u| u.contains("/admin/v1/")), "{call}");
+    }
+    assert_eq!(node("create")["result"]["body"]["response"]["number"], "+15555550142");
+}

@@ -24,7 +24,9 @@ use serde_json::{Map, Value};
 
 pub use crate::model::InputType;
 pub use crate::node::log::{Finished, JournalError, RunLog, path_key};
-pub use crate::node::rows::{FinishedRows, ROW, RecordRows, Rows, Unresolved, resolve_finished, resolve_record};
+pub use crate::node::rows::{
+    FinishedRows, RESULT, ROW, RecordRows, Rows, Unresolved, resolve_finished, resolve_record,
+};
 use crate::node::{BoxFuture, RunRecord};
 
 /// What the journal knows of one node of an unfinished run.

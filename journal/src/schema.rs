@@ -100,6 +100,11 @@ const MIGRATIONS: &[&str] = &[
     // than repeating them. No table changes; the version keeps an older flowcat, which would
     // misread such a record, away. Records written before stay whole and read as they are.
     "",
+    // 6: a REST call's last answer written once. A node's stored `detail` may name the part of it
+    // that its result repeats (`{"$result": {"at": "/attempts/N/response", "fields": [...]}}`,
+    // `Detail::typed_with_lean`), put back from the result when read. No table changes; the
+    // version keeps an older flowcat, which would show the name instead of the answer, away.
+    "",
 ];
 
 /// The schema version this flowcat writes.

@@ -185,7 +185,7 @@ fn a_version_3_journal_is_migrated_to_an_empty_outbox() {
     let journal = common::open(dir.path());
     let conn = rusqlite::Connection::open(&file).expect("open");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     assert!(outbox(&journal).notices(None, 10).expect("notices").is_empty());
     assert_eq!(outbox(&journal).next_due().expect("next"), None);
     assert_eq!(journal.list(&Default::default()).expect("list").len(), 1, "the old runs are kept");

@@ -183,7 +183,7 @@ fn a_version_2_journal_is_migrated_and_its_runs_take_no_signal() {
     let journal = common::open(dir.path());
     let conn = rusqlite_conn(&file);
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let runs = journal.list(&Filter::default()).expect("list");
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].status, StoredStatus::Interrupted);

@@ -208,6 +208,65 @@ async fn held_entries_are_written_with_the_next_awaited_one_or_with_a_final_end_
     assert!(journal.show(&id).expect("show").expect("run").past.node("late").is_some());
 }
 
+/// A call's last answer is its result's: stored once (a write's own entry, and a read's detail
+/// in its subflow's entry and the run's record), and every read gives the whole detail back.
+#[tokio::test]
+async fn a_calls_last_answer_is_stored_once_and_shown_whole() {
+    use flowcat_engine::run::Detail;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = open(dir.path());
+    let answer = json!({ "body": { "stat": "OK", "response": { "phone_id": "DP7" } },
+                         "headers": { "content-type": "application/json" }, "status": 200 });
+    let call = |id: &str| {
+        let mut node = finished(id, json!({ "phone_id": "DP7" }));
+        let mut result = answer.clone();
+        result["phone_id"] = json!("DP7");
+        node.record.result = Some(Arc::new(result));
+        let request = json!({ "method": "POST", "url": format!("/admin/v1/{id}") });
+        let whole = json!({ "attempts": [{ "request": request, "response": answer }] });
+        let lean = json!({ "$result": { "at": "/attempts/0/response", "fields": ["body", "headers", "status"] },
+                           "attempts": [{ "request": request }] });
+        node.record.detail = Some(Detail::typed_with_lean(whole, lean));
+        node
+    };
+    let run = fresh(journal.begin(start("phones", None)).await.expect("begin"));
+    let id = run.info().id.clone();
+    // A read inside a subflow (its entry without the detail, which its caller's entry carries),
+    // then a write (its own entry with it).
+    let mut lookup = call("lookup");
+    let mut sub = record("inner", "succeeded");
+    sub.nodes.push(lookup.record.clone());
+    lookup.record.detail = None;
+    run.noted(&path("phone/lookup"), lookup);
+    let mut phone = finished("phone", json!({ "exists": true }));
+    phone.record.kind = "subflow".into();
+    phone.record.subflow = Some(Box::new(sub));
+    run.noted(&path("phone"), phone.clone());
+    run.intent(&path("create"), &json!({ "method": "POST" })).await.expect("intent");
+    let create = call("create");
+    run.finished(&path("create"), &create).await.expect("finished");
+    let mut whole = record("phones", "succeeded");
+    whole.nodes = vec![phone.record.clone(), create.record.clone()];
+    run.end(StoredStatus::Succeeded, &whole).await.expect("end");
+    drop(run);
+    journal.flush().await.expect("flush");
+
+    let conn = rusqlite::Connection::open(journal.file()).expect("open");
+    let mut stored: Vec<String> = conn
+        .prepare("SELECT finished FROM nodes")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("the entries");
+    stored.push(conn.query_row("SELECT record FROM runs WHERE id = ?1", [&id], |r| r.get(0)).expect("the record"));
+    let all = stored.concat();
+    assert_eq!(all.matches(r#""phone_id":"DP7"}"#).count(), 2, "each of the two answers once, in its result: {all}");
+    assert_eq!(all.matches(r#""$result""#).count(), 2, "{all}");
+    let shown = journal.show(&id).expect("show").expect("the run");
+    assert_eq!(shown.record.expect("its record"), whole, "read back whole");
+    let past = &shown.past.nodes;
+    assert_eq!(past["create"].finished.as_ref().expect("create").record, create.record);
+    assert_eq!(past["phone"].finished.as_ref().expect("phone").record, phone.record);
+}
+
 #[tokio::test]
 async fn a_key_names_one_run_fresh_then_resumed_then_done() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -416,7 +475,7 @@ async fn a_version_1_journal_is_migrated_and_its_locked_runs_stay_held() {
     let journal = open(dir.path());
     let conn = rusqlite::Connection::open(&file).expect("open");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-    assert_eq!(version, 5, "migrated");
+    assert_eq!(version, 6, "migrated");
     assert!(old_lock.exists(), "a locked lock file is never swept");
     assert_eq!(journal.list(&Filter::default()).expect("list")[0].status, StoredStatus::Running);
     assert!(matches!(journal.resume(&id).await, Err(e) if e.code == "busy"), "the older process holds it");

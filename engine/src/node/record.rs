@@ -21,17 +21,39 @@ pub struct Detail(Arc<DetailInner>);
 
 struct DetailInner {
     data: Option<Box<dyn erased_serde::Serialize + Send + Sync>>,
+    /// The form a journal stores beside the node's result ([`Detail::typed_with_lean`]).
+    lean: Option<Box<dyn erased_serde::Serialize + Send + Sync>>,
     built: OnceLock<Value>,
 }
 
 impl Detail {
     /// A detail written from `data` (whose keys serialise in sorted order).
     pub fn typed(data: impl Serialize + Send + Sync + 'static) -> Self {
-        Detail(Arc::new(DetailInner { data: Some(Box::new(data)), built: OnceLock::new() }))
+        Detail(Arc::new(DetailInner { data: Some(Box::new(data)), lean: None, built: OnceLock::new() }))
+    }
+
+    /// A detail written from `data`, which a journal stores as `lean` beside the node's result:
+    /// `data` with a part that equals some of the result's fields left out and named instead,
+    /// under the key [`RESULT`](crate::journal::RESULT) of the top-level object, as
+    /// `{"at": "<JSON pointer of the part>", "fields": ["<result field>", ...]}`. Reading the
+    /// journal puts the part back from the result (`journal::resolve_finished`), so the stored
+    /// record reads exactly as `data` writes it. A REST call's last answer is its result's
+    /// `body`, `headers` and `status`: the largest repetition a journal held.
+    pub fn typed_with_lean(
+        data: impl Serialize + Send + Sync + 'static,
+        lean: impl Serialize + Send + Sync + 'static,
+    ) -> Self {
+        Detail(Arc::new(DetailInner { data: Some(Box::new(data)), lean: Some(Box::new(lean)), built: OnceLock::new() }))
     }
 
     pub fn value(v: Value) -> Self {
-        Detail(Arc::new(DetailInner { data: None, built: OnceLock::from(v) }))
+        Detail(Arc::new(DetailInner { data: None, lean: None, built: OnceLock::from(v) }))
+    }
+
+    /// The detail as a journal stores it beside the node's result: its lean form when it has
+    /// one, else as it serialises.
+    pub fn journaled(&self) -> JournaledDetail<'_> {
+        JournaledDetail(self)
     }
 
     pub fn get(&self) -> Value {
@@ -65,6 +87,24 @@ impl Serialize for Detail {
             (Some(value), _) => value.serialize(s),
             (None, Some(data)) => erased_serde::serialize(data.as_ref(), s),
             (None, None) => Value::Null.serialize(s),
+        }
+    }
+}
+
+/// [`Detail::journaled`].
+pub struct JournaledDetail<'a>(&'a Detail);
+
+impl std::fmt::Debug for JournaledDetail<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournaledDetail").field("lean", &self.0.0.lean.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Serialize for JournaledDetail<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0.0.lean {
+            Some(lean) => erased_serde::serialize(lean.as_ref(), s),
+            None => self.0.serialize(s),
         }
     }
 }

@@ -10,9 +10,16 @@
 //! it. A node whose id is a path (the flat record of a run ended without running, see
 //! `hall::abandon`) is written in full.
 //!
+//! A node's `detail` is written in its lean form when it has one ([`Detail::typed_with_lean`]):
+//! a part of it that repeats some of the node's result (a REST call's last answer is the result's
+//! `body`, `headers` and `status`) is named, `{"$result": {"at": "<pointer>", "fields": [...]}}`
+//! at the detail's top level, and put back from the result when the entry is read.
+//!
 //! The fields are written in the order and with the omissions of [`RunRecord`]'s and
-//! [`NodeRecord`]'s derived forms; with no entries the output is byte for byte theirs (a test
-//! checks it).
+//! [`NodeRecord`]'s derived forms; with no entries and no lean details the output is byte for
+//! byte theirs (a test checks it).
+//!
+//! [`Detail::typed_with_lean`]: super::record::Detail::typed_with_lean
 
 use std::collections::HashMap;
 
@@ -25,6 +32,9 @@ use super::record::{NodeRecord, RunRecord};
 
 /// The key of a reference to a node's entry.
 pub const ROW: &str = "$row";
+
+/// The key, in a stored detail, of the part of it that is the node's result's (a lean detail).
+pub const RESULT: &str = "$result";
 
 /// Which nodes have an entry in the journal, by path (`phone/create`): `Some(true)` when the entry
 /// holds the node's `detail`, `Some(false)` when it was written without it, `None` when there is
@@ -126,7 +136,7 @@ impl Serialize for Reference<'_> {
         let mut m = s.serialize_map(Some(len))?;
         m.serialize_entry(ROW, self.path)?;
         if let Some(detail) = self.detail {
-            m.serialize_entry("detail", detail)?;
+            m.serialize_entry("detail", &detail.journaled())?;
         }
         if !self.items.is_empty() {
             m.serialize_entry("items", self.items)?;
@@ -163,7 +173,10 @@ impl Serialize for NodeRows<'_> {
         m.serialize_field("attempts", &n.attempts)?;
         optional!("result", n.result);
         optional!("error", n.error);
-        optional!("detail", n.detail);
+        match &n.detail {
+            Some(detail) => m.serialize_field("detail", &detail.journaled())?,
+            None => m.skip_field("detail")?,
+        }
         match &n.subflow {
             Some(sub) => {
                 m.serialize_field("subflow", &RecordRows { record: sub, prefix: self.path, rows: self.rows })?
@@ -199,6 +212,8 @@ pub enum Unresolved {
     Missing(String),
     /// A reference that is not a node's path below the record that holds it.
     Misplaced(String),
+    /// A lean detail that names a part its node's result cannot give back (the node's path).
+    Detail(String),
 }
 
 impl std::fmt::Display for Unresolved {
@@ -206,6 +221,9 @@ impl std::fmt::Display for Unresolved {
         match self {
             Unresolved::Missing(p) => write!(f, "it names the entry of node `{p}`, which the journal does not hold"),
             Unresolved::Misplaced(p) => write!(f, "it names the entry `{p}` where no such node can be"),
+            Unresolved::Detail(p) => {
+                write!(f, "the detail of node `{p}` names a part of its result that the result cannot give back")
+            }
         }
     }
 }
@@ -250,7 +268,6 @@ fn resolve_run(record: &mut Value, prefix: &str, entries: &HashMap<String, Value
         let Some(mut stored) = entries.get(&path).and_then(|f| f.get("record")).cloned() else {
             return Err(Unresolved::Missing(path));
         };
-        resolve_node(&mut stored, &path, entries)?;
         if let Value::Object(fields) = &mut stored {
             for carried in ["detail", "items"] {
                 if let Some(value) = node.get_mut(carried).map(Value::take) {
@@ -258,17 +275,44 @@ fn resolve_run(record: &mut Value, prefix: &str, entries: &HashMap<String, Value
                 }
             }
         }
+        resolve_node(&mut stored, &path, entries)?;
         *node = stored;
     }
     Ok(())
 }
 
-/// A node's record at `path`: its subflow's references.
+/// A node's record at `path`: its lean detail, and its subflow's references.
 fn resolve_node(node: &mut Value, path: &str, entries: &HashMap<String, Value>) -> Result<(), Unresolved> {
+    restore_detail(node).ok_or_else(|| Unresolved::Detail(path.to_owned()))?;
     match node.get_mut("subflow") {
         Some(sub) if sub.is_object() => resolve_run(sub, path, entries),
         _ => Ok(()),
     }
+}
+
+/// Puts the part of a lean detail that its result gives back in place; `None` when the detail
+/// names it in a way the node cannot answer (no such field, or no free place for it).
+fn restore_detail(node: &mut Value) -> Option<()> {
+    let Value::Object(fields) = node else { return Some(()) };
+    let Some(Value::Object(detail)) = fields.get_mut("detail") else { return Some(()) };
+    let Some(named) = detail.remove(RESULT) else { return Some(()) };
+    let result = fields.get("result")?;
+    let mut part = serde_json::Map::new();
+    for field in named.get("fields")?.as_array()? {
+        let field = field.as_str()?;
+        part.insert(field.to_owned(), result.get(field)?.clone());
+    }
+    // A key, not yet there, of an object inside the detail.
+    let (parent, key) = named.get("at")?.as_str()?.rsplit_once('/')?;
+    if key.is_empty() || key.contains('~') {
+        return None;
+    }
+    let Value::Object(place) = fields.get_mut("detail")?.pointer_mut(parent)? else { return None };
+    if place.contains_key(key) {
+        return None;
+    }
+    place.insert(key.to_owned(), Value::Object(part));
+    Some(())
 }
 
 #[cfg(test)]
@@ -440,5 +484,101 @@ mod tests {
             let mut value = stored.clone();
             assert_eq!(resolve_record(&mut value, &entries), Err(Unresolved::Misplaced(bad.into())), "{bad}");
         }
+    }
+
+    /// A call's node whose last answer is its result's: the detail's lean form names it.
+    fn call(id: &str) -> NodeRecord {
+        let body = json!({ "stat": "OK", "response": [{ "user_id": "DU1", "username": id }] });
+        let headers = json!({ "content-type": "application/json" });
+        let request = json!({ "method": "GET", "url": format!("/x/{id}") });
+        let full = json!({ "attempts": [
+            { "request": request, "response": { "body": { "stat": "FAIL" }, "headers": {}, "status": 503 } },
+            { "request": request, "response": { "body": body, "headers": headers, "status": 200 } },
+        ] });
+        let lean = json!({
+            RESULT: { "at": "/attempts/1/response", "fields": ["body", "headers", "status"] },
+            "attempts": [
+                { "request": request, "response": { "body": { "stat": "FAIL" }, "headers": {}, "status": 503 } },
+                { "request": request },
+            ],
+        });
+        let mut record = node(id, None);
+        record.result = Some(Arc::new(json!({ "body": body, "headers": headers, "status": 200, "user_id": "DU1" })));
+        record.detail = Some(Detail::typed_with_lean(full, lean));
+        record
+    }
+
+    #[test]
+    fn a_lean_detail_is_stored_without_what_its_result_repeats_and_read_back_whole() {
+        // `lookup` is a read (its entry has no detail: the subflow's entry carries it), `create`
+        // a write (its own entry has its detail).
+        let record = run("outer", vec![node("user", Some(run("inner", vec![call("lookup")]))), call("create")]);
+        let has = |path: &str| match path {
+            "user/lookup" => Some(false),
+            "user" | "create" => Some(true),
+            _ => None,
+        };
+        let mut lookup = record.nodes[0].subflow.as_ref().unwrap().nodes[0].clone();
+        lookup.detail = None;
+        let mut entries = HashMap::new();
+        for (path, node) in [("user/lookup", &lookup), ("user", &record.nodes[0]), ("create", &record.nodes[1])] {
+            let finished = Finished { record: node.clone(), branch: None };
+            let text = serde_json::to_string(&FinishedRows { finished: &finished, path, rows: &has }).unwrap();
+            entries.insert(path.to_owned(), serde_json::from_str::<Value>(&text).unwrap());
+        }
+        let stored = serde_json::to_value(RecordRows { record: &record, prefix: "", rows: &has }).unwrap();
+        // Each answer's body is stored once, in its node's result; the failed attempt's answer,
+        // which no result repeats, stays in the detail.
+        let all: String = entries.values().map(|v| v.to_string()).chain([stored.to_string()]).collect();
+        assert_eq!(all.matches(r#""username":"lookup""#).count(), 1, "{all}");
+        assert_eq!(all.matches(r#""username":"create""#).count(), 1, "{all}");
+        assert_eq!(all.matches(r#""stat":"FAIL""#).count(), 2, "{all}");
+        assert_eq!(entries["create"]["record"]["detail"][RESULT]["at"], "/attempts/1/response");
+        // Read back, every detail is whole again, as the run made it.
+        let mut back = stored;
+        resolve_record(&mut back, &entries).unwrap();
+        assert_eq!(serde_json::from_value::<RunRecord>(back.clone()).unwrap(), record);
+        assert!(!back.to_string().contains(RESULT), "{back}");
+        let mut create = entries["create"].clone();
+        resolve_finished(&mut create, "create", &entries).unwrap();
+        assert_eq!(serde_json::from_value::<Finished>(create).unwrap().record, record.nodes[1]);
+        // The record answered to callers (the derived form) is the whole detail, never the lean.
+        assert_eq!(
+            serde_json::to_value(&record).unwrap()["nodes"][1]["detail"]["attempts"][1]["response"]["status"],
+            200
+        );
+    }
+
+    #[test]
+    fn a_lean_detail_that_its_result_cannot_fill_is_an_error() {
+        let finished = Finished { record: call("create"), branch: None };
+        let none = |_: &str| None;
+        let text = serde_json::to_string(&FinishedRows { finished: &finished, path: "create", rows: &none }).unwrap();
+        let stored: Value = serde_json::from_str(&text).unwrap();
+        let entries = HashMap::new();
+        let broken: [(&str, Value); 5] = [
+            ("/record/result/body", Value::Null),
+            ("/record/result", json!("text")),
+            ("/record/detail/$result/at", json!("/attempts/1/request")),
+            ("/record/detail/$result/at", json!("/attempts/9/response")),
+            ("/record/detail/$result/fields", json!(["body", "nothing"])),
+        ];
+        for (pointer, value) in broken {
+            let mut entry = stored.clone();
+            if value.is_null() {
+                let (parent, key) = pointer.rsplit_once('/').unwrap();
+                entry.pointer_mut(parent).unwrap().as_object_mut().unwrap().remove(key);
+            } else {
+                *entry.pointer_mut(pointer).unwrap() = value;
+            }
+            assert_eq!(
+                resolve_finished(&mut entry, "create", &entries),
+                Err(Unresolved::Detail("create".into())),
+                "{pointer}"
+            );
+        }
+        let mut whole = stored;
+        resolve_finished(&mut whole, "create", &entries).unwrap();
+        assert_eq!(serde_json::from_value::<Finished>(whole).unwrap(), finished);
     }
 }

@@ -1,12 +1,15 @@
 //! Running a `rest_call`: render the request, send it through the bound integration, read
 //! Duo's envelope, apply `accept:` and `extract:`, and repeat while polling.
 
+use std::sync::Arc;
+
+use flowcat_engine::journal::RESULT;
 use flowcat_engine::kind::Effect;
 use flowcat_engine::render::truthy;
 use flowcat_engine::run::{Detail, NodeCx, NodeError, NodeOutput};
 use flowcat_engine::template::ValueTemplate;
 
-use crate::http::Attempt;
+use crate::http::{Attempt, ResponseRecord};
 use serde_json::{Map, Value, json};
 
 use super::rest_call::{Extract, Poll, RestCallExec};
@@ -48,7 +51,7 @@ impl RestCallExec {
         let Some(poll) = &self.poll else {
             let mut kept: Vec<Attempt> = Vec::new();
             let result = self.once(cx, bound, &call, &mut kept, token).await;
-            cx.set_detail_lazy(detail(kept, None));
+            cx.set_detail_lazy(detail(kept, None, result.as_ref().ok()));
             return result.map(NodeOutput::value);
         };
         self.poll(cx, bound, &call, poll, timing, token.take()).await
@@ -84,7 +87,12 @@ impl RestCallExec {
             let keep = kept.len().saturating_sub(KEPT_ATTEMPTS);
             match done {
                 Err(_) | Ok(Ok(true)) | Ok(Err(_)) => {
-                    cx.set_detail_lazy(detail(kept.split_off(keep), Some(polls)));
+                    // The node's result is the last answer's only when it succeeds with it.
+                    let answer = match done {
+                        Ok(Ok(true)) => result.as_ref().ok(),
+                        _ => None,
+                    };
+                    cx.set_detail_lazy(detail(kept.split_off(keep), Some(polls), answer));
                     return match done {
                         Ok(Err(e)) => Err(e),
                         _ => result.map(NodeOutput::value),
@@ -115,7 +123,7 @@ impl RestCallExec {
                 )),
             };
             if let Some(e) = stop {
-                cx.set_detail_lazy(detail(kept.split_off(keep), Some(polls)));
+                cx.set_detail_lazy(detail(kept.split_off(keep), Some(polls), None));
                 return Err(e);
             }
             let why = if still_waiting { " (the last attempt timed out)" } else { "" };
@@ -335,9 +343,32 @@ impl<'a> Page<'a> {
     }
 }
 
-/// The attempts (redacted by the HTTP layer), written as JSON straight from them.
-fn detail(attempts: Vec<Attempt>, polls: Option<u32>) -> Detail {
-    Detail::typed(Attempts { attempts, polls })
+/// The attempts (redacted by the HTTP layer), written as JSON straight from them. `result` is
+/// the node's result when it succeeds with the last answer: a journal then stores that answer
+/// once, in the result ([`Detail::typed_with_lean`]).
+fn detail(attempts: Vec<Attempt>, polls: Option<u32>, result: Option<&Value>) -> Detail {
+    let repeated = match (attempts.last().and_then(|a| a.response.as_ref()), result) {
+        (Some(answer), Some(result)) => is_answer(answer, result),
+        _ => false,
+    };
+    let attempts = Arc::new(Attempts { attempts, polls });
+    if repeated {
+        Detail::typed_with_lean(Whole(attempts.clone()), Lean(attempts))
+    } else {
+        Detail::typed(Whole(attempts))
+    }
+}
+
+/// Whether `result` holds exactly `answer`'s body, headers and status. The answer was scrubbed
+/// of the integration's secrets and the result was not: an answer that held one differs, and
+/// is stored as it is.
+fn is_answer(answer: &ResponseRecord, result: &Value) -> bool {
+    let status = result.get("status").and_then(Value::as_u64) == Some(u64::from(answer.status));
+    let headers = result.get("headers").and_then(Value::as_object).is_some_and(|h| {
+        h.len() == answer.headers.len()
+            && answer.headers.iter().all(|(k, v)| h.get(k).and_then(Value::as_str) == Some(v.as_str()))
+    });
+    status && headers && result.get("body") == Some(&answer.body)
 }
 
 /// A call's detail: `{"attempts": [...], "polls": n}`, its keys in sorted order.
@@ -346,6 +377,78 @@ struct Attempts {
     attempts: Vec<Attempt>,
     #[serde(skip_serializing_if = "Option::is_none")]
     polls: Option<u32>,
+}
+
+/// [`Attempts`] whole: the detail the record shows.
+struct Whole(Arc<Attempts>);
+
+impl serde::Serialize for Whole {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// [`Attempts`] as a journal stores them beside the node's result, which holds the last
+/// answer: that answer is named (`$result`) instead of written. Keys in sorted order.
+struct Lean(Arc<Attempts>);
+
+impl serde::Serialize for Lean {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Named(usize);
+        impl serde::Serialize for Named {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("at", &format!("/attempts/{}/response", self.0))?;
+                m.serialize_entry("fields", &["body", "headers", "status"])?;
+                m.end()
+            }
+        }
+        struct List<'a>(&'a [Attempt]);
+        impl serde::Serialize for List<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                if let Some((last, before)) = self.0.split_last() {
+                    for attempt in before {
+                        seq.serialize_element(attempt)?;
+                    }
+                    seq.serialize_element(&Unanswered(last))?;
+                }
+                seq.end()
+            }
+        }
+        let Attempts { attempts, polls } = self.0.as_ref();
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry(RESULT, &Named(attempts.len().saturating_sub(1)))?;
+        m.serialize_entry("attempts", &List(attempts))?;
+        if let Some(polls) = polls {
+            m.serialize_entry("polls", polls)?;
+        }
+        m.end()
+    }
+}
+
+/// An attempt written without its answer: [`Attempt`]'s fields, in its order, but `response`.
+struct Unanswered<'a>(&'a Attempt);
+
+impl serde::Serialize for Unanswered<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let Attempt { duration_ms, error, request, response: _, retry_delay_ms, started_at } = self.0;
+        let mut m = s.serialize_struct("Attempt", 5)?;
+        m.serialize_field("duration_ms", duration_ms)?;
+        match error {
+            Some(e) => m.serialize_field("error", e)?,
+            None => m.skip_field("error")?,
+        }
+        m.serialize_field("request", request)?;
+        match retry_delay_ms {
+            Some(d) => m.serialize_field("retry_delay_ms", d)?,
+            None => m.skip_field("retry_delay_ms")?,
+        }
+        m.serialize_field("started_at", started_at)?;
+        m.end()
+    }
 }
 
 /// A value as the flow writes it: templates as their text.
@@ -494,15 +597,93 @@ mod tests {
         for polls in [None, Some(3)] {
             let attempts = Attempts { attempts: vec![full_attempt(), full_attempt()], polls };
             let as_value = serde_json::to_value(&attempts).expect("a value");
-            let typed = serde_json::to_string(&detail(attempts.attempts, polls)).expect("json");
+            let typed = serde_json::to_string(&detail(attempts.attempts, polls, None)).expect("json");
             assert_eq!(typed, serde_json::to_string(&as_value).expect("json"));
-            let pretty = serde_json::to_string_pretty(&detail(vec![full_attempt()], polls)).expect("json");
+            let pretty = serde_json::to_string_pretty(&detail(vec![full_attempt()], polls, None)).expect("json");
             let want = serde_json::to_value(Attempts { attempts: vec![full_attempt()], polls }).expect("a value");
             assert_eq!(pretty, serde_json::to_string_pretty(&want).expect("json"));
         }
         // Asked for as a value (comparing, `runs show` of a live record), it is the same.
-        let detail = detail(vec![full_attempt()], None);
+        let detail = detail(vec![full_attempt()], None, None);
         assert_eq!(detail.get(), json!({ "attempts": [serde_json::to_value(full_attempt()).expect("a value")] }));
+    }
+
+    /// The node's result as `once` makes it of an answer: status, headers, extracts, body.
+    fn result_of(answer: &ResponseRecord) -> Value {
+        json!({ "status": answer.status, "headers": answer.headers, "user_id": "DU1", "body": answer.body })
+    }
+
+    /// A journal stores a call's last answer once, in the result; read back, the detail is whole.
+    #[test]
+    fn a_journal_stores_the_last_answer_once_and_reads_the_detail_back_whole() {
+        use flowcat_engine::journal::{Finished, FinishedRows, resolve_finished};
+        use flowcat_engine::run::{NodeRecord, NodeStatus};
+        let mut first = full_attempt();
+        first.response.as_mut().expect("an answer").status = 503;
+        for polls in [None, Some(2)] {
+            let attempts = vec![first.clone(), full_attempt()];
+            let result = result_of(full_attempt().response.as_ref().expect("an answer"));
+            let whole = serde_json::to_value(Attempts { attempts: attempts.clone(), polls }).expect("a value");
+            let detail = detail(attempts, polls, Some(&result));
+            // The record shows it whole.
+            assert_eq!(serde_json::to_value(&detail).expect("a value"), whole);
+            let record = NodeRecord {
+                id: "lookup".into(),
+                kind: "rest_call".into(),
+                status: NodeStatus::Succeeded,
+                reason: None,
+                started_at: Some(1),
+                ended_at: Some(2),
+                duration_ms: Some(1.0),
+                attempts: 2,
+                result: Some(Arc::new(result)),
+                error: None,
+                detail: Some(detail),
+                subflow: None,
+                items: Vec::new(),
+            };
+            let finished = Finished { record, branch: None };
+            let rows = |_: &str| None;
+            let stored = serde_json::to_string(&FinishedRows { finished: &finished, path: "lookup", rows: &rows })
+                .expect("json");
+            // The body: once in the result, once in the first (failed) answer; not in the last.
+            assert_eq!(stored.matches(r#""phone_id":"DP1""#).count(), 2, "{stored}");
+            assert_eq!(stored.matches(r#""status":503"#).count(), 1, "the first answer stays: {stored}");
+            let mut value: Value = serde_json::from_str(&stored).expect("json");
+            assert_eq!(value["record"]["detail"]["$result"]["at"], "/attempts/1/response");
+            resolve_finished(&mut value, "lookup", &Default::default()).expect("whole again");
+            assert_eq!(value["record"]["detail"], whole);
+            assert_eq!(serde_json::from_value::<Finished>(value).expect("a node"), finished);
+        }
+    }
+
+    /// An answer the result does not hold exactly (the answer scrubbed of a secret, a header
+    /// more, a merged page) is stored as it is; so is the detail of a node without a result.
+    #[test]
+    fn an_answer_the_result_does_not_repeat_is_stored_whole() {
+        let answer = full_attempt().response.expect("an answer");
+        let mut body = result_of(&answer);
+        body["body"]["response"] = json!("other");
+        let mut header = result_of(&answer);
+        header["headers"]["x-more"] = json!("1");
+        let mut status = result_of(&answer);
+        status["status"] = json!(201);
+        for result in [Some(body), Some(header), Some(status), None] {
+            let detail = detail(vec![full_attempt()], None, result.as_ref());
+            let journaled = serde_json::to_value(detail.journaled()).expect("a value");
+            assert_eq!(journaled, serde_json::to_value(&detail).expect("a value"), "{result:?}");
+        }
+        assert!(is_answer(&answer, &result_of(&answer)));
+    }
+
+    /// Written without its answer, an attempt keeps every other field of `Attempt`, in order.
+    #[test]
+    fn an_unanswered_attempt_is_an_attempt_but_its_answer() {
+        let mut attempt = full_attempt();
+        attempt.error = Some("lost".into());
+        let mut want = serde_json::to_value(&attempt).expect("a value");
+        want.as_object_mut().expect("an object").remove("response");
+        assert_eq!(serde_json::to_string(&Unanswered(&attempt)).expect("json"), want.to_string());
     }
 
     fn reply(status: u16, body: Value) -> Reply {
