@@ -10,12 +10,14 @@
 //!   `synchronous=NORMAL`: a commit survives the process being killed (kill -9), which is the
 //!   promise; a power cut may lose the last commits, never the file.
 //! - One writer thread commits in groups (`writer`): many runs journaling at once share a
-//!   transaction, and each waiter is told once its write is committed.
+//!   transaction, and each waiter is told once its write is committed. Another thread copies
+//!   the WAL into the database file meanwhile (`checkpoint`), so that commits seldom wait for it.
 //! - A run is held by one process at a time through a lock file (`lock`), which the kernel
 //!   releases when the process dies.
 //! - No secret: a run is stored with its inputs, vars and the *names* of the integrations it is
 //!   bound to; requests and records arrive already redacted.
 
+mod checkpoint;
 mod crash;
 mod dir;
 mod error;

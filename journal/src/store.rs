@@ -14,6 +14,7 @@ use flowcat_engine::journal::{
 use flowcat_engine::run::BoxFuture;
 use rusqlite::Connection;
 
+use crate::checkpoint::{Checkpointer, WRITER_PAGES};
 use crate::crash::{Crash, CrashAt};
 use crate::dir::{self, DB_FILE, LOCKS};
 use crate::error::{self, Doing};
@@ -77,6 +78,8 @@ pub(crate) struct Shared {
     /// `None` only while dropping: the writer ends when its channel closes.
     ops: Option<mpsc::Sender<Op>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// Copies the WAL into the file beside the writer (`None` if it could not start).
+    checkpointer: Option<Checkpointer>,
     stats: Arc<Stats>,
     /// The reading connection (and `prune`'s, and the outbox's).
     pub(crate) side: Mutex<Connection>,
@@ -125,6 +128,20 @@ impl Journal {
         dir::create_private_file(&file)?;
         let setup = Setup { busy_timeout: options.busy_timeout, max_pages: options.max_pages };
         let (conn, side) = first_connections(&file, setup)?;
+        // The WAL copied on a thread of its own (`checkpoint`); without it (no connection, no
+        // thread), the writer checkpoints alone, as SQLite does by default.
+        let checkpointer = schema::connect(&file, setup)
+            .ok()
+            .and_then(|c| Checkpointer::start(c).ok())
+            // A number, so formatting it into the statement is safe; the pragma answers it.
+            .filter(|_| {
+                let sql = format!("PRAGMA wal_autocheckpoint = {WRITER_PAGES}");
+                conn.query_row(&sql, [], |_| Ok(())).is_ok()
+            });
+        let (checkpointer, checkpoints) = match checkpointer {
+            Some((c, nudge)) => (Some(c), Some(nudge)),
+            None => (None, None),
+        };
         let holder = Arc::new(Holder::new(dir)?);
         let held = Arc::new(Mutex::new(HeldEntries::default()));
         // Not healthy before a first commit: the first run's beginning is awaited, so a journal
@@ -151,6 +168,7 @@ impl Journal {
             noticed: std::cell::Cell::new(false),
             written_keys: Default::default(),
             broken: Default::default(),
+            checkpoints,
         };
         let writer = std::thread::Builder::new()
             .name("flowcat-journal".into())
@@ -159,6 +177,7 @@ impl Journal {
         let shared = Shared {
             ops: Some(ops),
             writer: Some(writer),
+            checkpointer,
             stats,
             side: Mutex::new(side),
             file,
@@ -292,6 +311,7 @@ impl Drop for Shared {
     /// (held entries included) and close its connection, which checkpoints the WAL; then the
     /// holder's lock file goes.
     fn drop(&mut self) {
+        drop(self.checkpointer.take());
         drop(self.ops.take());
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();

@@ -289,6 +289,8 @@ pub(crate) struct Writer {
     /// it, so their end is refused (the run then reads as interrupted, and a resume runs that
     /// node again), until their handle lets them go.
     pub broken: std::cell::RefCell<std::collections::HashSet<RunNo>>,
+    /// Told what each commit wrote (`checkpoint`), when the checkpointer runs.
+    pub checkpoints: Option<crate::checkpoint::Nudge>,
 }
 
 /// Entries nobody waits for, per run, with when the oldest came.
@@ -534,6 +536,9 @@ impl Writer {
         self.healthy.store(!held_begin_failed, Ordering::Relaxed);
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         self.stats.ops.fetch_add(count, Ordering::Relaxed);
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.wrote(count);
+        }
         for d in done {
             match d {
                 Done::Unit(Some(reply), r) => {

@@ -629,3 +629,40 @@ async fn runs_of_one_key_in_one_process_never_both_start() {
         assert_eq!(fresh, 1, "round {round}: one fresh run");
     }
 }
+
+/// The WAL is copied into the database file on a thread beside the writer, long before the
+/// writer's own checkpoint (at 4,000 pages, SQLite's default being 1,000); and it stays
+/// bounded, the writer's checkpoint starting it over.
+#[tokio::test]
+async fn the_wal_is_copied_beside_the_writer_and_stays_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = open(dir.path());
+    let file = journal.file().to_owned();
+    let wal = file.with_extension("sqlite3-wal");
+    let size = |f: &std::path::Path| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+    let run = fresh(journal.begin(start("many", None)).await.expect("begin"));
+    journal.flush().await.expect("flush");
+    let before = size(&file);
+    // 1,100 small results in one commit: a few dozen WAL pages, over a thousand entries.
+    for i in 0..1100 {
+        run.noted(&path(&format!("n{i}")), finished("n", json!(i)));
+    }
+    journal.flush().await.expect("flush");
+    assert!(size(&wal) < 400 * 4120, "far below any checkpoint of the writer's: {}", size(&wal));
+    let since = std::time::Instant::now();
+    while size(&file) <= before {
+        assert!(since.elapsed() < std::time::Duration::from_secs(30), "nothing copied the WAL into {file:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    // About 30 MB of results, 100 at a time: the WAL never holds much more than 4,000 pages.
+    let big = "x".repeat(20_000);
+    for batch in 0..15 {
+        for i in 0..100 {
+            run.noted(&path(&format!("b{batch}-{i}")), finished("b", json!(big)));
+        }
+        journal.flush().await.expect("flush");
+        assert!(size(&wal) < 4_700 * 4120, "the WAL grew past its bound: {} bytes", size(&wal));
+    }
+    assert!(size(&file) > 15_000_000, "most results reached the file: {}", size(&file));
+}
