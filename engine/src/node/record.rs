@@ -38,7 +38,9 @@ impl Detail {
     /// `{"at": "<JSON pointer of the part>", "fields": ["<result field>", ...]}`. Reading the
     /// journal puts the part back from the result (`journal::resolve_finished`), so the stored
     /// record reads exactly as `data` writes it. A REST call's last answer is its result's
-    /// `body`, `headers` and `status`: the largest repetition a journal held.
+    /// `body`, `headers` and `status`: the largest repetition a journal held. The key is
+    /// reserved: a kind's own detail never has a top-level `$result` (a stored detail with one
+    /// that does not name a part of the result reads as damaged).
     pub fn typed_with_lean(
         data: impl Serialize + Send + Sync + 'static,
         lean: impl Serialize + Send + Sync + 'static,
