@@ -293,31 +293,56 @@ pub(crate) struct Writer {
     pub checkpoints: Option<crate::checkpoint::Nudge>,
 }
 
-/// Entries nobody waits for, per run, with when the oldest came.
+/// Entries nobody waits for, per run.
 #[derive(Debug, Default)]
 pub(crate) struct HeldEntries {
-    runs: HashMap<RunNo, (Instant, Vec<Op>)>,
+    runs: HashMap<RunNo, Held>,
     /// How many entries `runs` holds.
     len: usize,
+}
+
+/// A run's held entries.
+#[derive(Debug)]
+struct Held {
+    /// When the oldest came.
+    since: Instant,
+    /// Written with the next batch, whatever their age ([`HeldEntries::push_end`]).
+    due: bool,
+    ops: Vec<Op>,
 }
 
 impl HeldEntries {
     /// Holds `op` for `run`; answers how many entries are held now.
     pub(crate) fn push(&mut self, run: RunNo, op: Op) -> usize {
-        self.runs.entry(run).or_insert_with(|| (Instant::now(), Vec::new())).1.push(op);
+        self.runs
+            .entry(run)
+            .or_insert_with(|| Held { since: Instant::now(), due: false, ops: Vec::new() })
+            .ops
+            .push(op);
         self.len += 1;
         self.len
     }
 
     /// Holds the final end of `run`: its held starts are dropped (its record has every node's
-    /// times), its beginning and results kept (its record names their entries).
+    /// times), its beginning and results kept (its record names their entries). The end of a
+    /// run whose beginning is written (it waited for an entry before) goes with the writer's
+    /// next batch rather than after [`HOLD`]: the writer is awake for other runs anyway (an idle
+    /// one still takes it within `HOLD`, woken by nothing new), the pages the end changes are
+    /// still the ones those batches write, and the end is durable sooner. A run of reads keeps
+    /// its whole self held, so that it wakes the writer not once.
     pub(crate) fn push_end(&mut self, run: RunNo, op: Op) -> usize {
-        if let Some((_, entries)) = self.runs.get_mut(&run) {
-            let before = entries.len();
-            entries.retain(|op| matches!(op, Op::Begin { .. } | Op::Noted { .. }));
-            self.len -= before - entries.len();
+        let mut begun = true;
+        if let Some(held) = self.runs.get_mut(&run) {
+            let before = held.ops.len();
+            held.ops.retain(|op| matches!(op, Op::Begin { .. } | Op::Noted { .. }));
+            self.len -= before - held.ops.len();
+            begun = !held.ops.iter().any(|op| matches!(op, Op::Begin { .. }));
         }
-        self.push(run, op)
+        let len = self.push(run, op);
+        if let Some(held) = self.runs.get_mut(&run) {
+            held.due = begun;
+        }
+        len
     }
 
     /// Makes the held results of `run` JSON, in place: called by the run before its next awaited
@@ -326,7 +351,7 @@ impl HeldEntries {
     /// order of the run's entries and the rule that an awaited entry brings them all stay as
     /// they are (a few tens of microseconds: a run's results are a few kilobytes).
     pub(crate) fn serialize(&mut self, run: RunNo, file: &std::path::Path) {
-        let Some((_, entries)) = self.runs.get_mut(&run) else { return };
+        let Some(Held { ops: entries, .. }) = self.runs.get_mut(&run) else { return };
         for op in entries {
             if let Op::Noted { node: noting, path, .. } = op
                 && let Noting::Node(..) = noting
@@ -339,7 +364,7 @@ impl HeldEntries {
     }
 
     fn take(&mut self, run: RunNo) -> Option<Vec<Op>> {
-        let (_, entries) = self.runs.remove(&run)?;
+        let Held { ops: entries, .. } = self.runs.remove(&run)?;
         self.len -= entries.len();
         Some(entries)
     }
@@ -983,7 +1008,7 @@ fn route(held: &mut HeldEntries, batch: Vec<Op>, mut all: bool, hold: Duration) 
     }
     let now = Instant::now();
     let due: Vec<RunNo> =
-        held.runs.iter().filter(|(_, (since, _))| all || now >= *since + hold).map(|(run, _)| *run).collect();
+        held.runs.iter().filter(|(_, h)| all || h.due || now >= h.since + hold).map(|(run, _)| *run).collect();
     // Before the batch: a flush answers once what came before it is written, and a claim or a
     // key's lookup sees the ends this process already made. A run with an op in the batch took
     // its own entries before that op above.
@@ -1140,7 +1165,7 @@ mod tests {
         held.serialize(1, std::path::Path::new("journal.sqlite3"));
         let kinds = |run| {
             held.runs[&run]
-                .1
+                .ops
                 .iter()
                 .map(|op| match op {
                     Op::Started { path, .. } => format!("started {path}"),

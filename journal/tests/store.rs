@@ -666,3 +666,34 @@ async fn the_wal_is_copied_beside_the_writer_and_stays_bounded() {
     }
     assert!(size(&file) > 15_000_000, "most results reached the file: {}", size(&file));
 }
+
+/// The end of a run that wrote (its beginning went with an awaited entry) goes with the writer's
+/// next batch, however young; a run of reads stays held whole until it is due.
+#[tokio::test]
+async fn a_written_runs_end_goes_with_the_next_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = flowcat_journal::Options { hold: std::time::Duration::from_secs(3600), ..Default::default() };
+    let journal = flowcat_journal::Journal::open_with(dir.path(), options).expect("opens");
+    let status = |id: &str| journal.show(id).expect("show").map(|r| r.summary.status);
+    // The journal's first run awaits its beginning.
+    let first = fresh(journal.begin(start("first", None)).await.expect("begin"));
+    first.end(StoredStatus::Succeeded, &record("first", "succeeded")).await.expect("end");
+
+    let writes = fresh(journal.begin(start("writes", None)).await.expect("begin"));
+    let wrote = writes.info().id.clone();
+    writes.intent(&path("create"), &json!({ "method": "POST" })).await.expect("intent");
+    writes.end(StoredStatus::Succeeded, &record("writes", "succeeded")).await.expect("end");
+    let reads = fresh(journal.begin(start("reads", None)).await.expect("begin"));
+    let read = reads.info().id.clone();
+    reads.noted(&path("a"), finished("a", json!(1)));
+    reads.end(StoredStatus::Succeeded, &record("reads", "succeeded")).await.expect("end");
+    assert_eq!(status(&wrote), Some(StoredStatus::Running), "its end is not written yet");
+
+    // Another run's awaited entry: one batch, which takes the first end along, not the second.
+    let other = fresh(journal.begin(start("other", None)).await.expect("begin"));
+    other.intent(&path("create"), &json!({ "method": "POST" })).await.expect("intent");
+    assert_eq!(status(&wrote), Some(StoredStatus::Succeeded), "written with the next batch");
+    assert_eq!(status(&read), None, "a run of reads is held whole");
+    journal.flush().await.expect("flush");
+    assert_eq!(status(&read), Some(StoredStatus::Succeeded));
+}
