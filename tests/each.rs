@@ -454,4 +454,14 @@ fn a_rows_record_shows_each_calls_last_answer_whole() {
         assert!(last["request"]["url"].as_str().is_some_and(|u| u.contains("/admin/v1/")), "{call}");
     }
     assert_eq!(node("create")["result"]["body"]["response"]["number"], "+15555550142");
+    // What the journal holds names those answers instead (the text of its rows, in the file and
+    // in a WAL not yet copied into it): the four calls' details, each stored without its answer.
+    let stored: Vec<u8> = ["journal.sqlite3", "journal.sqlite3-wal"]
+        .iter()
+        .filter_map(|f| std::fs::read(state.join(f)).ok())
+        .flatten()
+        .collect();
+    let named = br#""$result":{"at":"/attempts/0/response","fields":["body","headers","status"]}"#;
+    let count = stored.windows(named.len()).filter(|w| w == named).count();
+    assert!(count >= 4, "the journal names {count} answers, not the 4 calls'");
 }
