@@ -131,12 +131,23 @@ impl Client {
 
     /// Polls the run until it is no longer running.
     fn until_ended(&mut self, addr: &str, id: &str, token: &str) -> Value {
+        self.until_out_of(addr, id, token, &["running"])
+    }
+
+    /// Like [`Client::until_ended`] for a run that the service resumes as it starts: until then
+    /// it still reads `interrupted`, as it was parked.
+    fn until_resumed_and_ended(&mut self, addr: &str, id: &str, token: &str) -> Value {
+        self.until_out_of(addr, id, token, &["running", "interrupted"])
+    }
+
+    /// The run once its status is none of `waiting` (at most 60 s).
+    fn until_out_of(&mut self, addr: &str, id: &str, token: &str, waiting: &[&str]) -> Value {
         let t0 = Instant::now();
         loop {
             let a = self.get(addr, &format!("/v1/runs/{id}"), token);
             assert_eq!(a.status, 200, "{}", a.body);
             let v = a.json();
-            if v["status"] != "running" {
+            if !waiting.iter().any(|w| v["status"] == *w) {
                 return v;
             }
             assert!(t0.elapsed() < Duration::from_secs(60), "run {id} never ended");
@@ -383,7 +394,7 @@ fn cancel_limits_sigterm_parks_and_a_restart_resumes() {
         let (code, answer) = sim.control("POST", "/sim/push/answer", Some(&body));
         assert_eq!(code, 200, "{answer}");
     }
-    let ended = c.until_ended(&serve.addr, &second, BOT);
+    let ended = c.until_resumed_and_ended(&serve.addr, &second, BOT);
     assert_eq!(ended["status"], "succeeded", "{ended:#}");
     assert_eq!(ended["record"]["outputs"]["verified"], true, "{ended:#}");
     assert_eq!(pushes(&sim), 2, "no push sent twice");
