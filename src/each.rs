@@ -68,7 +68,11 @@ pub fn run(flows: &Flows, args: &RunArgs, state_dir: Option<PathBuf>) -> anyhow:
             .map(|p| p.to_string_lossy().into_owned()),
         name: source.name.clone(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // One thread drives every row: a bulk run waits on the network, and a row costs a fraction
+    // of a millisecond of CPU, so one core drives far more rows a second than Duo's rate limits
+    // let through. Worker threads would only hand rows and wake-ups to each other (a fifth of
+    // the CPU of a bulk run, measured: docs/benchmarks.md). The journal writes on its own thread.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let ui = crate::ui::get();
     let terminal = std::io::stderr().is_terminal();
     let tally = Arc::new(Tally::default());
