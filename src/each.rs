@@ -34,6 +34,10 @@ use crate::run::RunArgs;
 const MAX_ATTEMPTS: u32 = 100;
 /// How many invalid rows are printed on stderr; `--out` has them all.
 const SHOWN_INVALID: u64 = 20;
+/// How long the journal holds a row's awaited entry (a write's intent) for the other rows' while
+/// the runtime is busy (`flowcat_journal::Pace`): at most this is added before a write is sent,
+/// and nothing when the rows wait on the network. Measured: docs/benchmarks.md.
+const COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Runs `args.flow` once per row; exit 0 when every row succeeded or was done before, 1 when
 /// some failed or were invalid, 2 when nothing could start, 3 when a row needs attention,
@@ -52,9 +56,10 @@ pub fn run(flows: &Flows, args: &RunArgs, state_dir: Option<PathBuf>) -> anyhow:
     let source = rows::open(&spec, args.each_format)?;
     let total = rows::count(&spec, source.format);
     let out = args.out.as_deref().map(Out::create).transpose()?;
+    let pace = flowcat_journal::Pace::new(COMMIT_WINDOW);
     let hall = match args.no_journal {
         true => hall,
-        false => hall.with_store(crate::run::open_journal(state_dir)?),
+        false => hall.with_store(crate::store::open_paced(state_dir, Some(pace.clone()))?),
     };
     let bulk = Bulk {
         hall: Arc::new(hall),
@@ -71,8 +76,14 @@ pub fn run(flows: &Flows, args: &RunArgs, state_dir: Option<PathBuf>) -> anyhow:
     // One thread drives every row: a bulk run waits on the network, and a row costs a fraction
     // of a millisecond of CPU, so one core drives far more rows a second than Duo's rate limits
     // let through. Worker threads would only hand rows and wake-ups to each other (a fifth of
-    // the CPU of a bulk run, measured: docs/benchmarks.md). The journal writes on its own thread.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // the CPU of a bulk run, measured: docs/benchmarks.md). The journal writes on its own thread,
+    // and commits the rows' intents once this one is idle (or `COMMIT_WINDOW` after they came).
+    let (parked, unparked) = (pace.clone(), pace);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_park(move || parked.parked())
+        .on_thread_unpark(move || unparked.unparked())
+        .build()?;
     let ui = crate::ui::get();
     let terminal = std::io::stderr().is_terminal();
     let tally = Arc::new(Tally::default());

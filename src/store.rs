@@ -59,11 +59,21 @@ pub fn open_postgres(url: &str) -> anyhow::Result<Arc<dyn Store>> {
 /// The store, created if missing; checked (version, integrity, room, writable) before anything
 /// is sent.
 pub fn open(state_dir: Option<PathBuf>) -> anyhow::Result<Arc<dyn Store>> {
+    open_paced(state_dir, None)
+}
+
+/// [`open`], the journal's commits paced by the runtime that drives the runs (`pace`; a shared
+/// Postgres store commits each entry in its own transaction, and ignores it).
+pub fn open_paced(
+    state_dir: Option<PathBuf>,
+    pace: Option<Arc<flowcat_journal::Pace>>,
+) -> anyhow::Result<Arc<dyn Store>> {
     match url() {
         Some(url) => open_postgres(url),
         None => {
             let dir = flowcat_journal::state_dir(state_dir)?;
-            Ok(Arc::new(flowcat_journal::Journal::open(&dir)?))
+            let options = flowcat_journal::Options { pace, ..flowcat_journal::Options::from_env()? };
+            Ok(Arc::new(flowcat_journal::Journal::open_with(&dir, options)?))
         }
     }
 }

@@ -10,7 +10,8 @@
 //!   `synchronous=NORMAL`: a commit survives the process being killed (kill -9), which is the
 //!   promise; a power cut may lose the last commits, never the file.
 //! - One writer thread commits in groups (`writer`): many runs journaling at once share a
-//!   transaction, and each waiter is told once its write is committed. Another thread copies
+//!   transaction, and each waiter is told once its write is committed; a [`Pace`] lets it
+//!   gather the awaited entries of a busy runtime's runs into fewer commits. Another thread copies
 //!   the WAL into the database file meanwhile (`checkpoint`), so that commits seldom wait for it.
 //! - A run is held by one process at a time through a lock file (`lock`), which the kernel
 //!   releases when the process dies.
@@ -25,6 +26,7 @@ mod handle;
 mod id;
 mod lock;
 mod outbox;
+mod pace;
 mod read;
 mod schema;
 mod store;
@@ -33,6 +35,7 @@ mod writer;
 pub use crash::{CRASH_AT_VAR, CrashAt, Phase};
 pub use dir::{DB_FILE, find_state_dir, state_dir};
 pub use outbox::end_notices;
+pub use pace::Pace;
 pub use store::{Journal, Options};
 pub use writer::MAX_HELD;
 

@@ -20,6 +20,7 @@ use crate::dir::{self, DB_FILE, LOCKS};
 use crate::error::{self, Doing};
 use crate::handle::Handle;
 use crate::lock::Holder;
+use crate::pace::Pace;
 use crate::read::Reader;
 use crate::schema::{self, Setup};
 use crate::writer::{Began, Claimed, Entries, HeldEntries, MAX_HELD, Op, Reply, Reserved, RunNo, Writer};
@@ -40,6 +41,9 @@ pub struct Options {
     /// How long an entry nobody waits for may stay in memory before it is written (unless
     /// `MAX_HELD` entries wait, or a run awaits an entry).
     pub hold: Duration,
+    /// Paces the commits of awaited entries by the runtime that drives the runs ([`Pace`]);
+    /// without it, such an entry is committed as soon as the writer has it.
+    pub pace: Option<Arc<Pace>>,
 }
 
 impl Default for Options {
@@ -50,6 +54,7 @@ impl Default for Options {
             busy_timeout: Duration::from_secs(10),
             max_wait: Duration::from_secs(15 * 60),
             hold: crate::writer::HOLD,
+            pace: None,
         }
     }
 }
@@ -164,6 +169,7 @@ impl Journal {
             healthy: healthy.clone(),
             nudged: nudged.clone(),
             hold: options.hold,
+            pace: options.pace,
             outbox: outbox.clone(),
             noticed: std::cell::Cell::new(false),
             written_keys: Default::default(),

@@ -167,11 +167,32 @@ impl Op {
         }
     }
 
+    /// Whether a waiter is told when the op is committed.
+    fn awaited(&self) -> bool {
+        match self {
+            Op::Begin { reply, .. } => reply.is_some(),
+            Op::End { reply, .. } => reply.is_some(),
+            Op::Flush { reply } => reply.is_some(),
+            Op::Claim { .. } | Op::Intent { .. } | Op::Finished { .. } | Op::Wait { .. } | Op::Signal { .. } => true,
+            Op::Let { .. } | Op::Started { .. } | Op::Noted { .. } | Op::Waited { .. } => false,
+        }
+    }
+
     /// Whether the op reads rows other runs' held entries may change (a key's run, a claimed
     /// run's state), so that everything held is written before it.
     fn needs_all(&self) -> bool {
         // A signal reads the run's row, which may be a held beginning.
         matches!(self, Op::Flush { .. } | Op::Claim { .. } | Op::Begin { reply: Some(_), .. } | Op::Signal { .. })
+    }
+}
+
+/// Adds what the channel holds now to a batch that has begun, up to [`MAX_BATCH`].
+fn drain(ops: &mpsc::Receiver<Op>, batch: &mut Vec<Op>) {
+    while !batch.is_empty() && batch.len() < MAX_BATCH {
+        match ops.try_recv() {
+            Ok(op) => batch.push(op),
+            Err(_) => break,
+        }
     }
 }
 
@@ -279,6 +300,9 @@ pub(crate) struct Writer {
     pub nudged: Arc<AtomicBool>,
     /// How long an entry is held at most ([`HOLD`] unless a test says otherwise).
     pub hold: Duration,
+    /// When set, an awaited entry is committed once the runs' runtime is idle or the pace's
+    /// window has passed, rather than at once.
+    pub pace: Option<Arc<crate::pace::Pace>>,
     /// Woken after a commit that wrote outbox notices.
     pub outbox: Arc<tokio::sync::Notify>,
     /// Whether the current batch wrote a notice.
@@ -446,6 +470,9 @@ impl Writer {
     pub(crate) fn serve(self, ops: mpsc::Receiver<Op>) {
         let mut prepared = Prepared::new(&self.conn);
         let mut rows = Rows::new();
+        if let Some(pace) = &self.pace {
+            pace.serve_here();
+        }
         loop {
             // Every `HOLD` at least, for the held entries that came of age.
             let first = match ops.recv_timeout(self.hold) {
@@ -453,12 +480,14 @@ impl Writer {
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
+            let since = Instant::now();
             let mut batch: Vec<Op> = first.into_iter().collect();
-            while !batch.is_empty() && batch.len() < MAX_BATCH {
-                match ops.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
-                }
+            drain(&ops, &mut batch);
+            if let Some(pace) = &self.pace
+                && batch.iter().any(Op::awaited)
+            {
+                pace.until_idle(since);
+                drain(&ops, &mut batch);
             }
             let writes = self.route(batch, false);
             self.apply(&mut prepared, &mut rows, writes);

@@ -697,3 +697,55 @@ async fn a_written_runs_end_goes_with_the_next_batch() {
     journal.flush().await.expect("flush");
     assert_eq!(status(&read), Some(StoredStatus::Succeeded));
 }
+
+/// With a pace, the writer holds the intents of a busy runtime's runs until the runtime parks,
+/// then commits them together: eight runs' writes, one commit.
+#[tokio::test]
+async fn a_paced_writer_commits_a_busy_runtimes_intents_together() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A window no test waits out: only the park ends the wait.
+    let pace = flowcat_journal::Pace::new(std::time::Duration::from_secs(600));
+    let options = flowcat_journal::Options { pace: Some(pace.clone()), ..Default::default() };
+    let journal = flowcat_journal::Journal::open_with(dir.path(), options).expect("open");
+    // The journal's first beginning is awaited (and committed at once: the runtime is idle).
+    drop(fresh(journal.begin(start("first", None)).await.expect("begin")));
+    let runs = fresh_runs(&journal, 8).await;
+    journal.flush().await.expect("flush");
+    let before = journal.stats().0;
+    pace.unparked();
+    let mut intents: Vec<_> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, run)| Box::pin(async move { run.intent(&path("write"), &json!({ "row": i })).await }))
+        .collect();
+    // Each intent is sent to the writer at its first poll; the runtime's thread stays busy a
+    // while after each (an unpaced writer commits each one meanwhile), and never parks.
+    let mut cx = Context::from_waker(Waker::noop());
+    for intent in &mut intents {
+        assert!(intent.as_mut().poll(&mut cx).is_pending());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    for intent in &mut intents {
+        assert!(matches!(intent.as_mut().poll(&mut cx), Poll::Pending), "committed while the runtime is busy");
+    }
+    pace.parked();
+    for intent in intents {
+        intent.await.expect("intent");
+    }
+    assert_eq!(journal.stats().0 - before, 1, "the eight intents in one commit");
+    for run in &runs {
+        let past = journal.show(&run.info().id).expect("show").expect("the run").past;
+        assert!(past.node("write").is_some_and(|n| n.intent.is_some()), "{past:?}");
+    }
+}
+
+/// `n` fresh runs (their beginnings held).
+async fn fresh_runs(journal: &flowcat_journal::Journal, n: usize) -> Vec<Box<dyn RunHandle>> {
+    let mut runs = Vec::new();
+    for _ in 0..n {
+        runs.push(fresh(journal.begin(start("paced", None)).await.expect("begin")));
+    }
+    runs
+}
