@@ -167,7 +167,9 @@ impl Bulk {
         mut out: Option<Out>,
         tally: &Tally,
     ) -> Ended {
-        let (tx, mut items) = mpsc::channel(concurrency);
+        // Room for about `concurrency` rows, in batches (`rows::Batches`).
+        let (tx, mut items) = mpsc::channel(concurrency.div_ceil(rows::BATCH));
+        let mut pending = std::collections::VecDeque::new();
         let reader = std::thread::spawn(move || rows::read(source, &inputs, &tx));
         let (stop_tx, mut stop) = stop_signal();
         let signals = tokio::spawn(crate::run::watch_signals(stop_tx, crate::run::GRACE));
@@ -195,11 +197,20 @@ impl Bulk {
             if *stop.borrow() != StopLevel::Go || ended.fatal.is_some() {
                 break;
             }
-            let item = tokio::select! {
-                biased;
-                _ = stop.changed() => break,
-                Some(Ok(r)) = tasks.join_next(), if !tasks.is_empty() => { record(r, &mut ended); continue }
-                item = items.recv() => item,
+            let item = match pending.pop_front() {
+                Some(item) => Some(item),
+                None => tokio::select! {
+                    biased;
+                    _ = stop.changed() => break,
+                    Some(Ok(r)) = tasks.join_next(), if !tasks.is_empty() => { record(r, &mut ended); continue }
+                    batch = items.recv() => match batch {
+                        Some(batch) => {
+                            pending.extend(batch);
+                            continue;
+                        }
+                        None => None,
+                    },
+                },
             };
             match item {
                 None => break,

@@ -1,6 +1,6 @@
 //! `--each`'s rows, streamed: a CSV file with a header row or JSON Lines, read one row at a
-//! time on a thread of its own and handed over a bounded channel, so that memory does not grow
-//! with the file. A row that cannot be read is an [`Item::Bad`] with its line; a file that
+//! time on a thread of its own and handed over a bounded channel ([`Batches`]), so that memory
+//! does not grow with the file. A row that cannot be read is an [`Item::Bad`] with its line; a file that
 //! cannot be read at all (or a CSV header naming no input of the flow) is a fatal error.
 
 use std::io::{BufRead, BufReader, Read};
@@ -91,16 +91,57 @@ pub fn count(spec: &str, format: RowFormat) -> Option<u64> {
     Some(if format == RowFormat::Csv { lines.saturating_sub(1) } else { lines })
 }
 
-/// Reads every row of `source` into `tx`, blocking while the channel is full; stops early
-/// when the receiver is gone. `inputs` are the flow's inputs, which a CSV header must name.
-pub fn read(source: Source, inputs: &[String], tx: &mpsc::Sender<Item>) -> Result<(), String> {
-    match source.format {
-        RowFormat::Csv => read_csv(source, inputs, tx),
-        RowFormat::Jsonl => read_jsonl(source, tx),
+/// The most rows handed over at once.
+pub const BATCH: usize = 64;
+
+/// Hands rows over the channel: a row goes at once while the channel has room (the driver waits
+/// for rows), and rows gather into a batch of up to [`BATCH`] while it has none, so that a busy
+/// driver wakes the reading thread once a batch rather than once a row (a wake-up a row was
+/// 2.5 % of a bulk run's CPU). A slow source (rows piped in as they come) loses nothing: each
+/// row is handed over as soon as the driver has room for it.
+pub struct Batches<'t> {
+    tx: &'t mpsc::Sender<Vec<Item>>,
+    batch: Vec<Item>,
+}
+
+impl<'t> Batches<'t> {
+    pub fn new(tx: &'t mpsc::Sender<Vec<Item>>) -> Self {
+        Batches { tx, batch: Vec::new() }
+    }
+
+    /// Adds a row; blocks while a full batch waits for room. False once the receiver is gone.
+    fn push(&mut self, item: Item) -> bool {
+        self.batch.push(item);
+        if self.batch.len() < BATCH && self.tx.capacity() == 0 {
+            return true;
+        }
+        self.flush()
+    }
+
+    /// Hands over what was gathered, blocking while the channel is full.
+    fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.tx.blocking_send(batch).is_ok()
     }
 }
 
-fn read_csv(source: Source, inputs: &[String], tx: &mpsc::Sender<Item>) -> Result<(), String> {
+/// Reads every row of `source` into `tx`, blocking while the channel is full; stops early
+/// when the receiver is gone. `inputs` are the flow's inputs, which a CSV header must name.
+/// The rows read before a fatal error are handed over before it is answered.
+pub fn read(source: Source, inputs: &[String], tx: &mpsc::Sender<Vec<Item>>) -> Result<(), String> {
+    let mut batches = Batches::new(tx);
+    let done = match source.format {
+        RowFormat::Csv => read_csv(source, inputs, &mut batches),
+        RowFormat::Jsonl => read_jsonl(source, &mut batches),
+    };
+    batches.flush();
+    done
+}
+
+fn read_csv(source: Source, inputs: &[String], tx: &mut Batches<'_>) -> Result<(), String> {
     let name = &source.name;
     let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(source.reader);
     let header: Vec<String> = match reader.byte_headers() {
@@ -128,7 +169,7 @@ fn read_csv(source: Source, inputs: &[String], tx: &mpsc::Sender<Item>) -> Resul
                 _ => return Err(format!("{name}: cannot read the rows: {e}")),
             },
         };
-        if tx.blocking_send(item).is_err() {
+        if !tx.push(item) {
             return Ok(());
         }
     }
@@ -169,7 +210,7 @@ fn row_of(line: u64, header: &[String], record: &csv::ByteRecord) -> Item {
     Item::Row { line, inputs }
 }
 
-fn read_jsonl(source: Source, tx: &mpsc::Sender<Item>) -> Result<(), String> {
+fn read_jsonl(source: Source, tx: &mut Batches<'_>) -> Result<(), String> {
     let mut reader = source.reader;
     let mut buf = Vec::new();
     let mut line = 0u64;
@@ -191,7 +232,7 @@ fn read_jsonl(source: Source, tx: &mpsc::Sender<Item>) -> Result<(), String> {
         } else {
             json_row(line, &buf)
         };
-        if tx.blocking_send(item).is_err() {
+        if !tx.push(item) {
             return Ok(());
         }
     }
@@ -239,10 +280,48 @@ mod tests {
         let done = read(source, &inputs, &tx);
         drop(tx);
         let mut out = Vec::new();
-        while let Ok(item) = rx.try_recv() {
-            out.push(item);
+        while let Ok(batch) = rx.try_recv() {
+            out.extend(batch);
         }
         (out, done)
+    }
+
+    fn row(line: u64) -> Item {
+        Item::Row { line, inputs: Map::new() }
+    }
+
+    fn lines(batch: &[Item]) -> Vec<u64> {
+        batch
+            .iter()
+            .map(|i| {
+                let (Item::Row { line, .. } | Item::Bad { line, .. }) = i;
+                *line
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_go_one_by_one_while_the_driver_waits_and_in_batches_while_it_is_busy() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut batches = Batches::new(&tx);
+        // The channel has room: the first row goes alone, at once.
+        assert!(batches.push(row(2)));
+        // It has none now: the next rows gather, without blocking, up to a batch.
+        for line in 3..2 + BATCH as u64 {
+            assert!(batches.push(row(line)));
+        }
+        assert_eq!(lines(&rx.try_recv().expect("the first row")), vec![2]);
+        assert!(rx.try_recv().is_err(), "the others are gathered, not sent");
+        // Room again: the next row takes the gathered ones along, in order.
+        assert!(batches.push(row(2 + BATCH as u64)));
+        let batch = rx.try_recv().expect("a batch");
+        assert_eq!(lines(&batch), (3..=2 + BATCH as u64).collect::<Vec<_>>());
+        // A last partial batch goes with the flush at the end of the file.
+        assert!(batches.push(row(100)));
+        assert!(batches.flush());
+        assert_eq!(lines(&rx.try_recv().expect("the last row")), vec![100]);
+        drop(rx);
+        assert!(!batches.push(row(101)), "the driver is gone");
     }
 
     #[test]
