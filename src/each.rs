@@ -49,6 +49,7 @@ pub fn run(flows: &Flows, args: &RunArgs, state_dir: Option<PathBuf>) -> anyhow:
     }
     let (hall, call) = crate::run::setup(flows, args, Arc::new(Quiet))?;
     let flow = hall.flow(&call.flow)?;
+    let flow_id = flow.id().to_owned();
     let inputs: Vec<String> = flow.signature.inputs.iter().map(|i| i.name.clone()).collect();
     // The bindings and the `host` check are the same for every row: refuse them once, and
     // give each row's run these bindings with its own inputs.
@@ -72,6 +73,7 @@ pub fn run(flows: &Flows, args: &RunArgs, state_dir: Option<PathBuf>) -> anyhow:
             .and_then(|p| p.canonicalize().ok())
             .map(|p| p.to_string_lossy().into_owned()),
         name: source.name.clone(),
+        flow: flow_id,
     };
     // One thread drives every row: a bulk run waits on the network, and a row costs a fraction
     // of a millisecond of CPU, so one core drives far more rows a second than Duo's rate limits
@@ -156,6 +158,14 @@ struct Bulk {
     deadline: Option<std::time::Duration>,
     source: Option<String>,
     name: String,
+    /// The flow's id, as its runs are journaled under.
+    flow: String,
+}
+
+/// A row read and checked, waiting for its turn.
+enum Next {
+    Run(Job),
+    Invalid(RowResult),
 }
 
 impl Bulk {
@@ -197,31 +207,27 @@ impl Bulk {
             if *stop.borrow() != StopLevel::Go || ended.fatal.is_some() {
                 break;
             }
-            let item = match pending.pop_front() {
-                Some(item) => Some(item),
+            let next = match pending.pop_front() {
+                Some(next) => next,
                 None => tokio::select! {
                     biased;
                     _ = stop.changed() => break,
                     Some(Ok(r)) = tasks.join_next(), if !tasks.is_empty() => { record(r, &mut ended); continue }
                     batch = items.recv() => match batch {
                         Some(batch) => {
-                            pending.extend(batch);
+                            self.checked(batch, &mut pending);
                             continue;
                         }
-                        None => None,
+                        None => break,
                     },
                 },
             };
-            match item {
-                None => break,
-                Some(rows::Item::Bad { line, problem }) => record(invalid(line, Map::new(), problem), &mut ended),
-                Some(rows::Item::Row { line, inputs }) => match self.check(line, inputs) {
-                    Ok(job) => {
-                        let (bulk, stop) = (self.share(), stop.clone());
-                        tasks.spawn(async move { bulk.run_row(job, stop).await });
-                    }
-                    Err(r) => record(r, &mut ended),
-                },
+            match next {
+                Next::Run(job) => {
+                    let (bulk, stop) = (self.share(), stop.clone());
+                    tasks.spawn(async move { bulk.run_row(job, stop).await });
+                }
+                Next::Invalid(r) => record(r, &mut ended),
             }
         }
         ended.stopped = *stop.borrow() != StopLevel::Go;
@@ -254,6 +260,28 @@ impl Bulk {
             deadline: self.deadline,
             source: self.source.clone(),
             name: String::new(),
+            flow: String::new(),
+        }
+    }
+
+    /// Checks a batch of rows into `pending`, and tells the store which keys their runs will
+    /// begin with, so that it looks them up together (`Store::look_ahead`).
+    fn checked(&self, batch: Vec<rows::Item>, pending: &mut std::collections::VecDeque<Next>) {
+        let mut keys = Vec::new();
+        for item in batch {
+            pending.push_back(match item {
+                rows::Item::Bad { line, problem } => Next::Invalid(invalid(line, Map::new(), problem)),
+                rows::Item::Row { line, inputs } => match self.check(line, inputs) {
+                    Ok(job) => {
+                        keys.push(job.key.clone());
+                        Next::Run(job)
+                    }
+                    Err(r) => Next::Invalid(r),
+                },
+            });
+        }
+        if let (true, Some(store)) = (self.journaled, self.hall.store()) {
+            store.look_ahead(&self.flow, &keys);
         }
     }
 

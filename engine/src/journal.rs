@@ -380,6 +380,13 @@ pub trait Store: Send + Sync {
     /// Answers once everything journaled so far is durable (the ends a store may gather with
     /// later work included), or why it could not be written.
     fn flush(&self) -> BoxFuture<'_, Result<(), JournalError>>;
+    /// Says that runs of `flow` with these `keys` are about to begin (the next rows of a bulk
+    /// run): a store may look them up together now, so that each [`Store::begin`] need not look
+    /// its own up. Only a hint: `begin` still finds a key's run, and a key another process began
+    /// meanwhile is still refused before the run sends anything. Does nothing by default.
+    fn look_ahead(&self, flow: &str, keys: &[String]) {
+        let _ = (flow, keys);
+    }
     /// Delivers signal `name` with `payload` to run `id`: stored (durable when it answers
     /// [`Delivery::Delivered`]) only if the run is not finished, its flows declare a `wait_for`
     /// of that name, the payload fits the declared fields and it was not delivered before. A

@@ -93,6 +93,20 @@ impl Reader<'_> {
         stmt.exists(params![flow, key]).map_err(|e| self.err(e))
     }
 
+    /// Which of `keys` no run of `flow` has, looked up in one read transaction (one snapshot,
+    /// and one look at the WAL instead of one a key).
+    pub(crate) fn keys_without_run<'k>(&self, flow: &str, keys: &'k [String]) -> Result<Vec<&'k str>, JournalError> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let mut absent = Vec::new();
+        for key in keys {
+            if !self.has_key(flow, key)? {
+                absent.push(key.as_str());
+            }
+        }
+        tx.finish().map_err(|e| self.err(e))?;
+        Ok(absent)
+    }
+
     /// Run `id` with its final record (once it ended) and its journaled nodes.
     pub(crate) fn show(&self, id: &str) -> Result<Option<StoredRun>, JournalError> {
         let Some(run) = self.row(id)? else { return Ok(None) };

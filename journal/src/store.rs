@@ -2,10 +2,11 @@
 //! writability) before anything runs; beginning a run takes the run's lock; list and show read
 //! through their own connection, so that they never wait behind the writer's batches.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use flowcat_engine::journal::{
     Begun, Delivery, Filter, Held, IfBusy, JournalError, MAX_SIGNAL_BYTES, RunSummary, Start, Store, StoredRun,
@@ -114,7 +115,21 @@ pub(crate) struct Shared {
     keys: Arc<Mutex<Reserved>>,
     /// Woken when reservations are given back ([`Shared::until_key_free`]).
     keys_freed: Arc<tokio::sync::Notify>,
+    /// How many times the writer wrote keyed beginnings: a look-ahead that saw it change while
+    /// it read may have read before one of them, and is dropped.
+    written_keys: Arc<AtomicU64>,
+    /// Keys that [`Store::look_ahead`] found without a run, with when: a beginning of such a key
+    /// within [`AHEAD_FOR`] takes it instead of looking it up.
+    ahead: Mutex<HashMap<(String, String), Instant>>,
 }
+
+/// How long a key found without a run by a look-ahead stands in for its lookup. The writer
+/// still refuses a key another process began meanwhile, before the run sends anything; bounding
+/// the time keeps that rare (two processes running the same rows) and its cost (reads done
+/// again) small.
+const AHEAD_FOR: Duration = Duration::from_secs(1);
+/// The most keys a look-ahead keeps (a bulk run asks for a batch of rows at a time).
+const MAX_AHEAD: usize = 4096;
 
 impl Journal {
     /// Opens (creating it if needed) the journal in the state folder `dir`, with the crash point
@@ -157,9 +172,11 @@ impl Journal {
         let outbox = Arc::new(tokio::sync::Notify::new());
         let keys = Arc::new(Mutex::new(Reserved::default()));
         let keys_freed = Arc::new(tokio::sync::Notify::new());
+        let written_keys = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             keys: keys.clone(),
             keys_freed: keys_freed.clone(),
+            keys_written: written_keys.clone(),
             conn,
             file: file.clone(),
             dir: dir.to_owned(),
@@ -200,6 +217,8 @@ impl Journal {
             outbox,
             keys,
             keys_freed,
+            written_keys,
+            ahead: Mutex::new(HashMap::new()),
         };
         Ok(Journal { shared: Arc::new(shared) })
     }
@@ -362,6 +381,41 @@ impl Shared {
         keys.insert(reserved.clone()).then_some(reserved)
     }
 
+    /// Takes the look-ahead's word that no run has `(flow, key)`, if it has one still fresh.
+    fn known_free(&self, flow: &str, key: &str) -> bool {
+        let mut ahead = self.ahead.lock().unwrap_or_else(PoisonError::into_inner);
+        if ahead.is_empty() {
+            return false;
+        }
+        ahead.remove(&(flow.to_owned(), key.to_owned())).is_some_and(|at| at.elapsed() < AHEAD_FOR)
+    }
+
+    /// [`Store::look_ahead`]: the keys without a run, in one read, kept for [`AHEAD_FOR`]. Not
+    /// kept when a keyed beginning was written while they were read (the read may predate it),
+    /// and never a key a run of this process has reserved (its beginning is held, unwritten).
+    fn look_ahead(&self, flow: &str, keys: &[String]) {
+        if keys.is_empty() || !self.healthy.load(Ordering::Relaxed) {
+            return;
+        }
+        let written = self.written_keys.load(Ordering::SeqCst);
+        let Ok(absent) = self.read(|r| r.keys_without_run(flow, keys)) else { return };
+        let reserved = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        // The writer counts under this lock: unchanged now means no beginning was written since
+        // before the read.
+        if self.written_keys.load(Ordering::SeqCst) != written {
+            return;
+        }
+        let now = Instant::now();
+        let mut ahead = self.ahead.lock().unwrap_or_else(PoisonError::into_inner);
+        ahead.retain(|_, at| now.duration_since(*at) < AHEAD_FOR);
+        for key in absent {
+            let entry = (flow.to_owned(), key.to_owned());
+            if ahead.len() < MAX_AHEAD && !reserved.contains(&entry) {
+                ahead.insert(entry, now);
+            }
+        }
+    }
+
     /// Gives a reservation back at once (the key was found: its beginning is not held).
     fn release_key(&self, reserved: &(String, String)) {
         self.keys.lock().unwrap_or_else(PoisonError::into_inner).remove(reserved);
@@ -456,7 +510,10 @@ impl Store for Journal {
                             false
                         }
                         Some(reserved) => {
-                            let free = shared.read(|r| r.has_key(&info.flow, key)).map(|found| !found);
+                            let free = match shared.known_free(&info.flow, key) {
+                                true => Ok(true),
+                                false => shared.read(|r| r.has_key(&info.flow, key)).map(|found| !found),
+                            };
                             if !matches!(free, Ok(true)) {
                                 shared.release_key(&reserved);
                             }
@@ -513,6 +570,10 @@ impl Store for Journal {
 
     fn show(&self, id: &str) -> Result<Option<StoredRun>, JournalError> {
         self.shared.read(|r| r.show(id))
+    }
+
+    fn look_ahead(&self, flow: &str, keys: &[String]) {
+        self.shared.look_ahead(flow, keys);
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), JournalError>> {

@@ -285,6 +285,9 @@ pub(crate) struct Writer {
     /// Woken when keys are given back: a run of this process waiting for another's held
     /// beginning of the same key goes on then.
     pub keys_freed: Arc<tokio::sync::Notify>,
+    /// Counts the batches that wrote a keyed beginning, under the `keys` lock (a look-ahead
+    /// that read meanwhile is dropped).
+    pub keys_written: Arc<std::sync::atomic::AtomicU64>,
     pub conn: Connection,
     /// The database file, for messages.
     pub file: PathBuf,
@@ -506,6 +509,7 @@ impl Writer {
             return;
         }
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        self.keys_written.fetch_add(1, Ordering::SeqCst);
         for key in written.drain(..) {
             keys.remove(&key);
         }
@@ -644,7 +648,9 @@ impl Writer {
         match op {
             Op::Begin { run, info, reply } => {
                 let r = self.begin(prepared, &info);
-                if let (None, Some(key)) = (&reply, &info.key) {
+                // A held beginning's reservation is given back after the batch; an awaited one
+                // has none, but is counted the same (`Shared::look_ahead`).
+                if let Some(key) = &info.key {
                     self.written_keys.borrow_mut().push((info.flow.clone(), key.clone()));
                 }
                 match (&r, &reply) {

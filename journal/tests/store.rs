@@ -749,3 +749,48 @@ async fn fresh_runs(journal: &flowcat_journal::Journal, n: usize) -> Vec<Box<dyn
     }
     runs
 }
+
+/// A look-ahead stands in for the lookups of the keys it found without a run: a key another
+/// process (journal) began since is then taken for free, and the writer still refuses the run's
+/// first write before it is sent. A key a run of this process holds is never taken for free, and
+/// a key that has a run is always found.
+#[tokio::test]
+async fn a_look_ahead_stands_in_for_lookups_and_the_writer_still_refuses_a_taken_key() {
+    use flowcat_engine::journal::KEY_TAKEN;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (one, two) = (open(dir.path()), open(dir.path()));
+    one.flush().await.expect("a first commit");
+    two.flush().await.expect("a first commit");
+    let done = fresh(one.begin(start("onboard", Some("done"))).await.expect("begin"));
+    done.end(StoredStatus::Succeeded, &record("onboard", "succeeded")).await.expect("end");
+    drop(done);
+    one.flush().await.expect("flush");
+    // `held` is begun (held, unwritten) by this process before the look-ahead.
+    let held = fresh(one.begin(start("onboard", Some("held"))).await.expect("begin"));
+    let keys: Vec<String> = ["done", "held", "raced", "new"].map(str::to_owned).to_vec();
+    one.look_ahead("onboard", &keys);
+
+    // A key with a run is found, look-ahead or not.
+    assert!(matches!(one.begin(start("onboard", Some("done"))).await.expect("begin"), Begun::Done(_)));
+    // Another process begins `raced` after the look-ahead: this one takes it for free (it does
+    // not look again), and its first write is refused, unsent.
+    let other = fresh(two.begin(start("onboard", Some("raced"))).await.expect("begin"));
+    other.end(StoredStatus::Succeeded, &record("onboard", "succeeded")).await.expect("end");
+    two.flush().await.expect("flush");
+    let late = fresh(one.begin(start("onboard", Some("raced"))).await.expect("taken for free"));
+    let refused = late.intent(&path("create"), &json!({ "method": "POST" })).await.expect_err("refused");
+    assert_eq!(refused.code, KEY_TAKEN, "{refused:?}");
+    drop(late);
+    // Without the look-ahead's word (it is used once), the key is looked up: found.
+    assert!(matches!(one.begin(start("onboard", Some("raced"))).await.expect("begin"), Begun::Done(_)));
+
+    // `held` was reserved during the look-ahead: not taken for free. Once its run ended, a
+    // second run of the key finds it.
+    held.end(StoredStatus::Succeeded, &record("onboard", "succeeded")).await.expect("end");
+    drop(held);
+    one.flush().await.expect("flush");
+    assert!(matches!(one.begin(start("onboard", Some("held"))).await.expect("begin"), Begun::Done(_)));
+    // A new key is simply fresh.
+    let new = fresh(one.begin(start("onboard", Some("new"))).await.expect("begin"));
+    new.intent(&path("create"), &json!({ "method": "POST" })).await.expect("its write goes");
+}
