@@ -59,7 +59,7 @@ async fn signals_are_checked_stored_per_run_and_wake_the_waiting_node() {
     assert_eq!(journal.signal(&a_id, "approval", &big).await.expect("signal").code(), "bad_payload");
 
     // A waits; a signal for B does not reach it.
-    let waiting = a.wait_signal(&p, "approval", Some(now_ms() + 3_600_000));
+    let waiting = a.wait_signal(&p, "approval", Some(now_ms() + 3_600_000), &|| {});
     let mut waiting = std::pin::pin!(waiting);
     park(&mut waiting, &journal, &a_id).await;
     let listed = journal.list(&Filter { status: vec![StoredStatus::Waiting], ..Filter::default() }).expect("list");
@@ -79,7 +79,7 @@ async fn signals_are_checked_stored_per_run_and_wake_the_waiting_node() {
     assert_eq!(soon(waiting).await.expect("the payload"), ok);
     assert_eq!(journal.signal(&a_id, "approval", &to_b).await.expect("signal"), Delivery::AlreadyDelivered);
     // B takes its own later, at once.
-    assert_eq!(soon(b.wait_signal(&path("w"), "approval", None)).await.expect("B's payload"), to_b);
+    assert_eq!(soon(b.wait_signal(&path("w"), "approval", None, &|| {})).await.expect("B's payload"), to_b);
 
     // The wait's result journaled: A no longer waits; ended, it takes no more signals.
     a.noted(&p, finished("approval", json!({ "timed_out": false })));
@@ -124,13 +124,19 @@ async fn a_signal_through_another_holder_wakes_the_node_and_an_unheld_run_is_wak
     let id = run.info().id.clone();
     let p = path("approval");
     let payload = json!({ "approved": true, "approver": "m" });
-    let wait = run.wait_signal(&p, "approval", Some(now_ms() + 60_000));
+    // The wait says it waits only once another process sees it waiting: a signal sent on that
+    // news is accepted (it was said before the wait was journaled, and could be refused).
+    let said = tokio::sync::Notify::new();
+    let seen_waiting = std::sync::atomic::AtomicBool::new(false);
+    let on_waiting = || {
+        let status = there.show(&id).expect("show").map(|r| r.summary.status);
+        seen_waiting.store(status == Some(StoredStatus::Waiting), std::sync::atomic::Ordering::SeqCst);
+        said.notify_one();
+    };
+    let wait = run.wait_signal(&p, "approval", Some(now_ms() + 60_000), &on_waiting);
     let deliver = async {
-        // Once it is journaled as waiting.
-        while here.list(&Filter { status: vec![StoredStatus::Waiting], ..Filter::default() }).expect("list").is_empty()
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        said.notified().await;
+        assert!(seen_waiting.load(std::sync::atomic::Ordering::SeqCst), "said before it was journaled");
         assert_eq!(there.signal(&id, "approval", &payload).await.expect("signal"), Delivery::Delivered);
     };
     let (got, ()) = soon(async { tokio::join!(wait, deliver) }).await;
@@ -143,9 +149,9 @@ async fn a_signal_through_another_holder_wakes_the_node_and_an_unheld_run_is_wak
     let timed = begin(&here).await;
     let timed_id = timed.info().id.clone();
     {
-        let mut wait = std::pin::pin!(parked.wait_signal(&p, "approval", Some(now_ms() + 3_600_000)));
+        let mut wait = std::pin::pin!(parked.wait_signal(&p, "approval", Some(now_ms() + 3_600_000), &|| {}));
         park(&mut wait, &here, &parked_id).await;
-        let mut wait = std::pin::pin!(timed.wait_signal(&p, "approval", Some(now_ms() + 50)));
+        let mut wait = std::pin::pin!(timed.wait_signal(&p, "approval", Some(now_ms() + 50), &|| {}));
         park(&mut wait, &here, &timed_id).await;
     }
     // Ctrl-C: ended interrupted, the handles dropped.
@@ -168,7 +174,7 @@ async fn a_signal_through_another_holder_wakes_the_node_and_an_unheld_run_is_wak
     assert!(there.show(&parked_id).expect("show").expect("run").summary.waiting.expect("w").delivered);
     // Resumed, it finds the signal at once.
     let (held, _) = there.resume(&parked_id).await.expect("resume");
-    assert_eq!(soon(held.wait_signal(&p, "approval", None)).await.expect("payload"), payload);
+    assert_eq!(soon(held.wait_signal(&p, "approval", None, &|| {})).await.expect("payload"), payload);
     assert!(!there.wakeable(now).expect("wakeable").contains(&parked_id), "held again: not for a service to wake");
 }
 

@@ -683,7 +683,8 @@ impl RunLog for LogOf {
         path: &'a [String],
         name: &'a str,
         until_ms: Option<u64>,
+        waiting: &'a (dyn Fn() + Send + Sync),
     ) -> BoxFuture<'a, Result<Value, JournalError>> {
-        Box::pin(async move { self.noting(self.0.wait_signal(path, name, until_ms).await) })
+        Box::pin(async move { self.noting(self.0.wait_signal(path, name, until_ms, waiting).await) })
     }
 }

@@ -110,9 +110,11 @@ impl RunLog for Mem {
         path: &'a [String],
         name: &'a str,
         until_ms: Option<u64>,
+        said: &'a (dyn Fn() + Send + Sync),
     ) -> BoxFuture<'a, Result<Value, JournalError>> {
         Box::pin(async move {
             *self.waiting.lock().unwrap() = Some((path_key(path), name.to_owned(), until_ms));
+            said();
             loop {
                 let mut woken = std::pin::pin!(self.notify.notified());
                 woken.as_mut().enable();

@@ -645,6 +645,7 @@ impl RunLog for Handle {
         path: &'a [String],
         name: &'a str,
         until_ms: Option<u64>,
+        said: &'a (dyn Fn() + Send + Sync),
     ) -> BoxFuture<'a, Result<Value, JournalError>> {
         Box::pin(async move {
             let key = path_key(path);
@@ -665,6 +666,8 @@ impl RunLog for Handle {
                     waiting.push(key);
                 }
             }
+            // Committed: a delivery from any replica is accepted from now on.
+            said();
             let waiter = self.shared.waiters.register(&self.info.id, name);
             loop {
                 // Armed before looking, so that a delivery between the look and the wait wakes it.

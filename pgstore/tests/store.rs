@@ -195,7 +195,7 @@ async fn a_signal_delivered_through_one_replica_wakes_the_run_on_another() {
     let run = fresh(a.begin(start).await.expect("begin"));
     let id = run.info().id.clone();
     let waiting = tokio::spawn(async move {
-        let payload = run.wait_signal(&path("wait"), "approval", Some(now_ms() + 60_000)).await;
+        let payload = run.wait_signal(&path("wait"), "approval", Some(now_ms() + 60_000), &|| {}).await;
         (run, payload)
     });
     // Parked: b lists it waiting, held by a.

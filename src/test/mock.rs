@@ -183,8 +183,10 @@ impl RunLog for Log {
         _: &'a [String],
         name: &'a str,
         _: Option<u64>,
+        said: &'a (dyn Fn() + Send + Sync),
     ) -> BoxFuture<'a, Result<Value, JournalError>> {
         Box::pin(async move {
+            said();
             match self.signals.iter().find(|s| s.name == name) {
                 Some(signal) => {
                     tokio::time::sleep(signal.after).await;

@@ -269,11 +269,13 @@ impl<'a> NodeCx<'a> {
         self.deadline
     }
 
-    /// Waits for the signal `name` to be delivered to the run, journaled as waiting until
-    /// `until_ms` (Unix ms): its payload. While it waits the node is *parked*: a drain (Ctrl-C)
-    /// stops the run at once instead of waiting for it, and a resume waits again. Without a
-    /// journal nothing can deliver a signal: the node fails with `no_journal`.
-    pub async fn wait_signal(&self, name: &str, until_ms: Option<u64>) -> Result<Value, NodeError> {
+    /// Waits for the signal `name` (with the payload `fields`, as shown) to be delivered to the
+    /// run, journaled as waiting until `until_ms` (Unix ms): its payload. Observers hear that the
+    /// node waits ([`NodeCx::awaiting`]) once the wait is journaled, so that a signal sent on
+    /// that news is accepted. While it waits the node is *parked*: a drain (Ctrl-C) stops the run
+    /// at once instead of waiting for it, and a resume waits again. Without a journal nothing can
+    /// deliver a signal: the node fails with `no_journal`.
+    pub async fn wait_signal(&self, name: &str, fields: &str, until_ms: Option<u64>) -> Result<Value, NodeError> {
         let Some(journal) = &self.journal else {
             return Err(NodeError::new(
                 "no_journal",
@@ -284,7 +286,8 @@ impl<'a> NodeCx<'a> {
             ));
         };
         let _parked = Parked::new(&self.trace);
-        journal.wait_signal(&self.path, name, until_ms).await.map_err(|e| {
+        let said = || self.awaiting(name, fields, until_ms);
+        journal.wait_signal(&self.path, name, until_ms, &said).await.map_err(|e| {
             NodeError::new("journal", format!("waiting for signal `{name}` failed: the journal answered: {e}"))
         })
     }

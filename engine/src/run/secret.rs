@@ -70,8 +70,9 @@ impl RunLog for Redacting {
         path: &'a [String],
         name: &'a str,
         until_ms: Option<u64>,
+        waiting: &'a (dyn Fn() + Send + Sync),
     ) -> BoxFuture<'a, Result<Value, JournalError>> {
-        self.inner.wait_signal(path, name, until_ms)
+        self.inner.wait_signal(path, name, until_ms, waiting)
     }
 }
 

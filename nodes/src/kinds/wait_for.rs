@@ -153,9 +153,9 @@ impl NodeExec for WaitForExec {
             let first = deadline_left.map_or(left, |d| d.min(left));
             let until_ms = wall_ms().saturating_add(first.as_millis() as u64);
             let name = &self.spec.name;
-            cx.awaiting(name, &self.spec.declared(), Some(until_ms));
+            let fields = self.spec.declared();
             let woke = {
-                let signal = std::pin::pin!(cx.wait_signal(name, Some(until_ms)));
+                let signal = std::pin::pin!(cx.wait_signal(name, &fields, Some(until_ms)));
                 let timeout = std::pin::pin!(tokio::time::sleep(left));
                 let deadline = std::pin::pin!(async {
                     match deadline_left {
