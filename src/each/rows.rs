@@ -35,6 +35,9 @@ pub struct Source {
     pub name: String,
     pub format: RowFormat,
     reader: Box<dyn BufRead + Send>,
+    /// The most rows handed over at once: [`BATCH`] for a regular file, 1 for stdin or a pipe,
+    /// whose next row may be long in coming (a row gathered behind it would wait for it).
+    batch: usize,
 }
 
 /// Opens `spec` (a path, or `-` for stdin) and decides its format.
@@ -49,7 +52,7 @@ pub fn open(spec: &str, format: Option<RowFormat>) -> anyhow::Result<Source> {
                 if first == Some(&b'{') { RowFormat::Jsonl } else { RowFormat::Csv }
             }
         };
-        return Ok(Source { name: "<stdin>".to_owned(), format, reader: Box::new(reader) });
+        return Ok(Source { name: "<stdin>".to_owned(), format, reader: Box::new(reader), batch: 1 });
     }
     let path = Path::new(spec);
     let by_name = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
@@ -64,7 +67,8 @@ pub fn open(spec: &str, format: Option<RowFormat>) -> anyhow::Result<Source> {
         );
     };
     let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot read `{spec}`: {e}"))?;
-    Ok(Source { name: spec.to_owned(), format, reader: Box::new(BufReader::with_capacity(64 * 1024, file)) })
+    let batch = if file.metadata().is_ok_and(|m| m.is_file()) { BATCH } else { 1 };
+    Ok(Source { name: spec.to_owned(), format, reader: Box::new(BufReader::with_capacity(64 * 1024, file)), batch })
 }
 
 /// About how many rows the file `spec` holds (its lines, less CSV's header), counted in one
@@ -95,24 +99,25 @@ pub fn count(spec: &str, format: RowFormat) -> Option<u64> {
 pub const BATCH: usize = 64;
 
 /// Hands rows over the channel: a row goes at once while the channel has room (the driver waits
-/// for rows), and rows gather into a batch of up to [`BATCH`] while it has none, so that a busy
+/// for rows), and rows gather into a batch of up to `max` while it has none, so that a busy
 /// driver wakes the reading thread once a batch rather than once a row (a wake-up a row was
-/// 2.5 % of a bulk run's CPU). A slow source (rows piped in as they come) loses nothing: each
-/// row is handed over as soon as the driver has room for it.
+/// 2.5 % of a bulk run's CPU). Only a regular file's rows gather (`Source::batch`): a row
+/// gathered from a pipe would wait, after the driver had room, for the next row to come.
 pub struct Batches<'t> {
     tx: &'t mpsc::Sender<Vec<Item>>,
     batch: Vec<Item>,
+    max: usize,
 }
 
 impl<'t> Batches<'t> {
-    pub fn new(tx: &'t mpsc::Sender<Vec<Item>>) -> Self {
-        Batches { tx, batch: Vec::new() }
+    pub fn new(tx: &'t mpsc::Sender<Vec<Item>>, max: usize) -> Self {
+        Batches { tx, batch: Vec::new(), max }
     }
 
     /// Adds a row; blocks while a full batch waits for room. False once the receiver is gone.
     fn push(&mut self, item: Item) -> bool {
         self.batch.push(item);
-        if self.batch.len() < BATCH && self.tx.capacity() == 0 {
+        if self.batch.len() < self.max && self.tx.capacity() == 0 {
             return true;
         }
         self.flush()
@@ -132,7 +137,7 @@ impl<'t> Batches<'t> {
 /// when the receiver is gone. `inputs` are the flow's inputs, which a CSV header must name.
 /// The rows read before a fatal error are handed over before it is answered.
 pub fn read(source: Source, inputs: &[String], tx: &mpsc::Sender<Vec<Item>>) -> Result<(), String> {
-    let mut batches = Batches::new(tx);
+    let mut batches = Batches::new(tx, source.batch);
     let done = match source.format {
         RowFormat::Csv => read_csv(source, inputs, &mut batches),
         RowFormat::Jsonl => read_jsonl(source, &mut batches),
@@ -274,7 +279,7 @@ mod tests {
     use super::*;
 
     fn items(text: &'static str, format: RowFormat, inputs: &[&str]) -> (Vec<Item>, Result<(), String>) {
-        let source = Source { name: "rows".to_owned(), format, reader: Box::new(text.as_bytes()) };
+        let source = Source { name: "rows".to_owned(), format, reader: Box::new(text.as_bytes()), batch: BATCH };
         let (tx, mut rx) = mpsc::channel(64);
         let inputs: Vec<String> = inputs.iter().map(|s| (*s).to_owned()).collect();
         let done = read(source, &inputs, &tx);
@@ -303,7 +308,7 @@ mod tests {
     #[test]
     fn rows_go_one_by_one_while_the_driver_waits_and_in_batches_while_it_is_busy() {
         let (tx, mut rx) = mpsc::channel(1);
-        let mut batches = Batches::new(&tx);
+        let mut batches = Batches::new(&tx, BATCH);
         // The channel has room: the first row goes alone, at once.
         assert!(batches.push(row(2)));
         // It has none now: the next rows gather, without blocking, up to a batch.
@@ -363,5 +368,32 @@ mod tests {
             shown,
             [r#"1 {"a":1}"#, "3 bad: expected a JSON object of inputs, got a list", "4 bad: not valid JSON", "5 {}"]
         );
+    }
+
+    #[test]
+    fn only_a_regular_files_rows_gather() {
+        let dir = std::env::temp_dir().join(format!("flowcat-rows-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("rows.csv");
+        std::fs::write(&file, "a\n1\n").unwrap();
+        assert_eq!(open(file.to_str().unwrap(), None).unwrap().batch, BATCH);
+        // Stdin (a pipe, or a person typing): each row goes as soon as the driver has room.
+        assert_eq!(open("-", Some(RowFormat::Csv)).unwrap().batch, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_batch_of_one_hands_each_row_over_alone() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let reader = std::thread::spawn(move || {
+            let mut batches = Batches::new(&tx, 1);
+            (2..5).all(|line| batches.push(row(line))) && batches.flush()
+        });
+        let mut got = Vec::new();
+        while let Some(batch) = rx.blocking_recv() {
+            got.push(lines(&batch));
+        }
+        assert!(reader.join().unwrap());
+        assert_eq!(got, vec![vec![2], vec![3], vec![4]]);
     }
 }
