@@ -383,7 +383,8 @@ pub trait Store: Send + Sync {
     /// Says that runs of `flow` with these `keys` are about to begin (the next rows of a bulk
     /// run): a store may look them up together now, so that each [`Store::begin`] need not look
     /// its own up. Only a hint: `begin` still finds a key's run, and a key another process began
-    /// meanwhile is still refused before the run sends anything. Does nothing by default.
+    /// meanwhile is still refused before the run sends a write (`key_taken`). Does nothing by
+    /// default.
     fn look_ahead(&self, flow: &str, keys: &[String]) {
         let _ = (flow, keys);
     }

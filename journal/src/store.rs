@@ -117,7 +117,7 @@ pub(crate) struct Shared {
     keys_freed: Arc<tokio::sync::Notify>,
     /// How many times the writer wrote keyed beginnings: a look-ahead that saw it change while
     /// it read may have read before one of them, and is dropped.
-    written_keys: Arc<AtomicU64>,
+    keys_written: Arc<AtomicU64>,
     /// Keys that [`Store::look_ahead`] found without a run, with when: a beginning of such a key
     /// within [`AHEAD_FOR`] takes it instead of looking it up.
     ahead: Mutex<HashMap<(String, String), Instant>>,
@@ -172,11 +172,11 @@ impl Journal {
         let outbox = Arc::new(tokio::sync::Notify::new());
         let keys = Arc::new(Mutex::new(Reserved::default()));
         let keys_freed = Arc::new(tokio::sync::Notify::new());
-        let written_keys = Arc::new(AtomicU64::new(0));
+        let keys_written = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             keys: keys.clone(),
             keys_freed: keys_freed.clone(),
-            keys_written: written_keys.clone(),
+            keys_written: keys_written.clone(),
             conn,
             file: file.clone(),
             dir: dir.to_owned(),
@@ -217,7 +217,7 @@ impl Journal {
             outbox,
             keys,
             keys_freed,
-            written_keys,
+            keys_written,
             ahead: Mutex::new(HashMap::new()),
         };
         Ok(Journal { shared: Arc::new(shared) })
@@ -397,12 +397,12 @@ impl Shared {
         if keys.is_empty() || !self.healthy.load(Ordering::Relaxed) {
             return;
         }
-        let written = self.written_keys.load(Ordering::SeqCst);
+        let written = self.keys_written.load(Ordering::SeqCst);
         let Ok(absent) = self.read(|r| r.keys_without_run(flow, keys)) else { return };
         let reserved = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         // The writer counts under this lock: unchanged now means no beginning was written since
         // before the read.
-        if self.written_keys.load(Ordering::SeqCst) != written {
+        if self.keys_written.load(Ordering::SeqCst) != written {
             return;
         }
         let now = Instant::now();

@@ -683,8 +683,8 @@ impl RunLog for LogOf {
         path: &'a [String],
         name: &'a str,
         until_ms: Option<u64>,
-        waiting: &'a (dyn Fn() + Send + Sync),
+        said: &'a (dyn Fn() + Send + Sync),
     ) -> BoxFuture<'a, Result<Value, JournalError>> {
-        Box::pin(async move { self.noting(self.0.wait_signal(path, name, until_ms, waiting).await) })
+        Box::pin(async move { self.noting(self.0.wait_signal(path, name, until_ms, said).await) })
     }
 }

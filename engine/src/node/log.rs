@@ -63,7 +63,7 @@ pub trait RunLog: Send + Sync {
     }
     /// A `wait_for` node at `path` waits for the signal `name` until `until_ms` (Unix ms) at the
     /// latest. The store journals that the run waits (durable before it waits, so that the run
-    /// lists as waiting and a delivery is accepted), calls `waiting` once it is (what tells
+    /// lists as waiting and a delivery is accepted), calls `said` once it is (what tells
     /// people and scripts to send the signal is said then, never before a delivery would be
     /// accepted), then answers the signal's payload once it is delivered, at once if it was
     /// delivered before. A delivery in this process wakes it at
@@ -77,9 +77,9 @@ pub trait RunLog: Send + Sync {
         path: &'a [String],
         name: &'a str,
         until_ms: Option<u64>,
-        waiting: &'a (dyn Fn() + Send + Sync),
+        said: &'a (dyn Fn() + Send + Sync),
     ) -> BoxFuture<'a, Result<Value, JournalError>> {
-        let _ = (path, until_ms, waiting);
+        let _ = (path, until_ms, said);
         Box::pin(async move {
             Err(JournalError::new(
                 "no_signals",

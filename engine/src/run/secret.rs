@@ -70,9 +70,9 @@ impl RunLog for Redacting {
         path: &'a [String],
         name: &'a str,
         until_ms: Option<u64>,
-        waiting: &'a (dyn Fn() + Send + Sync),
+        said: &'a (dyn Fn() + Send + Sync),
     ) -> BoxFuture<'a, Result<Value, JournalError>> {
-        self.inner.wait_signal(path, name, until_ms, waiting)
+        self.inner.wait_signal(path, name, until_ms, said)
     }
 }
 
