@@ -432,6 +432,18 @@ async fn until_status(app: &Arc<App>, id: &str, want: &str) -> Value {
     panic!("run {id} never became {want}");
 }
 
+/// Polls `/metrics` until it has the line `want`.
+async fn until_metric(app: &Arc<App>, want: &str) {
+    let name = want.rsplit_once(' ').map_or(want, |(n, _)| n);
+    for _ in 0..2000 {
+        if metric(app, name).await == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("`/metrics` never said `{want}`: {}", metric(app, name).await);
+}
+
 async fn metric(app: &Arc<App>, line: &str) -> String {
     let (_, _, text) = call(app, get("/metrics", Some(APPROVER))).await;
     text.lines().find(|l| l.starts_with(line)).unwrap_or_else(|| panic!("no `{line}` in\n{text}")).to_owned()
@@ -459,10 +471,9 @@ fn signal(id: &str, name: &str, token: &str, payload: &str) -> Request<Body> {
 async fn a_signal_is_refused_with_the_clis_words_then_wakes_the_run_in_memory() {
     let f = fixture();
     let id = parked_run(&f.app, "alice").await;
-    assert_eq!(
-        metric(&f.app, "flowcat_runs_waiting{held=\"memory\"}").await,
-        "flowcat_runs_waiting{held=\"memory\"} 1"
-    );
+    // The run parks in memory once its wait is journaled, on its own task: a moment after the
+    // journal lists it waiting.
+    until_metric(&f.app, "flowcat_runs_waiting{held=\"memory\"} 1").await;
     // The bot may start the flow, not send its signals: 403, nothing more.
     let (status, _, body) = call(&f.app, signal(&id, "approval", BOT, "{}")).await;
     assert_eq!((status, json_of(&body)), (StatusCode::FORBIDDEN, json!({ "error": "forbidden" })));
