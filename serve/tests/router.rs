@@ -460,7 +460,15 @@ async fn parked_run(app: &Arc<App>, user: &str) -> String {
     let v = until_status(app, &id, "waiting").await;
     assert_eq!(v["waiting"]["signal"], "approval", "{v:#}");
     assert_eq!(v["waiting"]["delivered"], false, "{v:#}");
-    id
+    // The journal lists the wait once it is committed; the run counts as parked in memory (and
+    // can be evicted) a moment later, when its task hears of that commit.
+    for _ in 0..2000 {
+        if app.runs.get(&id).is_some_and(|live| live.parked()) {
+            return id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("run {id} is listed as waiting but never parked in memory");
 }
 
 fn signal(id: &str, name: &str, token: &str, payload: &str) -> Request<Body> {
