@@ -185,7 +185,7 @@ impl Bulk {
         let signals = tokio::spawn(crate::run::watch_signals(stop_tx, crate::run::GRACE));
         let mut tasks = tokio::task::JoinSet::new();
         let mut ended = Ended { stopped: false, fatal: None };
-        let mut record = |r: RowResult, ended: &mut Ended| {
+        let record = |r: RowResult, out: &mut Option<Out>, ended: &mut Ended| {
             tally.add(r.status);
             if r.status == Status::Invalid && tally.get(Status::Invalid) <= SHOWN_INVALID {
                 eprintln!("{}:{}: {}; row skipped", self.name, r.line, r.error.as_deref().unwrap_or_default());
@@ -194,14 +194,30 @@ impl Bulk {
                 if let Err(e) = o.write(&r) {
                     let after = "no new row was started after it and the rows in flight were drained";
                     ended.fatal.get_or_insert(format!("{e}; {after}"));
-                    out = None;
+                    *out = None;
                 }
             }
         };
+        // `--out`'s buffered lines are flushed whenever nothing else is ready (the last branch of
+        // each `select!` below): a batch killed loses no row that ended before it last waited.
+        let flush = |out: &mut Option<Out>, ended: &mut Ended| {
+            if let Some(Err(e)) = out.as_mut().map(Out::flush) {
+                let after = "no new row was started after it and the rows in flight were drained";
+                ended.fatal.get_or_insert(format!("{e}; {after}"));
+                *out = None;
+            }
+        };
+        let dirty = |out: &Option<Out>| out.as_ref().is_some_and(Out::dirty);
         loop {
             while tasks.len() >= concurrency {
-                if let Some(Ok(r)) = tasks.join_next().await {
-                    record(r, &mut ended);
+                tokio::select! {
+                    biased;
+                    Some(r) = tasks.join_next() => {
+                        if let Ok(r) = r {
+                            record(r, &mut out, &mut ended);
+                        }
+                    }
+                    () = std::future::ready(()), if dirty(&out) => flush(&mut out, &mut ended),
                 }
             }
             if *stop.borrow() != StopLevel::Go || ended.fatal.is_some() {
@@ -212,7 +228,7 @@ impl Bulk {
                 None => tokio::select! {
                     biased;
                     _ = stop.changed() => break,
-                    Some(Ok(r)) = tasks.join_next(), if !tasks.is_empty() => { record(r, &mut ended); continue }
+                    Some(Ok(r)) = tasks.join_next(), if !tasks.is_empty() => { record(r, &mut out, &mut ended); continue }
                     batch = items.recv() => match batch {
                         Some(batch) => {
                             self.checked(batch, &mut pending);
@@ -220,6 +236,7 @@ impl Bulk {
                         }
                         None => break,
                     },
+                    () = std::future::ready(()), if dirty(&out) => { flush(&mut out, &mut ended); continue }
                 },
             };
             match next {
@@ -227,13 +244,13 @@ impl Bulk {
                     let (bulk, stop) = (self.share(), stop.clone());
                     tasks.spawn(async move { bulk.run_row(job, stop).await });
                 }
-                Next::Invalid(r) => record(r, &mut ended),
+                Next::Invalid(r) => record(r, &mut out, &mut ended),
             }
         }
         ended.stopped = *stop.borrow() != StopLevel::Go;
         while let Some(r) = tasks.join_next().await {
             if let Ok(r) = r {
-                record(r, &mut ended);
+                record(r, &mut out, &mut ended);
             }
         }
         signals.abort();

@@ -87,6 +87,47 @@ fn json_lines_on_stdin_are_sniffed_and_all_good_rows_exit_zero() {
     assert!(csv.contains("99,succeeded,"), "the 50th row is on line 99: {csv}");
 }
 
+/// `--out` is flushed whenever the batch waits: a row that ended is in the file while the next
+/// one has not come, and stays there when the process is killed outright.
+#[test]
+fn out_has_each_ended_row_while_the_batch_waits_and_keeps_it_through_kill_9() {
+    use std::io::Write as _;
+    use std::time::{Duration, Instant};
+    let dir = TempDir::new("each-out-flush");
+    std::fs::write(dir.path().join("greet.yaml"), FLOW).unwrap();
+    let out_file = dir.path().join("out.jsonl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flowcat"))
+        .args(["run", "greet.yaml", "--each", "-", "--out", "out.jsonl"])
+        .current_dir(dir.path())
+        .env("FLOWCAT_STATE_DIR", dir.path().join("state"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"name\nann\nbob\n").unwrap();
+    stdin.flush().unwrap();
+    // stdin stays open: the batch waits for a third row that does not come.
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&out_file).unwrap_or_default().lines().count() < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "the rows that ended never reached --out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    let rows = lines(&out_file);
+    let names: Vec<_> = rows.iter().map(|r| (r["inputs"]["name"].clone(), r["status"].clone())).collect();
+    assert_eq!(
+        names,
+        [
+            (serde_json::json!("ann"), serde_json::json!("succeeded")),
+            (serde_json::json!("bob"), serde_json::json!("succeeded"))
+        ]
+    );
+}
+
 #[test]
 fn a_header_naming_no_input_stops_before_any_row_with_a_hint() {
     let dir = TempDir::new("each-header");

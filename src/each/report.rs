@@ -117,6 +117,8 @@ pub async fn progress(
 pub struct Out {
     path: std::path::PathBuf,
     sink: Sink,
+    /// Lines written to the buffer since the last flush.
+    dirty: bool,
 }
 
 enum Sink {
@@ -138,12 +140,12 @@ impl Out {
             anyhow::anyhow!("cannot write `--out {}`: {e}; nothing was run: {fix}", path.display())
         })?;
         if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
-            return Ok(Out { path: path.to_owned(), sink: Sink::Jsonl(std::io::BufWriter::new(file)) });
+            return Ok(Out { path: path.to_owned(), sink: Sink::Jsonl(std::io::BufWriter::new(file)), dirty: false });
         }
         let mut w = csv::Writer::from_writer(file);
         let header = w.write_record(["line", "status", "run", "inputs", "outputs", "error"]);
         header.map_err(|e| out_error(path, e.into()))?;
-        Ok(Out { path: path.to_owned(), sink: Sink::Csv(Box::new(w)) })
+        Ok(Out { path: path.to_owned(), sink: Sink::Csv(Box::new(w)), dirty: false })
     }
 
     pub fn write(&mut self, row: &RowResult) -> anyhow::Result<()> {
@@ -165,15 +167,29 @@ impl Out {
                 .map_err(anyhow::Error::from)
             }
         };
+        self.dirty = true;
         written.map_err(|e| self.error(e))
     }
 
-    pub fn finish(self) -> anyhow::Result<()> {
-        let flushed = match self.sink {
-            Sink::Jsonl(mut w) => w.flush(),
-            Sink::Csv(mut w) => w.flush(),
+    /// Whether lines wait in the buffer.
+    pub fn dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Hands the buffered lines to the file. The driver calls it whenever it has nothing else to
+    /// do, so that a batch killed (or a machine that stops) loses none of the rows that ended
+    /// before its last wait, and someone following the file sees each row once it ended.
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        let flushed = match &mut self.sink {
+            Sink::Jsonl(w) => w.flush(),
+            Sink::Csv(w) => w.flush(),
         };
+        self.dirty = false;
         flushed.map_err(|e| out_error(&self.path, e.into()))
+    }
+
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        self.flush()
     }
 
     fn error(&self, e: anyhow::Error) -> anyhow::Error {
