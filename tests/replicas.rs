@@ -46,13 +46,17 @@ struct Replica {
 
 impl Replica {
     fn start(dir: &TempDir, config: &Path, store: &str, name: &'static str) -> Replica {
+        Replica::start_leased(dir, config, store, name, LEASE_MS)
+    }
+
+    fn start_leased(dir: &TempDir, config: &Path, store: &str, name: &'static str, lease_ms: &str) -> Replica {
         let log = dir.path().join(format!("{name}.log"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_flowcat"));
         command
             .args(["--store", store, "serve", "--config"])
             .arg(config)
             .env("FLOWCAT_STATE_DIR", dir.path().join(format!("state-{name}")))
-            .env("FLOWCAT_PG_LEASE_MS", LEASE_MS)
+            .env("FLOWCAT_PG_LEASE_MS", lease_ms)
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .env_remove("FLOWCAT_STORE")
@@ -67,6 +71,13 @@ impl Replica {
         assert!(Command::new("kill").args(["-KILL", &pid]).status().expect("kill").success());
         let status = self.child.wait().expect("the killed replica is reaped");
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "{}: {status:?}", self.name);
+    }
+
+    /// SIGTERM: the graceful drain; answers once the process exited.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+        self.child.wait().expect("the drained replica is reaped")
     }
 
     fn log(&self) -> String {
@@ -372,4 +383,53 @@ fn three_replicas_lose_two_to_kill_9_and_every_run_finishes_with_each_write_once
         takeovers(&replicas[2]),
         t2.elapsed()
     );
+}
+
+/// A rolling restart or a scale-down: `a` is drained (SIGTERM) while its runs create their
+/// phones (1.5 s to answer, more than the 1 s grace). Its runs end `interrupted` there, between
+/// their two writes, and the live replica `b` takes them over at its next sweep, not at the next
+/// start and not after `a`'s lease (a minute here, so waiting for it fails the test): every run
+/// succeeds, each write sent once.
+#[test]
+fn a_drained_replicas_runs_are_taken_over_at_once_by_a_live_one() {
+    const N: usize = 24;
+    let store = flowcat_testpg::Cluster::shared().database();
+    let sim = Sim::start_args(
+        "replicas-drain",
+        Some(&seed()),
+        &["--latency-ms", "100", "--fault", "route=POST /admin/v1/phones,kind=latency,ms=1500"],
+    );
+    let dir = TempDir::new("replicas-drain");
+    let config = dir.path().join("serve.yaml");
+    let text = format!(
+        "listen: 127.0.0.1:0\nintegrations: {}\nshutdown_grace: 1s\nlimits:\n  max_runs_per_token: 100\ntokens:\n  - name: admin\n    sha256: {}\n    \
+         flows: ['*']\n",
+        sim.integrations.display(),
+        crate::common::hash_token(ADMIN),
+    );
+    std::fs::write(&config, text).expect("the config is written");
+    let mut replicas: Vec<Replica> =
+        ["a", "b"].into_iter().map(|name| Replica::start_leased(&dir, &config, &store, name, "60000")).collect();
+    let addrs: Vec<String> = replicas.iter().map(|r| r.addr.clone()).collect();
+    let logs = |replicas: &[Replica]| -> String {
+        replicas.iter().map(|r| format!("--- {} ---\n{}", r.name, r.log())).collect::<Vec<_>>().join("\n")
+    };
+    let ids = start_many(&addrs, 0..N, |_| 0);
+    let exited = replicas[0].terminate();
+    assert!(exited.success(), "the drain ends the process cleanly: {exited:?}\n{}", logs(&replicas));
+    let b = addrs[1].clone();
+    let unfinished = ids.iter().filter(|(id, _)| show(&b, id)["status"] != "succeeded").count();
+    assert!(unfinished > 0, "every run had finished before the drain: nothing to hand over");
+
+    let t0 = Instant::now();
+    for (id, _) in &ids {
+        let run = until_status(&b, id, "succeeded", Duration::from_secs(30), &|| logs(&replicas));
+        let outputs = &run["record"]["outputs"];
+        assert_eq!((outputs["outcome"].as_str(), outputs["phone_created"].as_bool()), (Some("associated"), Some(true)));
+    }
+    assert_eq!(takeovers(&replicas[1]), unfinished, "`b` took over each run `a` drained\n{}", logs(&replicas));
+    let stats = sim.stats();
+    assert_eq!(stats["POST /admin/v1/phones"], N as u64, "each phone created once: {stats:#?}");
+    assert_eq!(stats["POST /admin/v1/users/{user_id}/phones"], N as u64, "each association sent once: {stats:#?}");
+    eprintln!("{unfinished} of {N} runs drained by `a`; all finished on `b` {:?} after `a` exited", t0.elapsed());
 }

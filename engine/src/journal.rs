@@ -388,6 +388,13 @@ pub trait Store: Send + Sync {
     fn look_ahead(&self, flow: &str, keys: &[String]) {
         let _ = (flow, keys);
     }
+    /// This process is stopping for good (a service's graceful shutdown): the runs it lets go
+    /// from now on that ended `interrupted` with no write in doubt and no wait are left for any
+    /// live process of a shared store to resume at once, not for the next start. A run with a
+    /// write in doubt is not: its write may still reach Duo, and only the holder's lease bounds
+    /// when (another process reconciles it once that lease passed). Does nothing by default (a
+    /// store one process owns has no other process to hand runs to).
+    fn hand_over_on_stop(&self) {}
     /// Delivers signal `name` with `payload` to run `id`: stored (durable when it answers
     /// [`Delivery::Delivered`]) only if the run is not finished, its flows declare a `wait_for`
     /// of that name, the payload fits the declared fields and it was not delivered before. A

@@ -132,6 +132,9 @@ pub(crate) struct Shared {
     pub(crate) outbox: Arc<tokio::sync::Notify>,
     heartbeat: Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     flusher: Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    /// Set by [`Store::hand_over_on_stop`]: the interrupted runs let go from now on are left
+    /// `running` with no holder, which every live replica's sweep takes over at once.
+    handing_over: AtomicBool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -172,6 +175,7 @@ impl PgStore {
             outbox: Arc::new(tokio::sync::Notify::new()),
             heartbeat: Mutex::new(Some((stop, heartbeat))),
             flusher: Mutex::new(None),
+            handing_over: AtomicBool::new(false),
         });
         let (stop, stopped) = mpsc::channel();
         let flusher = flusher(Arc::downgrade(&shared), stopped);
@@ -562,6 +566,17 @@ const END: &str = "UPDATE runs SET status = $2, note = $3, record = $4, updated_
                        waiting_signal = CASE WHEN $2 = 'interrupted' THEN waiting_signal END,
                        waiting_until = CASE WHEN $2 = 'interrupted' THEN waiting_until END
                    WHERE seq = $1";
+/// A handle lets its run go. Handed over ([`Store::hand_over_on_stop`]), a run that ended
+/// `interrupted` without a wait or a write in doubt (an intent with no result) reads as `running`
+/// with no holder, the state a dead replica's run is in once its lease passed: every live
+/// replica's sweep may take it at once. A write in doubt keeps it `interrupted`, for the next
+/// start: the write may still reach Duo, which only the lease bounds.
+const LET_GO: &str = "UPDATE runs SET holder = NULL,
+                          status = CASE WHEN $3 AND status = 'interrupted' AND waiting_signal IS NULL
+                                          AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.run = runs.seq
+                                                          AND n.intent IS NOT NULL AND n.finished IS NULL)
+                                        THEN 'running' ELSE status END
+                      WHERE seq = $1 AND holder = $2";
 const NOTICE: &str = "INSERT INTO outbox (event, hook, run_id, flow, status, created_at, due_at)
                       SELECT $1, $2, id, flow, $3, $4, $4 FROM runs WHERE seq = $5";
 
@@ -748,15 +763,19 @@ impl Drop for Handle {
         let holder = self.shared.lease.name.clone();
         let place = self.shared.place.clone();
         let h = holder.clone();
+        let hand_over = self.shared.handing_over.load(Ordering::Acquire);
         let _ = self.shared.pool.spawn(Box::new(move |conn| {
-            let _ = state.apply(conn, &holder, &place, move |tx, seq| {
-                tx.execute("UPDATE runs SET holder = NULL WHERE seq = $1 AND holder = $2", &[&seq, &h]).map(drop)
-            });
+            let _ = state
+                .apply(conn, &holder, &place, move |tx, seq| tx.execute(LET_GO, &[&seq, &h, &hand_over]).map(drop));
         }));
     }
 }
 
 impl Store for PgStore {
+    fn hand_over_on_stop(&self) {
+        self.shared.handing_over.store(true, Ordering::Release);
+    }
+
     fn begin(&self, start: Start) -> BoxFuture<'_, Result<Begun, JournalError>> {
         Box::pin(async move {
             let shared = self.shared.clone();

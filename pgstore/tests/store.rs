@@ -152,6 +152,53 @@ async fn a_dead_replicas_runs_are_taken_over_and_it_can_no_longer_write_them() {
     assert!(shown.past.node("other").is_none(), "the former holder's late entry was not written");
 }
 
+/// A replica stopping for good (`flowcat serve`'s drain) hands its interrupted runs to the
+/// live ones at once, except a run with a write in doubt (its write may still reach Duo: that
+/// waits for the next start) and a run it let go before it was stopping (stopped by a person).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopping_replica_hands_over_its_interrupted_runs_but_not_a_write_in_doubt() {
+    let url = Cluster::shared().database();
+    let (a, b) = (replica(&url), replica(&url));
+    let flow = "handover.f";
+    let interrupted = |run: Box<dyn RunHandle>| async move {
+        run.end(StoredStatus::Interrupted, &record(flow, "interrupted")).await.expect("end");
+        run
+    };
+    // Stopped before the replica was stopping (Ctrl-C of a `flowcat run` on the same store).
+    let stopped = fresh(a.begin(start(flow, None, IfBusy::Wait)).await.expect("begin"));
+    stopped.finished(&path("read"), &finished("read", json!(1))).await.expect("finished");
+    let stopped_id = stopped.info().id.clone();
+    drop(interrupted(stopped).await);
+    // Drained between two writes, and drained with a write in doubt.
+    let between = fresh(a.begin(start(flow, None, IfBusy::Wait)).await.expect("begin"));
+    between.intent(&path("create"), &json!({ "method": "POST" })).await.expect("intent");
+    between.finished(&path("create"), &finished("create", json!({ "id": "DP1" }))).await.expect("finished");
+    let between_id = between.info().id.clone();
+    let doubt = fresh(a.begin(start(flow, None, IfBusy::Wait)).await.expect("begin"));
+    doubt.intent(&path("create"), &json!({ "method": "POST" })).await.expect("intent");
+    let doubt_id = doubt.info().id.clone();
+    let (between, doubt) = (interrupted(between).await, interrupted(doubt).await);
+
+    a.hand_over_on_stop();
+    drop((between, doubt));
+    let t0 = std::time::Instant::now();
+    let mine = |ids: Vec<String>| -> Vec<String> {
+        ids.into_iter().filter(|id| [&stopped_id, &between_id, &doubt_id].contains(&id)).collect()
+    };
+    while mine(b.wakeable(now_ms()).expect("wakeable")).is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the drained run was never handed over");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(mine(b.wakeable(now_ms()).expect("wakeable")), std::slice::from_ref(&between_id));
+    // All three read as interrupted; the write in doubt and the stopped run wait for a start.
+    let listed = b.list(&Filter { flow: Some(flow.to_owned()), ..Filter::default() }).expect("list");
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|r| r.status == StoredStatus::Interrupted), "{listed:?}");
+    let (_taken, past) = b.resume(&between_id).await.expect("b takes the drained run");
+    assert!(past.node("create").and_then(|n| n.finished.as_ref()).is_some(), "its first write is not sent again");
+    assert!(b.wakeable(now_ms()).expect("wakeable").iter().all(|id| id != &between_id));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_is_run_once_across_replicas() {
     let url = Cluster::shared().database();

@@ -803,6 +803,12 @@ impl Runs {
     /// start. Each change of `hurry` (a second signal) skips the rest of the current wait.
     pub async fn shutdown(&self, grace: Duration, mut hurry: watch::Receiver<u32>) {
         self.stopping.store(true, Ordering::Release);
+        // The runs drained from now on are left to the other replicas of a shared store, which
+        // resume them at their next sweep (a run with a write in doubt waits for the next
+        // start, as every drained run did before).
+        if let Some(store) = self.hall.store() {
+            store.hand_over_on_stop();
+        }
         // A run parked on a `wait_for` only has nothing to finish: it stops at once, its wait
         // kept in the journal for the next start.
         for live in self.live_map().values() {
