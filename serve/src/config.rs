@@ -215,19 +215,23 @@ impl Config {
             tokens.push(Token { name: t.name, hash, flows, signals });
         }
         let mut limits = Limits::default();
-        let mut duration = |field: &str, v: Option<String>, into: &mut Duration| {
+        // Only the shutdown grace may be zero (drain at once); a zero timeout or wait would
+        // refuse everything.
+        let mut duration = |field: &str, v: Option<String>, into: &mut Duration, zero: bool| {
             if let Some(v) = v {
                 match flowcat_engine::shape::parse_duration(&v) {
-                    Some(d) if !d.is_zero() => *into = d,
-                    _ => bad(format!("`{field}: {v}` is not a duration, e.g. `30s`, `2m`")),
+                    Some(d) if zero || !d.is_zero() => *into = d,
+                    Some(_) => bad(format!("`{field}: {v}` must be longer than zero, e.g. `30s`, `2m`")),
+                    None => bad(format!("`{field}: {v}` is not a duration, e.g. `30s`, `2m`")),
                 }
             }
         };
-        duration("limits.request_timeout", raw.limits.request_timeout, &mut limits.request_timeout);
-        duration("limits.max_wait", raw.limits.max_wait, &mut limits.max_wait);
-        duration("limits.evict_waiting_after", raw.limits.evict_waiting_after, &mut limits.evict_waiting_after);
+        duration("limits.request_timeout", raw.limits.request_timeout, &mut limits.request_timeout, false);
+        duration("limits.max_wait", raw.limits.max_wait, &mut limits.max_wait, false);
+        let evict = &mut limits.evict_waiting_after;
+        duration("limits.evict_waiting_after", raw.limits.evict_waiting_after, evict, false);
         let mut shutdown_grace = Duration::from_secs(30);
-        duration("shutdown_grace", raw.shutdown_grace, &mut shutdown_grace);
+        duration("shutdown_grace", raw.shutdown_grace, &mut shutdown_grace, true);
         if let Some(n) = raw.limits.max_body_bytes {
             if !(1024..=16 << 20).contains(&n) {
                 bad(format!("`limits.max_body_bytes: {n}` must be between 1024 and 16777216"));
@@ -381,6 +385,17 @@ mod tests {
         assert!(e.contains("must be shorter"), "{e}");
         assert!(!e.contains("my-secret-token-value"), "{e}");
         assert!(e.lines().all(|l| l.starts_with("serve.yaml: ")), "{e}");
+    }
+
+    #[test]
+    fn a_zero_grace_drains_at_once_and_a_zero_timeout_is_refused_as_such() {
+        let base = format!("integrations: i.yaml\ntokens:\n  - {{name: a, sha256: {HASH}}}\n");
+        let c = Config::parse(&format!("{base}shutdown_grace: 0s\n"), "s.yaml", Path::new(".")).expect("valid");
+        assert_eq!(c.shutdown_grace, Duration::ZERO);
+        let text = format!("{base}limits:\n  request_timeout: 0s\n  max_wait: soon\n");
+        let e = Config::parse(&text, "s.yaml", Path::new(".")).expect_err("invalid").to_string();
+        assert!(e.contains("`limits.request_timeout: 0s` must be longer than zero"), "{e}");
+        assert!(e.contains("`limits.max_wait: soon` is not a duration"), "{e}");
     }
 
     #[test]
