@@ -150,17 +150,16 @@ impl Journal {
         let (conn, side) = first_connections(&file, setup)?;
         // The WAL copied on a thread of its own (`checkpoint`); without it (no connection, no
         // thread), the writer checkpoints alone, as SQLite does by default.
-        let checkpointer = schema::connect(&file, setup)
-            .ok()
-            .and_then(|c| Checkpointer::start(c).ok())
-            // A number, so formatting it into the statement is safe; the pragma answers it.
-            .filter(|_| {
-                let sql = format!("PRAGMA wal_autocheckpoint = {WRITER_PAGES}");
-                conn.query_row(&sql, [], |_| Ok(())).is_ok()
-            });
-        let (checkpointer, checkpoints) = match checkpointer {
-            Some((c, nudge)) => (Some(c), Some(nudge)),
-            None => (None, None),
+        // With the thread, the writer copies only past `WRITER_PAGES` (a number, so formatting
+        // it into the statement is safe; the pragma answers it); a writer that cannot be told so
+        // checkpoints alone, and the thread is dropped.
+        let (checkpointer, checkpoints) = match schema::connect(&file, setup).ok().map(Checkpointer::start) {
+            Some(Ok((c, nudge)))
+                if conn.query_row(&format!("PRAGMA wal_autocheckpoint = {WRITER_PAGES}"), [], |_| Ok(())).is_ok() =>
+            {
+                (Some(c), Some(nudge))
+            }
+            _ => (None, None),
         };
         let holder = Arc::new(Holder::new(dir)?);
         let held = Arc::new(Mutex::new(HeldEntries::default()));
