@@ -139,37 +139,57 @@ fn the_shared_cluster_cannot_be_stopped() {
 
 const CHILD: &str = "FLOWCAT_TESTPG_CHILD";
 
-/// Run by `a_server_dies_with_its_test_process` in a child process: starts the shared server,
-/// says its pid and folder, and exits without any cleanup.
+/// Run by `a_server_dies_with_its_test_process` in a child process. `shared`: starts the shared
+/// server, says its pid and folder, and exits without any cleanup. `sweep`: starts a private
+/// cluster (which sweeps the stale folders beside it) and drops it.
 #[test]
 fn child_process_helper() {
-    if std::env::var_os(CHILD).is_none() {
-        return;
+    match std::env::var(CHILD).as_deref() {
+        Ok("shared") => {
+            let cluster = Cluster::shared();
+            println!("SERVER {} {}", cluster.server_pid(), cluster.dir().display());
+            std::process::exit(0);
+        }
+        Ok("sweep") => {
+            drop(Cluster::start().unwrap());
+            println!("SWEPT");
+        }
+        _ => {}
     }
-    let cluster = Cluster::shared();
-    println!("SERVER {} {}", cluster.server_pid(), cluster.dir().display());
-    std::process::exit(0);
+}
+
+/// This test binary run as `child_process_helper` in `mode`, with `temp` as its temporary folder.
+fn child(mode: &str, temp: &Path) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_process_helper", "--nocapture", "--test-threads=1"])
+        .env(CHILD, mode)
+        .env("TMPDIR", temp)
+        .output()
+        .unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 #[test]
 fn a_server_dies_with_its_test_process() {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_helper", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
+    // The children's clusters live in a folder of their own: the other tests of this binary start
+    // clusters too, and each start sweeps the stale folders beside it, the child's among them.
+    let temp = std::env::temp_dir().join(format!("flowcat-testpg-children-{}", std::process::id()));
+    fs::create_dir(&temp).unwrap();
+    let said = child("shared", &temp);
+    let line = said
         .lines()
         .find_map(|l| l.split_once("SERVER ").map(|(_, rest)| rest))
-        .unwrap_or_else(|| panic!("no server line: {stdout}{}", String::from_utf8_lossy(&out.stderr)));
+        .unwrap_or_else(|| panic!("no server line: {said}"));
     let (pid, dir) = line.split_once(' ').unwrap();
     let (pid, dir): (u32, PathBuf) = (pid.parse().unwrap(), dir.into());
+    assert!(dir.starts_with(&temp), "{} is not in {}", dir.display(), temp.display());
     assert!(wait_until_gone(pid, Duration::from_secs(10)), "the server (pid {pid}) outlived its test process");
     // Its folder stays behind, and the next start of a cluster sweeps it.
     assert!(dir.join("data/postmaster.pid").is_file());
-    drop(Cluster::start().unwrap());
+    let said = child("sweep", &temp);
+    assert!(said.contains("SWEPT"), "{said}");
     assert!(!dir.exists(), "{} was not swept", dir.display());
+    fs::remove_dir(&temp).unwrap_or_else(|e| panic!("{} is not empty ({e}): {said}", temp.display()));
 }
 
 /// A folder whose owner is dead is swept; one whose owner runs is kept.
