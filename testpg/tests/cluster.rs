@@ -174,7 +174,9 @@ fn a_server_dies_with_its_test_process() {
     // The children's clusters live in a folder of their own: the other tests of this binary start
     // clusters too, and each start sweeps the stale folders beside it, the child's among them.
     let temp = std::env::temp_dir().join(format!("flowcat-testpg-children-{}", std::process::id()));
-    fs::create_dir(&temp).unwrap();
+    // Left behind by an earlier process of the same pid whose test failed: its stale clusters
+    // are swept by the second child too.
+    fs::create_dir_all(&temp).unwrap();
     let said = child("shared", &temp);
     let line = said
         .lines()
